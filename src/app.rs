@@ -1,0 +1,171 @@
+//! The handler: `handle(&Site, &Params) -> Response`. FastCGI, CGI and the tests are thin adapters
+//! around it; it never panics on input and never lets an internal detail reach the client.
+
+use std::io;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fcgi::{self, Params};
+use crate::git::{RepoDir, RepoStore, Settings, Visibility};
+use crate::git_http::{dumb, files};
+use crate::pages;
+use crate::request::{Method, Parsed, Request};
+use crate::response::Response;
+use crate::routes::{self, RepoRoute, Route};
+
+/// Everything a request may need, built once at start.
+pub(crate) struct Site {
+    pub(crate) config: Config,
+    pub(crate) repos: RepoStore,
+}
+
+impl Site {
+    pub(crate) fn new(config: Config) -> Site {
+        let repos = RepoStore::new(config.repos_dir());
+        Site { config, repos }
+    }
+}
+
+/// Lane indices of the FastCGI server: pages and git clients are capped separately.
+pub(crate) const LANE_PAGES: usize = 0;
+pub(crate) const LANE_GIT: usize = 1;
+
+impl fcgi::App for Site {
+    fn lane(&self, params: &Params) -> usize {
+        let is_git = match Request::parse(params, &self.config.base_path) {
+            Ok(Parsed::Request(req)) => routes::route(&req.path, req.method)
+                .map(|r| r.is_git())
+                .unwrap_or(false),
+            _ => false,
+        };
+        if is_git {
+            LANE_GIT
+        } else {
+            LANE_PAGES
+        }
+    }
+
+    fn respond(
+        &self,
+        params: &Params,
+        _stdin: &mut dyn io::Read,
+        stdout: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        let head_only = params.get(b"REQUEST_METHOD") == Some(b"HEAD");
+        handle(self, params).write_cgi(stdout, head_only)
+    }
+}
+
+/// Answers one request.
+pub(crate) fn handle(site: &Site, params: &Params) -> Response {
+    let mut response = match Request::parse(params, &site.config.base_path) {
+        Ok(Parsed::RedirectToBase) => Ok(Response::redirect(
+            301,
+            format!("{}/", site.config.base_path),
+        )),
+        Ok(Parsed::Request(req)) => {
+            routes::route(&req.path, req.method).and_then(|route| dispatch(site, &req, route))
+        }
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| e.into_response(&site.config.site_name));
+    response.header("X-Content-Type-Options", "nosniff");
+    response
+}
+
+fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Response> {
+    match route {
+        Route::Front => pages::front::handle(site),
+        Route::Repo { owner, name, page } => {
+            let is_git = page != RepoRoute::Home;
+            let (repo, settings) = find_repo(site, &owner, &name, is_git)?;
+            let public = settings.visibility == Visibility::Public;
+            match page {
+                RepoRoute::Home => pages::repo::handle(site, &repo),
+                RepoRoute::InfoRefs => {
+                    check_service(req)?;
+                    let git = open(&repo)?;
+                    let body = dumb::info_refs(&git, &label(&repo))
+                        .map_err(|e| Error::internal(&label(&repo), e.message()))?;
+                    Ok(refs_response("text/plain; charset=utf-8", body))
+                }
+                RepoRoute::Head => {
+                    let git = open(&repo)?;
+                    let body = dumb::head(&git)
+                        .map_err(|e| Error::internal(&label(&repo), e.message()))?;
+                    Ok(refs_response("text/plain", body))
+                }
+                RepoRoute::PacksList => {
+                    let body =
+                        dumb::packs(&repo.path).map_err(|e| Error::internal(&label(&repo), e))?;
+                    Ok(refs_response("text/plain; charset=utf-8", body))
+                }
+                RepoRoute::File(rel, kind) => {
+                    let range = (req.method == Method::Get)
+                        .then(|| req.header("RANGE"))
+                        .flatten();
+                    files::send(&site.config, &repo, &rel, kind, public, range)
+                }
+            }
+        }
+    }
+}
+
+/// `info/refs?service=...`: fetching falls back to the dumb protocol (git clients do so when the
+/// answer is not a smart advertisement); pushing is refused with a message git shows.
+fn check_service(req: &Request) -> Result<()> {
+    match req.query_param("service").as_deref() {
+        None | Some("git-upload-pack") => Ok(()),
+        Some("git-receive-pack") => Err(Error::Forbidden(
+            "Pushing over HTTP is not enabled on this server yet.".into(),
+        )),
+        Some(_) => Err(Error::Forbidden("Unsupported service.".into())),
+    }
+}
+
+/// A generated, changing git file: never cached.
+fn refs_response(content_type: &str, body: Vec<u8>) -> Response {
+    let mut r = Response::bytes(200, content_type, body);
+    r.no_cache();
+    r
+}
+
+fn label(repo: &RepoDir) -> String {
+    format!("{}/{}", repo.owner, repo.name)
+}
+
+/// Finds a repository the client may read. A missing and a private repository get the same answer,
+/// so names do not leak: 401 for git clients (which then ask for credentials), 404 for pages.
+fn find_repo(site: &Site, owner: &str, name: &str, is_git: bool) -> Result<(RepoDir, Settings)> {
+    let hidden = if is_git {
+        Error::Unauthorized
+    } else {
+        Error::NotFound
+    };
+    let repo = site
+        .repos
+        .locate(owner, name)
+        .map_err(|e| Error::internal(&format!("looking up {owner}/{name}"), e))?
+        .ok_or(hidden)?;
+    let settings = repo.settings();
+    if settings.visibility == Visibility::Private {
+        // No sign-in exists yet, so nobody may read a private repository over HTTP.
+        return Err(if is_git {
+            Error::Unauthorized
+        } else {
+            Error::NotFound
+        });
+    }
+    if let Some(format) = &settings.unsupported_format {
+        return Err(Error::Unsupported(format!(
+            "{}/{} uses the {format} object format; this server can only serve SHA-1 repositories.",
+            repo.owner, repo.name
+        )));
+    }
+    Ok((repo, settings))
+}
+
+fn open(repo: &RepoDir) -> Result<git2::Repository> {
+    repo.open()
+        .map_err(|e| Error::internal(&format!("opening {}", label(repo)), e.message()))
+}

@@ -1,0 +1,481 @@
+//! Site configuration: a TOML file parsed raw (serde, unknown keys refused), then validated once
+//! into [`Config`]. Every key has its default in [`RawConfig::default`] and nowhere else.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the config is looked for when neither `--config` nor `FORGELET_CONFIG` names one.
+pub(crate) const DEFAULT_PATH: &str = "/etc/forgelet/config.toml";
+
+/// How a file of a repository reaches the client once forgelet has authorized it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handoff {
+    /// nginx: `X-Accel-Redirect: {internal_prefix}/{owner}/{repo}.git/objects/...`
+    XAccelRedirect,
+    /// Apache mod_xsendfile, lighttpd: `X-Handoff: /abs/path`
+    XSendfile,
+    /// forgelet streams the file itself (with Range support).
+    None,
+}
+
+/// The validated configuration every mode runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The file this came from (for messages).
+    pub(crate) file: PathBuf,
+    pub(crate) data_dir: PathBuf,
+    /// Public URL of forgelet's root, no trailing slash, e.g. `https://example.org/git`.
+    pub(crate) base_url: String,
+    /// Path forgelet is mounted under: `""` or `/seg[/seg...]`, no trailing slash.
+    pub(crate) base_path: String,
+    pub(crate) site_name: String,
+    pub(crate) sendfile: Handoff,
+    /// nginx `internal` location mapped to `{data_dir}/repos`, no trailing slash.
+    pub(crate) internal_prefix: String,
+    pub(crate) server: ServerConfig,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ServerConfig {
+    /// `unix:/path` or `host:port`; empty means "only an inherited socket".
+    pub(crate) listen: String,
+    pub(crate) socket_group: Option<String>,
+    pub(crate) workers: usize,
+    pub(crate) git_workers: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) timeout: Duration,
+}
+
+impl Config {
+    /// `{data_dir}/repos`, where the bare repositories live.
+    pub(crate) fn repos_dir(&self) -> PathBuf {
+        self.data_dir.join("repos")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    data_dir: String,
+    base_url: String,
+    base_path: Option<String>,
+    site_name: String,
+    sendfile: String,
+    internal_prefix: String,
+    server: RawServer,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    socket_group: String,
+    workers: i64,
+    git_workers: i64,
+    max_connections: i64,
+    timeout: i64,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            data_dir: "/var/lib/forgelet".into(),
+            base_url: "http://localhost".into(),
+            base_path: None,
+            site_name: "forgelet".into(),
+            sendfile: "x-accel-redirect".into(),
+            internal_prefix: "/.forgelet-repos".into(),
+            server: RawServer::default(),
+        }
+    }
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        RawServer {
+            listen: "unix:/run/forgelet/forgelet.sock".into(),
+            socket_group: String::new(),
+            workers: 8,
+            git_workers: (2 * cores) as i64,
+            max_connections: 512,
+            timeout: 300,
+        }
+    }
+}
+
+/// A config problem, said the way a sysadmin can act on it: file, line, key, what is expected.
+#[derive(Debug)]
+pub(crate) struct ConfigError {
+    pub(crate) file: PathBuf,
+    pub(crate) line: Option<usize>,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The config path for this run: `--config`, else `FORGELET_CONFIG`, else the default.
+pub(crate) fn choose_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("FORGELET_CONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+/// Reads and validates the config file.
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: None,
+        message: format!(
+            "cannot read the config file: {e} (create it, or name another with --config or FORGELET_CONFIG)"
+        ),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `file` is only used in messages.
+pub(crate) fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        key: None,
+        message: e.message().trim().to_string(),
+    })?;
+    validate(file, text, raw)
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where `key` is set inside `[table]` (`table` empty for top level), if it is set.
+fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix('[') {
+            current = rest.trim_end_matches(']').trim().to_string();
+            continue;
+        }
+        if current != table {
+            continue;
+        }
+        let Some(rest) = t.strip_prefix(key) else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if rest.starts_with('=') {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, table: &str, key: &str, message: String) -> ConfigError {
+        let full = if table.is_empty() {
+            key.to_string()
+        } else {
+            format!("{table}.{key}")
+        };
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: line_of_key(self.text, table, key),
+            key: Some(full),
+            message,
+        }
+    }
+
+    fn count(
+        &self,
+        table: &str,
+        key: &str,
+        v: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<usize, ConfigError> {
+        if v < min || v > max {
+            return Err(self.err(
+                table,
+                key,
+                format!("expected a whole number from {min} to {max}, found {v}"),
+            ));
+        }
+        Ok(v as usize)
+    }
+}
+
+fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let v = Validator { file, text };
+
+    let data_dir = PathBuf::from(&raw.data_dir);
+    if !data_dir.is_absolute() {
+        return Err(v.err(
+            "",
+            "data_dir",
+            format!("expected an absolute path, found {:?}", raw.data_dir),
+        ));
+    }
+
+    let (base_url, url_path) =
+        parse_base_url(&raw.base_url).map_err(|m| v.err("", "base_url", m))?;
+    let base_path = match &raw.base_path {
+        Some(p) => check_url_path(p).map_err(|m| v.err("", "base_path", m))?,
+        None => url_path,
+    };
+
+    let sendfile = match raw.sendfile.as_str() {
+        "x-accel-redirect" => Handoff::XAccelRedirect,
+        "x-sendfile" => Handoff::XSendfile,
+        "none" => Handoff::None,
+        other => {
+            return Err(v.err(
+                "",
+                "sendfile",
+                format!(
+                    "expected \"x-accel-redirect\", \"x-sendfile\" or \"none\", found {other:?}"
+                ),
+            ))
+        }
+    };
+
+    let internal_prefix =
+        check_url_path(&raw.internal_prefix).map_err(|m| v.err("", "internal_prefix", m))?;
+    if internal_prefix.is_empty() {
+        return Err(v.err(
+            "",
+            "internal_prefix",
+            "expected a path such as \"/.forgelet-repos\", found \"/\"".into(),
+        ));
+    }
+
+    if raw.site_name.trim().is_empty() || raw.site_name.chars().any(char::is_control) {
+        return Err(v.err(
+            "",
+            "site_name",
+            "expected a non-empty name without control characters".into(),
+        ));
+    }
+
+    let s = &raw.server;
+    let listen = s.listen.trim().to_string();
+    if !listen.is_empty() {
+        check_listen(&listen).map_err(|m| v.err("server", "listen", m))?;
+    }
+    let workers = v.count("server", "workers", s.workers, 1, 1024)?;
+    let git_workers = v.count("server", "git_workers", s.git_workers, 1, 1024)?;
+    let max_connections = v.count("server", "max_connections", s.max_connections, 1, 1_000_000)?;
+    if max_connections < workers + git_workers {
+        return Err(v.err(
+            "server",
+            "max_connections",
+            format!(
+                "expected at least workers + git_workers ({}), found {max_connections}",
+                workers + git_workers
+            ),
+        ));
+    }
+    let timeout = v.count("server", "timeout", s.timeout, 1, 86_400)?;
+    let socket_group = match s.socket_group.trim() {
+        "" => None,
+        g => Some(g.to_string()),
+    };
+
+    Ok(Config {
+        file: file.to_path_buf(),
+        data_dir,
+        base_url,
+        base_path,
+        site_name: raw.site_name,
+        sendfile,
+        internal_prefix,
+        server: ServerConfig {
+            listen,
+            socket_group,
+            workers,
+            git_workers,
+            max_connections,
+            timeout: Duration::from_secs(timeout as u64),
+        },
+    })
+}
+
+/// Splits `http(s)://host[:port][/path]` into the URL without a trailing slash and its path.
+fn parse_base_url(url: &str) -> Result<(String, String), String> {
+    let expected = "expected an absolute http:// or https:// URL such as \"https://git.example.org\" or \"https://example.org/git\"";
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{expected}, found {url:?}"))?;
+    if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{expected} (no query, fragment or spaces), found {url:?}"
+        ));
+    }
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if host.is_empty() || host.contains('@') {
+        return Err(format!(
+            "{expected} (with a host and no user name), found {url:?}"
+        ));
+    }
+    let path = check_url_path(path)?;
+    let scheme_len = url.len() - rest.len();
+    Ok((format!("{}{}{}", &url[..scheme_len], host, path), path))
+}
+
+/// A URL path prefix: `""`, or `/seg[/seg...]` of unreserved characters; a trailing slash is dropped.
+fn check_url_path(p: &str) -> Result<String, String> {
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') {
+        return Err(format!("expected a path starting with \"/\", found {p:?}"));
+    }
+    for seg in trimmed[1..].split('/') {
+        let ok_chars = seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        if seg.is_empty() || seg == "." || seg == ".." || !ok_chars {
+            return Err(format!(
+                "expected a path of letters, digits and -._~ separated by single slashes, found {p:?}"
+            ));
+        }
+    }
+    Ok(trimmed.to_string())
+}
+
+/// `unix:/absolute/path` or `host:port`.
+pub(crate) fn check_listen(s: &str) -> Result<(), String> {
+    if let Some(path) = s.strip_prefix("unix:") {
+        if path.starts_with('/') {
+            return Ok(());
+        }
+        return Err(format!("expected unix:/absolute/path, found {s:?}"));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!(
+            "expected \"unix:/path/to/socket\" or \"host:port\" (e.g. 127.0.0.1:9000), found {s:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("/etc/forgelet/config.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = p("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/forgelet"));
+        assert_eq!(c.base_url, "http://localhost");
+        assert_eq!(c.base_path, "");
+        assert_eq!(c.sendfile, Handoff::XAccelRedirect);
+        assert_eq!(c.internal_prefix, "/.forgelet-repos");
+        assert_eq!(c.repos_dir(), PathBuf::from("/var/lib/forgelet/repos"));
+    }
+
+    #[test]
+    fn base_path_follows_base_url_unless_set() {
+        let c = p("base_url = \"https://example.org/git/\"").unwrap();
+        assert_eq!(c.base_url, "https://example.org/git");
+        assert_eq!(c.base_path, "/git");
+        let c = p("base_url = \"https://example.org/git\"\nbase_path = \"/\"").unwrap();
+        assert_eq!(c.base_path, "");
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = p("data_dir = \"/srv\"\n\n[server]\nworkerz = 3\n").unwrap_err();
+        assert_eq!(e.line, Some(4));
+        assert!(e.message.contains("workerz"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let e = p("site_name = \"x\"\nsendfile = \"nginx\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.key.as_deref(), Some("sendfile"));
+        assert!(e
+            .to_string()
+            .starts_with("/etc/forgelet/config.toml:2: sendfile: expected"));
+
+        let e = p("[server]\nworkers = 0\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("server.workers"))
+        );
+        let e = p("data_dir = \"var\"").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("data_dir"));
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://h/a/../b",
+            "http://h/?q",
+            "http://u@h",
+        ] {
+            let e = p(&format!("base_url = {bad:?}")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("base_url"), "{bad}");
+        }
+        let e = p("[server]\nlisten = \"/tmp/sock\"").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.listen"));
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let e = p("data_dir = \"/srv\"\n[server]\nworkers = \"many\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert!(check_listen("unix:/run/f.sock").is_ok());
+        assert!(check_listen("127.0.0.1:9000").is_ok());
+        assert!(check_listen("[::1]:9000").is_ok());
+        assert!(check_listen("unix:rel").is_err());
+        assert!(check_listen("9000").is_err());
+    }
+}

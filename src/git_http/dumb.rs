@@ -1,0 +1,166 @@
+//! The dumb protocol's generated files: `info/refs`, `HEAD` and `objects/info/packs`, made from the
+//! repository on every request, so they are never stale and no `update-server-info` hook is needed.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use git2::{ObjectType, Oid, Repository};
+
+/// `info/refs` exactly as `git update-server-info` writes it: every ref under `refs/` sorted by
+/// name, `<oid>\t<name>\n`, and for an annotated tag a second line with the fully peeled object,
+/// `<oid>\t<name>^{}\n`. Refs whose object is missing are left out (and logged).
+pub(crate) fn info_refs(repo: &Repository, label: &str) -> Result<Vec<u8>, git2::Error> {
+    let mut refs: Vec<(Vec<u8>, Oid)> = Vec::new();
+    for r in repo.references()? {
+        let r = r?;
+        let name = r.name_bytes().to_vec();
+        if !name.starts_with(b"refs/") {
+            continue;
+        }
+        match r.resolve().ok().and_then(|t| t.target()) {
+            Some(oid) => refs.push((name, oid)),
+            None => log::warn!(
+                "{label}: ref {} does not resolve; left out of info/refs",
+                String::from_utf8_lossy(&name)
+            ),
+        }
+    }
+    refs.sort();
+    let odb = repo.odb()?;
+    let mut out = Vec::with_capacity(refs.len() * 64);
+    for (name, oid) in refs {
+        let kind = match odb.read_header(oid) {
+            Ok((_, kind)) => kind,
+            Err(e) => {
+                log::warn!(
+                    "{label}: ref {} points at missing object {oid}: {}",
+                    String::from_utf8_lossy(&name),
+                    e.message()
+                );
+                continue;
+            }
+        };
+        push_line(&mut out, oid, &name, b"");
+        if kind == ObjectType::Tag {
+            let mut obj = repo.find_object(oid, Some(ObjectType::Tag))?;
+            while obj.kind() == Some(ObjectType::Tag) {
+                match obj.peel(ObjectType::Any) {
+                    Ok(next) => obj = next,
+                    Err(e) => {
+                        log::warn!(
+                            "{label}: tag {} cannot be peeled: {}",
+                            String::from_utf8_lossy(&name),
+                            e.message()
+                        );
+                        break;
+                    }
+                }
+            }
+            if obj.kind() != Some(ObjectType::Tag) {
+                push_line(&mut out, obj.id(), &name, b"^{}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn push_line(out: &mut Vec<u8>, oid: Oid, name: &[u8], suffix: &[u8]) {
+    out.extend_from_slice(oid.to_string().as_bytes());
+    out.push(b'\t');
+    out.extend_from_slice(name);
+    out.extend_from_slice(suffix);
+    out.push(b'\n');
+}
+
+/// `HEAD` as git's http-backend sends it: `ref: <target>\n` for a symbolic HEAD (unborn too),
+/// else the object id.
+pub(crate) fn head(repo: &Repository) -> Result<Vec<u8>, git2::Error> {
+    let head = repo.find_reference("HEAD")?;
+    let line = match head.symbolic_target_bytes() {
+        Some(target) => {
+            let mut l = b"ref: ".to_vec();
+            l.extend_from_slice(target);
+            l
+        }
+        None => head
+            .target()
+            .map(|o| o.to_string().into_bytes())
+            .unwrap_or_default(),
+    };
+    let mut out = line;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// `objects/info/packs`: a `P pack-<id>.pack` line for every pack that has its index, newest first,
+/// then an empty line.
+pub(crate) fn packs(repo_dir: &Path) -> io::Result<Vec<u8>> {
+    let dir = repo_dir.join("objects").join("pack");
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(b"\n".to_vec()),
+        Err(e) => return Err(e),
+    };
+    let mut packs: Vec<(SystemTime, String)> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !is_pack_name(&name, ".pack") {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let idx = dir.join(name.replace(".pack", ".idx"));
+        let has_idx = fs::symlink_metadata(&idx)
+            .map(|m| m.is_file())
+            .unwrap_or(false);
+        if meta.is_file() && has_idx {
+            packs.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), name));
+        }
+    }
+    packs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut out = Vec::new();
+    for (_, name) in packs {
+        out.extend_from_slice(b"P ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// `pack-<40 hex>{ext}`.
+pub(crate) fn is_pack_name(name: &str, ext: &str) -> bool {
+    name.strip_prefix("pack-")
+        .and_then(|r| r.strip_suffix(ext))
+        .is_some_and(|h| is_hex(h, 40))
+}
+
+/// Exactly `len` lowercase hex digits.
+pub(crate) fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let h = "0123456789abcdef0123456789abcdef01234567";
+        assert!(is_pack_name(&format!("pack-{h}.pack"), ".pack"));
+        assert!(is_pack_name(&format!("pack-{h}.idx"), ".idx"));
+        assert!(!is_pack_name(&format!("pack-{h}.idx"), ".pack"));
+        assert!(!is_pack_name(
+            &format!("pack-{}.pack", h.to_uppercase()),
+            ".pack"
+        ));
+        assert!(!is_pack_name("pack-../x.pack", ".pack"));
+        assert!(is_hex("ab", 2) && !is_hex("ag", 2) && !is_hex("abc", 2));
+    }
+}

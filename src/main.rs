@@ -1,0 +1,272 @@
+//! forgelet: a small self-hosted git forge served as FastCGI (or CGI) behind nginx or Apache.
+//! Startup: logger, config, and the mode (serve, CGI, or an admin command).
+
+mod admin;
+mod app;
+mod cgi;
+mod config;
+mod error;
+mod fcgi;
+mod git;
+mod git_http;
+mod pages;
+mod request;
+mod response;
+mod routes;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::Site;
+use crate::config::Config;
+
+const USAGE: &str = "\
+usage: forgelet [--config PATH] COMMAND
+
+commands:
+  serve [--listen unix:PATH|HOST:PORT]   answer FastCGI requests (socket from systemd, fd 0, or --listen)
+  check                                  validate the config and the data directory
+  repo create OWNER/NAME [--description TEXT]
+  repo list
+  repo import OWNER/NAME PATH [--move]   adopt an existing bare repository (copied; --move removes the source)
+
+With no command, forgelet serves FastCGI when fd 0 is a listening socket (spawn-fcgi, mod_fcgid),
+or answers one CGI request when GATEWAY_INTERFACE is set.
+The config is --config PATH, else $FORGELET_CONFIG, else /etc/forgelet/config.toml.
+Logging: RUST_LOG=warn|info|debug (default warn).
+";
+
+fn main() {
+    std::process::exit(run());
+}
+
+/// Exit codes: 0 ok, 1 failure, 2 usage error.
+fn run() -> i32 {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .init();
+
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let config_flag = match take_option(&mut args, "--config") {
+        Ok(v) => v.map(PathBuf::from),
+        Err(e) => return usage_error(&e),
+    };
+    let words: Vec<String> = match args.iter().map(|a| a.clone().into_string()).collect() {
+        Ok(w) => w,
+        Err(_) => return usage_error("arguments must be UTF-8"),
+    };
+    if words.iter().any(|w| w == "--help" || w == "-h")
+        || words.first().map(String::as_str) == Some("help")
+    {
+        print!("{USAGE}");
+        return 0;
+    }
+    if words.iter().any(|w| w == "--version" || w == "-V") {
+        println!("forgelet {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+
+    if let Err(e) = git::isolate_libgit2() {
+        eprintln!("forgelet: cannot set up libgit2: {}", e.message());
+        return 1;
+    }
+
+    let config_path = config::choose_path(config_flag.as_deref());
+    let word = |i: usize| words.get(i).map(String::as_str);
+
+    if words.is_empty() {
+        // A socket on fd 0 wins over CGI variables: under spawn-fcgi or mod_fcgid the environment
+        // may carry anything.
+        if fcgi::fd0_is_listening_socket() {
+            return serve(&config_path, None);
+        }
+        if std::env::var_os("GATEWAY_INTERFACE").is_some() {
+            return run_cgi(&config_path);
+        }
+        eprint!("{USAGE}");
+        return 2;
+    }
+
+    match (word(0), word(1)) {
+        (Some("serve"), _) => {
+            let mut rest: Vec<OsString> = words[1..].iter().map(OsString::from).collect();
+            let listen = match take_option(&mut rest, "--listen") {
+                Ok(v) => v.map(|v| v.to_string_lossy().into_owned()),
+                Err(e) => return usage_error(&e),
+            };
+            if !rest.is_empty() {
+                return usage_error(&format!("unexpected argument {:?}", rest[0]));
+            }
+            serve(&config_path, listen)
+        }
+        (Some("check"), None) => with_config(&config_path, admin::check),
+        (Some("repo"), Some("list")) if words.len() == 2 => {
+            with_config(&config_path, admin::repo_list)
+        }
+        (Some("repo"), Some("create")) => {
+            let mut rest: Vec<OsString> = words[2..].iter().map(OsString::from).collect();
+            let description = match take_option(&mut rest, "--description") {
+                Ok(v) => v.map(|v| v.to_string_lossy().into_owned()),
+                Err(e) => return usage_error(&e),
+            };
+            let [name] = rest.as_slice() else {
+                return usage_error("repo create takes OWNER/NAME [--description TEXT]");
+            };
+            let name = name.to_string_lossy().into_owned();
+            with_config(&config_path, |c| {
+                admin::repo_create(c, &name, description.as_deref())
+            })
+        }
+        (Some("repo"), Some("import")) => {
+            let rest = &words[2..];
+            let move_src = rest.iter().any(|w| w == "--move");
+            let positional: Vec<&String> = rest.iter().filter(|w| *w != "--move").collect();
+            let [name, path] = positional.as_slice() else {
+                return usage_error("repo import takes OWNER/NAME PATH [--move]");
+            };
+            if let Some(flag) = positional.iter().find(|w| w.starts_with("--")) {
+                return usage_error(&format!("unknown option {flag}"));
+            }
+            with_config(&config_path, |c| {
+                admin::repo_import(c, name, &PathBuf::from(path), move_src)
+            })
+        }
+        _ => usage_error(&format!("unknown command: {}", words.join(" "))),
+    }
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprintln!("forgelet: {message}\n\n{USAGE}");
+    2
+}
+
+/// Removes `--name VALUE` or `--name=VALUE` from `args`, returning the value.
+fn take_option(args: &mut Vec<OsString>, name: &str) -> Result<Option<OsString>, String> {
+    let prefix = format!("{name}=");
+    for i in 0..args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        if a == name {
+            if i + 1 >= args.len() {
+                return Err(format!("{name} needs a value"));
+            }
+            let v = args.remove(i + 1);
+            args.remove(i);
+            return Ok(Some(v));
+        }
+        if let Some(v) = a.strip_prefix(&prefix) {
+            let v = OsString::from(v);
+            args.remove(i);
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, i32> {
+    config::load(path).map_err(|e| {
+        eprintln!("forgelet: {e}");
+        1
+    })
+}
+
+fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> admin::AdminResult) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match f(&config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("forgelet: {e}");
+            1
+        }
+    }
+}
+
+fn run_cgi(config_path: &std::path::Path) -> i32 {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => {
+            let _ = cgi::write_error(&mut std::io::stdout());
+            return code;
+        }
+    };
+    let site = Site::new(config);
+    match cgi::run(&site) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::debug!("CGI response not completed: {e}");
+            1
+        }
+    }
+}
+
+fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listener = match fcgi::Listener::inherited() {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            let spec_text = listen.unwrap_or_else(|| config.server.listen.clone());
+            if spec_text.is_empty() {
+                eprintln!("forgelet: no socket to serve: give --listen unix:PATH|HOST:PORT, set server.listen in {}, or start forgelet with a socket (systemd, spawn-fcgi)", config.file.display());
+                return 1;
+            }
+            let spec = match spec_text.parse::<fcgi::ListenSpec>() {
+                Ok(fcgi::ListenSpec::Unix { path, .. }) => fcgi::ListenSpec::Unix {
+                    path,
+                    group: config.server.socket_group.clone(),
+                },
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("forgelet: --listen {spec_text}: {e}");
+                    return 1;
+                }
+            };
+            match fcgi::Listener::bind(&spec) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("forgelet: cannot listen on {spec_text}: {e}");
+                    return 1;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("forgelet: cannot use the socket handed over: {e}");
+            return 1;
+        }
+    };
+    let s = &config.server;
+    let fcgi_config = fcgi::Config {
+        lanes: vec![
+            fcgi::LaneConfig {
+                name: "pages".into(),
+                workers: s.workers,
+                queue: s.workers,
+            },
+            fcgi::LaneConfig {
+                name: "git".into(),
+                workers: s.git_workers,
+                queue: s.git_workers,
+            },
+        ],
+        max_connections: s.max_connections,
+        io_timeout: s.timeout,
+        idle_timeout: Duration::from_secs(60),
+        max_params_bytes: 1 << 20,
+        retry_after_secs: 5,
+        drain_timeout: Duration::from_secs(30),
+    };
+    let site = Arc::new(Site::new(config));
+    match fcgi::serve(listener, fcgi_config, site) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("forgelet: serving failed: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The only code that reads CGI variables / FastCGI params. Routing uses `REQUEST_URI`, decoded
+//! exactly once here, so nginx, Apache and plain CGI all give forgelet the same path.
+
+use crate::error::{Error, Result};
+use crate::fcgi::Params;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Head,
+    Post,
+    Other,
+}
+
+/// A request as the handlers see it.
+pub(crate) struct Request<'a> {
+    params: &'a Params,
+    pub(crate) method: Method,
+    /// The decoded path below the base path; always starts with `/`.
+    pub(crate) path: String,
+    /// The raw query string (still percent-encoded).
+    query: String,
+}
+
+/// What became of the raw request line before routing.
+pub(crate) enum Parsed<'a> {
+    Request(Request<'a>),
+    /// The base path without its trailing slash: send the client to `{base}/`.
+    RedirectToBase,
+}
+
+impl<'a> Request<'a> {
+    /// Reads method and `REQUEST_URI` from params. `base_path` is `""` or `/seg...`.
+    pub(crate) fn parse(params: &'a Params, base_path: &str) -> Result<Parsed<'a>> {
+        let method = match params.get(b"REQUEST_METHOD") {
+            Some(b"GET") => Method::Get,
+            Some(b"HEAD") => Method::Head,
+            Some(b"POST") => Method::Post,
+            _ => Method::Other,
+        };
+        let uri = params
+            .get(b"REQUEST_URI")
+            .ok_or(Error::BadRequest("the web server sent no REQUEST_URI"))?;
+        let (raw_path, query) = match uri.iter().position(|&b| b == b'?') {
+            Some(i) => (&uri[..i], &uri[i + 1..]),
+            None => (uri, &uri[uri.len()..]),
+        };
+        let Some(rest) = raw_path.strip_prefix(base_path.as_bytes()) else {
+            return Err(Error::NotFound);
+        };
+        if rest.is_empty() {
+            return Ok(Parsed::RedirectToBase);
+        }
+        if rest[0] != b'/' {
+            return Err(Error::NotFound);
+        }
+        let path = percent_decode(rest)?;
+        let query = std::str::from_utf8(query)
+            .map_err(|_| Error::BadRequest("the query string is not ASCII"))?
+            .to_string();
+        Ok(Parsed::Request(Request {
+            params,
+            method,
+            path,
+            query,
+        }))
+    }
+
+    /// A request header, e.g. `header("RANGE")` reads `HTTP_RANGE`.
+    pub(crate) fn header(&self, name: &str) -> Option<&'a str> {
+        let key = format!("HTTP_{name}");
+        self.var(&key)
+    }
+
+    /// A CGI variable as text, when it is valid UTF-8.
+    pub(crate) fn var(&self, name: &str) -> Option<&'a str> {
+        self.params
+            .get(name.as_bytes())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first value of a query parameter, decoded.
+    pub(crate) fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name)
+                .then(|| percent_decode(v.as_bytes()).ok())
+                .flatten()
+        })
+    }
+}
+
+/// Decodes `%XX` once. The result must be UTF-8 without control characters or backslashes:
+/// none of those belong in a forgelet URL, and refusing them here keeps every later check simple.
+pub(crate) fn percent_decode(raw: &[u8]) -> Result<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(Error::BadRequest("malformed percent-encoding in the URL"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).map_err(|_| Error::BadRequest("the URL is not UTF-8"))?;
+    if s.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(Error::BadRequest(
+            "the URL holds a control character or a backslash",
+        ));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(method: &str, uri: &str) -> Params {
+        Params::from_pairs(vec![
+            (b"REQUEST_METHOD".to_vec(), method.as_bytes().to_vec()),
+            (b"REQUEST_URI".to_vec(), uri.as_bytes().to_vec()),
+            (b"HTTP_RANGE".to_vec(), b"bytes=1-2".to_vec()),
+        ])
+    }
+
+    fn path(uri: &str, base: &str) -> Result<String> {
+        let p = params("GET", uri);
+        match Request::parse(&p, base)? {
+            Parsed::Request(r) => Ok(r.path),
+            Parsed::RedirectToBase => Ok("<redirect>".into()),
+        }
+    }
+
+    #[test]
+    fn base_path_is_stripped_once() {
+        assert_eq!(path("/git/a/b.git/HEAD", "/git").unwrap(), "/a/b.git/HEAD");
+        assert_eq!(path("/git", "/git").unwrap(), "<redirect>");
+        assert_eq!(path("/git/", "/git").unwrap(), "/");
+        assert!(matches!(path("/gitx/a", "/git"), Err(Error::NotFound)));
+        assert!(matches!(path("/x/../git/a", "/git"), Err(Error::NotFound)));
+        assert_eq!(path("/", "").unwrap(), "/");
+    }
+
+    #[test]
+    fn decodes_once_and_refuses_bad_bytes() {
+        assert_eq!(path("/a%2e%2e/b", "").unwrap(), "/a../b");
+        assert_eq!(path("/a%252e/b", "").unwrap(), "/a%2e/b");
+        assert_eq!(path("/a%2Fb?x=1", "").unwrap(), "/a/b");
+        for bad in [
+            "/a%00b", "/a%5cb", "/a\\b", "/a%zz", "/a%2", "/a%ff", "/a%0ab",
+        ] {
+            assert!(matches!(path(bad, ""), Err(Error::BadRequest(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn method_headers_and_query() {
+        let p = params("HEAD", "/x?service=git-upload-pack&a=%41");
+        let Ok(Parsed::Request(r)) = Request::parse(&p, "") else {
+            panic!("parse failed")
+        };
+        assert_eq!(r.method, Method::Head);
+        assert_eq!(r.header("RANGE"), Some("bytes=1-2"));
+        assert_eq!(r.query_param("service").as_deref(), Some("git-upload-pack"));
+        assert_eq!(r.query_param("a").as_deref(), Some("A"));
+        assert_eq!(r.query_param("b"), None);
+    }
+}

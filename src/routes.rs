@@ -1,0 +1,261 @@
+//! The route table: which paths exist, which methods they take, and which lane serves them; plus
+//! the URL builders. Routes are data, matched segment by segment after the path is decoded once.
+
+use crate::error::{Error, Result};
+use crate::git::names::{valid_name, valid_owner};
+use crate::git_http::dumb::{is_hex, is_pack_name};
+use crate::git_http::files::FileKind;
+use crate::request::Method;
+
+/// A matched route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `/`: the front page.
+    Front,
+    /// `/{owner}/{repo}[.git]/...`
+    Repo {
+        owner: String,
+        name: String,
+        page: RepoRoute,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RepoRoute {
+    /// `/{owner}/{repo}`: the repository's home page.
+    Home,
+    /// `info/refs` (dumb; a `?service=` request is answered the same way until smart HTTP exists,
+    /// which git clients take as "dumb server").
+    InfoRefs,
+    Head,
+    PacksList,
+    /// `objects/...` relative path and its kind.
+    File(String, FileKind),
+}
+
+impl Route {
+    /// Whether a request goes to the git lane (clients that may be slow or many) or the pages lane.
+    pub(crate) fn is_git(&self) -> bool {
+        matches!(self, Route::Repo { page, .. } if *page != RepoRoute::Home)
+    }
+}
+
+/// The shape of one segment in a repository route.
+#[derive(Clone, Copy)]
+enum Seg {
+    Lit(&'static str),
+    Hex(usize),
+    Pack(&'static str),
+}
+
+/// Repository routes: the segments after `{owner}/{repo}`, the methods allowed, what it is.
+const REPO_ROUTES: &[(&[Seg], &str, RepoKind)] = &[
+    (&[], "GET, HEAD", RepoKind::Home),
+    (
+        &[Seg::Lit("info"), Seg::Lit("refs")],
+        "GET, HEAD",
+        RepoKind::InfoRefs,
+    ),
+    (&[Seg::Lit("HEAD")], "GET, HEAD", RepoKind::Head),
+    (
+        &[Seg::Lit("objects"), Seg::Lit("info"), Seg::Lit("packs")],
+        "GET, HEAD",
+        RepoKind::PacksList,
+    ),
+    (
+        &[Seg::Lit("objects"), Seg::Hex(2), Seg::Hex(38)],
+        "GET, HEAD",
+        RepoKind::File(FileKind::Loose),
+    ),
+    (
+        &[Seg::Lit("objects"), Seg::Lit("pack"), Seg::Pack(".pack")],
+        "GET, HEAD",
+        RepoKind::File(FileKind::Pack),
+    ),
+    (
+        &[Seg::Lit("objects"), Seg::Lit("pack"), Seg::Pack(".idx")],
+        "GET, HEAD",
+        RepoKind::File(FileKind::Index),
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum RepoKind {
+    Home,
+    InfoRefs,
+    Head,
+    PacksList,
+    File(FileKind),
+}
+
+fn seg_matches(seg: Seg, s: &str) -> bool {
+    match seg {
+        Seg::Lit(l) => s == l,
+        Seg::Hex(n) => is_hex(s, n),
+        Seg::Pack(ext) => is_pack_name(s, ext),
+    }
+}
+
+fn allows(allow: &str, method: Method) -> bool {
+    let name = match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Other => return false,
+    };
+    allow.split(", ").any(|m| m == name)
+}
+
+/// Matches a decoded path (below the base path) and method to a route.
+pub(crate) fn route(path: &str, method: Method) -> Result<Route> {
+    let (route, allow) = match_path(path)?;
+    if !allows(allow, method) {
+        return Err(Error::MethodNotAllowed(allow));
+    }
+    Ok(route)
+}
+
+fn match_path(path: &str) -> Result<(Route, &'static str)> {
+    if path == "/" {
+        return Ok((Route::Front, "GET, HEAD"));
+    }
+    let body = path.strip_prefix('/').ok_or(Error::NotFound)?;
+    // One trailing slash is tolerated on a repository's page (`/alice/repo/`), nowhere else.
+    let (body, trailing_slash) = match body.strip_suffix('/') {
+        Some(b) => (b, true),
+        None => (body, false),
+    };
+    let segs: Vec<&str> = body.split('/').collect();
+    if segs.iter().any(|s| s.is_empty() || s.starts_with('.')) {
+        return Err(Error::NotFound);
+    }
+    let [owner, repo, rest @ ..] = segs.as_slice() else {
+        return Err(Error::NotFound);
+    };
+    let name = repo.strip_suffix(".git").unwrap_or(repo);
+    if !valid_owner(owner) || !valid_name(name) {
+        return Err(Error::NotFound);
+    }
+    if trailing_slash && !rest.is_empty() {
+        return Err(Error::NotFound);
+    }
+    for (pattern, allow, kind) in REPO_ROUTES {
+        if pattern.len() == rest.len() && pattern.iter().zip(rest).all(|(p, s)| seg_matches(*p, s))
+        {
+            let page = match kind {
+                RepoKind::Home => RepoRoute::Home,
+                RepoKind::InfoRefs => RepoRoute::InfoRefs,
+                RepoKind::Head => RepoRoute::Head,
+                RepoKind::PacksList => RepoRoute::PacksList,
+                RepoKind::File(k) => RepoRoute::File(rest.join("/"), *k),
+            };
+            let route = Route::Repo {
+                owner: owner.to_string(),
+                name: name.to_string(),
+                page,
+            };
+            return Ok((route, allow));
+        }
+    }
+    Err(Error::NotFound)
+}
+
+/// `{base_path}/{owner}/{name}`: a repository's page.
+pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
+    format!("{base_path}/{owner}/{name}")
+}
+
+/// `{base_url}/{owner}/{name}.git`: what `git clone` is given.
+pub(crate) fn clone_url(base_url: &str, owner: &str, name: &str) -> String {
+    format!("{base_url}/{owner}/{name}.git")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACK: &str = "pack-0123456789abcdef0123456789abcdef01234567.pack";
+
+    fn ok(path: &str) -> Route {
+        route(path, Method::Get).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn repo(page: RepoRoute) -> Route {
+        Route::Repo {
+            owner: "alice".into(),
+            name: "proj".into(),
+            page,
+        }
+    }
+
+    #[test]
+    fn matches_repo_routes_with_and_without_suffix() {
+        assert_eq!(ok("/"), Route::Front);
+        assert_eq!(ok("/alice/proj"), repo(RepoRoute::Home));
+        assert_eq!(ok("/alice/proj/"), repo(RepoRoute::Home));
+        assert_eq!(ok("/alice/proj.git/info/refs"), repo(RepoRoute::InfoRefs));
+        assert_eq!(ok("/alice/proj/info/refs"), repo(RepoRoute::InfoRefs));
+        assert_eq!(ok("/alice/proj.git/HEAD"), repo(RepoRoute::Head));
+        assert_eq!(
+            ok("/alice/proj.git/objects/info/packs"),
+            repo(RepoRoute::PacksList)
+        );
+        let loose = format!("objects/ab/{}", "c".repeat(38));
+        assert_eq!(
+            ok(&format!("/alice/proj.git/{loose}")),
+            repo(RepoRoute::File(loose.clone(), FileKind::Loose))
+        );
+        assert_eq!(
+            ok(&format!("/alice/proj.git/objects/pack/{PACK}")),
+            repo(RepoRoute::File(
+                format!("objects/pack/{PACK}"),
+                FileKind::Pack
+            ))
+        );
+        assert!(ok("/alice/proj.git/info/refs").is_git());
+        assert!(!ok("/alice/proj").is_git());
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        let long = "a".repeat(300);
+        for bad in [
+            "",
+            "//",
+            "/alice",
+            "/alice//proj.git/HEAD",
+            "/alice/proj.git//HEAD",
+            "/alice/proj.git/HEAD/",
+            "/alice/../proj.git/HEAD",
+            "/alice/proj.git/../../x",
+            "/alice/proj.git/objects/../config",
+            "/alice/proj.git/config",
+            "/alice/proj.git/hooks/pre-receive",
+            "/alice/.proj.git/HEAD",
+            "/.git/HEAD",
+            "/login/proj/HEAD",
+            "/alice/proj.git.git/HEAD",
+            "/alice/proj.git/objects/AB/cdef",
+            "/alice/proj.git/objects/info/alternates",
+            "/alice/proj.git/objects/pack/pack-x.pack",
+            &format!("/{long}/proj.git/HEAD"),
+            &format!("/alice/{long}.git/HEAD"),
+        ] {
+            assert!(
+                matches!(route(bad, Method::Get), Err(Error::NotFound)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_method_names_allowed_ones() {
+        let e = route("/alice/proj.git/info/refs", Method::Post).unwrap_err();
+        assert!(matches!(e, Error::MethodNotAllowed("GET, HEAD")));
+        assert!(route("/alice/proj.git/HEAD", Method::Head).is_ok());
+        assert!(matches!(
+            route("/", Method::Other),
+            Err(Error::MethodNotAllowed(_))
+        ));
+    }
+}
