@@ -44,25 +44,25 @@ fn temp_dir(root: &Path, what: &str) -> Result<TempDir, String> {
         .unwrap_or(0);
     let path = root.join(format!(".tmp-{what}-{}-{nanos}", std::process::id()));
     fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    Ok(TempDir(Some(path)))
+    Ok(TempDir { path, kept: false })
 }
 
-/// Removes its folder when dropped, unless `keep` took it.
-struct TempDir(Option<PathBuf>);
+/// Removes its folder when dropped (on any failure), unless it was installed.
+struct TempDir {
+    path: PathBuf,
+    kept: bool,
+}
 
 impl TempDir {
     fn path(&self) -> &Path {
-        self.0.as_deref().unwrap_or(Path::new("/nonexistent"))
-    }
-    fn keep(mut self) -> PathBuf {
-        self.0.take().unwrap_or_default()
+        &self.path
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_dir_all(p);
+        if !self.kept {
+            let _ = fs::remove_dir_all(&self.path);
         }
     }
 }
@@ -90,7 +90,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Moves a finished temporary repository to its place, making the owner's folder if needed.
-fn install(tmp: TempDir, dest: &Path) -> AdminResult {
+fn install(mut tmp: TempDir, dest: &Path) -> AdminResult {
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -98,10 +98,9 @@ fn install(tmp: TempDir, dest: &Path) -> AdminResult {
     if fs::symlink_metadata(dest).is_ok() {
         return Err(format!("{} already exists", dest.display()));
     }
-    let from = tmp.path().to_path_buf();
-    fs::rename(&from, dest)
+    fs::rename(tmp.path(), dest)
         .map_err(|e| format!("cannot move the new repository to {}: {e}", dest.display()))?;
-    tmp.keep();
+    tmp.kept = true;
     Ok(())
 }
 
@@ -242,7 +241,6 @@ pub(crate) fn repo_import(config: &Config, full: &str, src: &Path, move_src: boo
 
     let settings = read_source_config(&src)?;
     let head = read_head(&src)?;
-    check_tree(&src, &src)?;
 
     let tmp = temp_dir(&root, "import")?;
     for entry in IMPORT_KEEP {
@@ -275,7 +273,7 @@ pub(crate) fn repo_import(config: &Config, full: &str, src: &Path, move_src: boo
         fs::create_dir_all(tmp.path().join("objects/info")).map_err(|e| e.to_string())?;
         write_file(&alt_file, &list)?;
         let mut c = git(Some(tmp.path()));
-        c.args(["repack", "-a", "-d", "-q"]);
+        c.args(["repack", "-a", "-d", "-q", "-n"]);
         run_git(c, "copy the objects borrowed from alternates")?;
         fs::remove_file(&alt_file)
             .map_err(|e| format!("cannot remove {}: {e}", alt_file.display()))?;
@@ -370,41 +368,6 @@ fn read_head(src: &Path) -> Result<String, String> {
         return Err(format!("{}/HEAD is not a valid HEAD file", src.display()));
     }
     Ok(format!("{line}\n"))
-}
-
-/// Every path that would be copied must be a regular file or folder: no symlinks, fifos, devices.
-fn check_tree(path: &Path, src: &Path) -> AdminResult {
-    for entry in IMPORT_KEEP {
-        check_entry(&path.join(entry), src)?;
-    }
-    Ok(())
-}
-
-fn check_entry(path: &Path, src: &Path) -> AdminResult {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let rel = path.strip_prefix(src).unwrap_or(path).display().to_string();
-    if meta.file_type().is_symlink() {
-        return Err(format!(
-            "refusing to import: {rel} is a symlink (a repository is data; symlinks could point anywhere)"
-        ));
-    }
-    if meta.is_dir() {
-        let entries =
-            fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for e in entries {
-            let e = e.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            check_entry(&e.path(), src)?;
-        }
-        return Ok(());
-    }
-    if !meta.is_file() {
-        return Err(format!("refusing to import: {rel} is not a regular file"));
-    }
-    Ok(())
 }
 
 /// Copies a file or folder, refusing symlinks met on the way (the source may change under us),
