@@ -15,7 +15,7 @@ pub(crate) const DEFAULT_PATH: &str = "/etc/forgelet/config.toml";
 pub(crate) enum Handoff {
     /// nginx: `X-Accel-Redirect: {internal_prefix}/{owner}/{repo}.git/objects/...`
     XAccelRedirect,
-    /// Apache mod_xsendfile, lighttpd: `X-Handoff: /abs/path`
+    /// Apache mod_xsendfile, lighttpd: `X-Sendfile: /abs/path`
     XSendfile,
     /// forgelet streams the file itself (with Range support).
     None,
@@ -159,11 +159,14 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `file` is only used in messages.
 pub(crate) fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-        file: file.to_path_buf(),
-        line: e.span().map(|s| line_of(text, s.start)),
-        key: None,
-        message: e.message().trim().to_string(),
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            key: line.and_then(|l| key_at_line(text, l)),
+            message: e.message().trim().to_string(),
+        }
     })?;
     validate(file, text, raw)
 }
@@ -176,6 +179,26 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// The full key (`table.key`) set on a 1-based line, if that line sets one.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for (i, l) in text.lines().enumerate().take(line) {
+        let t = l.trim();
+        if let Some(rest) = t.strip_prefix('[') {
+            table = rest.trim_end_matches(']').trim().to_string();
+        } else if i + 1 == line {
+            let (key, _) = t.split_once('=')?;
+            let key = key.trim().trim_matches('"');
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    None
 }
 
 /// The line where `key` is set inside `[table]` (`table` empty for top level), if it is set.
@@ -468,6 +491,9 @@ mod tests {
     fn wrong_type_names_line() {
         let e = p("data_dir = \"/srv\"\n[server]\nworkers = \"many\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("server.workers"));
+        let e = p("data_dir = 5\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("data_dir")));
     }
 
     #[test]

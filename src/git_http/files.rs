@@ -1,5 +1,5 @@
 //! Loose objects and pack files: checked to be real files inside the repository, then handed to the
-//! web server (`X-Accel-Redirect`, `X-Handoff`) or streamed by forgelet itself with Range support.
+//! web server (`X-Accel-Redirect`, `X-Sendfile`) or streamed by forgelet itself with Range support.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -77,7 +77,7 @@ pub(crate) fn send(
             );
         }
         Handoff::XSendfile => {
-            r.header("X-Handoff", path.to_string_lossy().into_owned());
+            r.header("X-Sendfile", path.to_string_lossy().into_owned());
         }
         Handoff::None => {
             let file = OpenOptions::new()
