@@ -1,25 +1,57 @@
-//! Placeholder until the responder lands: just the types the rest of forgelet is written against.
-#![allow(dead_code)]
+//! forgelet's FastCGI responder: listener, records, streams and a bounded pool of worker threads.
+//! It knows nothing of git or HTML.
+//!
+//! How it works:
+//! - One poll thread owns the listening socket and every connection that is not running a
+//!   request. It reads records without blocking until a request's BEGIN_REQUEST and complete
+//!   PARAMS are in, so a slow client never holds a worker; management records
+//!   (FCGI_GET_VALUES, unknown types), other roles and multiplexing attempts are answered there.
+//! - The app picks a lane for the request ([`App::lane`]); each lane has its own pre-spawned
+//!   workers and a queue. A full lane is answered at once with 503 and `Retry-After`, so slow git
+//!   clones never starve the web pages.
+//! - A worker runs [`App::respond`] with blocking I/O under `io_timeout`, then always ends the
+//!   request (empty STDOUT + END_REQUEST). Keep-alive connections go back to the poll thread.
+//! - Accept errors (e.g. out of file descriptors) are logged and backed off, never fatal; at
+//!   `max_connections` the listener is not polled until a connection closes.
+//! - Panics in the app are caught and answered with 500; the worker lives on.
+//!
+//! Linux only (accept4, pipe2, MSG_NOSIGNAL). [`serve`] may be called once per process: it
+//! installs the SIGTERM/SIGINT handlers and ignores SIGPIPE, which must stay ignored.
+
+mod listener;
+mod params;
+mod record;
+mod server;
+mod stream;
+mod sys;
+
+#[cfg(test)]
+mod tests;
+
 use std::io;
-pub struct Params {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-impl Params {
-    pub fn from_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Params {
-        Params { pairs }
-    }
-    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
-    }
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
-    }
-}
+use std::time::Duration;
+
+pub use listener::{fd0_is_listening_socket, ListenSpec, Listener};
+// The error type of `ListenSpec::from_str`, exported so callers can name it.
+#[allow(unused_imports)]
+pub use listener::ListenSpecError;
+pub use params::Params;
+pub use server::serve;
+
+/// What the server calls; implemented by forgelet's app (and by test apps).
 pub trait App: Send + Sync + 'static {
+    /// Which lane (worker pool) serves this request: an index into [`Config::lanes`]. Called on
+    /// the poll thread once the params are complete, before any body is read, so it must be
+    /// quick and must not block. An index out of range means lane 0.
     fn lane(&self, params: &Params) -> usize;
+
+    /// Answers one request by writing a CGI-style response to `stdout`
+    /// ("Status: 200 OK\r\nContent-Type: ...\r\n\r\n" then the body). `stdin` yields the request
+    /// body (FCGI_STDIN) and returns an error, not a silent EOF, when the web server aborted the
+    /// request (kind `ConnectionAborted`) or the connection closed before the body's end (kind
+    /// `UnexpectedEof`). `stdout` is buffered; `flush` sends what is buffered. The end of the
+    /// request is sent for you after this returns, whether Ok or Err; an Err or a panic before
+    /// any output becomes a 500.
     fn respond(
         &self,
         params: &Params,
@@ -27,45 +59,52 @@ pub trait App: Send + Sync + 'static {
         stdout: &mut dyn io::Write,
     ) -> io::Result<()>;
 }
+
+/// One worker pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaneConfig {
+    /// For thread names and log lines.
     pub name: String,
+    /// Threads, spawned at start; at least 1.
     pub workers: usize,
+    /// Requests that may wait for a free worker; beyond workers + queue the answer is 503.
     pub queue: usize,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// e.g. [pages, git]; each lane has its own threads.
     pub lanes: Vec<LaneConfig>,
+    /// Open connections (idle + busy); beyond it, stop accepting until one closes.
     pub max_connections: usize,
-    pub io_timeout: std::time::Duration,
-    pub idle_timeout: std::time::Duration,
+    /// Read/write timeout on a socket while a request is being served, and the time a client
+    /// gets to send a request's params. Zero means none.
+    pub io_timeout: Duration,
+    /// Keep-alive connections idle longer are closed. Zero means never.
+    pub idle_timeout: Duration,
+    /// Cap on the total size of a request's PARAMS stream; over it the connection is closed.
     pub max_params_bytes: usize,
+    /// For overflow 503s.
     pub retry_after_secs: u32,
-    pub drain_timeout: std::time::Duration,
+    /// How long SIGTERM waits for in-flight requests.
+    pub drain_timeout: Duration,
 }
-pub enum ListenSpec {
-    Unix {
-        path: std::path::PathBuf,
-        group: Option<String>,
-    },
-    Tcp(String),
-}
-impl std::str::FromStr for ListenSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(ListenSpec::Tcp(s.into()))
+
+impl Default for Config {
+    fn default() -> Config {
+        let lane = |name: &str, workers| LaneConfig {
+            name: name.to_string(),
+            workers,
+            queue: workers * 2,
+        };
+        Config {
+            lanes: vec![lane("pages", 8), lane("git", 4)],
+            max_connections: 512,
+            io_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_params_bytes: 1 << 20,
+            retry_after_secs: 5,
+            drain_timeout: Duration::from_secs(30),
+        }
     }
-}
-pub struct Listener;
-impl Listener {
-    pub fn inherited() -> io::Result<Option<Listener>> {
-        Ok(None)
-    }
-    pub fn bind(_spec: &ListenSpec) -> io::Result<Listener> {
-        Err(io::Error::other("stub"))
-    }
-}
-pub fn fd0_is_listening_socket() -> bool {
-    false
-}
-pub fn serve(_l: Listener, _c: Config, _a: std::sync::Arc<dyn App>) -> io::Result<()> {
-    Err(io::Error::other("stub"))
 }
