@@ -223,7 +223,7 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
                 },
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("forgelet: --listen {spec_text}: {e}");
+                    eprintln!("forgelet: {e}");
                     return 1;
                 }
             };
