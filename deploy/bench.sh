@@ -12,7 +12,9 @@
 #        /git/     forgelet over FastCGI (the shipped nginx/forgelet.conf, X-Accel-Redirect)
 #        /static/  a copy of the same bare repository as plain files (after update-server-info)
 #   4. times `git clone --bare` over the dumb protocol from each, alternating, after one
-#      untimed warm-up round, and checks every clone
+#      untimed warm-up round, and checks every clone (refs; fsck once). Prints each round, the
+#      medians and their ratio with the verdict, and from git's curl trace the requests per clone
+#      and the HTTP phase (first request to last response: the server's share of the clone)
 #   5. stops what it started on exit; keeps the cached repository
 #
 # Environment (optional):
@@ -82,7 +84,7 @@ fastcgi_params=/etc/nginx/fastcgi_params
 
 # --- 1. build ------------------------------------------------------------------------------------
 say "cargo build --release --locked"
-(cd "$root" && cargo build --release --locked)
+(cd "$root" && cargo build --release --locked) || die "cargo build --release failed"
 bin=$target_dir/release/forgelet
 [ -x "$bin" ] || die "no binary at $bin after the build"
 
@@ -236,6 +238,7 @@ run=$(mktemp -d "$bench_dir/run.XXXXXX")
 nginx_pid=
 forgelet_pid=
 ok=0
+interrupted=0
 stop() {
     local pid=$1 i
     [ -n "$pid" ] || return 0
@@ -250,7 +253,8 @@ stop() {
 cleanup() {
     stop "$nginx_pid"
     stop "$forgelet_pid"
-    if [ "$ok" = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
+    # Kept after a failure (to read the logs) or on request; removed after success or an interrupt.
+    if { [ "$ok" = 1 ] || [ "$interrupted" = 1 ]; } && [ "${BENCH_KEEP:-0}" != 1 ]; then
         rm -rf "$run"
     else
         printf 'bench.sh: run folder kept: %s (nginx: nginx/error.log, forgelet: forgelet.log)\n' \
@@ -258,8 +262,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'interrupted=1; exit 130' INT
+trap 'interrupted=1; exit 143' TERM
 
 mkdir -p "$run/nginx/temp" "$run/data" "$run/static" "$run/clones"
 case $run in *[\|\&\\\"\;\ ]*) die "the run folder $run has a character nginx or sed would misread" ;; esac
@@ -397,77 +401,117 @@ for url in "$url_forgelet" "$url_static"; do
 done
 
 # --- 4. clones -----------------------------------------------------------------------------------
-# clone NAME URL [trace]: one dumb clone; prints its wall time in seconds; checks the refs, and
-# with a trace file also the clone's connectivity.
+# Every clone runs with GIT_TRACE_CURL (headers only: a few hundred lines, the same cost on both
+# sides), which gives the number of requests and the HTTP phase: from the first request to the end
+# of the last response. The wall time adds git's own work (index-pack of the whole pack, the
+# connectivity check), identical on both sides, so the HTTP phase shows the server's share closer up.
+
+# http_phase TRACE: seconds from the first request sent to the last response finished.
+http_phase() {
+    awk 'function t(s, a) { split(s, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+        / => Send header: GET / && first == "" { first = t($1) }
+        / == Info: (Connection #[0-9]+ to host .* left intact|Closing connection)/ { last = t($1) }
+        END {
+            if (first == "" || last == "") { print "nan"; exit }
+            d = last - first
+            if (d < 0) d += 86400
+            printf "%.4f\n", d
+        }' "$1"
+}
+
+# clone NAME URL [fsck]: one dumb clone into the run folder, checked against the source's refs
+# (and with fsck, for connectivity), then removed. Prints "WALL HTTP REQUESTS".
 clone() {
-    local name=$1 url=$2 trace=${3:-} dest start end
+    local name=$1 url=$2 fsck=${3:-} dest trace start end
     dest=$run/clones/$name.git
-    rm -rf "$dest"
+    trace=$run/trace-$name.log
+    rm -rf "$dest" "$trace"
     start=$(date +%s.%N)
-    if [ -n "$trace" ]; then
-        GIT_TRACE_CURL=$trace GIT_TRACE_CURL_NO_DATA=1 GIT_SMART_HTTP=0 \
-            git clone --bare -q "$url" "$dest" >&2 ||
-            die "clone of $url failed"
-    else
-        GIT_SMART_HTTP=0 git clone --bare -q "$url" "$dest" >&2 || die "clone of $url failed"
-    fi
+    GIT_TRACE_CURL=$trace GIT_TRACE_CURL_NO_DATA=1 GIT_SMART_HTTP=0 \
+        git clone --bare -q "$url" "$dest" >&2 || die "clone of $url failed"
     end=$(date +%s.%N)
     [ "$(refs_of "$dest")" = "$source_refs" ] ||
         die "clone of $url has other refs than the repository (kept in $dest)"
-    if [ -n "$trace" ]; then
+    if [ -n "$fsck" ]; then
         git -C "$dest" fsck --connectivity-only --no-progress >&2 ||
             die "git fsck of the clone of $url failed (kept in $dest)"
     fi
     rm -rf "$dest"
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
+    printf '%s %s %s\n' "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", b - a }')" \
+        "$(http_phase "$trace")" "$(grep -c ' => Send header: GET ' "$trace" || true)"
 }
 
-say "warm-up round (untimed; counts HTTP requests, fsck of each clone)"
-declare -A requests
+say "warm-up round (untimed; git fsck --connectivity-only of each clone)"
 for name in forgelet static; do
     url=url_$name
-    trace=$run/trace-$name.log
-    warm=$(clone "$name" "${!url}" "$trace")
-    requests[$name]=$(grep -c '=> Send header: GET ' "$trace" || true)
-    printf '  %-8s %7.3f s  %s HTTP requests\n' "$name" "$warm" "${requests[$name]}"
+    out=$(clone "$name" "${!url}" fsck)
+    read -r wall http reqs <<<"$out"
+    awk -v n="$name" -v w="$wall" -v h="$http" -v q="$reqs" 'BEGIN { printf "  %-8s %7.3fs wall, %6.1fms HTTP phase, %s requests\n", n, w, h * 1000, q }'
 done
 
-say "$rounds timed rounds (order alternates each round)"
-times_forgelet=()
-times_static=()
-printf '  %5s  %10s  %10s\n' round forgelet static
+say "$rounds timed rounds (the order alternates each round)"
+wall_forgelet=() wall_static=() http_forgelet=() http_static=() reqs_forgelet=() reqs_static=()
+# row LABEL WALL_F WALL_S RATIO HTTP_F HTTP_S: seconds; the HTTP phase shown in milliseconds.
+row() {
+    awk -v l="$1" -v wf="$2" -v ws="$3" -v q="$4" -v hf="$5" -v hs="$6" 'BEGIN {
+        printf "  %-8s %9.3fs %9.3fs %8s %9.1fms %9.1fms\n", l, wf, ws,
+            (q == "" ? "" : sprintf("%.3f", q)), hf * 1000, hs * 1000 }'
+}
+printf '  %-8s %21s %8s %23s\n' "" "clone (wall)" "" "HTTP phase"
+printf '  %-8s %10s %10s %8s %11s %11s\n' round forgelet static ratio forgelet static
 for ((r = 1; r <= rounds; r++)); do
     if ((r % 2)); then order=(forgelet static); else order=(static forgelet); fi
     for name in "${order[@]}"; do
         url=url_$name
-        t=$(clone "$name" "${!url}")
-        if [ "$name" = forgelet ]; then tf=$t; else ts=$t; fi
+        out=$(clone "$name" "${!url}")
+        read -r wall http reqs <<<"$out"
+        if [ "$name" = forgelet ]; then
+            wall_forgelet+=("$wall") http_forgelet+=("$http") reqs_forgelet+=("$reqs")
+        else
+            wall_static+=("$wall") http_static+=("$http") reqs_static+=("$reqs")
+        fi
     done
-    times_forgelet+=("$tf")
-    times_static+=("$ts")
-    printf '  %5d  %9.3fs  %9.3fs\n' "$r" "$tf" "$ts"
+    i=$((r - 1))
+    row "$r" "${wall_forgelet[i]}" "${wall_static[i]}" \
+        "$(awk -v f="${wall_forgelet[i]}" -v s="${wall_static[i]}" 'BEGIN { print f / s }')" \
+        "${http_forgelet[i]}" "${http_static[i]}"
 done
 
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+        if (NR % 2) printf "%.4f\n", v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 minimum() {
     printf '%s\n' "$@" | sort -g | head -n 1
 }
-med_f=$(median "${times_forgelet[@]}")
-med_s=$(median "${times_static[@]}")
-printf '  %5s  %9.3fs  %9.3fs\n' median "$med_f" "$med_s"
-printf '  %5s  %9.3fs  %9.3fs\n' min "$(minimum "${times_forgelet[@]}")" "$(minimum "${times_static[@]}")"
-printf '  %5s  %10s  %10s\n' requests "${requests[forgelet]}" "${requests[static]}"
+ratio_of() {
+    awk -v f="$1" -v s="$2" 'BEGIN { printf "%.3f", f / s }'
+}
+med_wall_f=$(median "${wall_forgelet[@]}")
+med_wall_s=$(median "${wall_static[@]}")
+med_http_f=$(median "${http_forgelet[@]}")
+med_http_s=$(median "${http_static[@]}")
+paired=()
+for ((i = 0; i < rounds; i++)); do
+    paired+=("$(ratio_of "${wall_forgelet[i]}" "${wall_static[i]}")")
+done
+row median "$med_wall_f" "$med_wall_s" "$(median "${paired[@]}")" "$med_http_f" "$med_http_s"
+row min "$(minimum "${wall_forgelet[@]}")" "$(minimum "${wall_static[@]}")" "" \
+    "$(minimum "${http_forgelet[@]}")" "$(minimum "${http_static[@]}")"
+printf '  %-8s %10s %10s   (HTTP requests per clone, median)\n' requests \
+    "$(median "${reqs_forgelet[@]}" | sed 's/\..*//')" "$(median "${reqs_static[@]}" | sed 's/\..*//')"
+printf '  (ratio column: each round'"'"'s own forgelet/static; its median row is the median of those)\n'
 
-ratio=$(awk -v f="$med_f" -v s="$med_s" 'BEGIN { printf "%.3f", f / s }')
+ratio=$(ratio_of "$med_wall_f" "$med_wall_s")
 if awk -v r="$ratio" -v g="$goal" 'BEGIN { exit !(r <= g) }'; then
     verdict="PASS (goal: at most $goal)"
 else
     verdict="ABOVE GOAL (goal: at most $goal)"
 fi
-printf '\nforgelet/static median ratio: %s  %s\n' "$ratio" "$verdict"
-printf '(%s repository, %s timed rounds, dumb HTTP clone --bare, nginx %s, %s)\n' \
+printf '\nforgelet/static, median clone time: %s  %s\n' "$ratio" "$verdict"
+printf 'forgelet/static, median HTTP phase: %s  (%s ms more per clone)\n' \
+    "$(ratio_of "$med_http_f" "$med_http_s")" \
+    "$(awk -v f="$med_http_f" -v s="$med_http_s" 'BEGIN { printf "%.1f", (f - s) * 1000 }')"
+printf '(%s repository, %s timed rounds after 1 warm-up, dumb HTTP clone --bare, nginx %s, %s)\n' \
     "$size" "$rounds" "$("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "$(git --version)"
 ok=1

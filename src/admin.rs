@@ -104,6 +104,18 @@ fn install(mut tmp: TempDir, dest: &Path) -> AdminResult {
     Ok(())
 }
 
+/// `owner/name` as spelled on disk, from `{root}/{owner}/{name}.git`.
+fn full_name_of(dest: &Path) -> String {
+    let part = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let name = part(Some(dest));
+    let owner = part(dest.parent());
+    format!("{owner}/{}", name.strip_suffix(".git").unwrap_or(&name))
+}
+
 fn refuse_existing(store: &RepoStore, owner: &str, name: &str) -> AdminResult {
     match store.locate(owner, name) {
         Ok(Some(r)) => Err(format!(
@@ -139,9 +151,11 @@ pub(crate) fn repo_create(config: &Config, full: &str, description: Option<&str>
         return Err("the description must be one line of text".into());
     }
     write_file(&tmp.path().join("description"), &format!("{desc}\n"))?;
-    let dest = store.path_for(&owner, &name);
+    let dest = store
+        .path_for_new(&owner, &name)
+        .map_err(|e| format!("cannot look in {}: {e}", store.root().display()))?;
     install(tmp, &dest)?;
-    println!("created {owner}/{name} at {}", dest.display());
+    println!("created {} at {}", full_name_of(&dest), dest.display());
     Ok(())
 }
 
@@ -290,7 +304,9 @@ pub(crate) fn repo_import(config: &Config, full: &str, src: &Path, move_src: boo
         format!("{e}\nthe source repository is missing objects; nothing was imported")
     })?;
 
-    let dest = store.path_for(&owner, &name);
+    let dest = store
+        .path_for_new(&owner, &name)
+        .map_err(|e| format!("cannot look in {}: {e}", store.root().display()))?;
     install(tmp, &dest)?;
     if move_src {
         fs::remove_dir_all(&src).map_err(|e| {
@@ -300,7 +316,7 @@ pub(crate) fn repo_import(config: &Config, full: &str, src: &Path, move_src: boo
             )
         })?;
     }
-    println!("imported {owner}/{name} at {}", dest.display());
+    println!("imported {} at {}", full_name_of(&dest), dest.display());
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use crate::config::Config;
+use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::fcgi::{self, Params};
 use crate::git::{RepoDir, RepoStore, Settings, Visibility};
@@ -26,22 +26,25 @@ impl Site {
     }
 }
 
-/// Lane indices of the FastCGI server: pages and git clients are capped separately.
-pub(crate) const LANE_PAGES: usize = 0;
+/// Lane indices of the FastCGI server. Quick answers (pages, generated ref lists, files handed to
+/// the web server) share one lane; requests where forgelet streams git data, which can take
+/// minutes, have their own, so slow clones never starve the web UI.
+pub(crate) const LANE_QUICK: usize = 0;
 pub(crate) const LANE_GIT: usize = 1;
 
 impl fcgi::App for Site {
     fn lane(&self, params: &Params) -> usize {
-        let is_git = match Request::parse(params, &self.config.base_path) {
+        let streams_files = self.config.sendfile == Handoff::None;
+        let long = match Request::parse(params, &self.config.base_path) {
             Ok(Parsed::Request(req)) => routes::route(&req.path, req.method)
-                .map(|r| r.is_git())
+                .map(|r| r.is_long(streams_files))
                 .unwrap_or(false),
             _ => false,
         };
-        if is_git {
+        if long {
             LANE_GIT
         } else {
-            LANE_PAGES
+            LANE_QUICK
         }
     }
 
@@ -74,10 +77,10 @@ pub(crate) fn handle(site: &Site, params: &Params) -> Response {
 }
 
 fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Response> {
+    let is_git = route.is_git();
     match route {
         Route::Front => pages::front::handle(site),
         Route::Repo { owner, name, page } => {
-            let is_git = page != RepoRoute::Home;
             let (repo, settings) = find_repo(site, &owner, &name, is_git)?;
             let public = settings.visibility == Visibility::Public;
             match page {

@@ -203,6 +203,11 @@ fn run_cgi(config_path: &std::path::Path) -> i32 {
     }
 }
 
+/// Requests that may wait for a worker, per worker, before the server answers 503. git's dumb
+/// client runs several requests at once per clone and gives up on the first 503, so a burst of
+/// clones must wait its turn rather than fail; only a real overload is turned away.
+const QUEUE_PER_WORKER: usize = 8;
+
 fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
     let config = match load_config(config_path) {
         Ok(c) => c,
@@ -244,14 +249,14 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
     let fcgi_config = fcgi::Config {
         lanes: vec![
             fcgi::LaneConfig {
-                name: "pages".into(),
+                name: "quick".into(),
                 workers: s.workers,
-                queue: s.workers,
+                queue: QUEUE_PER_WORKER * s.workers,
             },
             fcgi::LaneConfig {
                 name: "git".into(),
                 workers: s.git_workers,
-                queue: s.git_workers,
+                queue: QUEUE_PER_WORKER * s.git_workers,
             },
         ],
         max_connections: s.max_connections,

@@ -642,7 +642,8 @@ impl PollLoop {
                 self.accept_paused_until = None;
             }
             let accepting = self.accept_paused_until.is_none()
-                && self.open_connections() < self.config.max_connections;
+                && (self.open_connections() < self.config.max_connections
+                    || self.oldest_idle().is_some());
             let pfd = |fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -840,10 +841,35 @@ impl PollLoop {
         }
     }
 
+    /// The connection that has waited longest without a request under way (idle between requests
+    /// with nothing buffered, or lingering after its answer), if any.
+    fn oldest_idle(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| match c.phase {
+                Phase::Idle => c.inbuf.is_empty(),
+                Phase::Linger { .. } => true,
+                Phase::Params { .. } => false,
+            })
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(i, _)| i)
+    }
+
     fn accept(&mut self, now: Instant) {
         for _ in 0..ACCEPTS_PER_ROUND {
             if self.open_connections() >= self.config.max_connections {
-                return;
+                // At the cap a new connection takes the place of the longest-idle one, so idle
+                // keep-alive (or silent) connections can never lock new requests out.
+                match self.oldest_idle() {
+                    Some(i) => {
+                        log::debug!(
+                            "fastcgi: at the connection cap; closing the longest-idle connection"
+                        );
+                        self.conns.swap_remove(i);
+                    }
+                    None => return,
+                }
             }
             let Some(listener) = &self.listener else {
                 return;

@@ -46,9 +46,11 @@ impl RepoStore {
         &self.root
     }
 
-    /// Where `owner/name` lives (whether or not it exists).
-    pub(crate) fn path_for(&self, owner: &str, name: &str) -> PathBuf {
-        self.root.join(owner).join(format!("{name}.git"))
+    /// Where a new repository `owner/name` goes: inside the owner's existing folder when there is
+    /// one, whatever its case, so one owner never gets two folders (`alice` and `ALICE`).
+    pub(crate) fn path_for_new(&self, owner: &str, name: &str) -> io::Result<PathBuf> {
+        let owner_real = find_entry(&self.root, owner)?.unwrap_or_else(|| owner.to_string());
+        Ok(self.root.join(owner_real).join(format!("{name}.git")))
     }
 
     /// Finds `owner/name`, matching names without regard to case as names are unique that way.

@@ -1,0 +1,1138 @@
+//! Test harness: temporary sites with real repositories (built by `tests/fixtures/*.sh`), the
+//! built forgelet binary (FastCGI on a unix socket, CGI, admin commands), real nginx running the
+//! shipped `nginx/forgelet.conf`, real git, and two tiny clients (HTTP/1.1 and raw FastCGI).
+//!
+//! Everything a test makes lives in its own directory under cargo's target tmp dir; the directory is
+//! removed when the test passes and kept (with nginx's and forgelet's logs printed) when it fails.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_forgelet");
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+const TARGET_TMP: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// How long any single network exchange or child process may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// Temporary directories
+
+/// A directory of its own for one test; removed on success, kept (and named) on failure.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let leaf = format!("{name}-{}-{n}", std::process::id());
+        // Unix socket paths are limited to 108 bytes; fall back to the system temp dir.
+        let mut root = PathBuf::from(TARGET_TMP);
+        if root.join(&leaf).join("forgelet.sock").as_os_str().len() > 100 {
+            root = std::env::temp_dir();
+        }
+        let path = root.join(leaf);
+        if path.exists() {
+            fs::remove_dir_all(&path).unwrap();
+        }
+        fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A string no file of the test tree contains by accident.
+pub fn unique_marker() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("FORGELETMARKER{:x}x{:x}", nanos, std::process::id())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+/// Runs a command with a deadline, capturing stdout and stderr.
+pub fn run(cmd: &mut Command) -> Output {
+    run_with_stdin(cmd, &[])
+}
+
+/// Runs a command with `input` on stdin and a deadline, capturing stdout and stderr.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// Panics with the command's output unless it succeeded; returns stdout as text.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stdout and stderr of an output as one text, for messages.
+pub fn all_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `git` in a hermetic environment: no user or system config, no prompts, no proxies, fixed
+/// identity and dates, and `GIT_SMART_HTTP=0` so every HTTP transfer uses the dumb protocol.
+pub fn git(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir);
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_NAMESPACE",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "")
+        .env("SSH_ASKPASS", "")
+        .env("GIT_SMART_HTTP", "0")
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@test.invalid")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@test.invalid")
+        .env("GIT_AUTHOR_DATE", "1710000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1710000000 +0000")
+        .env("LC_ALL", "C")
+        .env("GIT_CONFIG_COUNT", "3")
+        .env("GIT_CONFIG_KEY_0", "init.defaultBranch")
+        .env("GIT_CONFIG_VALUE_0", "main")
+        .env("GIT_CONFIG_KEY_1", "gc.auto")
+        .env("GIT_CONFIG_VALUE_1", "0")
+        .env("GIT_CONFIG_KEY_2", "maintenance.auto")
+        .env("GIT_CONFIG_VALUE_2", "false");
+    cmd
+}
+
+/// Runs git with `args` in `dir` and returns its stdout; panics on failure.
+pub fn git_ok<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> String {
+    ok(git(dir).args(args))
+}
+
+/// Builds the fixture `tests/fixtures/{name}.sh` as the bare repository `out`.
+pub fn build_fixture(name: &str, out: &Path) {
+    let script = Path::new(MANIFEST_DIR)
+        .join("tests/fixtures")
+        .join(format!("{name}.sh"));
+    ok(Command::new("bash").arg(&script).arg(out));
+}
+
+/// `refname -> object id` of every ref under refs/ of a repository.
+pub fn refs_of(repo: &Path) -> BTreeMap<String, String> {
+    git_ok(repo, &["for-each-ref", "--format=%(refname) %(objectname)"])
+        .lines()
+        .map(|l| {
+            let (name, oid) = l.split_once(' ').unwrap();
+            (name.to_string(), oid.to_string())
+        })
+        .collect()
+}
+
+/// A listing of every entry below `dir` (path, kind, mode, size, content hash), sorted: equal
+/// listings mean an untouched tree.
+pub fn tree_listing(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let md = fs::symlink_metadata(&p).unwrap();
+            let ft = md.file_type();
+            if ft.is_symlink() {
+                out.push(format!(
+                    "L {rel} -> {}",
+                    fs::read_link(&p).unwrap().display()
+                ));
+            } else if ft.is_dir() {
+                out.push(format!("D {rel} {:o}", md.mode()));
+                walk(root, &p, out);
+            } else {
+                out.push(format!(
+                    "F {rel} {:o} {} {:016x}",
+                    md.mode(),
+                    md.len(),
+                    fnv1a(&fs::read(&p).unwrap())
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Whether `hay` contains `needle`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sites: config, data dir, repositories
+
+/// How a site is set up.
+#[derive(Clone, Copy)]
+pub struct SiteOptions {
+    /// `"/git"` or `""` (forgelet at the root of the host).
+    pub base_path: &'static str,
+    /// `"x-accel-redirect"` or `"none"`.
+    pub sendfile: &'static str,
+    /// Extra lines for the `[server]` table of the config.
+    pub server_extra: &'static str,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions {
+            base_path: "/git",
+            sendfile: "x-accel-redirect",
+            server_extra: "",
+        }
+    }
+}
+
+/// A forgelet site on disk: config file, data dir, the port nginx will listen on.
+pub struct Site {
+    pub opts: SiteOptions,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub port: u16,
+    // Last, so it is removed after everything else is dropped.
+    pub tmp: TempDir,
+}
+
+impl Site {
+    pub fn new(name: &str, opts: SiteOptions) -> Site {
+        let tmp = TempDir::new(name);
+        let data_dir = tmp.path().join("data");
+        fs::create_dir_all(data_dir.join("repos")).unwrap();
+        let socket = tmp.path().join("forgelet.sock");
+        let port = free_port();
+        let config = tmp.path().join("config.toml");
+        let text = format!(
+            "data_dir = \"{data}\"\n\
+             base_url = \"http://127.0.0.1:{port}{base}\"\n\
+             sendfile = \"{sendfile}\"\n\
+             internal_prefix = \"/.forgelet-repos\"\n\
+             \n\
+             [server]\n\
+             listen = \"unix:{socket}\"\n\
+             {extra}\n",
+            data = data_dir.display(),
+            base = opts.base_path,
+            sendfile = opts.sendfile,
+            socket = socket.display(),
+            extra = opts.server_extra,
+        );
+        fs::write(&config, text).unwrap();
+        Site {
+            opts,
+            data_dir,
+            config,
+            socket,
+            port,
+            tmp,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `{data_dir}/repos/{owner}/{repo}.git`.
+    pub fn repo_path(&self, owner_repo: &str) -> PathBuf {
+        self.data_dir
+            .join("repos")
+            .join(format!("{owner_repo}.git"))
+    }
+
+    /// A forgelet admin command (`--config` set) for this site.
+    pub fn forgelet(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&self.config);
+        cmd.env_remove("FORGELET_CONFIG").env("RUST_LOG", "info");
+        cmd
+    }
+
+    /// Builds the fixture outside the data dir and adopts it with `forgelet repo import`.
+    pub fn import_fixture(&self, fixture: &str, owner_repo: &str) -> PathBuf {
+        let src_dir = self.dir().join("src");
+        fs::create_dir_all(&src_dir).unwrap();
+        let src = src_dir.join(format!("{}.git", owner_repo.replace('/', "-")));
+        build_fixture(fixture, &src);
+        ok(self
+            .forgelet()
+            .args(["repo", "import", owner_repo])
+            .arg(&src));
+        let repo = self.repo_path(owner_repo);
+        assert!(
+            repo.is_dir(),
+            "repo import did not create {}",
+            repo.display()
+        );
+        repo
+    }
+
+    /// Builds the fixture straight into the repos dir (no import).
+    pub fn place_fixture(&self, fixture: &str, owner_repo: &str) -> PathBuf {
+        let repo = self.repo_path(owner_repo);
+        fs::create_dir_all(repo.parent().unwrap()).unwrap();
+        build_fixture(fixture, &repo);
+        repo
+    }
+
+    /// A request target under the base path: `target("/alice/r.git/HEAD")`.
+    pub fn target(&self, path: &str) -> String {
+        format!("{}{path}", self.opts.base_path)
+    }
+
+    /// The URL git uses for `path` under the base path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, self.target(path))
+    }
+
+    /// Answers one request by running the binary in CGI mode, as a CGI server would.
+    pub fn cgi(&self, method: &str, target: &[u8], headers: &[(&str, &[u8])]) -> Response {
+        let params = cgi_params(method, target, headers, self.port, None);
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("FORGELET_CONFIG", &self.config)
+            .env("RUST_LOG", "info");
+        for (k, v) in &params {
+            cmd.env(OsStr::from_bytes(k), OsStr::from_bytes(v));
+        }
+        let out = run(&mut cmd);
+        let what = format!("CGI {method} {}", String::from_utf8_lossy(target));
+        parse_cgi(&out.stdout, &what).unwrap_or_else(|e| {
+            panic!(
+                "{e}\nexit: {}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// Starts forgelet on its unix socket, then nginx in front of it.
+    pub fn start(&self) -> Server {
+        let dir = self.dir();
+        let forgelet_log = dir.join("forgelet.stderr");
+        let nginx_dir = dir.join("nginx");
+        let nginx_log = nginx_dir.join("error.log");
+        let mut server = Server {
+            forgelet: None,
+            nginx: None,
+            nginx_pid_file: nginx_dir.join("nginx.pid"),
+            forgelet_log,
+            nginx_log,
+            socket: self.socket.clone(),
+            port: self.port,
+        };
+        let _ = fs::remove_file(&self.socket);
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("unix:{}", self.socket.display()))
+            .env_remove("FORGELET_CONFIG")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(
+                fs::File::create(dir.join("forgelet.stdout")).unwrap(),
+            ))
+            .stderr(Stdio::from(fs::File::create(&server.forgelet_log).unwrap()))
+            .spawn()
+            .expect("start forgelet serve");
+        server.forgelet = Some(child);
+        server.wait_for("forgelet socket", |s| {
+            UnixStream::connect(&s.socket).is_ok()
+        });
+
+        fs::create_dir_all(nginx_dir.join("temp")).unwrap();
+        fs::write(nginx_dir.join("forgelet.conf"), self.nginx_snippet()).unwrap();
+        // The snippet includes nginx's stock fastcgi_params by a relative name (resolved against
+        // the main config's directory); use the one installed with nginx.
+        fs::copy(
+            "/etc/nginx/fastcgi_params",
+            nginx_dir.join("fastcgi_params"),
+        )
+        .expect("copy /etc/nginx/fastcgi_params");
+        fs::write(
+            nginx_dir.join("nginx.conf"),
+            self.nginx_main_conf(&nginx_dir),
+        )
+        .unwrap();
+        let nginx_bin = std::env::var_os("NGINX").unwrap_or_else(|| "/usr/sbin/nginx".into());
+        let child = Command::new(nginx_bin)
+            .arg("-p")
+            .arg(&nginx_dir)
+            .arg("-c")
+            .arg(nginx_dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(&server.nginx_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&server.nginx_log)
+                    .unwrap(),
+            ))
+            .spawn()
+            .expect("start nginx");
+        server.nginx = Some(child);
+        server.wait_for("nginx port", |s| {
+            TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+        });
+        server
+    }
+
+    /// The shipped snippet with its four documented values replaced for this site.
+    fn nginx_snippet(&self) -> String {
+        let path = Path::new(MANIFEST_DIR).join("nginx/forgelet.conf");
+        let text = fs::read_to_string(&path).expect("read nginx/forgelet.conf");
+        let repos = format!("{}/", self.data_dir.join("repos").display());
+        let socket = format!("unix:{}", self.socket.display());
+        let location = format!("location ^~ {}/ {{", self.opts.base_path);
+        let mut text = text;
+        for (from, to) in [
+            ("location ^~ /git/ {", location.as_str()),
+            ("unix:/run/forgelet/forgelet.sock;", &format!("{socket};")),
+            (
+                "alias /var/lib/forgelet/repos/;",
+                &format!("alias {repos};"),
+            ),
+            (
+                "location ^~ /.forgelet-repos/ {",
+                "location ^~ /.forgelet-repos/ {",
+            ),
+        ] {
+            assert!(
+                text.contains(from),
+                "nginx/forgelet.conf no longer contains `{from}`; update the test harness"
+            );
+            text = text.replace(from, to);
+        }
+        text
+    }
+
+    fn nginx_main_conf(&self, nginx_dir: &Path) -> String {
+        let d = nginx_dir.display();
+        let user = if effective_uid_is_root() {
+            "user root root;\n"
+        } else {
+            ""
+        };
+        format!(
+            "{user}daemon off;\n\
+             master_process on;\n\
+             worker_processes 1;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             \x20   access_log {d}/access.log;\n\
+             \x20   client_body_temp_path {d}/temp/body;\n\
+             \x20   proxy_temp_path {d}/temp/proxy;\n\
+             \x20   fastcgi_temp_path {d}/temp/fastcgi;\n\
+             \x20   uwsgi_temp_path {d}/temp/uwsgi;\n\
+             \x20   scgi_temp_path {d}/temp/scgi;\n\
+             \x20   types {{ text/html html; text/plain txt; }}\n\
+             \x20   default_type application/octet-stream;\n\
+             \x20   server {{\n\
+             \x20       listen 127.0.0.1:{port};\n\
+             \x20       server_name localhost;\n\
+             \x20       root {d}/empty-root;\n\
+             {outside}\
+             \x20       include {d}/forgelet.conf;\n\
+             \x20   }}\n\
+             }}\n",
+            port = self.port,
+            // As in nginx/example-server.conf: nothing but forgelet on this server.
+            outside = if self.opts.base_path.is_empty() {
+                ""
+            } else {
+                "        location / { return 404; }\n"
+            },
+        )
+    }
+}
+
+fn effective_uid_is_root() -> bool {
+    // /proc/self belongs to the process's effective user.
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Running forgelet (FastCGI) and nginx; both are stopped on drop, logs printed if the test failed.
+pub struct Server {
+    forgelet: Option<Child>,
+    nginx: Option<Child>,
+    nginx_pid_file: PathBuf,
+    pub forgelet_log: PathBuf,
+    pub nginx_log: PathBuf,
+    pub socket: PathBuf,
+    pub port: u16,
+}
+
+impl Server {
+    fn wait_for(&mut self, what: &str, ready: impl Fn(&Server) -> bool) {
+        let start = Instant::now();
+        loop {
+            if ready(self) {
+                return;
+            }
+            for (name, child) in [("forgelet", &mut self.forgelet), ("nginx", &mut self.nginx)] {
+                if let Some(c) = child {
+                    if let Some(status) = c.try_wait().unwrap() {
+                        panic!("{name} exited ({status}) while waiting for the {what}");
+                    }
+                }
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("timed out waiting for the {what}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Panics unless the forgelet process is still running.
+    pub fn assert_forgelet_alive(&mut self, after: &str) {
+        let child = self.forgelet.as_mut().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("forgelet exited ({status}) after {after}");
+        }
+    }
+
+    /// Text forgelet wrote to stderr so far.
+    pub fn forgelet_stderr(&self) -> String {
+        fs::read_to_string(&self.forgelet_log).unwrap_or_default()
+    }
+
+    /// One HTTP request through nginx.
+    pub fn http(&self, method: &str, target: &[u8], headers: &[(&str, &str)]) -> Response {
+        http_request(self.port, method, target, headers)
+    }
+
+    /// `GET` through nginx.
+    pub fn get(&self, target: &str) -> Response {
+        self.http("GET", target.as_bytes(), &[])
+    }
+
+    /// One request straight at forgelet's FastCGI socket.
+    pub fn fcgi(&self, method: &str, target: &[u8], headers: &[(&str, &[u8])]) -> Response {
+        let params = cgi_params(method, target, headers, self.port, None);
+        let what = format!("FastCGI {method} {}", String::from_utf8_lossy(target));
+        let mut stream = fcgi_connect(&self.socket);
+        stream
+            .write_all(&fcgi_request_bytes(1, false, &params, b""))
+            .unwrap();
+        let reply = fcgi_read_reply(&mut stream, 1).unwrap_or_else(|e| panic!("{what}: {e}"));
+        parse_cgi(&reply.stdout, &what).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Ends the test's use of the server: forgelet must still be running and must not have
+    /// logged a panic.
+    pub fn finish(mut self) {
+        self.assert_forgelet_alive("the test");
+        let log = self.forgelet_stderr();
+        assert!(!log.contains("panicked"), "forgelet logged a panic:\n{log}");
+        // nginx logs what went wrong between it and forgelet (a broken FastCGI answer, an
+        // X-Accel-Redirect to a missing file) at level error or worse.
+        let nginx = fs::read_to_string(&self.nginx_log).unwrap_or_default();
+        let bad: Vec<&str> = nginx
+            .lines()
+            .filter(|l| {
+                ["[error]", "[crit]", "[alert]", "[emerg]"]
+                    .iter()
+                    .any(|lvl| l.contains(lvl))
+            })
+            .collect();
+        assert!(bad.is_empty(), "nginx logged errors:\n{}", bad.join("\n"));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut nginx) = self.nginx.take() {
+            // TERM to the master stops its workers too; SIGKILL would orphan them.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(nginx.id().to_string())
+                .status();
+            let start = Instant::now();
+            while nginx.try_wait().ok().flatten().is_none() {
+                if start.elapsed() > Duration::from_secs(5) {
+                    let _ = nginx.kill();
+                    let _ = nginx.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = fs::remove_file(&self.nginx_pid_file);
+        }
+        if let Some(mut forgelet) = self.forgelet.take() {
+            let _ = forgelet.kill();
+            let _ = forgelet.wait();
+        }
+        if std::thread::panicking() {
+            for (name, path) in [
+                ("nginx error log", &self.nginx_log),
+                ("forgelet stderr", &self.forgelet_log),
+            ] {
+                let text = fs::read_to_string(path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(150)..];
+                eprintln!(
+                    "----- {name} ({}), last {} lines -----\n{}",
+                    path.display(),
+                    tail.len(),
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/// An HTTP answer, from nginx or parsed from forgelet's CGI/FastCGI output.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// First value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Status, headers and the start of the body, for assertion messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!("status {}\n", self.status);
+        for (k, v) in &self.headers {
+            let _ = writeln!(s, "{k}: {v}");
+        }
+        let body = String::from_utf8_lossy(&self.body[..self.body.len().min(400)]).into_owned();
+        let _ = write!(s, "body ({} bytes): {body:?}", self.body.len());
+        s
+    }
+}
+
+/// Parses a CGI response (`Status:` header optional, then headers, blank line, body).
+pub fn parse_cgi(raw: &[u8], what: &str) -> Result<Response, String> {
+    let (head, body) = split_head(raw).ok_or_else(|| {
+        format!(
+            "{what}: no end of headers in {:?}",
+            String::from_utf8_lossy(raw)
+        )
+    })?;
+    let head = String::from_utf8(head.to_vec())
+        .map_err(|_| format!("{what}: headers are not UTF-8: {head:?}"))?;
+    let mut status = 200;
+    let mut headers = Vec::new();
+    for line in head.lines() {
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| format!("{what}: bad header line {line:?}"))?;
+        let v = v.trim().to_string();
+        if k.eq_ignore_ascii_case("Status") {
+            status = v
+                .get(..3)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("{what}: bad Status {v:?}"))?;
+        } else {
+            headers.push((k.to_string(), v));
+        }
+    }
+    if status == 200
+        && headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("Location"))
+    {
+        status = 302;
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_vec(),
+    })
+}
+
+/// Splits at the first blank line (`\r\n\r\n` or `\n\n`).
+fn split_head(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    let crlf = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+    let (i, n) = match (crlf, lf) {
+        (Some(a), Some(b)) => {
+            if a.0 <= b.0 {
+                a
+            } else {
+                b
+            }
+        }
+        (a, b) => a.or(b)?,
+    };
+    Some((&raw[..i], &raw[i + n..]))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 client
+
+/// Sends one request (the target is sent byte for byte, unnormalized) and reads the answer.
+pub fn http_request(port: u16, method: &str, target: &[u8], headers: &[(&str, &str)]) -> Response {
+    let what = format!("{method} {}", String::from_utf8_lossy(target));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let mut req = Vec::new();
+    req.extend_from_slice(method.as_bytes());
+    req.push(b' ');
+    req.extend_from_slice(target);
+    req.extend_from_slice(b" HTTP/1.1\r\n");
+    let _ = write!(
+        req,
+        "Host: 127.0.0.1:{port}\r\nUser-Agent: forgelet-tests\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        let _ = write!(req, "{k}: {v}\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    stream.write_all(&req).unwrap();
+    let mut raw = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        panic!(
+            "{what}: reading the answer failed after {} bytes: {e}",
+            raw.len()
+        );
+    }
+    let (head, rest) = split_head(&raw).unwrap_or_else(|| {
+        panic!(
+            "{what}: no end of headers in {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    });
+    let head = String::from_utf8_lossy(head).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let chunked = resp
+        .header("Transfer-Encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    resp.body = if method == "HEAD" {
+        // Whatever came after the headers: must be nothing.
+        rest.to_vec()
+    } else if chunked {
+        dechunk(rest).unwrap_or_else(|| panic!("{what}: bad chunked body"))
+    } else {
+        rest.to_vec()
+    };
+    if let (false, false, Some(len)) = (method == "HEAD", chunked, resp.header("Content-Length")) {
+        let len: usize = len.parse().unwrap();
+        assert_eq!(
+            resp.body.len(),
+            len,
+            "{what}: body length differs from Content-Length"
+        );
+    }
+    resp
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CGI variables (shared by the CGI runner and the FastCGI client)
+
+/// The variables nginx's `fastcgi_params` would send for this request, as bytes.
+pub fn cgi_params(
+    method: &str,
+    target: &[u8],
+    headers: &[(&str, &[u8])],
+    port: u16,
+    content_length: Option<usize>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(i) => (&target[..i], &target[i + 1..]),
+        None => (target, &b""[..]),
+    };
+    let port_s = port.to_string();
+    let length = content_length.map(|n| n.to_string()).unwrap_or_default();
+    let mut p: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"QUERY_STRING".to_vec(), query.to_vec()),
+        (b"REQUEST_METHOD".to_vec(), method.as_bytes().to_vec()),
+        (b"CONTENT_TYPE".to_vec(), Vec::new()),
+        (b"CONTENT_LENGTH".to_vec(), length.into_bytes()),
+        (b"SCRIPT_NAME".to_vec(), path.to_vec()),
+        (b"REQUEST_URI".to_vec(), target.to_vec()),
+        (b"DOCUMENT_URI".to_vec(), path.to_vec()),
+        (b"DOCUMENT_ROOT".to_vec(), b"/nonexistent".to_vec()),
+        (b"SERVER_PROTOCOL".to_vec(), b"HTTP/1.1".to_vec()),
+        (b"REQUEST_SCHEME".to_vec(), b"http".to_vec()),
+        (b"GATEWAY_INTERFACE".to_vec(), b"CGI/1.1".to_vec()),
+        (b"SERVER_SOFTWARE".to_vec(), b"forgelet-tests".to_vec()),
+        (b"REMOTE_ADDR".to_vec(), b"127.0.0.1".to_vec()),
+        (b"REMOTE_PORT".to_vec(), b"40000".to_vec()),
+        (b"SERVER_ADDR".to_vec(), b"127.0.0.1".to_vec()),
+        (b"SERVER_PORT".to_vec(), port_s.clone().into_bytes()),
+        (b"SERVER_NAME".to_vec(), b"localhost".to_vec()),
+        (
+            b"HTTP_HOST".to_vec(),
+            format!("127.0.0.1:{port_s}").into_bytes(),
+        ),
+        (b"HTTP_USER_AGENT".to_vec(), b"forgelet-tests".to_vec()),
+    ];
+    for (k, v) in headers {
+        let name = format!("HTTP_{}", k.to_ascii_uppercase().replace('-', "_"));
+        p.push((name.into_bytes(), v.to_vec()));
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw FastCGI client (records built by hand, as in the FastCGI 1.0 specification)
+
+pub const FCGI_BEGIN_REQUEST: u8 = 1;
+pub const FCGI_ABORT_REQUEST: u8 = 2;
+pub const FCGI_END_REQUEST: u8 = 3;
+pub const FCGI_PARAMS: u8 = 4;
+pub const FCGI_STDIN: u8 = 5;
+pub const FCGI_STDOUT: u8 = 6;
+pub const FCGI_STDERR: u8 = 7;
+pub const FCGI_GET_VALUES: u8 = 9;
+pub const FCGI_GET_VALUES_RESULT: u8 = 10;
+pub const FCGI_UNKNOWN_TYPE: u8 = 11;
+
+/// Connects to the socket with read and write timeouts.
+pub fn fcgi_connect(socket: &Path) -> UnixStream {
+    let s =
+        UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// One record: 8-byte header, content, padding to a multiple of 8.
+pub fn fcgi_record(rtype: u8, id: u16, content: &[u8]) -> Vec<u8> {
+    assert!(content.len() <= 0xffff);
+    let len = content.len() as u16;
+    let pad = (8 - content.len() % 8) % 8;
+    let mut r = vec![
+        1,
+        rtype,
+        (id >> 8) as u8,
+        id as u8,
+        (len >> 8) as u8,
+        len as u8,
+        pad as u8,
+        0,
+    ];
+    r.extend_from_slice(content);
+    r.resize(r.len() + pad, 0);
+    r
+}
+
+/// A name-value pair in FastCGI's length-prefixed encoding.
+pub fn fcgi_nv(name: &[u8], value: &[u8]) -> Vec<u8> {
+    fn len(out: &mut Vec<u8>, n: usize) {
+        if n < 128 {
+            out.push(n as u8);
+        } else {
+            out.extend_from_slice(&((n as u32) | 0x8000_0000).to_be_bytes());
+        }
+    }
+    let mut out = Vec::new();
+    len(&mut out, name.len());
+    len(&mut out, value.len());
+    out.extend_from_slice(name);
+    out.extend_from_slice(value);
+    out
+}
+
+/// FCGI_BEGIN_REQUEST for the responder role.
+pub fn fcgi_begin(id: u16, keep_conn: bool) -> Vec<u8> {
+    fcgi_record(
+        FCGI_BEGIN_REQUEST,
+        id,
+        &[0, 1, u8::from(keep_conn), 0, 0, 0, 0, 0],
+    )
+}
+
+/// A stream (PARAMS or STDIN) split into records, ended by an empty record.
+pub fn fcgi_stream(rtype: u8, id: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in data.chunks(0xfff8) {
+        out.extend(fcgi_record(rtype, id, chunk));
+    }
+    out.extend(fcgi_record(rtype, id, b""));
+    out
+}
+
+/// The encoded PARAMS stream content (without records).
+pub fn fcgi_params_content(params: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    params.iter().flat_map(|(k, v)| fcgi_nv(k, v)).collect()
+}
+
+/// A whole request: BEGIN_REQUEST, PARAMS, STDIN.
+pub fn fcgi_request_bytes(
+    id: u16,
+    keep_conn: bool,
+    params: &[(Vec<u8>, Vec<u8>)],
+    stdin: &[u8],
+) -> Vec<u8> {
+    let mut out = fcgi_begin(id, keep_conn);
+    out.extend(fcgi_stream(FCGI_PARAMS, id, &fcgi_params_content(params)));
+    out.extend(fcgi_stream(FCGI_STDIN, id, stdin));
+    out
+}
+
+/// One record read from a stream: type, request id, content.
+pub fn fcgi_read_record(stream: &mut impl Read) -> std::io::Result<(u8, u16, Vec<u8>)> {
+    let mut h = [0u8; 8];
+    stream.read_exact(&mut h)?;
+    if h[0] != 1 {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("record with version {}", h[0]),
+        ));
+    }
+    let id = u16::from_be_bytes([h[2], h[3]]);
+    let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let mut content = vec![0u8; len + usize::from(h[6])];
+    stream.read_exact(&mut content)?;
+    content.truncate(len);
+    Ok((h[1], id, content))
+}
+
+/// What a responder sent for one request.
+pub struct FcgiReply {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub app_status: u32,
+    pub protocol_status: u8,
+}
+
+/// Reads records until the END_REQUEST of request `id`.
+pub fn fcgi_read_reply(stream: &mut impl Read, id: u16) -> Result<FcgiReply, String> {
+    let mut reply = FcgiReply {
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        app_status: 0,
+        protocol_status: 0,
+    };
+    loop {
+        let (t, rid, content) = fcgi_read_record(stream).map_err(|e| {
+            format!(
+                "FastCGI reply broken after {} stdout bytes: {e}",
+                reply.stdout.len()
+            )
+        })?;
+        if rid != id {
+            return Err(format!(
+                "record of type {t} for request {rid}, expected {id}"
+            ));
+        }
+        match t {
+            FCGI_STDOUT => reply.stdout.extend_from_slice(&content),
+            FCGI_STDERR => reply.stderr.extend_from_slice(&content),
+            FCGI_END_REQUEST => {
+                if content.len() < 8 {
+                    return Err("short END_REQUEST".into());
+                }
+                reply.app_status =
+                    u32::from_be_bytes([content[0], content[1], content[2], content[3]]);
+                reply.protocol_status = content[4];
+                return Ok(reply);
+            }
+            other => return Err(format!("unexpected record type {other}")),
+        }
+    }
+}
+
+/// Writes `bytes`, then closes the connection without waiting for an answer.
+pub fn fcgi_send_and_close(socket: &Path, bytes: &[u8]) {
+    let mut s = fcgi_connect(socket);
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(Shutdown::Both);
+}
+
+/// Writes `bytes`, then reads whatever comes back until the peer closes or `wait` passes.
+pub fn fcgi_send_and_drain(socket: &Path, bytes: &[u8], wait: Duration) -> Vec<u8> {
+    let mut s = fcgi_connect(socket);
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(Shutdown::Write);
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+/// Sets a file's permission bits (e.g. 0o755 for a hook script).
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
