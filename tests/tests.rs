@@ -4,10 +4,13 @@
 mod util;
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use util::*;
@@ -1617,4 +1620,167 @@ fn repo_import_move_removes_source() {
     assert!(fsck.status.success(), "fsck: {}", all_output(&fsck));
     let list = ok(site.forgelet().args(["repo", "list"]));
     assert!(list.contains("alice/moved"), "repo list: {list}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repositories forgelet must not serve, other handoffs, logging
+
+/// The pack and one loose object of `repo`, as paths below the repository.
+fn object_paths(repo: &Path) -> Vec<String> {
+    let mut out = vec![largest_pack(repo)];
+    for entry in fs::read_dir(repo.join("objects")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.len() == 2 {
+            let dir = repo.join("objects").join(&name);
+            if let Some(f) = fs::read_dir(&dir).unwrap().next() {
+                let f = f.unwrap().file_name().into_string().unwrap();
+                out.push(format!("objects/{name}/{f}"));
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        out.len(),
+        2,
+        "the mixed fixture has a pack and loose objects"
+    );
+    out
+}
+
+#[test]
+fn private_and_missing_repos_look_alike_and_leak_nothing() {
+    let site = Site::new("private_repo", SiteOptions::default());
+    site.import_fixture("mixed", "alice/open");
+    let repo = site.import_fixture("mixed", "alice/secret");
+    git_ok(
+        &repo,
+        &["config", "-f", "config", "forgelet.visibility", "private"],
+    );
+    let mut srv = site.start();
+
+    let mut paths = vec![
+        "info/refs".to_string(),
+        "info/refs?service=git-upload-pack".to_string(),
+        "HEAD".to_string(),
+        "objects/info/packs".to_string(),
+    ];
+    paths.extend(object_paths(&repo));
+    for p in &paths {
+        let private = srv.get(&site.target(&format!("/alice/secret.git/{p}")));
+        let missing = srv.get(&site.target(&format!("/alice/nosuch.git/{p}")));
+        for (r, what) in [(&private, "private"), (&missing, "missing")] {
+            assert_eq!(r.status, 401, "{what} {p}: {}", r.describe());
+            let auth = r.header("WWW-Authenticate").unwrap_or_default();
+            assert!(auth.starts_with("Basic realm="), "{what} {p}: {auth:?}");
+            assert!(r.header("X-Accel-Redirect").is_none(), "{what} {p}");
+        }
+        assert_eq!(
+            private.body, missing.body,
+            "{p}: private and missing differ"
+        );
+        // Straight at the socket and in CGI mode too.
+        let target = site.target(&format!("/alice/secret.git/{p}"));
+        assert_eq!(srv.fcgi("GET", target.as_bytes(), &[]).status, 401, "{p}");
+        assert_eq!(site.cgi("GET", target.as_bytes(), &[]).status, 401, "{p}");
+    }
+    assert_eq!(srv.get(&site.target("/alice/secret")).status, 404);
+
+    let front = srv.get(&site.target("/")).text();
+    assert!(front.contains("alice/open"), "{front}");
+    assert!(
+        !front.contains("secret"),
+        "the front page lists a private repository:\n{front}"
+    );
+
+    let tmp = site.dir();
+    let out = run(git(tmp)
+        .args(["clone", &site.url("/alice/secret.git")])
+        .arg(tmp.join("clone")));
+    assert!(!out.status.success(), "a private repository was cloned");
+    assert!(!tmp.join("clone/.git/objects/pack").exists());
+    srv.finish();
+}
+
+#[test]
+fn sha256_repository_gets_a_clear_error() {
+    let site = Site::new("sha256", SiteOptions::default());
+    let repo = site.repo_path("alice/modern");
+    fs::create_dir_all(repo.parent().unwrap()).unwrap();
+    git_ok(
+        site.dir(),
+        &["init", "-q", "--bare", "--object-format=sha256"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([repo.display().to_string()])
+            .collect::<Vec<_>>(),
+    );
+    let mut srv = site.start();
+    for p in ["info/refs", "HEAD", "objects/info/packs"] {
+        let r = srv.get(&site.target(&format!("/alice/modern.git/{p}")));
+        assert_eq!(r.status, 501, "{p}: {}", r.describe());
+        assert!(r.text().contains("SHA-1"), "{p}: {}", r.text());
+    }
+    let out = run(git(site.dir())
+        .args(["clone", &site.url("/alice/modern.git")])
+        .arg(site.dir().join("clone")));
+    assert!(!out.status.success());
+    let check = run(site.forgelet().arg("check"));
+    assert!(!check.status.success());
+    assert!(all_output(&check).contains("alice/modern: uses the sha256 object format"));
+    srv.finish();
+}
+
+#[test]
+fn x_sendfile_names_the_file_inside_the_repository() {
+    let site = Site::new(
+        "x_sendfile",
+        SiteOptions {
+            sendfile: "x-sendfile",
+            ..SiteOptions::default()
+        },
+    );
+    let repo = site.import_fixture("mixed", "alice/mixed");
+    for p in object_paths(&repo) {
+        let r = site.cgi(
+            "GET",
+            site.target(&format!("/alice/mixed.git/{p}")).as_bytes(),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert!(r.body.is_empty());
+        let file = PathBuf::from(r.header("X-Sendfile").unwrap_or_default());
+        assert_eq!(file, repo.join(&p));
+        assert!(r
+            .header("Cache-Control")
+            .unwrap_or_default()
+            .contains("immutable"));
+    }
+}
+
+#[test]
+fn nothing_is_logged_per_request_at_the_default_level() {
+    let site = Site::new("quiet", SiteOptions::default());
+    site.import_fixture("mixed", "alice/mixed");
+    for target in [
+        "/",
+        "/alice/mixed.git/info/refs",
+        "/alice/nosuch.git/HEAD",
+        "/alice/mixed.git/config",
+    ] {
+        let params = cgi_params("GET", site.target(target).as_bytes(), &[], site.port, None);
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("FORGELET_CONFIG", &site.config);
+        for (k, v) in &params {
+            cmd.env(OsStr::from_bytes(k), OsStr::from_bytes(v));
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{target}");
+        assert!(
+            out.stderr.is_empty(),
+            "{target} logged: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
