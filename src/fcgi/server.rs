@@ -27,6 +27,9 @@ const POLL_WRITE_BUDGET: Duration = Duration::from_millis(200);
 /// How long a connection we are closing is read and discarded from, so that closing with unread
 /// request bytes does not turn into a reset that loses the answer we just sent.
 const LINGER: Duration = Duration::from_secs(2);
+/// At the connection cap, how long a connection must have been idle before a new one may take
+/// its place: a just-accepted connection whose request bytes are not read yet is never evicted.
+const EVICT_GRACE: Duration = Duration::from_secs(1);
 /// Bytes of a request body left unread that the worker still reads to reuse a keep-alive
 /// connection.
 const DRAIN_BUDGET: usize = 64 * 1024;
@@ -202,6 +205,16 @@ impl Conn {
         self.phase = Phase::Linger {
             until: now + LINGER,
         };
+    }
+
+    /// Idle between requests with nothing buffered, or lingering after its answer: closing it
+    /// loses no request.
+    fn evictable(&self) -> bool {
+        match self.phase {
+            Phase::Idle => self.inbuf.is_empty(),
+            Phase::Linger { .. } => true,
+            Phase::Params { .. } => false,
+        }
     }
 
     fn deadline(&self, config: &Config) -> Option<Instant> {
@@ -641,9 +654,9 @@ impl PollLoop {
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
             }
-            let accepting = self.accept_paused_until.is_none()
-                && (self.open_connections() < self.config.max_connections
-                    || self.oldest_idle().is_some());
+            let at_cap = self.open_connections() >= self.config.max_connections;
+            let accepting =
+                self.accept_paused_until.is_none() && (!at_cap || self.oldest_idle(now).is_some());
             let pfd = |fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -660,6 +673,11 @@ impl PollLoop {
             let mut next = self.accept_paused_until;
             for c in &self.conns {
                 if let Some(d) = c.deadline(&self.config) {
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
+                // At the cap, wake up when a connection becomes old enough to make room.
+                if at_cap && !accepting && c.evictable() {
+                    let d = c.last_active + EVICT_GRACE;
                     next = Some(next.map_or(d, |n| n.min(d)));
                 }
             }
@@ -841,17 +859,13 @@ impl PollLoop {
         }
     }
 
-    /// The connection that has waited longest without a request under way (idle between requests
-    /// with nothing buffered, or lingering after its answer), if any.
-    fn oldest_idle(&self) -> Option<usize> {
+    /// The connection that has waited longest, and at least EVICT_GRACE, without a request under
+    /// way, if any.
+    fn oldest_idle(&self, now: Instant) -> Option<usize> {
         self.conns
             .iter()
             .enumerate()
-            .filter(|(_, c)| match c.phase {
-                Phase::Idle => c.inbuf.is_empty(),
-                Phase::Linger { .. } => true,
-                Phase::Params { .. } => false,
-            })
+            .filter(|(_, c)| c.evictable() && now.duration_since(c.last_active) >= EVICT_GRACE)
             .min_by_key(|(_, c)| c.last_active)
             .map(|(i, _)| i)
     }
@@ -861,7 +875,7 @@ impl PollLoop {
             if self.open_connections() >= self.config.max_connections {
                 // At the cap a new connection takes the place of the longest-idle one, so idle
                 // keep-alive (or silent) connections can never lock new requests out.
-                match self.oldest_idle() {
+                match self.oldest_idle(now) {
                     Some(i) => {
                         log::debug!(
                             "fastcgi: at the connection cap; closing the longest-idle connection"
