@@ -8,7 +8,7 @@
 #   FORGELET_HOME  folder holding config, data, logs and nginx's files
 #                  (default: var/ in the source tree); kept across runs
 #   FORGELET_BIN   use this forgelet binary instead of building one
-#   NGINX          path to the nginx binary (default: found in PATH or /usr/sbin)
+#   NGINX_BIN          path to the nginx binary (default: found in PATH or /usr/sbin)
 #   RUST_LOG       forgelet's log level (default here: info)
 #
 # Everything this script writes at run time stays inside FORGELET_HOME (cargo
@@ -62,8 +62,8 @@ fi
 
 # --- what this needs: nginx, git, cargo ----------------------------------------
 find_nginx() {
-    if [ -n "${NGINX:-}" ]; then
-        printf '%s\n' "$NGINX"
+    if [ -n "${NGINX_BIN:-}" ]; then
+        printf '%s\n' "$NGINX_BIN"
     elif command -v nginx >/dev/null 2>&1; then
         command -v nginx
     elif [ -x /usr/sbin/nginx ]; then
@@ -250,7 +250,7 @@ nginx_args=(-p "$ngx/" -c "$ngx/nginx.conf")
 if "$nginx" -h 2>&1 | grep -q -- '-e filename'; then
     nginx_args+=(-e "$logs/nginx-error.log")
 fi
-"$nginx" -t -q "${nginx_args[@]}" || die "nginx rejected $ngx/nginx.conf (see above)"
+env -u NGINX "$nginx" -t -q "${nginx_args[@]}" || die "nginx rejected $ngx/nginx.conf (see above)"
 
 
 # --- run -------------------------------------------------------------------------
@@ -295,7 +295,7 @@ for _ in $(seq 100); do
 done
 [ -S "$socket" ] || die "forgelet did not create $socket within 10 s"
 
-setsid "$nginx" "${nginx_args[@]}" &
+setsid env -u NGINX "$nginx" "${nginx_args[@]}" &
 nginx_pid=$!
 
 # Wait until the front page answers 200 through nginx.

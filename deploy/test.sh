@@ -4,7 +4,7 @@
 # of them fails. Used as is by CI (.ci/run); never prompts.
 #
 # Environment (optional):
-#   NGINX   path to the nginx binary for the integration tests
+#   NGINX_BIN   path to the nginx binary for the integration tests
 #           (default: /usr/sbin/nginx, else the one in PATH)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,8 +15,8 @@ die() {
 }
 
 find_nginx() {
-    if [ -n "${NGINX:-}" ]; then
-        printf '%s\n' "$NGINX"
+    if [ -n "${NGINX_BIN:-}" ]; then
+        printf '%s\n' "$NGINX_BIN"
     elif [ -x /usr/sbin/nginx ]; then
         printf '%s\n' /usr/sbin/nginx
     elif command -v nginx >/dev/null 2>&1; then
@@ -43,9 +43,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q "${missing[@]}"
 fi
 
-NGINX=$(find_nginx)
-[ -x "$NGINX" ] || die "nginx not found at '$NGINX'"
-export NGINX
+NGINX_BIN=$(find_nginx)
+[ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
+export NGINX_BIN
 
 # --- Rust toolchain --------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs)"
@@ -60,8 +60,8 @@ cargo --version
 cargo fmt --version
 cargo clippy --version
 git --version
-"$NGINX" -v 2>&1
-printf 'nginx binary: %s\n' "$NGINX"
+"$NGINX_BIN" -v 2>&1
+printf 'nginx binary: %s\n' "$NGINX_BIN"
 
 # Test failures should say where they happened.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
@@ -77,12 +77,21 @@ step() {
 }
 step cargo fmt --all -- --check
 step cargo clippy --all-targets --locked -- -D warnings
-step cargo test --locked
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+run_tests() {
+    cargo test --locked 2>&1 | tee "$test_log"
+    return "${PIPESTATUS[0]}"
+}
+step run_tests
 
-printf '\n'
 if [ "${#failed[@]}" -gt 0 ]; then
-    printf 'FAILED:\n'
+    printf '\nFAILED:\n'
     printf '  %s\n' "${failed[@]}"
-    exit 1
+else
+    printf '\nall checks passed\n'
 fi
-printf 'all checks passed\n'
+# The last line: the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$test_log"
+[ "${#failed[@]}" -eq 0 ]

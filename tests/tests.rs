@@ -1656,7 +1656,7 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
         &repo,
         &["config", "-f", "config", "forgelet.visibility", "private"],
     );
-    let mut srv = site.start();
+    let srv = site.start();
 
     let mut paths = vec![
         "info/refs".to_string(),
@@ -1714,7 +1714,7 @@ fn sha256_repository_gets_a_clear_error() {
             .chain([repo.display().to_string()])
             .collect::<Vec<_>>(),
     );
-    let mut srv = site.start();
+    let srv = site.start();
     for p in ["info/refs", "HEAD", "objects/info/packs"] {
         let r = srv.get(&site.target(&format!("/alice/modern.git/{p}")));
         assert_eq!(r.status, 501, "{p}: {}", r.describe());

@@ -470,8 +470,10 @@ impl Site {
             self.nginx_main_conf(&nginx_dir),
         )
         .unwrap();
-        let nginx_bin = std::env::var_os("NGINX").unwrap_or_else(|| "/usr/sbin/nginx".into());
+        let nginx_bin = std::env::var_os("NGINX_BIN").unwrap_or_else(|| "/usr/sbin/nginx".into());
         let child = Command::new(nginx_bin)
+            // nginx reads NGINX itself (sockets inherited across a binary upgrade).
+            .env_remove("NGINX")
             .arg("-p")
             .arg(&nginx_dir)
             .arg("-c")
