@@ -140,24 +140,22 @@ fn label(repo: &RepoDir) -> String {
 /// Finds a repository the client may read. A missing and a private repository get the same answer,
 /// so names do not leak: 401 for git clients (which then ask for credentials), 404 for pages.
 fn find_repo(site: &Site, owner: &str, name: &str, is_git: bool) -> Result<(RepoDir, Settings)> {
-    let hidden = if is_git {
-        Error::Unauthorized
-    } else {
-        Error::NotFound
+    let hidden = || {
+        if is_git {
+            Error::Unauthorized
+        } else {
+            Error::NotFound
+        }
     };
     let repo = site
         .repos
         .locate(owner, name)
         .map_err(|e| Error::internal(&format!("looking up {owner}/{name}"), e))?
-        .ok_or(hidden)?;
+        .ok_or_else(hidden)?;
     let settings = repo.settings();
+    // No sign-in exists yet, so nobody may read a private repository over HTTP.
     if settings.visibility == Visibility::Private {
-        // No sign-in exists yet, so nobody may read a private repository over HTTP.
-        return Err(if is_git {
-            Error::Unauthorized
-        } else {
-            Error::NotFound
-        });
+        return Err(hidden());
     }
     if let Some(format) = &settings.unsupported_format {
         return Err(Error::Unsupported(format!(
