@@ -21,7 +21,7 @@
 #   BENCH_SIZE     medium (default: ~3000 commits, ~35 MB packed) or small (~300 commits, ~4 MB)
 #   BENCH_ROUNDS   timed rounds (default 7), after one warm-up round
 #   BENCH_KEEP     1 keeps the run folder (configs, logs) after a successful run
-#   NGINX          nginx binary (default: /usr/sbin/nginx, else the one in PATH)
+#   NGINX_BIN      nginx binary (default: /usr/sbin/nginx, else the one in PATH)
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -60,18 +60,12 @@ unset http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
 export no_proxy='*' NO_PROXY='*'
 
 # --- tools ---------------------------------------------------------------------------------------
-find_nginx() {
-    if [ -n "${NGINX:-}" ]; then
-        printf '%s\n' "$NGINX"
-    elif [ -x /usr/sbin/nginx ]; then
-        printf '%s\n' /usr/sbin/nginx
-    elif command -v nginx >/dev/null 2>&1; then
-        command -v nginx
-    fi
-}
+# shellcheck source=deploy/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+install_nginx_and_git || die "nginx and git are needed (see above)"
 nginx_bin=$(find_nginx)
 if [ -z "$nginx_bin" ] || [ ! -x "$nginx_bin" ]; then
-    die "nginx not found; install it (Debian: apt-get install -y nginx-light) or set NGINX"
+    die "nginx not found; install it (Debian: apt-get install -y nginx-light) or set NGINX_BIN"
 fi
 command -v git >/dev/null 2>&1 || die "git not found"
 [ -x "$(git --exec-path)/git-remote-http" ] || die "this git cannot clone over HTTP (no git-remote-http)"
@@ -363,9 +357,9 @@ for ((try = 0; try < 20; try++)); do
     candidate=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
     port_in_use "$candidate" && continue
     write_nginx_conf "$candidate"
-    "$nginx_bin" -t -q -p "$run/nginx" -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" ||
+    env -u NGINX "$nginx_bin" -t -q -p "$run/nginx" -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" ||
         die "nginx -t failed (see above)"
-    "$nginx_bin" -p "$run/nginx" -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" \
+    env -u NGINX "$nginx_bin" -p "$run/nginx" -c "$run/nginx/nginx.conf" -e "$run/nginx/error.log" \
         </dev/null >/dev/null 2>"$run/nginx/stderr.log" &
     nginx_pid=$!
     if wait_until nginx "$nginx_pid" port_in_use "$candidate"; then
@@ -509,9 +503,10 @@ else
     verdict="ABOVE GOAL (goal: at most $goal)"
 fi
 printf '\nforgelet/static, median clone time: %s  %s\n' "$ratio" "$verdict"
-printf 'forgelet/static, median HTTP phase: %s  (%s ms more per clone)\n' \
+printf 'forgelet/static, median HTTP phase: %s  (forgelet %s)\n' \
     "$(ratio_of "$med_http_f" "$med_http_s")" \
-    "$(awk -v f="$med_http_f" -v s="$med_http_s" 'BEGIN { printf "%.1f", (f - s) * 1000 }')"
+    "$(awk -v f="$med_http_f" -v s="$med_http_s" 'BEGIN {
+        d = (f - s) * 1000; printf "%.1f ms %s per clone", (d < 0 ? -d : d), (d < 0 ? "shorter" : "longer") }')"
 printf '(%s repository, %s timed rounds after 1 warm-up, dumb HTTP clone --bare, nginx %s, %s)\n' \
     "$size" "$rounds" "$("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "$(git --version)"
 ok=1

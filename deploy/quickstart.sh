@@ -61,33 +61,9 @@ if (: <>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 fi
 
 # --- what this needs: nginx, git, cargo ----------------------------------------
-find_nginx() {
-    if [ -n "${NGINX_BIN:-}" ]; then
-        printf '%s\n' "$NGINX_BIN"
-    elif command -v nginx >/dev/null 2>&1; then
-        command -v nginx
-    elif [ -x /usr/sbin/nginx ]; then
-        printf '%s\n' /usr/sbin/nginx
-    fi
-}
-
-missing=()
-[ -n "$(find_nginx)" ] || missing+=(nginx-light)
-command -v git >/dev/null 2>&1 || missing+=(git)
-if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        die "please install these packages first (as root): apt-get install ${missing[*]}"
-    fi
-    command -v apt-get >/dev/null 2>&1 || die "please install: ${missing[*]}"
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    # Newer Debian/Ubuntu releases ship one `nginx` package instead of nginx-light.
-    if [[ " ${missing[*]} " == *" nginx-light "* ]] && ! apt-cache show nginx-light >/dev/null 2>&1; then
-        missing=("${missing[@]/#nginx-light/nginx}")
-    fi
-    apt-get install -y -q "${missing[@]}"
-fi
+# shellcheck source=deploy/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+install_nginx_and_git || die "nginx and git are needed (see above)"
 nginx=$(find_nginx)
 [ -x "$nginx" ] || die "nginx not found at '$nginx'"
 

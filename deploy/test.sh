@@ -14,34 +14,11 @@ die() {
     exit 1
 }
 
-find_nginx() {
-    if [ -n "${NGINX_BIN:-}" ]; then
-        printf '%s\n' "$NGINX_BIN"
-    elif [ -x /usr/sbin/nginx ]; then
-        printf '%s\n' /usr/sbin/nginx
-    elif command -v nginx >/dev/null 2>&1; then
-        command -v nginx
-    fi
-}
+# shellcheck source=deploy/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- system packages: nginx and git ------------------------------------------
-missing=()
-[ -n "$(find_nginx)" ] || missing+=(nginx-light)
-command -v git >/dev/null 2>&1 || missing+=(git)
-if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        die "missing ${missing[*]}; install as root: apt-get install -y ${missing[*]}"
-    fi
-    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
-    printf 'test.sh: installing %s\n' "${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    # Newer Debian/Ubuntu releases ship one `nginx` package instead of nginx-light.
-    if [[ " ${missing[*]} " == *" nginx-light "* ]] && ! apt-cache show nginx-light >/dev/null 2>&1; then
-        missing=("${missing[@]/#nginx-light/nginx}")
-    fi
-    apt-get install -y -q "${missing[@]}"
-fi
+install_nginx_and_git || die "nginx and git are needed (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"

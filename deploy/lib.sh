@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# deploy/lib.sh: what quickstart.sh, test.sh and bench.sh share. Sourced, not run.
+
+# Prints the nginx binary: $NGINX_BIN, else /usr/sbin/nginx, else the one on PATH. (Not $NGINX:
+# nginx itself reads that variable, for sockets inherited across a binary upgrade.)
+find_nginx() {
+    if [ -n "${NGINX_BIN:-}" ]; then
+        printf '%s\n' "$NGINX_BIN"
+    elif [ -x /usr/sbin/nginx ]; then
+        printf '%s\n' /usr/sbin/nginx
+    elif command -v nginx >/dev/null 2>&1; then
+        command -v nginx
+    fi
+}
+
+# Installs nginx and git when missing: with apt-get as root, otherwise it says what to install.
+# Returns non-zero, after a message on stderr, when something is still missing.
+install_nginx_and_git() {
+    local missing=()
+    [ -n "$(find_nginx)" ] || missing+=(nginx-light)
+    command -v git >/dev/null 2>&1 || missing+=(git)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        printf 'missing %s; install as root: apt-get install -y %s\n' "${missing[*]}" "${missing[*]}" >&2
+        return 1
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        printf 'missing %s, and there is no apt-get to install it\n' "${missing[*]}" >&2
+        return 1
+    fi
+    printf 'installing %s\n' "${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # Newer Debian/Ubuntu releases ship one `nginx` package instead of nginx-light.
+    if [[ " ${missing[*]} " == *" nginx-light "* ]] && ! apt-cache show nginx-light >/dev/null 2>&1; then
+        missing=("${missing[@]/#nginx-light/nginx}")
+    fi
+    apt-get install -y -q "${missing[@]}"
+}
