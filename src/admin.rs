@@ -471,6 +471,9 @@ pub(crate) fn check(config: &Config) -> AdminResult {
             for r in repos {
                 count += 1;
                 let settings = r.settings();
+                if let Some(p) = settings.problem {
+                    problems.push(format!("{}/{}: {p}", r.owner, r.name));
+                }
                 if let Some(f) = settings.unsupported_format {
                     problems.push(format!(
                         "{}/{}: uses the {f} object format; only SHA-1 repositories are served",
@@ -487,6 +490,13 @@ pub(crate) fn check(config: &Config) -> AdminResult {
             }
         }
         Err(e) => problems.push(format!("cannot list {}: {e}", store.root().display())),
+    }
+    if let Some(group) = &config.server.socket_group {
+        if crate::fcgi::group_id(group).is_err() {
+            problems.push(format!(
+                "server.socket_group: there is no group named {group:?} on this system"
+            ));
+        }
     }
     if let Some(path) = config.server.listen.strip_prefix("unix:") {
         if let Some(dir) = Path::new(path).parent() {
@@ -510,8 +520,13 @@ pub(crate) fn check(config: &Config) -> AdminResult {
         problems.push(e);
     }
     if problems.is_empty() {
+        let noun = if count == 1 {
+            "repository"
+        } else {
+            "repositories"
+        };
         println!(
-            "{}: ok ({count} repositories in {})",
+            "{}: ok ({count} {noun} in {})",
             config.file.display(),
             store.root().display()
         );

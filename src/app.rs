@@ -71,17 +71,16 @@ pub(crate) fn handle(site: &Site, params: &Params) -> Response {
         }
         Err(e) => Err(e),
     }
-    .unwrap_or_else(|e| e.into_response(&site.config.site_name));
+    .unwrap_or_else(Error::into_response);
     response.header("X-Content-Type-Options", "nosniff");
     response
 }
 
 fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Response> {
-    let is_git = route.is_git();
     match route {
         Route::Front => pages::front::handle(site),
         Route::Repo { owner, name, page } => {
-            let (repo, settings) = find_repo(site, &owner, &name, is_git)?;
+            let (repo, settings) = find_repo(site, &owner, &name)?;
             let public = settings.visibility == Visibility::Public;
             match page {
                 RepoRoute::Home => pages::repo::handle(site, &repo),
@@ -137,25 +136,22 @@ fn label(repo: &RepoDir) -> String {
     format!("{}/{}", repo.owner, repo.name)
 }
 
-/// Finds a repository the client may read. A missing and a private repository get the same answer,
-/// so names do not leak: 401 for git clients (which then ask for credentials), 404 for pages.
-fn find_repo(site: &Site, owner: &str, name: &str, is_git: bool) -> Result<(RepoDir, Settings)> {
-    let hidden = || {
-        if is_git {
-            Error::Unauthorized
-        } else {
-            Error::NotFound
-        }
-    };
+/// Finds a repository the client may read. A missing and a private repository get the same 404,
+/// so names do not leak. (Once accounts exist, git clients will get 401 instead, so that git asks
+/// for credentials; with no accounts such a prompt could never succeed.)
+fn find_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Settings)> {
     let repo = site
         .repos
         .locate(owner, name)
         .map_err(|e| Error::internal(&format!("looking up {owner}/{name}"), e))?
-        .ok_or_else(hidden)?;
+        .ok_or(Error::NotFound)?;
     let settings = repo.settings();
+    if let Some(problem) = &settings.problem {
+        log::warn!("{owner}/{name}: {problem}");
+    }
     // No sign-in exists yet, so nobody may read a private repository over HTTP.
     if settings.visibility == Visibility::Private {
-        return Err(hidden());
+        return Err(Error::NotFound);
     }
     if let Some(format) = &settings.unsupported_format {
         return Err(Error::Unsupported(format!(

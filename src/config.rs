@@ -161,14 +161,42 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
 pub(crate) fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
+        let key = line.and_then(|l| key_at_line(text, l));
         ConfigError {
             file: file.to_path_buf(),
             line,
-            key: line.and_then(|l| key_at_line(text, l)),
-            message: e.message().trim().to_string(),
+            message: explain(e.message().trim(), key.as_deref()),
+            key,
         }
     })?;
     validate(file, text, raw)
+}
+
+/// The TOML reader's message, in the config's terms rather than Rust's.
+fn explain(message: &str, key: Option<&str>) -> String {
+    let mut m = message
+        .replace("expected i64", "expected a whole number")
+        .replace(
+            "number too large to fit in target type",
+            "expected a whole number (this one is too large)",
+        );
+    // A top-level key written below a [table] header belongs to that table in TOML.
+    if let Some((table, name)) = key.and_then(|k| k.split_once('.')) {
+        const TOP_LEVEL: &[&str] = &[
+            "data_dir",
+            "base_url",
+            "base_path",
+            "site_name",
+            "sendfile",
+            "internal_prefix",
+        ];
+        if m.starts_with("unknown field") && TOP_LEVEL.contains(&name) {
+            m.push_str(&format!(
+                "; {name} is a top-level key: move it above the [{table}] header"
+            ));
+        }
+    }
+    m
 }
 
 /// 1-based line number of a byte offset.
@@ -415,7 +443,12 @@ pub(crate) fn check_listen(s: &str) -> Result<(), String> {
         return Err(format!("expected unix:/absolute/path, found {s:?}"));
     }
     match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("the port must be from 1 to 65535, found {port}"))
+        }
         _ => Err(format!(
             "expected \"unix:/path/to/socket\" or \"host:port\" (e.g. 127.0.0.1:9000), found {s:?}"
         )),
@@ -494,6 +527,22 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("server.workers"));
         let e = p("data_dir = 5\n").unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("data_dir")));
+    }
+
+    #[test]
+    fn messages_speak_of_the_config() {
+        let e = p("[server]\nworkers = \"four\"\n").unwrap_err();
+        assert!(e.message.contains("expected a whole number"), "{e}");
+        let e = p("[server]\ntimeout = 99999999999999999999\n").unwrap_err();
+        assert!(e.message.contains("whole number"), "{e}");
+        let e = p("[server]\nworkers = 2\nsite_name = \"x\"\n").unwrap_err();
+        assert!(
+            e.message.contains("move it above the [server] header"),
+            "{e}"
+        );
+        assert!(check_listen("127.0.0.1:99999")
+            .unwrap_err()
+            .contains("1 to 65535"));
     }
 
     #[test]

@@ -11,8 +11,6 @@ pub(crate) enum Error {
     BadRequest(&'static str),
     /// Nothing here (or nothing the client may know of).
     NotFound,
-    /// Anonymous access to something that needs credentials (or does not exist: same answer).
-    Unauthorized,
     /// Known and readable, but this is not allowed; the message is safe to show (git prints it).
     Forbidden(String),
     /// The path exists but not for this method.
@@ -31,7 +29,6 @@ impl Error {
     pub(crate) fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
-            Error::Unauthorized => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
@@ -41,12 +38,11 @@ impl Error {
     }
 
     /// The error as the client sees it: a plain-text body, never an internal detail.
-    pub(crate) fn into_response(self, realm: &str) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
             Error::BadRequest(m) => format!("Bad request: {m}.\n"),
             Error::NotFound => "Not found.\n".to_string(),
-            Error::Unauthorized => "Authentication required.\n".to_string(),
             Error::MethodNotAllowed(allow) => format!("Method not allowed; use {allow}.\n"),
             Error::Unsupported(m) | Error::Forbidden(m) => format!("{m}\n"),
             Error::Internal(detail) => {
@@ -56,16 +52,8 @@ impl Error {
         };
         let mut r = Response::text(status, message);
         r.no_cache();
-        match self {
-            Error::MethodNotAllowed(allow) => r.header("Allow", allow),
-            Error::Unauthorized => {
-                let realm = realm.replace(['"', '\\'], "");
-                r.header(
-                    "WWW-Authenticate",
-                    format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
-                )
-            }
-            _ => {}
+        if let Error::MethodNotAllowed(allow) = self {
+            r.header("Allow", allow);
         }
         r
     }
@@ -76,7 +64,6 @@ impl fmt::Display for Error {
         match self {
             Error::BadRequest(m) => write!(f, "bad request: {m}"),
             Error::NotFound => f.write_str("not found"),
-            Error::Unauthorized => f.write_str("unauthorized"),
             Error::MethodNotAllowed(a) => write!(f, "method not allowed (allow: {a})"),
             Error::Unsupported(m) | Error::Forbidden(m) => f.write_str(m),
             Error::Internal(d) => f.write_str(d),

@@ -44,9 +44,12 @@ fn main() {
 
 /// Exit codes: 0 ok, 1 failure, 2 usage error.
 fn run() -> i32 {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
-        .init();
+    // Warnings and errors, plus the server's one start and one stop line; nothing per request.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,forgelet::fcgi::server=info"),
+    )
+    .format_timestamp(None)
+    .init();
 
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let config_flag = match take_option(&mut args, "--config") {
@@ -102,15 +105,26 @@ fn run() -> i32 {
             serve(&config_path, listen)
         }
         (Some("check"), None) => with_config(&config_path, admin::check),
-        (Some("repo"), Some("list")) if words.len() == 2 => {
-            with_config(&config_path, admin::repo_list)
+        (Some("check"), Some(extra)) => {
+            usage_error(&format!("check takes no arguments, found {extra:?}"))
         }
+        (Some("repo"), None) => usage_error("repo needs a subcommand: create, list or import"),
+        (Some("repo"), Some("list")) => match words.get(2) {
+            None => with_config(&config_path, admin::repo_list),
+            Some(extra) => usage_error(&format!("repo list takes no arguments, found {extra:?}")),
+        },
         (Some("repo"), Some("create")) => {
             let mut rest: Vec<OsString> = words[2..].iter().map(OsString::from).collect();
             let description = match take_option(&mut rest, "--description") {
                 Ok(v) => v.map(|v| v.to_string_lossy().into_owned()),
                 Err(e) => return usage_error(&e),
             };
+            if let Some(flag) = rest.iter().find(|w| w.to_string_lossy().starts_with("--")) {
+                return usage_error(&format!(
+                    "unknown option {} for repo create",
+                    flag.to_string_lossy()
+                ));
+            }
             let [name] = rest.as_slice() else {
                 return usage_error("repo create takes OWNER/NAME [--description TEXT]");
             };
@@ -123,18 +137,42 @@ fn run() -> i32 {
             let rest = &words[2..];
             let move_src = rest.iter().any(|w| w == "--move");
             let positional: Vec<&String> = rest.iter().filter(|w| *w != "--move").collect();
+            if let Some(flag) = positional.iter().find(|w| w.starts_with("--")) {
+                return usage_error(&format!("unknown option {flag} for repo import"));
+            }
             let [name, path] = positional.as_slice() else {
                 return usage_error("repo import takes OWNER/NAME PATH [--move]");
             };
-            if let Some(flag) = positional.iter().find(|w| w.starts_with("--")) {
-                return usage_error(&format!("unknown option {flag}"));
-            }
             with_config(&config_path, |c| {
                 admin::repo_import(c, name, &PathBuf::from(path), move_src)
             })
         }
-        _ => usage_error(&format!("unknown command: {}", words.join(" "))),
+        (Some("repo"), Some(sub)) => usage_error(&format!(
+            "unknown repo subcommand {sub:?}; use create, list or import"
+        )),
+        (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
+        (None, _) => usage_error("no command given"),
     }
+}
+
+/// Messages for people: io errors print as "No such file or directory (os error 2)"; the
+/// number helps no one reading it.
+fn plain(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(" (os error ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + " (os error ".len()..];
+        match tail.find(')') {
+            Some(j) if tail[..j].bytes().all(|b| b.is_ascii_digit()) => rest = &tail[j + 1..],
+            _ => {
+                out.push_str(" (os error ");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn usage_error(message: &str) -> i32 {
@@ -166,7 +204,7 @@ fn take_option(args: &mut Vec<OsString>, name: &str) -> Result<Option<OsString>,
 
 fn load_config(path: &std::path::Path) -> Result<Config, i32> {
     config::load(path).map_err(|e| {
-        eprintln!("forgelet: {e}");
+        eprintln!("forgelet: {}", plain(&e.to_string()));
         1
     })
 }
@@ -179,7 +217,7 @@ fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> admin::AdminRe
     match f(&config) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("forgelet: {e}");
+            eprintln!("forgelet: {}", plain(&e));
             1
         }
     }
@@ -232,10 +270,22 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
                     return 1;
                 }
             };
+            if let fcgi::ListenSpec::Unix { path, .. } = &spec {
+                if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+                    eprintln!(
+                        "forgelet: cannot listen on {spec_text}: the folder {} does not exist (create it, owned by the user forgelet runs as, or let systemd's RuntimeDirectory= make it)",
+                        dir.display()
+                    );
+                    return 1;
+                }
+            }
             match fcgi::Listener::bind(&spec) {
                 Ok(l) => l,
                 Err(e) => {
-                    eprintln!("forgelet: cannot listen on {spec_text}: {e}");
+                    eprintln!(
+                        "forgelet: cannot listen on {spec_text}: {}",
+                        plain(&e.to_string())
+                    );
                     return 1;
                 }
             }
@@ -273,5 +323,20 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
             eprintln!("forgelet: serving failed: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn os_error_numbers_are_dropped() {
+        assert_eq!(
+            plain("cannot open /x: No such file or directory (os error 2)"),
+            "cannot open /x: No such file or directory"
+        );
+        assert_eq!(plain("a (os error 13) b (os error x)"), "a b (os error x)");
+        assert_eq!(plain("nothing to drop"), "nothing to drop");
     }
 }

@@ -34,11 +34,6 @@ pub(crate) enum RepoRoute {
 }
 
 impl Route {
-    /// Whether this is a git client's request (git clients get 401 where browsers get 404).
-    pub(crate) fn is_git(&self) -> bool {
-        matches!(self, Route::Repo { page, .. } if *page != RepoRoute::Home)
-    }
-
     /// Whether forgelet itself streams git data for this route, which may take long: such
     /// requests get their own lane so they never starve pages. `streams_files` is true when
     /// forgelet sends object and pack files itself (no web-server handoff).
@@ -219,8 +214,6 @@ mod tests {
                 FileKind::Pack
             ))
         );
-        assert!(ok("/alice/proj.git/info/refs").is_git());
-        assert!(!ok("/alice/proj").is_git());
         let pack = ok(&format!("/alice/proj.git/objects/pack/{PACK}"));
         assert!(pack.is_long(true) && !pack.is_long(false));
         assert!(!ok("/alice/proj.git/info/refs").is_long(true));

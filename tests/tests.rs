@@ -603,13 +603,13 @@ fn routes_statuses_and_cache_headers() {
         );
     }
 
-    // A private repo and a missing one get the same 401 with a challenge.
+    // A private repo and a missing one get the same 404 (no accounts exist, so no challenge).
     let p = srv.get(&site.target("/alice/private.git/info/refs"));
     let m = srv.get(&site.target("/alice/missing.git/info/refs"));
     check(
-        "private repo: 401 with WWW-Authenticate",
+        "private repo: 404 without a challenge",
         &p,
-        p.status == 401 && p.header("WWW-Authenticate").is_some(),
+        p.status == 404 && p.header("WWW-Authenticate").is_none(),
     );
     check(
         "missing repo answers like a private one",
@@ -632,7 +632,7 @@ fn routes_statuses_and_cache_headers() {
         .into_string()
         .unwrap();
     let o = srv.get(&site.target(&format!("/alice/private.git/objects/{packs}/{obj}")));
-    check("private repo object: 401", &o, o.status == 401);
+    check("private repo object: 404", &o, o.status == 404);
     check(
         "front page does not list the private repo",
         &front,
@@ -1669,9 +1669,9 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
         let private = srv.get(&site.target(&format!("/alice/secret.git/{p}")));
         let missing = srv.get(&site.target(&format!("/alice/nosuch.git/{p}")));
         for (r, what) in [(&private, "private"), (&missing, "missing")] {
-            assert_eq!(r.status, 401, "{what} {p}: {}", r.describe());
-            let auth = r.header("WWW-Authenticate").unwrap_or_default();
-            assert!(auth.starts_with("Basic realm="), "{what} {p}: {auth:?}");
+            // No accounts exist yet, so no credentials could help: 404, not a 401 challenge.
+            assert_eq!(r.status, 404, "{what} {p}: {}", r.describe());
+            assert!(r.header("WWW-Authenticate").is_none(), "{what} {p}");
             assert!(r.header("X-Accel-Redirect").is_none(), "{what} {p}");
         }
         assert_eq!(
@@ -1680,8 +1680,8 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
         );
         // Straight at the socket and in CGI mode too.
         let target = site.target(&format!("/alice/secret.git/{p}"));
-        assert_eq!(srv.fcgi("GET", target.as_bytes(), &[]).status, 401, "{p}");
-        assert_eq!(site.cgi("GET", target.as_bytes(), &[]).status, 401, "{p}");
+        assert_eq!(srv.fcgi("GET", target.as_bytes(), &[]).status, 404, "{p}");
+        assert_eq!(site.cgi("GET", target.as_bytes(), &[]).status, 404, "{p}");
     }
     assert_eq!(srv.get(&site.target("/alice/secret")).status, 404);
 
@@ -1697,6 +1697,11 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
         .args(["clone", &site.url("/alice/secret.git")])
         .arg(tmp.join("clone")));
     assert!(!out.status.success(), "a private repository was cloned");
+    let text = all_output(&out);
+    assert!(
+        text.contains("not found") && !text.contains("Username"),
+        "git should say the repository was not found, not ask for a password:\n{text}"
+    );
     assert!(!tmp.join("clone/.git/objects/pack").exists());
     srv.finish();
 }

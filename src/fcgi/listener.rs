@@ -269,7 +269,8 @@ impl Drop for Listener {
     }
 }
 
-fn group_id(group: &str) -> io::Result<u32> {
+/// The id of a group given by name or number.
+pub fn group_id(group: &str) -> io::Result<u32> {
     if let Ok(gid) = group.parse::<u32>() {
         return Ok(gid);
     }

@@ -31,7 +31,7 @@ mod tests;
 use std::io;
 use std::time::Duration;
 
-pub use listener::{fd0_is_listening_socket, ListenSpec, Listener};
+pub use listener::{fd0_is_listening_socket, group_id, ListenSpec, Listener};
 // The error type of `ListenSpec::from_str`, exported so callers can name it.
 #[allow(unused_imports)]
 pub use listener::ListenSpecError;

@@ -48,9 +48,15 @@ pub(crate) fn parse_full_name(s: &str) -> Result<(String, String), String> {
     let Some((owner, name)) = s.split_once('/') else {
         return Err(format!("expected OWNER/NAME, found {s:?}"));
     };
+    if valid_name(owner) && !valid_owner(owner) {
+        return Err(format!(
+            "{owner:?} cannot be an owner name: it is reserved for forgelet's own pages (reserved: {})",
+            RESERVED_OWNERS.join(", ")
+        ));
+    }
     if !valid_owner(owner) {
         return Err(format!(
-            "invalid owner name {owner:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock, and not a reserved word"
+            "invalid owner name {owner:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock"
         ));
     }
     if !valid_name(name) {

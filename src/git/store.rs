@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub(crate) visibility: Visibility,
     /// `extensions.objectFormat`, when it is set to something other than sha1.
     pub(crate) unsupported_format: Option<String>,
+    /// Why the settings could not be read as written (the repository is then treated as private).
+    pub(crate) problem: Option<String>,
 }
 
 impl RepoStore {
@@ -114,32 +116,36 @@ impl RepoDir {
     /// Reads the settings from `config`. Anything unreadable counts as private, so a broken
     /// file never exposes a repository.
     pub(crate) fn settings(&self) -> Settings {
+        let private = |problem: String| Settings {
+            visibility: Visibility::Private,
+            unsupported_format: None,
+            problem: Some(problem),
+        };
         let cfg = match git2::Config::open(&self.path.join("config")) {
             Ok(c) => c,
             Err(e) => {
-                log::warn!(
-                    "{}/{}: cannot read config, treating as private: {}",
-                    self.owner,
-                    self.name,
+                return private(format!(
+                    "cannot read its config ({}); treated as private",
                     e.message()
-                );
-                return Settings {
-                    visibility: Visibility::Private,
-                    unsupported_format: None,
-                };
+                ))
             }
         };
+        let mut problem = None;
         let visibility = match cfg.get_string("forgelet.visibility") {
             Ok(v) if v.eq_ignore_ascii_case("public") => Visibility::Public,
             Ok(v) if v.eq_ignore_ascii_case("private") => Visibility::Private,
             Err(e) if e.code() == git2::ErrorCode::NotFound => Visibility::Public,
-            other => {
-                log::warn!(
-                    "{}/{}: forgelet.visibility is {:?}, expected public or private; treating as private",
-                    self.owner,
-                    self.name,
-                    other.as_ref().map_err(|e| e.message())
-                );
+            Ok(v) => {
+                problem = Some(format!(
+                    "forgelet.visibility is {v:?}, expected public or private; treated as private"
+                ));
+                Visibility::Private
+            }
+            Err(e) => {
+                problem = Some(format!(
+                    "cannot read forgelet.visibility ({}); treated as private",
+                    e.message()
+                ));
                 Visibility::Private
             }
         };
@@ -150,6 +156,7 @@ impl RepoDir {
         Settings {
             visibility,
             unsupported_format,
+            problem,
         }
     }
 
