@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # quickstart.sh: build forgelet and run it for real, behind a private nginx on
-# 127.0.0.1, with a demo repository to clone. Stops both on Ctrl-C or SIGTERM.
+# 127.0.0.1, with a demo repository to clone. Stops both on Ctrl-C or SIGTERM
+# (from a script, send SIGTERM: a background job of a non-interactive shell
+# ignores SIGINT). forgelet's log goes to this terminal, nginx's logs to
+# $FORGELET_HOME/log/.
 #
 # Environment (all optional):
 #   FORGELET_PORT  port nginx listens on (default 8080, or the one in an
@@ -8,7 +11,7 @@
 #   FORGELET_HOME  folder holding config, data, logs and nginx's files
 #                  (default: var/ in the source tree); kept across runs
 #   FORGELET_BIN   use this forgelet binary instead of building one
-#   NGINX_BIN          path to the nginx binary (default: found in PATH or /usr/sbin)
+#   NGINX_BIN      path to the nginx binary (default: found in PATH or /usr/sbin)
 #   RUST_LOG       forgelet's log level (default here: info)
 #
 # Everything this script writes at run time stays inside FORGELET_HOME (cargo
@@ -55,6 +58,28 @@ esac
 if [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
     die "FORGELET_PORT must be between 1 and 65535, not $port"
 fi
+
+# --- the home, and one quickstart per home at a time ---------------------------
+# (umask 077 in a subshell: cargo, below, keeps the user's own umask.)
+(umask 077 && mkdir -p "$data/repos" "$run" "$logs" "$home/tmp" "$home/nginx/temp")
+chmod 700 "$home"
+
+# The lock file also holds the URL of the quickstart that owns it. Opened
+# without truncating, so a second run can read it when the lock is taken.
+lock=$run/quickstart.lock
+exec 9<>"$lock"
+if ! flock -n 9; then
+    url=$(head -n 1 "$lock" 2>/dev/null || true)
+    die "another quickstart is already running with $home (URL ${url:-not known yet: it is still starting}); stop it first, or set FORGELET_HOME to another folder"
+fi
+printf 'http://127.0.0.1:%s/\n' "$port" >"$lock"
+
+if [ -f "$config" ]; then
+    say "using the existing home $home (config and repositories kept)"
+else
+    say "creating $home"
+fi
+
 # (nginx's own bind error is reported too, but this says it before any work.)
 if (: <>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "port $port on 127.0.0.1 is already in use; set FORGELET_PORT to a free port"
@@ -79,17 +104,8 @@ else
 fi
 [ -x "$bin" ] || die "no forgelet binary at $bin"
 
-# --- the home ------------------------------------------------------------------
+# --- config --------------------------------------------------------------------
 umask 077
-mkdir -p "$data/repos" "$run" "$logs" "$home/tmp" "$home/nginx/temp"
-chmod 700 "$home"
-
-# One quickstart per home at a time.
-exec 9>"$run/quickstart.lock"
-if ! flock -n 9; then
-    die "another quickstart is already running with $home"
-fi
-
 if [ ! -f "$config" ]; then
     say "writing $config"
     cat >"$config" <<EOF
@@ -302,8 +318,9 @@ cat <<EOF
   Clone the demo repository:
       git clone http://127.0.0.1:$port/demo/hello.git
 
-  Home: $home (config.toml, data/, log/)
-  Press Ctrl-C to stop.
+  Home: $home (config.toml, data/repos/)
+  forgelet logs here; nginx logs to $logs/
+  Press Ctrl-C to stop (from a script: SIGTERM).
 
 EOF
 
