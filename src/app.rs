@@ -1,5 +1,6 @@
-//! The handler: `handle(&Site, &Params) -> Response`. FastCGI, CGI and the tests are thin adapters
-//! around it; it never panics on input and never lets an internal detail reach the client.
+//! The handler: `handle(&Site, &Params) -> Answer`, a response or a git exchange to run. FastCGI
+//! and CGI are thin adapters around it; it never panics on input and never lets an internal
+//! detail reach the client.
 
 use std::io;
 
@@ -7,6 +8,7 @@ use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::fcgi::{self, Params};
 use crate::git::{RepoDir, RepoStore, Settings, Visibility};
+use crate::git_http::smart::{self, GitRunner, Identity, Rpc, Service};
 use crate::git_http::{dumb, files};
 use crate::pages;
 use crate::request::{Method, Parsed, Request};
@@ -17,13 +19,21 @@ use crate::routes::{self, RepoRoute, Route};
 pub(crate) struct Site {
     pub(crate) config: Config,
     pub(crate) repos: RepoStore,
+    pub(crate) git: GitRunner,
 }
 
 impl Site {
     pub(crate) fn new(config: Config) -> Site {
         let repos = RepoStore::new(config.repos_dir());
-        Site { config, repos }
+        let git = GitRunner::new(&config.data_dir);
+        Site { config, repos, git }
     }
+}
+
+/// What a request turns into: a response ready to send, or a git exchange that streams.
+pub(crate) enum Answer {
+    Response(Response),
+    Rpc(Rpc),
 }
 
 /// Lane indices of the FastCGI server. Quick answers (pages, generated ref lists, files handed to
@@ -36,9 +46,15 @@ impl fcgi::App for Site {
     fn lane(&self, params: &Params) -> usize {
         let streams_files = self.config.sendfile == Handoff::None;
         let long = match Request::parse(params, &self.config.base_path) {
-            Ok(Parsed::Request(req)) => routes::route(&req.path, req.method)
-                .map(|r| r.is_long(streams_files))
-                .unwrap_or(false),
+            Ok(Parsed::Request(req)) => match routes::route(&req.path, req.method) {
+                // A smart advertisement runs git too.
+                Ok(Route::Repo {
+                    page: RepoRoute::InfoRefs,
+                    ..
+                }) => req.query_param("service").is_some(),
+                Ok(r) => r.is_long(streams_files),
+                Err(_) => false,
+            },
             _ => false,
         };
         if long {
@@ -51,32 +67,70 @@ impl fcgi::App for Site {
     fn respond(
         &self,
         params: &Params,
-        _stdin: &mut dyn io::Read,
-        stdout: &mut dyn io::Write,
+        stdin: &mut (dyn io::Read + Send),
+        stdout: &mut (dyn io::Write + Send),
     ) -> io::Result<()> {
         let head_only = params.get(b"REQUEST_METHOD") == Some(b"HEAD");
-        handle(self, params).write_cgi(stdout, head_only)
+        match handle(self, params) {
+            Answer::Response(r) => r.write_cgi(stdout, head_only),
+            Answer::Rpc(rpc) => rpc.run(&self.git, &self.config.limits, stdin, stdout),
+        }
     }
 }
 
 /// Answers one request.
-pub(crate) fn handle(site: &Site, params: &Params) -> Response {
-    let mut response = match Request::parse(params, &site.config.base_path) {
-        Ok(Parsed::RedirectToBase) => Ok(Response::redirect(
+pub(crate) fn handle(site: &Site, params: &Params) -> Answer {
+    let answer = match Request::parse(params, &site.config.base_path) {
+        Ok(Parsed::RedirectToBase) => Ok(Answer::Response(Response::redirect(
             301,
             format!("{}/", site.config.base_path),
-        )),
+        ))),
         Ok(Parsed::Request(req)) => {
             routes::route(&req.path, req.method).and_then(|route| dispatch(site, &req, route))
         }
         Err(e) => Err(e),
+    };
+    match answer {
+        Ok(Answer::Rpc(rpc)) => Answer::Rpc(rpc),
+        Ok(Answer::Response(r)) => Answer::Response(finish(r)),
+        Err(e) => Answer::Response(finish(e.into_response())),
     }
-    .unwrap_or_else(Error::into_response);
-    response.header("X-Content-Type-Options", "nosniff");
-    response
 }
 
-fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Response> {
+/// Headers every response carries.
+fn finish(mut r: Response) -> Response {
+    r.header("X-Content-Type-Options", "nosniff");
+    r
+}
+
+fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Answer> {
+    if let Route::Repo {
+        owner,
+        name,
+        page: RepoRoute::Rpc(service),
+    } = &route
+    {
+        let (repo, _) = find_repo(site, owner, name)?;
+        if *service == Service::ReceivePack {
+            return Err(push_refused());
+        }
+        return Ok(Answer::Rpc(Rpc {
+            service: *service,
+            repo,
+            who: Identity::default(),
+            version: smart::protocol_version(req.header("GIT_PROTOCOL")),
+            gzip: req.header("CONTENT_ENCODING").is_some_and(|e| {
+                e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip")
+            }),
+            content_length: req
+                .var("CONTENT_LENGTH")
+                .and_then(|l| l.trim().parse().ok()),
+        }));
+    }
+    respond_with(site, req, route).map(Answer::Response)
+}
+
+fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
     match route {
         Route::Front => pages::front::handle(site),
         Route::Repo { owner, name, page } => {
@@ -85,7 +139,19 @@ fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Response> {
             match page {
                 RepoRoute::Home => pages::repo::handle(site, &repo),
                 RepoRoute::InfoRefs => {
-                    check_service(req)?;
+                    if let Some(service) = smart_service(req)? {
+                        if service == Service::ReceivePack {
+                            return Err(push_refused());
+                        }
+                        let version = smart::protocol_version(req.header("GIT_PROTOCOL"));
+                        return site.git.advertise(
+                            service,
+                            &repo,
+                            &Identity::default(),
+                            version,
+                            &site.config.limits,
+                        );
+                    }
                     let git = open(&repo)?;
                     let body = dumb::info_refs(&git, &label(&repo))
                         .map_err(|e| Error::internal(&label(&repo), e.message()))?;
@@ -108,21 +174,26 @@ fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Response> {
                         .flatten();
                     files::send(&site.config, &repo, &rel, kind, public, range)
                 }
+                // Taken care of in dispatch.
+                RepoRoute::Rpc(_) => Err(Error::NotFound),
             }
         }
     }
 }
 
-/// `info/refs?service=...`: fetching falls back to the dumb protocol (git clients do so when the
-/// answer is not a smart advertisement); pushing is refused with a message git shows.
-fn check_service(req: &Request) -> Result<()> {
-    match req.query_param("service").as_deref() {
-        None | Some("git-upload-pack") => Ok(()),
-        Some("git-receive-pack") => Err(Error::Forbidden(
-            "Pushing over HTTP is not enabled on this server yet.".into(),
-        )),
-        Some(_) => Err(Error::Forbidden("Unsupported service.".into())),
+/// `info/refs?service=...`: which smart service is asked for, if any.
+fn smart_service(req: &Request) -> Result<Option<Service>> {
+    match req.query_param("service") {
+        None => Ok(None),
+        Some(name) => Service::from_name(&name)
+            .map(Some)
+            .ok_or_else(|| Error::Forbidden("Unsupported service.".into())),
     }
+}
+
+/// Until accounts exist nobody may push; said so that git shows it.
+fn push_refused() -> Error {
+    Error::Forbidden("Pushing over HTTP is not enabled on this server yet.".into())
 }
 
 /// A generated, changing git file: never cached.

@@ -1,7 +1,9 @@
 //! Plain CGI: one request from the environment and stdin, answered on stdout, through the same
 //! handler as FastCGI.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -14,8 +16,9 @@ pub(crate) fn run(app: &dyn App) -> io::Result<()> {
             .map(|(k, v)| (k.into_vec(), v.into_vec()))
             .collect(),
     );
-    let mut stdin = io::stdin().lock();
-    let mut stdout = BufWriter::new(io::stdout().lock());
+    // Plain files on fds 0 and 1: unbuffered reads, and no line buffering of binary output.
+    let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+    let mut stdout = BufWriter::new(File::from(io::stdout().as_fd().try_clone_to_owned()?));
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         app.respond(&params, &mut stdin, &mut stdout)
     }));

@@ -35,7 +35,25 @@ pub(crate) struct Config {
     pub(crate) sendfile: Handoff,
     /// nginx `internal` location mapped to `{data_dir}/repos`, no trailing slash.
     pub(crate) internal_prefix: String,
+    /// Public repositories may be read without signing in.
+    #[allow(dead_code)] // read once accounts are wired into requests
+    pub(crate) anonymous_read: bool,
+    /// Git over HTTP accepts personal access tokens only, not passwords.
+    #[allow(dead_code)] // read once accounts are wired into requests
+    pub(crate) git_requires_token: bool,
     pub(crate) server: ServerConfig,
+    pub(crate) limits: Limits,
+}
+
+/// Caps on what one request may cost.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// A fetch request body (the wants and haves), read whole before git sees it.
+    pub(crate) fetch_request_bytes: u64,
+    /// A push (its pack), also git's `receive.maxInputSize`.
+    pub(crate) push_bytes: u64,
+    /// How long one git request (clone, fetch, push) may run.
+    pub(crate) git_deadline: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +83,28 @@ struct RawConfig {
     site_name: String,
     sendfile: String,
     internal_prefix: String,
+    anonymous_read: bool,
+    git_requires_token: bool,
     server: RawServer,
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    fetch_request_mib: i64,
+    push_mib: i64,
+    git_deadline: i64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            fetch_request_mib: 64,
+            push_mib: 2048,
+            git_deadline: 3600,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -88,7 +127,10 @@ impl Default for RawConfig {
             site_name: "forgelet".into(),
             sendfile: "x-accel-redirect".into(),
             internal_prefix: "/.forgelet-repos".into(),
+            anonymous_read: true,
+            git_requires_token: false,
             server: RawServer::default(),
+            limits: RawLimits::default(),
         }
     }
 }
@@ -189,6 +231,8 @@ fn explain(message: &str, key: Option<&str>) -> String {
             "site_name",
             "sendfile",
             "internal_prefix",
+            "anonymous_read",
+            "git_requires_token",
         ];
         if m.starts_with("unknown field") && TOP_LEVEL.contains(&name) {
             m.push_str(&format!(
@@ -367,6 +411,22 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         g => Some(g.to_string()),
     };
 
+    let l = &raw.limits;
+    let mib = |key: &str, value: i64, max: i64| -> Result<u64, ConfigError> {
+        Ok((v.count("limits", key, value, 1, max)? as u64) << 20)
+    };
+    let limits = Limits {
+        fetch_request_bytes: mib("fetch_request_mib", l.fetch_request_mib, 4096)?,
+        push_bytes: mib("push_mib", l.push_mib, 1 << 20)?,
+        git_deadline: Duration::from_secs(v.count(
+            "limits",
+            "git_deadline",
+            l.git_deadline,
+            10,
+            86_400,
+        )? as u64),
+    };
+
     Ok(Config {
         file: file.to_path_buf(),
         data_dir,
@@ -375,6 +435,9 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         site_name: raw.site_name,
         sendfile,
         internal_prefix,
+        anonymous_read: raw.anonymous_read,
+        git_requires_token: raw.git_requires_token,
+        limits,
         server: ServerConfig {
             listen,
             socket_group,
@@ -472,6 +535,8 @@ mod tests {
         assert_eq!(c.sendfile, Handoff::XAccelRedirect);
         assert_eq!(c.internal_prefix, "/.forgelet-repos");
         assert_eq!(c.repos_dir(), PathBuf::from("/var/lib/forgelet/repos"));
+        assert!(c.anonymous_read && !c.git_requires_token);
+        assert_eq!(c.limits.push_bytes, 2048 << 20);
     }
 
     #[test]

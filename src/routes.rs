@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::dumb::{is_hex, is_pack_name};
 use crate::git_http::files::FileKind;
+use crate::git_http::smart::Service;
 use crate::request::Method;
 
 /// A matched route.
@@ -31,6 +32,8 @@ pub(crate) enum RepoRoute {
     PacksList,
     /// `objects/...` relative path and its kind.
     File(String, FileKind),
+    /// `POST git-upload-pack` / `POST git-receive-pack`.
+    Rpc(Service),
 }
 
 impl Route {
@@ -38,7 +41,14 @@ impl Route {
     /// requests get their own lane so they never starve pages. `streams_files` is true when
     /// forgelet sends object and pack files itself (no web-server handoff).
     pub(crate) fn is_long(&self, streams_files: bool) -> bool {
-        matches!(self, Route::Repo { page: RepoRoute::File(..), .. } if streams_files)
+        match self {
+            Route::Repo { page, .. } => match page {
+                RepoRoute::File(..) => streams_files,
+                RepoRoute::Rpc(_) => true,
+                _ => false,
+            },
+            Route::Front => false,
+        }
     }
 }
 
@@ -79,6 +89,16 @@ const REPO_ROUTES: &[(&[Seg], &str, RepoKind)] = &[
         "GET, HEAD",
         RepoKind::File(FileKind::Index),
     ),
+    (
+        &[Seg::Lit("git-upload-pack")],
+        "POST",
+        RepoKind::Rpc(Service::UploadPack),
+    ),
+    (
+        &[Seg::Lit("git-receive-pack")],
+        "POST",
+        RepoKind::Rpc(Service::ReceivePack),
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -88,6 +108,7 @@ enum RepoKind {
     Head,
     PacksList,
     File(FileKind),
+    Rpc(Service),
 }
 
 fn seg_matches(seg: Seg, s: &str) -> bool {
@@ -150,6 +171,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
                 RepoKind::Head => RepoRoute::Head,
                 RepoKind::PacksList => RepoRoute::PacksList,
                 RepoKind::File(k) => RepoRoute::File(rest.join("/"), *k),
+                RepoKind::Rpc(service) => RepoRoute::Rpc(*service),
             };
             let route = Route::Repo {
                 owner: owner.to_string(),
@@ -217,6 +239,13 @@ mod tests {
         let pack = ok(&format!("/alice/proj.git/objects/pack/{PACK}"));
         assert!(pack.is_long(true) && !pack.is_long(false));
         assert!(!ok("/alice/proj.git/info/refs").is_long(true));
+        let rpc = route("/alice/proj.git/git-upload-pack", Method::Post).unwrap();
+        assert_eq!(rpc, repo(RepoRoute::Rpc(Service::UploadPack)));
+        assert!(rpc.is_long(false));
+        assert!(matches!(
+            route("/alice/proj.git/git-receive-pack", Method::Get),
+            Err(Error::MethodNotAllowed("POST"))
+        ));
     }
 
     #[test]

@@ -51,12 +51,13 @@ pub trait App: Send + Sync + 'static {
     /// request (kind `ConnectionAborted`) or the connection closed before the body's end (kind
     /// `UnexpectedEof`). `stdout` is buffered; `flush` sends what is buffered. The end of the
     /// request is sent for you after this returns, whether Ok or Err; an Err or a panic before
-    /// any output becomes a 500.
+    /// any output becomes a 500. Both streams are `Send`, so a handler may read the body on one
+    /// thread while it writes the answer on another (e.g. pumping a child process).
     fn respond(
         &self,
         params: &Params,
-        stdin: &mut dyn io::Read,
-        stdout: &mut dyn io::Write,
+        stdin: &mut (dyn io::Read + Send),
+        stdout: &mut (dyn io::Write + Send),
     ) -> io::Result<()>;
 }
 

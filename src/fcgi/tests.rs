@@ -204,8 +204,8 @@ impl App for TestApp {
     fn respond(
         &self,
         params: &Params,
-        stdin: &mut dyn Read,
-        stdout: &mut dyn Write,
+        stdin: &mut (dyn Read + Send),
+        stdout: &mut (dyn Write + Send),
     ) -> io::Result<()> {
         let mode = params.get(b"MODE").unwrap_or(b"echo");
         match mode {

@@ -1,4 +1,6 @@
-//! Git over HTTP: the dumb protocol's files, generated from the repository on each request.
+//! Git over HTTP: the dumb protocol's files, generated from the repository on each request, and
+//! the smart protocol, run by git itself.
 
 pub(crate) mod dumb;
 pub(crate) mod files;
+pub(crate) mod smart;
