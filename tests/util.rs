@@ -635,6 +635,17 @@ impl Server {
         http_request(self.port, method, target, headers)
     }
 
+    /// A request with a body through nginx.
+    pub fn http_body(
+        &self,
+        method: &str,
+        target: &[u8],
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        http_request_body(self.port, method, target, headers, body)
+    }
+
     /// `GET` through nginx.
     pub fn get(&self, target: &str) -> Response {
         self.http("GET", target.as_bytes(), &[])
@@ -816,6 +827,17 @@ fn split_head(raw: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Sends one request (the target is sent byte for byte, unnormalized) and reads the answer.
 pub fn http_request(port: u16, method: &str, target: &[u8], headers: &[(&str, &str)]) -> Response {
+    http_request_body(port, method, target, headers, b"")
+}
+
+/// One HTTP/1.1 request with a body (`Content-Length` added when the body is not empty).
+pub fn http_request_body(
+    port: u16,
+    method: &str,
+    target: &[u8],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let what = format!("{method} {}", String::from_utf8_lossy(target));
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -832,8 +854,13 @@ pub fn http_request(port: u16, method: &str, target: &[u8], headers: &[(&str, &s
     for (k, v) in headers {
         let _ = write!(req, "{k}: {v}\r\n");
     }
+    if !body.is_empty() {
+        let _ = write!(req, "Content-Length: {}\r\n", body.len());
+    }
     req.extend_from_slice(b"\r\n");
-    stream.write_all(&req).unwrap();
+    req.extend_from_slice(body);
+    // A server may answer (413) and close before the whole body is taken.
+    let _ = stream.write_all(&req);
     let mut raw = Vec::new();
     if let Err(e) = stream.read_to_end(&mut raw) {
         panic!(
