@@ -127,6 +127,33 @@ fi
 
 export FORGELET_CONFIG=$config
 export RUST_LOG=${RUST_LOG:-info}
+
+# The demo user, owner of demo/hello, with a random password kept in the home
+# (mode 0600) and reused on later runs.
+pwfile=$home/demo-password
+fresh_password=
+if [ -s "$pwfile" ]; then
+    demo_password=$(head -n 1 "$pwfile")
+else
+    demo_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    [ "${#demo_password}" -eq 24 ] || die "could not make a random password from /dev/urandom"
+    printf '%s\n' "$demo_password" >"$pwfile.tmp"
+    chmod 600 "$pwfile.tmp"
+    mv -f "$pwfile.tmp" "$pwfile"
+    fresh_password=1
+fi
+users=$("$bin" user list) || die "forgelet user list failed (see above)"
+if ! printf '%s\n' "$users" | cut -f 1 | grep -qx demo; then
+    say "creating the user demo (password in $pwfile)"
+    printf '%s\n' "$demo_password" | "$bin" user add demo --password-stdin >/dev/null ||
+        die "could not create the user demo (see above)"
+elif [ -n "$fresh_password" ]; then
+    # demo exists but its password file was gone: give demo the new one.
+    say "setting the password of demo to the one in $pwfile"
+    printf '%s\n' "$demo_password" | "$bin" user passwd demo --password-stdin >/dev/null ||
+        die "could not set the password of demo (see above)"
+fi
+
 "$bin" check || die "forgelet check failed for $config (see above)"
 
 # The demo repository: a few commits and an annotated tag, built with git in a
@@ -317,6 +344,12 @@ cat <<EOF
 
   Clone the demo repository:
       git clone http://127.0.0.1:$port/demo/hello.git
+
+  Its owner, the user demo:
+      user name: demo
+      password:  $demo_password   (kept in $pwfile)
+  Push (git push in the clone, with that name and password) works once smart
+  HTTP is in; until then forgelet serves clones and fetches only.
 
   Home: $home (config.toml, data/repos/)
   forgelet logs here; nginx logs to $logs/

@@ -1,6 +1,7 @@
-//! Admin commands on the same files the server reads: `repo create|list|import` and `check`.
-//! They write atomically (build in a temporary folder inside the repositories folder, then rename),
-//! so a crash or a failed import never leaves a half-made repository behind.
+//! Admin commands on the same files the server reads: `user`, `token`, `repo` and `check`.
+//! They write atomically (a repository is built in a temporary folder inside the repositories
+//! folder, then renamed; users.toml and repository configs are replaced whole), so a crash or a
+//! failed command never leaves a half-made repository or a half-written file behind.
 
 use std::fs;
 use std::io::{self, Write};
@@ -8,9 +9,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::auth::{self, password, token, Accounts, Perm, User};
 use crate::config::Config;
-use crate::git::names::parse_full_name;
-use crate::git::{RepoStore, Visibility};
+use crate::git::names::{parse_full_name, valid_name, valid_owner};
+use crate::git::{RepoDir, RepoStore, Visibility};
 
 /// An admin command's failure, as the message printed for the sysadmin.
 pub(crate) type AdminResult = Result<(), String>;
@@ -127,10 +129,18 @@ fn refuse_existing(store: &RepoStore, owner: &str, name: &str) -> AdminResult {
     }
 }
 
-/// `forgelet repo create OWNER/NAME [--description TEXT]`: an empty bare repository on `main`.
-pub(crate) fn repo_create(config: &Config, full: &str, description: Option<&str>) -> AdminResult {
+/// `forgelet repo create OWNER/NAME [--private] [--description TEXT]`: an empty bare repository
+/// on `main`, owned by an existing user.
+pub(crate) fn repo_create(
+    config: &Config,
+    full: &str,
+    description: Option<&str>,
+    private: bool,
+) -> AdminResult {
     let (owner, name) = parse_full_name(full)?;
     check_owner(config)?;
+    let accounts = open_accounts(config)?;
+    let owner = existing_owner(&accounts, &owner)?;
     let root = ensure_repos_dir(config)?;
     let store = RepoStore::new(root.clone());
     refuse_existing(&store, &owner, &name)?;
@@ -145,18 +155,55 @@ pub(crate) fn repo_create(config: &Config, full: &str, description: Option<&str>
         .map_err(|e| format!("cannot initialise the repository: {}", e.message()))?;
     // libgit2's built-in template may add sample hooks; forgelet repositories run no hooks.
     let _ = fs::remove_dir_all(tmp.path().join("hooks"));
-    write_file(&tmp.path().join("config"), &base_config(Visibility::Public))?;
+    let visibility = if private {
+        Visibility::Private
+    } else {
+        Visibility::Public
+    };
+    write_file(&tmp.path().join("config"), &base_config(visibility))?;
     let desc = description.unwrap_or("").trim();
     if desc.chars().any(char::is_control) {
         return Err("the description must be one line of text".into());
     }
     write_file(&tmp.path().join("description"), &format!("{desc}\n"))?;
+    let dest = install_for_owner(&accounts, &store, tmp, &owner, &name)?;
+    let vis = if private { " (private)" } else { "" };
+    println!("created {}{vis} at {}", full_name_of(&dest), dest.display());
+    Ok(())
+}
+
+/// The user `owner` names (as spelled in users.toml), or why there is none.
+fn existing_owner(accounts: &Accounts, owner: &str) -> Result<String, String> {
+    let users = accounts.users()?;
+    match users.get(owner) {
+        Some(u) => Ok(u.name.clone()),
+        None => Err(no_owner_message(owner)),
+    }
+}
+
+fn no_owner_message(owner: &str) -> String {
+    format!("there is no user named {owner}: repositories belong to users; add one first with `forgelet user add {owner}`")
+}
+
+/// Installs a finished repository for `owner` while holding the users lock, checking once more
+/// that the owner exists: a `user del` running meanwhile cannot leave an ownerless repository.
+fn install_for_owner(
+    accounts: &Accounts,
+    store: &RepoStore,
+    tmp: TempDir,
+    owner: &str,
+    name: &str,
+) -> Result<PathBuf, String> {
+    let locked = accounts.lock()?;
+    if locked.users.get(owner).is_none() {
+        return Err(no_owner_message(owner));
+    }
+    refuse_existing(store, owner, name)?;
     let dest = store
-        .path_for_new(&owner, &name)
+        .path_for_new(owner, name)
         .map_err(|e| format!("cannot look in {}: {e}", store.root().display()))?;
     install(tmp, &dest)?;
-    println!("created {} at {}", full_name_of(&dest), dest.display());
-    Ok(())
+    Ok(dest)
 }
 
 /// `forgelet repo list`: one line per repository: `owner/name<TAB>visibility<TAB>description`.
@@ -223,6 +270,8 @@ const IMPORT_KEEP: &[&str] = &[
 pub(crate) fn repo_import(config: &Config, full: &str, src: &Path, move_src: bool) -> AdminResult {
     let (owner, name) = parse_full_name(full)?;
     check_owner(config)?;
+    let accounts = open_accounts(config)?;
+    let owner = existing_owner(&accounts, &owner)?;
     let src = fs::canonicalize(src).map_err(|e| format!("cannot open {}: {e}", src.display()))?;
     if !src.is_dir() {
         return Err(format!("{} is not a folder", src.display()));
@@ -304,10 +353,7 @@ pub(crate) fn repo_import(config: &Config, full: &str, src: &Path, move_src: boo
         format!("{e}\nthe source repository is missing objects; nothing was imported")
     })?;
 
-    let dest = store
-        .path_for_new(&owner, &name)
-        .map_err(|e| format!("cannot look in {}: {e}", store.root().display()))?;
-    install(tmp, &dest)?;
+    let dest = install_for_owner(&accounts, &store, tmp, &owner, &name)?;
     if move_src {
         fs::remove_dir_all(&src).map_err(|e| {
             format!(
@@ -464,12 +510,20 @@ pub(crate) fn check(config: &Config) -> AdminResult {
             config.data_dir.display()
         )),
     }
+    let users = check_users_files(config, &mut problems);
+    let mut warnings = Vec::new();
     let store = RepoStore::new(config.repos_dir());
     let mut count = 0;
     match store.list() {
         Ok(repos) => {
             for r in repos {
                 count += 1;
+                if users.as_ref().is_some_and(|u| u.get(&r.owner).is_none()) {
+                    warnings.push(format!(
+                        "{}/{}: its owner {} is not a user, so nobody may manage it or push to it (add the user with `forgelet user add {}`)",
+                        r.owner, r.name, r.owner, r.owner
+                    ));
+                }
                 let settings = r.settings();
                 if let Some(p) = settings.problem {
                     problems.push(format!("{}/{}: {p}", r.owner, r.name));
@@ -519,6 +573,9 @@ pub(crate) fn check(config: &Config) -> AdminResult {
     ) {
         problems.push(e);
     }
+    for w in &warnings {
+        println!("warning: {w}");
+    }
     if problems.is_empty() {
         let noun = if count == 1 {
             "repository"
@@ -533,5 +590,681 @@ pub(crate) fn check(config: &Config) -> AdminResult {
         Ok(())
     } else {
         Err(problems.join("\n"))
+    }
+}
+
+/// The users file parses and, like the secret, is private to its owner. Returns the users when
+/// they could be read (none when there is no file yet).
+fn check_users_files(config: &Config, problems: &mut Vec<String>) -> Option<auth::Users> {
+    for name in ["users.toml", "secret"] {
+        let path = config.data_dir.join(name);
+        if let Ok(m) = fs::metadata(&path) {
+            if m.mode() & 0o077 != 0 {
+                problems.push(format!(
+                    "{} can be read by other users (mode {:o}); make it private with `chmod 600 {}`",
+                    path.display(),
+                    m.mode() & 0o7777,
+                    path.display()
+                ));
+            }
+        }
+    }
+    let path = config.data_dir.join("users.toml");
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let parsed = String::from_utf8(bytes)
+                .map_err(|_| format!("{}: the file is not UTF-8 text", path.display()))
+                .and_then(|text| auth::Users::parse(&path, &text));
+            match parsed {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(auth::Users::default()),
+        Err(e) => {
+            problems.push(format!("cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command-line arguments of the admin commands
+
+/// A subcommand's arguments: positional words, flags given, and option values.
+#[derive(Debug, Default)]
+pub(crate) struct Args {
+    pub(crate) positional: Vec<String>,
+    flags: Vec<&'static str>,
+    options: Vec<(&'static str, String)>,
+}
+
+impl Args {
+    /// Splits `words` into positional words, the `flags` (`--x`) and `options` (`--x VALUE` or
+    /// `--x=VALUE`) this command takes; anything else starting with `--` is refused.
+    pub(crate) fn parse(
+        words: &[String],
+        flags: &[&'static str],
+        options: &[&'static str],
+        command: &str,
+    ) -> Result<Args, String> {
+        let mut out = Args::default();
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i];
+            i += 1;
+            if !w.starts_with("--") || w == "--" {
+                out.positional.push(w.clone());
+                continue;
+            }
+            let (key, inline) = match w.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (w.as_str(), None),
+            };
+            if let Some(f) = flags.iter().find(|f| **f == key) {
+                if inline.is_some() {
+                    return Err(format!("{f} takes no value"));
+                }
+                if !out.flags.contains(f) {
+                    out.flags.push(f);
+                }
+            } else if let Some(o) = options.iter().find(|o| **o == key) {
+                let value = match inline {
+                    Some(v) => v,
+                    None if i < words.len() => {
+                        i += 1;
+                        words[i - 1].clone()
+                    }
+                    None => return Err(format!("{o} needs a value")),
+                };
+                if out.options.iter().any(|(k, _)| k == o) {
+                    return Err(format!("{o} is given twice"));
+                }
+                out.options.push((o, value));
+            } else {
+                return Err(format!("unknown option {key} for {command}"));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.flags.contains(&name)
+    }
+
+    pub(crate) fn option(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and tokens
+
+/// The data directory's accounts, for a command run as the data directory's owner.
+fn open_accounts(config: &Config) -> Result<Accounts, String> {
+    check_owner(config)?;
+    fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    Accounts::open(&config.data_dir)
+}
+
+fn no_user_message(name: &str) -> String {
+    format!("there is no user named {name} (see `forgelet user list`)")
+}
+
+/// Sets the terminal back as it was when dropped, and when the process is interrupted.
+struct EchoOff {
+    saved: libc::termios,
+}
+
+/// The terminal settings to restore if a signal ends the process while echo is off.
+static SAVED_TERMIOS: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+
+extern "C" fn restore_and_die(sig: libc::c_int) {
+    // Only async-signal-safe calls here.
+    if let Some(t) = SAVED_TERMIOS.get() {
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+    }
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+impl EchoOff {
+    fn new() -> Result<EchoOff, String> {
+        // SAFETY: termios is plain data; tcgetattr fills it.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(0, &mut saved) } != 0 {
+            return Err(format!(
+                "cannot read the terminal's settings: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let _ = SAVED_TERMIOS.set(saved);
+        let handler = restore_and_die as extern "C" fn(libc::c_int);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        quiet.c_lflag |= libc::ECHONL;
+        if unsafe { libc::tcsetattr(0, libc::TCSAFLUSH, &quiet) } != 0 {
+            return Err(format!(
+                "cannot turn off the terminal's echo: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        Ok(EchoOff { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
+    }
+}
+
+/// One line from standard input, without its line ending; `None` at end of input.
+fn read_line_stdin() -> Result<Option<String>, String> {
+    use io::BufRead;
+    let mut line = Vec::new();
+    let n = io::stdin()
+        .lock()
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    String::from_utf8(line)
+        .map(Some)
+        .map_err(|_| "the password is not UTF-8 text".to_string())
+}
+
+fn prompt_hidden(prompt: &str) -> Result<String, String> {
+    eprint!("{prompt}");
+    let _ = io::stderr().flush();
+    let echo = EchoOff::new()?;
+    let line = read_line_stdin();
+    drop(echo);
+    line?.ok_or_else(|| "no password given".to_string())
+}
+
+/// A new password for `name`: one line of standard input with `--password-stdin`, else asked
+/// twice on the terminal without echo.
+fn read_new_password(name: &str, from_stdin: bool) -> Result<String, String> {
+    let password = if from_stdin {
+        read_line_stdin()?
+            .ok_or("no password on standard input (--password-stdin reads one line)")?
+    } else {
+        if unsafe { libc::isatty(0) } != 1 {
+            return Err("standard input is not a terminal, so forgelet cannot ask for the password; give it on standard input with --password-stdin (one line)".into());
+        }
+        let first = prompt_hidden(&format!("New password for {name}: "))?;
+        password::check_new(&first)?;
+        let again = prompt_hidden("Type it again: ")?;
+        if again != first {
+            return Err("the two passwords differ; nothing was changed".into());
+        }
+        first
+    };
+    password::check_new(&password)?;
+    Ok(password)
+}
+
+/// `forgelet user add NAME [--admin] [--password-stdin]`.
+pub(crate) fn user_add(
+    config: &Config,
+    name: &str,
+    admin: bool,
+    password_stdin: bool,
+) -> AdminResult {
+    if valid_name(name) && !valid_owner(name) {
+        return Err(format!(
+            "{name:?} cannot be a user name: it is reserved for forgelet's own pages (a user's name is the first part of their repositories' URLs)"
+        ));
+    }
+    if !valid_owner(name) {
+        return Err(format!(
+            "invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock"
+        ));
+    }
+    let accounts = open_accounts(config)?;
+    if let Some(u) = accounts.users()?.get(name) {
+        return Err(format!(
+            "there is already a user named {} (names are unique ignoring case)",
+            u.name
+        ));
+    }
+    let password = read_new_password(name, password_stdin)?;
+    // Hashing is slow: done before the lock is taken, so others do not wait for it.
+    let hash = password::hash(&password)?;
+    let user = User {
+        name: name.to_string(),
+        admin,
+        stamp: auth::users::new_stamp()?,
+        password_hash: hash,
+        tokens: Vec::new(),
+    };
+    accounts.update(|users| users.add(user))?;
+    let role = if admin { " (site admin)" } else { "" };
+    println!("added user {name}{role}");
+    Ok(())
+}
+
+/// `forgelet user passwd NAME [--password-stdin]`: a new password and a new stamp, which ends
+/// the user's sessions.
+pub(crate) fn user_passwd(config: &Config, name: &str, password_stdin: bool) -> AdminResult {
+    let accounts = open_accounts(config)?;
+    let shown = match accounts.users()?.get(name) {
+        Some(u) => u.name.clone(),
+        None => return Err(no_user_message(name)),
+    };
+    let password = read_new_password(&shown, password_stdin)?;
+    let hash = password::hash(&password)?;
+    let stamp = auth::users::new_stamp()?;
+    accounts.update(|users| {
+        let u = users.get_mut(name).ok_or_else(|| no_user_message(name))?;
+        u.password_hash = hash;
+        u.stamp = stamp;
+        Ok(())
+    })?;
+    println!("changed the password of {shown}; their web sessions have ended");
+    Ok(())
+}
+
+/// `forgelet user list`: `name<TAB>admin|user<TAB>N tokens`.
+pub(crate) fn user_list(config: &Config) -> AdminResult {
+    let accounts = open_accounts(config)?;
+    let users = accounts.users()?;
+    let mut out = io::stdout().lock();
+    for u in users.iter() {
+        let role = if u.admin { "admin" } else { "user" };
+        let n = u.tokens.len();
+        let noun = if n == 1 { "token" } else { "tokens" };
+        let _ = writeln!(out, "{}\t{role}\t{n} {noun}", u.name);
+    }
+    Ok(())
+}
+
+/// `forgelet user del NAME [--reassign USER]`: refused while NAME owns repositories, unless they
+/// move to USER; NAME leaves every collaborator list, so a later user of that name inherits
+/// nothing. The users lock is held throughout, so no grant or repository for NAME slips in.
+pub(crate) fn user_del(config: &Config, name: &str, reassign: Option<&str>) -> AdminResult {
+    let accounts = open_accounts(config)?;
+    let mut locked = accounts.lock()?;
+    let user = locked
+        .users
+        .get(name)
+        .ok_or_else(|| no_user_message(name))?
+        .name
+        .clone();
+    let store = RepoStore::new(config.repos_dir());
+    let list = |store: &RepoStore| {
+        store
+            .list()
+            .map_err(|e| format!("cannot list {}: {e}", store.root().display()))
+    };
+    let owned: Vec<RepoDir> = list(&store)?
+        .into_iter()
+        .filter(|r| r.owner.eq_ignore_ascii_case(&user))
+        .collect();
+    if !owned.is_empty() {
+        let names: Vec<String> = owned
+            .iter()
+            .map(|r| format!("{}/{}", r.owner, r.name))
+            .collect();
+        let Some(target) = reassign else {
+            return Err(format!(
+                "{user} owns {} ({}); give them to another user with --reassign USER, or delete them first",
+                plural(owned.len(), "repository", "repositories"),
+                names.join(", ")
+            ));
+        };
+        let target = match locked.users.get(target) {
+            Some(t) if t.name.eq_ignore_ascii_case(&user) => {
+                return Err(format!(
+                    "--reassign names {user}, the user being deleted; name another user"
+                ))
+            }
+            Some(t) => t.name.clone(),
+            None => return Err(format!("--reassign: {}", no_user_message(target))),
+        };
+        let mut clashes = Vec::new();
+        for r in &owned {
+            match store.locate(&target, &r.name) {
+                Ok(Some(c)) => clashes.push(format!("{}/{}", c.owner, c.name)),
+                Ok(None) => {}
+                Err(e) => return Err(format!("cannot look in {}: {e}", store.root().display())),
+            }
+        }
+        if !clashes.is_empty() {
+            return Err(format!(
+                "cannot move the repositories of {user} to {target}: {target} already has {} of the same name ({}); rename or delete those first. Nothing was changed",
+                if clashes.len() == 1 { "one" } else { "some" },
+                clashes.join(", ")
+            ));
+        }
+        for r in &owned {
+            let dest = store
+                .path_for_new(&target, &r.name)
+                .map_err(|e| format!("cannot look in {}: {e}", store.root().display()))?;
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            fs::rename(&r.path, &dest).map_err(|e| {
+                format!(
+                    "cannot move {}/{} to {}: {e}; run the command again to finish",
+                    r.owner,
+                    r.name,
+                    dest.display()
+                )
+            })?;
+            let moved = RepoDir {
+                owner: target.clone(),
+                name: r.name.clone(),
+                path: dest.clone(),
+            };
+            // The new owner needs no collaborator entry of its own.
+            moved.set_collaborator(&target, None)?;
+            println!("moved {}/{} to {}", r.owner, r.name, full_name_of(&dest));
+        }
+        if let Some(old) = owned[0].path.parent() {
+            let _ = fs::remove_dir(old);
+        }
+    }
+    let mut failures = Vec::new();
+    let mut removed = 0;
+    for r in list(&store)? {
+        match r.set_collaborator(&user, None) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(format!(
+            "{}\n{user} was not deleted, because they could not be removed from every collaborator list; fix the above and run the command again",
+            failures.join("\n")
+        ));
+    }
+    locked.users.remove(&user);
+    locked.save()?;
+    if removed > 0 {
+        println!(
+            "removed {user} from the collaborators of {}",
+            plural(removed, "repository", "repositories")
+        );
+    }
+    println!("deleted user {user}");
+    Ok(())
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Longest a token may live, in days (about 100 years).
+const MAX_TOKEN_DAYS: u64 = 36_500;
+
+/// `forgelet token create USER --name N [--expires DAYS]`: the token is printed once, alone on
+/// the last line, so a script can take it with `tail -n 1`.
+pub(crate) fn token_create(
+    config: &Config,
+    user: &str,
+    name: &str,
+    expires_days: Option<&str>,
+) -> AdminResult {
+    if !token::valid_name(name) {
+        return Err(format!(
+            "invalid token name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+        ));
+    }
+    let days = match expires_days {
+        None => None,
+        Some(d) => match d.parse::<u64>() {
+            Ok(n) if (1..=MAX_TOKEN_DAYS).contains(&n) => Some(n),
+            _ => {
+                return Err(format!(
+                    "--expires takes a number of days from 1 to {MAX_TOKEN_DAYS}, not {d:?}"
+                ))
+            }
+        },
+    };
+    let accounts = open_accounts(config)?;
+    let plaintext = token::generate()?;
+    let hash = accounts.token_hash(&plaintext);
+    let now = auth::now();
+    let expires = days.map(|d| now + d * 86_400);
+    let owner = accounts.update(|users| {
+        let u = users.get_mut(user).ok_or_else(|| no_user_message(user))?;
+        if let Some(t) = u.token(name) {
+            return Err(format!(
+                "{} already has a token named {}; choose another name, or revoke it first with `forgelet token revoke {} {}`",
+                u.name, t.name, u.name, t.name
+            ));
+        }
+        u.tokens.push(auth::Token {
+            name: name.to_string(),
+            hash,
+            created: now,
+            expires,
+            last_used: None,
+        });
+        Ok(u.name.clone())
+    })?;
+    let until = match expires {
+        Some(t) => format!("valid until {}", format_time(t)),
+        None => "valid until revoked".to_string(),
+    };
+    println!("created token {name} for {owner}, {until}.");
+    println!("Copy it now: only a hash of it is kept, so it cannot be shown again.");
+    println!("{plaintext}");
+    Ok(())
+}
+
+/// `forgelet token list USER`: `name<TAB>created ...<TAB>expires ...<TAB>last used ...`.
+pub(crate) fn token_list(config: &Config, user: &str) -> AdminResult {
+    let accounts = open_accounts(config)?;
+    let users = accounts.users()?;
+    let u = users.get(user).ok_or_else(|| no_user_message(user))?;
+    let now = auth::now();
+    let mut out = io::stdout().lock();
+    for t in &u.tokens {
+        let expires = match t.expires {
+            Some(e) if t.expired(now) => format!("expired {}", format_time(e)),
+            Some(e) => format!("expires {}", format_time(e)),
+            None => "never expires".to_string(),
+        };
+        let used = match t.last_used {
+            Some(l) => format!("last used {}", format_time(l)),
+            None => "never used".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{}\tcreated {}\t{expires}\t{used}",
+            t.name,
+            format_time(t.created)
+        );
+    }
+    Ok(())
+}
+
+/// `forgelet token revoke USER NAME`: effective at the server's next request.
+pub(crate) fn token_revoke(config: &Config, user: &str, name: &str) -> AdminResult {
+    let accounts = open_accounts(config)?;
+    let (owner, token) = accounts.update(|users| {
+        let u = users.get_mut(user).ok_or_else(|| no_user_message(user))?;
+        let Some(i) = u.tokens.iter().position(|t| t.name == name).or_else(|| {
+            u.tokens
+                .iter()
+                .position(|t| t.name.eq_ignore_ascii_case(name))
+        }) else {
+            return Err(format!(
+                "{} has no token named {name} (see `forgelet token list {}`)",
+                u.name, u.name
+            ));
+        };
+        let t = u.tokens.remove(i);
+        Ok((u.name.clone(), t.name))
+    })?;
+    println!("revoked token {token} of {owner}");
+    Ok(())
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+fn format_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar, 400-year eras).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repository settings: visibility and collaborators
+
+fn locate_repo(config: &Config, full: &str) -> Result<RepoDir, String> {
+    let (owner, name) = parse_full_name(full)?;
+    let store = RepoStore::new(config.repos_dir());
+    match store.locate(&owner, &name) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(format!(
+            "there is no repository named {owner}/{name} (see `forgelet repo list`)"
+        )),
+        Err(e) => Err(format!("cannot look in {}: {e}", store.root().display())),
+    }
+}
+
+/// `forgelet repo set OWNER/NAME --visibility public|private`.
+pub(crate) fn repo_set_visibility(config: &Config, full: &str, visibility: &str) -> AdminResult {
+    let vis = if visibility.eq_ignore_ascii_case("public") {
+        Visibility::Public
+    } else if visibility.eq_ignore_ascii_case("private") {
+        Visibility::Private
+    } else {
+        return Err(format!(
+            "--visibility takes public or private, not {visibility:?}"
+        ));
+    };
+    check_owner(config)?;
+    let repo = locate_repo(config, full)?;
+    repo.set_visibility(vis)?;
+    let word = match vis {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
+    };
+    println!("{}/{} is now {word}", repo.owner, repo.name);
+    Ok(())
+}
+
+/// `forgelet repo grant OWNER/NAME USER read|write`.
+pub(crate) fn repo_grant(config: &Config, full: &str, user: &str, perm: &str) -> AdminResult {
+    let perm = Perm::parse(perm)
+        .ok_or_else(|| format!("the permission is read or write, not {perm:?}"))?;
+    let accounts = open_accounts(config)?;
+    // Held while the config changes, so a `user del` cannot run between the check and the grant.
+    let locked = accounts.lock()?;
+    let repo = locate_repo(config, full)?;
+    let u = locked
+        .users
+        .get(user)
+        .ok_or_else(|| no_user_message(user))?;
+    if u.name.eq_ignore_ascii_case(&repo.owner) {
+        return Err(format!(
+            "{} owns {}/{} and may already do everything with it",
+            u.name, repo.owner, repo.name
+        ));
+    }
+    let had = repo.set_collaborator(&u.name, Some(perm))?;
+    let what = match perm {
+        Perm::Read => "read",
+        Perm::Write => "read and write",
+    };
+    let verb = if had { "now may" } else { "may now" };
+    println!("{} {verb} {what} {}/{}", u.name, repo.owner, repo.name);
+    Ok(())
+}
+
+/// `forgelet repo revoke OWNER/NAME USER`: the user need not exist any more (a stale entry goes too).
+pub(crate) fn repo_revoke(config: &Config, full: &str, user: &str) -> AdminResult {
+    let accounts = open_accounts(config)?;
+    let _locked = accounts.lock()?;
+    let repo = locate_repo(config, full)?;
+    if !repo.set_collaborator(user, None)? {
+        return Err(format!(
+            "{user} is not a collaborator of {}/{}",
+            repo.owner, repo.name
+        ));
+    }
+    println!(
+        "{user} is no longer a collaborator of {}/{}",
+        repo.owner, repo.name
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_formatted_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(format_time(4_102_444_799), "2099-12-31 23:59 UTC");
+    }
+
+    #[test]
+    fn args_split_into_positional_flags_and_options() {
+        let w = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let a = Args::parse(
+            &w("bob --admin --name=x --expires 3 more"),
+            &["--admin"],
+            &["--name", "--expires"],
+            "t",
+        )
+        .unwrap();
+        assert_eq!(a.positional, ["bob", "more"]);
+        assert!(a.flag("--admin") && !a.flag("--password-stdin"));
+        assert_eq!(
+            (a.option("--name"), a.option("--expires")),
+            (Some("x"), Some("3"))
+        );
+        assert!(Args::parse(&w("--bogus"), &[], &[], "t")
+            .unwrap_err()
+            .contains("unknown option --bogus for t"));
+        assert!(Args::parse(&w("--name"), &[], &["--name"], "t")
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(Args::parse(&w("--name a --name b"), &[], &["--name"], "t")
+            .unwrap_err()
+            .contains("twice"));
     }
 }

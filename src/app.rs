@@ -4,10 +4,12 @@
 
 use std::io;
 
+use crate::auth::basic::{Gate, Outcome, Refusal};
+use crate::auth::{self, Accounts};
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::fcgi::{self, Params};
-use crate::git::{RepoDir, RepoStore, Settings, Visibility};
+use crate::git::{RepoDir, RepoStore, Settings};
 use crate::git_http::smart::{self, GitRunner, Identity, Rpc, Service};
 use crate::git_http::{dumb, files};
 use crate::pages;
@@ -20,14 +22,38 @@ pub(crate) struct Site {
     pub(crate) config: Config,
     pub(crate) repos: RepoStore,
     pub(crate) git: GitRunner,
+    pub(crate) accounts: Accounts,
+    pub(crate) gate: Gate,
 }
 
 impl Site {
-    pub(crate) fn new(config: Config) -> Site {
+    /// Fails (with a message for the sysadmin) when the users file or the secret cannot be read.
+    pub(crate) fn new(config: Config) -> std::result::Result<Site, String> {
         let repos = RepoStore::new(config.repos_dir());
         let git = GitRunner::new(&config.data_dir);
-        Site { config, repos, git }
+        let accounts = Accounts::open(&config.data_dir)?;
+        Ok(Site {
+            config,
+            repos,
+            git,
+            accounts,
+            gate: Gate::new(),
+        })
     }
+}
+
+/// What a git request needs of its repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Write,
+}
+
+/// A repository a git client may use, and who the client is.
+struct Granted {
+    repo: RepoDir,
+    public: bool,
+    who: Identity,
 }
 
 /// What a request turns into: a response ready to send, or a git exchange that streams.
@@ -110,14 +136,15 @@ fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Answer> {
         page: RepoRoute::Rpc(service),
     } = &route
     {
-        let (repo, _) = find_repo(site, owner, name)?;
-        if *service == Service::ReceivePack {
-            return Err(push_refused());
-        }
+        let need = match service {
+            Service::UploadPack => Need::Read,
+            Service::ReceivePack => Need::Write,
+        };
+        let g = authorize(site, req, owner, name, need)?;
         return Ok(Answer::Rpc(Rpc {
             service: *service,
-            repo,
-            who: Identity::default(),
+            repo: g.repo,
+            who: g.who,
             version: smart::protocol_version(req.header("GIT_PROTOCOL")),
             gzip: req.header("CONTENT_ENCODING").is_some_and(|e| {
                 e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip")
@@ -133,21 +160,34 @@ fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Answer> {
 fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
     match route {
         Route::Front => pages::front::handle(site),
+        Route::Repo {
+            owner,
+            name,
+            page: RepoRoute::Home,
+        } => {
+            let (repo, _) = find_page_repo(site, &owner, &name)?;
+            pages::repo::handle(site, &repo)
+        }
         Route::Repo { owner, name, page } => {
-            let (repo, settings) = find_repo(site, &owner, &name)?;
-            let public = settings.visibility == Visibility::Public;
+            let service = match page {
+                RepoRoute::InfoRefs => smart_service(req)?,
+                _ => None,
+            };
+            let need = match service {
+                Some(Service::ReceivePack) => Need::Write,
+                _ => Need::Read,
+            };
+            let Granted { repo, public, who } = authorize(site, req, &owner, &name, need)?;
             match page {
-                RepoRoute::Home => pages::repo::handle(site, &repo),
+                // Answered above and in dispatch.
+                RepoRoute::Home | RepoRoute::Rpc(_) => Err(Error::NotFound),
                 RepoRoute::InfoRefs => {
-                    if let Some(service) = smart_service(req)? {
-                        if service == Service::ReceivePack {
-                            return Err(push_refused());
-                        }
+                    if let Some(service) = service {
                         let version = smart::protocol_version(req.header("GIT_PROTOCOL"));
                         return site.git.advertise(
                             service,
                             &repo,
-                            &Identity::default(),
+                            &who,
                             version,
                             &site.config.limits,
                         );
@@ -174,8 +214,6 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
                         .flatten();
                     files::send(&site.config, &repo, &rel, kind, public, range)
                 }
-                // Taken care of in dispatch.
-                RepoRoute::Rpc(_) => Err(Error::NotFound),
             }
         }
     }
@@ -191,11 +229,6 @@ fn smart_service(req: &Request) -> Result<Option<Service>> {
     }
 }
 
-/// Until accounts exist nobody may push; said so that git shows it.
-fn push_refused() -> Error {
-    Error::Forbidden("Pushing over HTTP is not enabled on this server yet.".into())
-}
-
 /// A generated, changing git file: never cached.
 fn refs_response(content_type: &str, body: Vec<u8>) -> Response {
     let mut r = Response::bytes(200, content_type, body);
@@ -207,10 +240,9 @@ fn label(repo: &RepoDir) -> String {
     format!("{}/{}", repo.owner, repo.name)
 }
 
-/// Finds a repository the client may read. A missing and a private repository get the same 404,
-/// so names do not leak. (Once accounts exist, git clients will get 401 instead, so that git asks
-/// for credentials; with no accounts such a prompt could never succeed.)
-fn find_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Settings)> {
+/// Finds a repository for a page. Pages have no sign-in yet, so they show what anyone may read;
+/// a missing and a hidden repository are the same 404.
+fn find_page_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Settings)> {
     let repo = site
         .repos
         .locate(owner, name)
@@ -220,9 +252,71 @@ fn find_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Settings)
     if let Some(problem) = &settings.problem {
         log::warn!("{owner}/{name}: {problem}");
     }
-    // No sign-in exists yet, so nobody may read a private repository over HTTP.
-    if settings.visibility == Visibility::Private {
+    if !auth::access(None, &repo.owner, &settings, site.config.anonymous_read).may_read() {
         return Err(Error::NotFound);
+    }
+    Ok((repo, settings))
+}
+
+/// Who a git client is and what it may do with `owner/name`, as DESIGN.md's "Who may do what"
+/// says: anonymous access to a private or missing repository is the same 401 (so git asks for
+/// credentials and names do not leak); a signed-in user who may not read it gets 404; one who
+/// may read but not write gets 403 when pushing. On a site with no users at all nobody could
+/// answer a challenge, so hidden repositories are plain 404s there.
+fn authorize(site: &Site, req: &Request, owner: &str, name: &str, need: Need) -> Result<Granted> {
+    let challenge = |message: &'static str| Error::Unauthorized {
+        realm: site.config.site_name.clone(),
+        message,
+    };
+    let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+    let viewer = match site.gate.check(
+        &site.accounts,
+        req.header("AUTHORIZATION"),
+        client,
+        site.config.git_requires_token,
+    ) {
+        Outcome::Anonymous => None,
+        Outcome::User(u) => Some(u),
+        Outcome::Refused(Refusal::Bad(message)) => return Err(challenge(message)),
+        Outcome::Refused(Refusal::Slow(secs)) => return Err(Error::TooMany(secs)),
+        Outcome::Refused(Refusal::Busy) => return Err(Error::TooMany(1)),
+        Outcome::Refused(Refusal::Broken(e)) => return Err(Error::Internal(e)),
+    };
+    let hidden = || -> Error {
+        if viewer.is_some() {
+            return Error::NotFound;
+        }
+        match site.accounts.users() {
+            Ok(users) if users.is_empty() => Error::NotFound,
+            _ => challenge("Authentication required."),
+        }
+    };
+    let repo = site
+        .repos
+        .locate(owner, name)
+        .map_err(|e| Error::internal(&format!("looking up {owner}/{name}"), e))?
+        .ok_or_else(hidden)?;
+    let settings = repo.settings();
+    if let Some(problem) = &settings.problem {
+        log::warn!("{owner}/{name}: {problem}");
+    }
+    let access = auth::access(
+        viewer.as_ref(),
+        &repo.owner,
+        &settings,
+        site.config.anonymous_read,
+    );
+    if !access.may_read() {
+        return Err(hidden());
+    }
+    if need == Need::Write && !access.may_write() {
+        return Err(match viewer {
+            None => challenge("Authentication required to push."),
+            Some(_) => Error::Forbidden(format!(
+                "You may read {}/{} but not push to it.",
+                repo.owner, repo.name
+            )),
+        });
     }
     if let Some(format) = &settings.unsupported_format {
         return Err(Error::Unsupported(format!(
@@ -230,7 +324,15 @@ fn find_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Settings)
             repo.owner, repo.name
         )));
     }
-    Ok((repo, settings))
+    // Shared caches may keep objects only of what anyone may read.
+    let public = auth::access(None, &repo.owner, &settings, site.config.anonymous_read).may_read();
+    Ok(Granted {
+        repo,
+        public,
+        who: Identity {
+            user: viewer.map(|u| u.name),
+        },
+    })
 }
 
 fn open(repo: &RepoDir) -> Result<git2::Repository> {

@@ -36,10 +36,8 @@ pub(crate) struct Config {
     /// nginx `internal` location mapped to `{data_dir}/repos`, no trailing slash.
     pub(crate) internal_prefix: String,
     /// Public repositories may be read without signing in.
-    #[allow(dead_code)] // read once accounts are wired into requests
     pub(crate) anonymous_read: bool,
     /// Git over HTTP accepts personal access tokens only, not passwords.
-    #[allow(dead_code)] // read once accounts are wired into requests
     pub(crate) git_requires_token: bool,
     pub(crate) server: ServerConfig,
     pub(crate) limits: Limits,

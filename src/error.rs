@@ -11,6 +11,13 @@ pub(crate) enum Error {
     BadRequest(&'static str),
     /// Nothing here (or nothing the client may know of).
     NotFound,
+    /// Credentials are needed (or were wrong): 401 with a Basic challenge for `realm`.
+    Unauthorized {
+        realm: String,
+        message: &'static str,
+    },
+    /// Too many attempts (or every password check is busy): 429, retry after this many seconds.
+    TooMany(u64),
     /// Known and readable, but this is not allowed; the message is safe to show (git prints it).
     Forbidden(String),
     /// The path exists but not for this method.
@@ -29,7 +36,9 @@ impl Error {
     pub(crate) fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) => 400,
+            Error::Unauthorized { .. } => 401,
             Error::Forbidden(_) => 403,
+            Error::TooMany(_) => 429,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Unsupported(_) => 501,
@@ -45,6 +54,10 @@ impl Error {
             Error::NotFound => "Not found.\n".to_string(),
             Error::MethodNotAllowed(allow) => format!("Method not allowed; use {allow}.\n"),
             Error::Unsupported(m) | Error::Forbidden(m) => format!("{m}\n"),
+            Error::Unauthorized { message, .. } => format!("{message}\n"),
+            Error::TooMany(secs) => {
+                format!("Too many sign-in attempts; try again in {secs} seconds.\n")
+            }
             Error::Internal(detail) => {
                 log::error!("{detail}");
                 "Internal server error; the details are in the server's log.\n".to_string()
@@ -52,8 +65,17 @@ impl Error {
         };
         let mut r = Response::text(status, message);
         r.no_cache();
-        if let Error::MethodNotAllowed(allow) = self {
-            r.header("Allow", allow);
+        match self {
+            Error::MethodNotAllowed(allow) => r.header("Allow", allow),
+            Error::Unauthorized { realm, .. } => {
+                let realm: String = realm.chars().filter(|c| *c != '"' && *c != '\\').collect();
+                r.header(
+                    "WWW-Authenticate",
+                    format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
+                );
+            }
+            Error::TooMany(secs) => r.header("Retry-After", secs.to_string()),
+            _ => {}
         }
         r
     }
@@ -66,6 +88,8 @@ impl fmt::Display for Error {
             Error::NotFound => f.write_str("not found"),
             Error::MethodNotAllowed(a) => write!(f, "method not allowed (allow: {a})"),
             Error::Unsupported(m) | Error::Forbidden(m) => f.write_str(m),
+            Error::Unauthorized { message, .. } => f.write_str(message),
+            Error::TooMany(s) => write!(f, "too many attempts (retry after {s} s)"),
             Error::Internal(d) => f.write_str(d),
         }
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod app;
+mod auth;
 mod cgi;
 mod config;
 mod error;
@@ -28,9 +29,23 @@ usage: forgelet [--config PATH] COMMAND
 commands:
   serve [--listen unix:PATH|HOST:PORT]   answer FastCGI requests (socket from systemd, fd 0, or --listen)
   check                                  validate the config and the data directory
-  repo create OWNER/NAME [--description TEXT]
+  user add NAME [--admin] [--password-stdin]
+                                         add a user (asks for the password, or reads one line with --password-stdin)
+  user passwd NAME [--password-stdin]    set a new password (ends the user's web sessions)
+  user del NAME [--reassign USER]        delete a user (refused while they own repositories, unless moved to USER)
+  user list                              one line per user: name, admin or user, number of tokens
+  token create USER --name N [--expires DAYS]
+                                         make a personal access token for git; printed once, on the last line
+  token list USER                        name, created, expiry and last use of each token
+  token revoke USER NAME
+  repo create OWNER/NAME [--private] [--description TEXT]
   repo list
   repo import OWNER/NAME PATH [--move]   adopt an existing bare repository (copied; --move removes the source)
+  repo set OWNER/NAME --visibility public|private
+  repo grant OWNER/NAME USER read|write  make USER a collaborator
+  repo revoke OWNER/NAME USER            remove USER from the collaborators
+
+OWNER is a user's name: add the user before their repositories.
 
 With no command, forgelet serves FastCGI when fd 0 is a listening socket (spawn-fcgi, mod_fcgid),
 or answers one CGI request when GATEWAY_INTERFACE is set.
@@ -108,30 +123,142 @@ fn run() -> i32 {
         (Some("check"), Some(extra)) => {
             usage_error(&format!("check takes no arguments, found {extra:?}"))
         }
-        (Some("repo"), None) => usage_error("repo needs a subcommand: create, list or import"),
+        (Some("repo"), None) => {
+            usage_error("repo needs a subcommand: create, list, import, set, grant or revoke")
+        }
         (Some("repo"), Some("list")) => match words.get(2) {
             None => with_config(&config_path, admin::repo_list),
             Some(extra) => usage_error(&format!("repo list takes no arguments, found {extra:?}")),
         },
         (Some("repo"), Some("create")) => {
-            let mut rest: Vec<OsString> = words[2..].iter().map(OsString::from).collect();
-            let description = match take_option(&mut rest, "--description") {
-                Ok(v) => v.map(|v| v.to_string_lossy().into_owned()),
+            let a = match admin::Args::parse(
+                &words[2..],
+                &["--private"],
+                &["--description"],
+                "repo create",
+            ) {
+                Ok(a) => a,
                 Err(e) => return usage_error(&e),
             };
-            if let Some(flag) = rest.iter().find(|w| w.to_string_lossy().starts_with("--")) {
-                return usage_error(&format!(
-                    "unknown option {} for repo create",
-                    flag.to_string_lossy()
-                ));
-            }
-            let [name] = rest.as_slice() else {
-                return usage_error("repo create takes OWNER/NAME [--description TEXT]");
+            let [name] = a.positional.as_slice() else {
+                return usage_error(
+                    "repo create takes OWNER/NAME [--private] [--description TEXT]",
+                );
             };
-            let name = name.to_string_lossy().into_owned();
             with_config(&config_path, |c| {
-                admin::repo_create(c, &name, description.as_deref())
+                admin::repo_create(c, name, a.option("--description"), a.flag("--private"))
             })
+        }
+        (Some("repo"), Some("set")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &["--visibility"], "repo set") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let ([name], Some(vis)) = (a.positional.as_slice(), a.option("--visibility")) else {
+                return usage_error("repo set takes OWNER/NAME --visibility public|private");
+            };
+            with_config(&config_path, |c| admin::repo_set_visibility(c, name, vis))
+        }
+        (Some("repo"), Some("grant")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &[], "repo grant") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name, user, perm] = a.positional.as_slice() else {
+                return usage_error("repo grant takes OWNER/NAME USER read|write");
+            };
+            with_config(&config_path, |c| admin::repo_grant(c, name, user, perm))
+        }
+        (Some("repo"), Some("revoke")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &[], "repo revoke") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name, user] = a.positional.as_slice() else {
+                return usage_error("repo revoke takes OWNER/NAME USER");
+            };
+            with_config(&config_path, |c| admin::repo_revoke(c, name, user))
+        }
+        (Some("user"), sub) => {
+            let (flags, options, form): (&[&str], &[&str], &str) = match sub {
+                Some("add") => (
+                    &["--admin", "--password-stdin"],
+                    &[],
+                    "user add NAME [--admin] [--password-stdin]",
+                ),
+                Some("passwd") => (
+                    &["--password-stdin"],
+                    &[],
+                    "user passwd NAME [--password-stdin]",
+                ),
+                Some("del") => (&[], &["--reassign"], "user del NAME [--reassign USER]"),
+                Some("list") => (&[], &[], "user list"),
+                Some(other) => {
+                    return usage_error(&format!(
+                        "unknown user subcommand {other:?}; use add, passwd, del or list"
+                    ))
+                }
+                None => return usage_error("user needs a subcommand: add, passwd, del or list"),
+            };
+            let a = match admin::Args::parse(
+                &words[2..],
+                flags,
+                options,
+                &format!("user {}", word(1).unwrap_or("")),
+            ) {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            match (sub, a.positional.as_slice()) {
+                (Some("add"), [name]) => with_config(&config_path, |c| {
+                    admin::user_add(c, name, a.flag("--admin"), a.flag("--password-stdin"))
+                }),
+                (Some("passwd"), [name]) => with_config(&config_path, |c| {
+                    admin::user_passwd(c, name, a.flag("--password-stdin"))
+                }),
+                (Some("del"), [name]) => with_config(&config_path, |c| {
+                    admin::user_del(c, name, a.option("--reassign"))
+                }),
+                (Some("list"), []) => with_config(&config_path, admin::user_list),
+                _ => usage_error(&format!("expected: forgelet {form}")),
+            }
+        }
+        (Some("token"), sub) => {
+            let (options, form): (&[&str], &str) = match sub {
+                Some("create") => (
+                    &["--name", "--expires"],
+                    "token create USER --name N [--expires DAYS]",
+                ),
+                Some("list") => (&[], "token list USER"),
+                Some("revoke") => (&[], "token revoke USER NAME"),
+                Some(other) => {
+                    return usage_error(&format!(
+                        "unknown token subcommand {other:?}; use create, list or revoke"
+                    ))
+                }
+                None => return usage_error("token needs a subcommand: create, list or revoke"),
+            };
+            let a = match admin::Args::parse(
+                &words[2..],
+                &[],
+                options,
+                &format!("token {}", word(1).unwrap_or("")),
+            ) {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            match (sub, a.positional.as_slice(), a.option("--name")) {
+                (Some("create"), [user], Some(name)) => with_config(&config_path, |c| {
+                    admin::token_create(c, user, name, a.option("--expires"))
+                }),
+                (Some("list"), [user], _) => {
+                    with_config(&config_path, |c| admin::token_list(c, user))
+                }
+                (Some("revoke"), [user, name], _) => {
+                    with_config(&config_path, |c| admin::token_revoke(c, user, name))
+                }
+                _ => usage_error(&format!("expected: forgelet {form}")),
+            }
         }
         (Some("repo"), Some("import")) => {
             let rest = &words[2..];
@@ -148,7 +275,7 @@ fn run() -> i32 {
             })
         }
         (Some("repo"), Some(sub)) => usage_error(&format!(
-            "unknown repo subcommand {sub:?}; use create, list or import"
+            "unknown repo subcommand {sub:?}; use create, list, import, set, grant or revoke"
         )),
         (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
         (None, _) => usage_error("no command given"),
@@ -231,7 +358,14 @@ fn run_cgi(config_path: &std::path::Path) -> i32 {
             return code;
         }
     };
-    let site = Site::new(config);
+    let site = match Site::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("forgelet: {}", plain(&e));
+            let _ = cgi::write_error(&mut std::io::stdout());
+            return 1;
+        }
+    };
     match cgi::run(&site) {
         Ok(()) => 0,
         Err(e) => {
@@ -316,7 +450,13 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
         retry_after_secs: 5,
         drain_timeout: Duration::from_secs(30),
     };
-    let site = Arc::new(Site::new(config));
+    let site = match Site::new(config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("forgelet: {}", plain(&e));
+            return 1;
+        }
+    };
     match fcgi::serve(listener, fcgi_config, site) {
         Ok(()) => 0,
         Err(e) => {

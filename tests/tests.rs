@@ -1,6 +1,7 @@
 //! Integration tests: the built forgelet binary behind real nginx (the shipped snippet), in CGI
 //! mode and straight on its FastCGI socket, checked against what real git produces.
 
+mod accounts;
 mod util;
 
 use std::collections::BTreeSet;
@@ -603,13 +604,13 @@ fn routes_statuses_and_cache_headers() {
         );
     }
 
-    // A private repo and a missing one get the same 404 (no accounts exist, so no challenge).
+    // A private repo and a missing one get the same 401 with a challenge.
     let p = srv.get(&site.target("/alice/private.git/info/refs"));
     let m = srv.get(&site.target("/alice/missing.git/info/refs"));
     check(
-        "private repo: 404 without a challenge",
+        "private repo: 401 with WWW-Authenticate",
         &p,
-        p.status == 404 && p.header("WWW-Authenticate").is_none(),
+        p.status == 401 && p.header("WWW-Authenticate").is_some(),
     );
     check(
         "missing repo answers like a private one",
@@ -632,7 +633,7 @@ fn routes_statuses_and_cache_headers() {
         .into_string()
         .unwrap();
     let o = srv.get(&site.target(&format!("/alice/private.git/objects/{packs}/{obj}")));
-    check("private repo object: 404", &o, o.status == 404);
+    check("private repo object: 401", &o, o.status == 401);
     check(
         "front page does not list the private repo",
         &front,
@@ -1349,6 +1350,7 @@ fn check_refuses_bad_values() {
 #[test]
 fn repo_create_list_and_clone_empty() {
     let site = Site::new("repo_create", SiteOptions::default());
+    site.ensure_user("alice");
     ok(site.forgelet().args([
         "repo",
         "create",
@@ -1405,6 +1407,7 @@ fn repo_create_list_and_clone_empty() {
 #[test]
 fn repo_names_are_unique_ignoring_case() {
     let site = Site::new("repo_case", SiteOptions::default());
+    site.ensure_user("alice");
     ok(site.forgelet().args(["repo", "create", "alice/fresh"]));
     // Another spelling of the owner: allowed or not, it must not open a second `alice`.
     let _ = run(site.forgelet().args(["repo", "create", "ALICE/other"]));
@@ -1438,6 +1441,7 @@ fn repo_names_are_unique_ignoring_case() {
 #[test]
 fn repo_import_refuses_symlinks() {
     let site = Site::new("import_symlink", SiteOptions::default());
+    site.ensure_user("alice");
     let secret = site.dir().join("outside-secret");
     fs::write(&secret, "outside\n").unwrap();
     for (i, place) in ["description", "objects/info/evil", "refs/heads/evil"]
@@ -1475,6 +1479,7 @@ fn repo_import_refuses_symlinks() {
 #[test]
 fn repo_import_drops_hooks_alternates_and_config() {
     let site = Site::new("import_clean", SiteOptions::default());
+    site.ensure_user("alice");
     let base = site.dir().join("base.git");
     build_fixture("mixed", &base);
     // A repository that borrows objects from `base` and has objects of its own.
@@ -1606,6 +1611,7 @@ fn repo_import_refuses_what_it_cannot_serve() {
 #[test]
 fn repo_import_move_removes_source() {
     let site = Site::new("import_move", SiteOptions::default());
+    site.ensure_user("alice");
     let src = site.dir().join("moving.git");
     build_fixture("tags", &src);
     let src_refs = refs_of(&src);
@@ -1669,9 +1675,9 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
         let private = srv.get(&site.target(&format!("/alice/secret.git/{p}")));
         let missing = srv.get(&site.target(&format!("/alice/nosuch.git/{p}")));
         for (r, what) in [(&private, "private"), (&missing, "missing")] {
-            // No accounts exist yet, so no credentials could help: 404, not a 401 challenge.
-            assert_eq!(r.status, 404, "{what} {p}: {}", r.describe());
-            assert!(r.header("WWW-Authenticate").is_none(), "{what} {p}");
+            assert_eq!(r.status, 401, "{what} {p}: {}", r.describe());
+            let auth = r.header("WWW-Authenticate").unwrap_or_default();
+            assert!(auth.starts_with("Basic realm="), "{what} {p}: {auth:?}");
             assert!(r.header("X-Accel-Redirect").is_none(), "{what} {p}");
         }
         assert_eq!(
@@ -1680,8 +1686,8 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
         );
         // Straight at the socket and in CGI mode too.
         let target = site.target(&format!("/alice/secret.git/{p}"));
-        assert_eq!(srv.fcgi("GET", target.as_bytes(), &[]).status, 404, "{p}");
-        assert_eq!(site.cgi("GET", target.as_bytes(), &[]).status, 404, "{p}");
+        assert_eq!(srv.fcgi("GET", target.as_bytes(), &[]).status, 401, "{p}");
+        assert_eq!(site.cgi("GET", target.as_bytes(), &[]).status, 401, "{p}");
     }
     assert_eq!(srv.get(&site.target("/alice/secret")).status, 404);
 
@@ -1699,8 +1705,8 @@ fn private_and_missing_repos_look_alike_and_leak_nothing() {
     assert!(!out.status.success(), "a private repository was cloned");
     let text = all_output(&out);
     assert!(
-        text.contains("not found") && !text.contains("Username"),
-        "git should say the repository was not found, not ask for a password:\n{text}"
+        text.contains("could not read Username"),
+        "git should ask for credentials:\n{text}"
     );
     assert!(!tmp.join("clone/.git/objects/pack").exists());
     srv.finish();
@@ -2119,5 +2125,32 @@ fn client_gone_mid_clone_leaves_no_git_behind() {
     assert_no_process_left(&needle, 15, "after the client hung up mid-clone");
     let mut srv = srv;
     srv.assert_forgelet_alive("a client hung up mid-clone");
+    srv.finish();
+}
+
+/// On a site without any user nobody could answer a challenge: hidden repositories are plain
+/// 404s, and git says "not found" instead of asking for a password.
+#[test]
+fn site_without_users_answers_404_not_a_challenge() {
+    let site = Site::new("no_users", SiteOptions::default());
+    let repo = site.place_fixture("mixed", "alice/secret");
+    git_ok(
+        &repo,
+        &["config", "-f", "config", "forgelet.visibility", "private"],
+    );
+    let srv = site.start();
+    for p in ["/alice/secret.git/info/refs", "/alice/nosuch.git/info/refs"] {
+        let r = srv.get(&site.target(p));
+        assert_eq!(r.status, 404, "{p}: {}", r.describe());
+        assert!(r.header("WWW-Authenticate").is_none());
+    }
+    let out = run(git(site.dir())
+        .args(["clone", &site.url("/alice/secret.git")])
+        .arg(site.dir().join("clone")));
+    let text = all_output(&out);
+    assert!(
+        text.contains("not found") && !text.contains("Username"),
+        "{text}"
+    );
     srv.finish();
 }

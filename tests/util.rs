@@ -297,6 +297,9 @@ impl Default for SiteOptions {
     }
 }
 
+/// The password of the users the tests add (`Site::ensure_user`).
+pub const TEST_PASSWORD: &str = "test-password-1";
+
 /// A forgelet site on disk: config file, data dir, the port nginx will listen on.
 pub struct Site {
     pub opts: SiteOptions,
@@ -361,8 +364,28 @@ impl Site {
         cmd
     }
 
+    /// Adds the user `name` (password [`TEST_PASSWORD`]) unless there is one: repositories
+    /// belong to users, so `repo create` and `repo import` need the owner first.
+    pub fn ensure_user(&self, name: &str) {
+        let list = ok(self.forgelet().args(["user", "list"]));
+        if list.lines().any(|l| l.split('\t').next() == Some(name)) {
+            return;
+        }
+        let out = run_with_stdin(
+            self.forgelet()
+                .args(["user", "add", name, "--password-stdin"]),
+            format!("{TEST_PASSWORD}\n").as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "forgelet user add {name}: {}",
+            all_output(&out)
+        );
+    }
+
     /// Builds the fixture outside the data dir and adopts it with `forgelet repo import`.
     pub fn import_fixture(&self, fixture: &str, owner_repo: &str) -> PathBuf {
+        self.ensure_user(owner_repo.split('/').next().unwrap_or_default());
         let src_dir = self.dir().join("src");
         fs::create_dir_all(&src_dir).unwrap();
         let src = src_dir.join(format!("{}.git", owner_repo.replace('/', "-")));

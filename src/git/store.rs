@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use git2::{Repository, RepositoryOpenFlags};
 
 use super::names::{valid_name, valid_owner};
+use crate::auth::Perm;
+
+/// The multi-valued config key holding one `NAME read|write` per collaborator (git's variable
+/// names cannot hold every user name, so the name is in the value).
+const COLLABORATOR_KEY: &str = "forgelet.collaborator";
 
 /// The folder holding every repository.
 pub(crate) struct RepoStore {
@@ -35,8 +40,11 @@ pub(crate) struct Settings {
     pub(crate) visibility: Visibility,
     /// `extensions.objectFormat`, when it is set to something other than sha1.
     pub(crate) unsupported_format: Option<String>,
-    /// Why the settings could not be read as written (the repository is then treated as private).
+    /// Why the settings could not be read as written (the repository is then treated as
+    /// private, and left to its owner and the admins).
     pub(crate) problem: Option<String>,
+    /// `forgelet.collaborator = NAME read|write` entries, in file order.
+    pub(crate) collaborators: Vec<(String, Perm)>,
 }
 
 impl RepoStore {
@@ -120,6 +128,7 @@ impl RepoDir {
             visibility: Visibility::Private,
             unsupported_format: None,
             problem: Some(problem),
+            collaborators: Vec::new(),
         };
         let cfg = match git2::Config::open(&self.path.join("config")) {
             Ok(c) => c,
@@ -153,10 +162,128 @@ impl RepoDir {
             .get_string("extensions.objectformat")
             .ok()
             .filter(|f| !f.eq_ignore_ascii_case("sha1"));
+        let mut collaborators: Vec<(String, Perm)> = Vec::new();
+        let mut bad = Vec::new();
+        match collaborator_values(&cfg) {
+            Ok(values) => {
+                for value in values {
+                    match parse_collaborator(&value) {
+                        Some((name, _))
+                            if collaborators
+                                .iter()
+                                .any(|(n, _)| n.eq_ignore_ascii_case(&name)) =>
+                        {
+                            bad.push(format!("{COLLABORATOR_KEY} names {name} twice"))
+                        }
+                        Some(entry) => collaborators.push(entry),
+                        None => bad.push(format!(
+                            "{COLLABORATOR_KEY} {value:?} is not \"NAME read\" or \"NAME write\""
+                        )),
+                    }
+                }
+            }
+            Err(e) => bad.push(format!("cannot read {COLLABORATOR_KEY} ({e})")),
+        }
+        if !bad.is_empty() {
+            let p = format!(
+                "{}; only the owner and admins may use it until this is fixed",
+                bad.join("; ")
+            );
+            problem = Some(match problem {
+                Some(before) => format!("{before}; {p}"),
+                None => p,
+            });
+        }
         Settings {
             visibility,
             unsupported_format,
             problem,
+            collaborators,
+        }
+    }
+
+    /// The repository's own config file, opened for a change. libgit2 writes it whole to
+    /// `config.lock` and renames it into place, so a crash never leaves half a file.
+    fn config_for_change(&self) -> Result<git2::Config, String> {
+        git2::Config::open(&self.path.join("config")).map_err(|e| {
+            format!(
+                "cannot open the config of {}/{}: {}",
+                self.owner,
+                self.name,
+                e.message()
+            )
+        })
+    }
+
+    fn change_failed(&self, e: git2::Error) -> String {
+        format!(
+            "cannot change the config of {}/{}: {}",
+            self.owner,
+            self.name,
+            e.message()
+        )
+    }
+
+    /// Sets `forgelet.visibility` (one atomic write).
+    pub(crate) fn set_visibility(&self, visibility: Visibility) -> Result<(), String> {
+        let value = match visibility {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        };
+        self.config_for_change()?
+            .set_str("forgelet.visibility", value)
+            .map_err(|e| self.change_failed(e))
+    }
+
+    /// Gives `name` the permission `perm` (replacing an entry of any spelling), or with `None`
+    /// removes every entry naming `name` (ignoring case). Each is one atomic write of the
+    /// config. Returns whether an entry for `name` was there before.
+    pub(crate) fn set_collaborator(&self, name: &str, perm: Option<Perm>) -> Result<bool, String> {
+        let mut cfg = self.config_for_change()?;
+        let values = collaborator_values(&cfg).map_err(|e| {
+            format!(
+                "cannot read {COLLABORATOR_KEY} of {}/{}: {e}",
+                self.owner, self.name
+            )
+        })?;
+        let matching: Vec<&String> = values
+            .iter()
+            .filter(|v| {
+                v.split_whitespace()
+                    .next()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .collect();
+        let any = |vs: &[&String]| {
+            let alts: Vec<String> = vs.iter().map(|v| regex_escape(v)).collect();
+            format!("^({})$", alts.join("|"))
+        };
+        match (perm, matching.as_slice()) {
+            (None, []) => Ok(false),
+            (None, all) => {
+                cfg.remove_multivar(COLLABORATOR_KEY, &any(all))
+                    .map_err(|e| self.change_failed(e))?;
+                Ok(true)
+            }
+            (Some(p), found) => {
+                if found.len() > 1 {
+                    // A hand-edited file may name someone twice: keep one entry to replace.
+                    cfg.remove_multivar(COLLABORATOR_KEY, &any(&found[1..]))
+                        .map_err(|e| self.change_failed(e))?;
+                }
+                // A pattern that matches nothing makes libgit2 add a new entry.
+                let pattern = match found.first() {
+                    Some(v) => any(&[v]),
+                    None => "^$.".to_string(),
+                };
+                cfg.set_multivar(
+                    COLLABORATOR_KEY,
+                    &pattern,
+                    &format!("{name} {}", p.as_str()),
+                )
+                .map_err(|e| self.change_failed(e))?;
+                Ok(!found.is_empty())
+            }
         }
     }
 
@@ -182,6 +309,47 @@ impl RepoDir {
             line.to_string()
         }
     }
+}
+
+/// The raw values of every `forgelet.collaborator` line.
+fn collaborator_values(cfg: &git2::Config) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut entries = match cfg.multivar(COLLABORATOR_KEY, None) {
+        Ok(e) => e,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(out),
+        Err(e) => return Err(e.message().to_string()),
+    };
+    while let Some(entry) = entries.next() {
+        let entry = entry.map_err(|e| e.message().to_string())?;
+        match entry.value() {
+            Some(v) => out.push(v.to_string()),
+            None if entry.value_bytes().is_empty() => out.push(String::new()),
+            None => return Err("a value is not UTF-8".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// `NAME read|write` (words separated by blanks, permission ignoring case).
+fn parse_collaborator(value: &str) -> Option<(String, Perm)> {
+    let mut words = value.split_whitespace();
+    let (Some(name), Some(perm), None) = (words.next(), words.next(), words.next()) else {
+        return None;
+    };
+    let perm = Perm::parse(perm)?;
+    valid_owner(name).then(|| (name.to_string(), perm))
+}
+
+/// `s` as a POSIX extended regular expression matching exactly `s` (libgit2's value patterns).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A bare repository's folder: `HEAD` a regular file, `objects` and `refs` real folders.
@@ -224,4 +392,91 @@ fn real_dirs(dir: &Path) -> io::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(test: &str) -> (PathBuf, RepoDir) {
+        let root =
+            std::env::temp_dir().join(format!("forgelet-store-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let path = root.join("alice/r.git");
+        git2::Repository::init_bare(&path).unwrap();
+        let dir = RepoDir {
+            owner: "alice".into(),
+            name: "r".into(),
+            path,
+        };
+        (root, dir)
+    }
+
+    fn append_config(dir: &RepoDir, text: &str) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path.join("config"))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn collaborators_are_granted_changed_and_revoked() {
+        let (root, dir) = repo("collab");
+        let s = dir.settings();
+        assert!(s.collaborators.is_empty() && s.problem.is_none());
+        assert!(!dir.set_collaborator("bob", Some(Perm::Read)).unwrap());
+        assert!(!dir.set_collaborator("carol.x", Some(Perm::Write)).unwrap());
+        assert_eq!(
+            dir.settings().collaborators,
+            [
+                ("bob".to_string(), Perm::Read),
+                ("carol.x".to_string(), Perm::Write)
+            ]
+        );
+        // Changing a permission replaces the entry, whatever its spelling.
+        assert!(dir.set_collaborator("BOB", Some(Perm::Write)).unwrap());
+        let s = dir.settings();
+        assert_eq!(s.collaborators.len(), 2, "{:?}", s.collaborators);
+        assert!(s.collaborators.contains(&("BOB".to_string(), Perm::Write)));
+        // A name that is a regex pattern matches only itself.
+        assert!(!dir.set_collaborator("carolxx", None).unwrap());
+        assert!(dir.set_collaborator("Carol.X", None).unwrap());
+        assert_eq!(
+            dir.settings().collaborators,
+            [("BOB".to_string(), Perm::Write)]
+        );
+        dir.set_visibility(Visibility::Private).unwrap();
+        let s = dir.settings();
+        assert_eq!(s.visibility, Visibility::Private);
+        assert!(s.problem.is_none());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn bad_collaborator_lines_are_a_problem() {
+        for (line, words) in [
+            ("bob admin", "is not"),
+            ("bob", "is not"),
+            ("a/b read", "is not"),
+            ("bob read extra", "is not"),
+            ("bob read\n\tcollaborator = BOB write", "twice"),
+        ] {
+            let (root, dir) = repo("bad");
+            append_config(&dir, &format!("[forgelet]\n\tcollaborator = {line}\n"));
+            let s = dir.settings();
+            let p = s.problem.unwrap_or_default();
+            assert!(
+                p.contains(words) && p.contains("owner and admins"),
+                "{line}: {p}"
+            );
+            // Removing the name clears even a malformed entry.
+            dir.set_collaborator("bob", None).unwrap();
+            if line.starts_with("bob") {
+                assert!(dir.settings().problem.is_none(), "{line}");
+            }
+            fs::remove_dir_all(&root).unwrap();
+        }
+    }
 }

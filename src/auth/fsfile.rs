@@ -1,0 +1,254 @@
+//! Small files that must never be half-written: an exclusive lock file (flock), atomic replace
+//! (temp file in the same folder, fsync, rename, fsync the folder) keeping mode and owner, and
+//! create-once files (a complete temp file hard-linked into place, so racers agree on one).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// An exclusive `flock` on a lock file, released when dropped (closing the file releases it).
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    _file: File,
+}
+
+/// Waits for the exclusive lock on `path` (made with mode 0600 when missing).
+pub(crate) fn lock(path: &Path) -> Result<FileLock, String> {
+    lock_with(path, libc::LOCK_EX)?.ok_or_else(|| format!("cannot lock {}", path.display()))
+}
+
+/// Takes the lock only if nobody holds it: `Ok(None)` when it is busy.
+pub(crate) fn try_lock(path: &Path) -> Result<Option<FileLock>, String> {
+    lock_with(path, libc::LOCK_EX | libc::LOCK_NB)
+}
+
+fn lock_with(path: &Path, op: libc::c_int) -> Result<Option<FileLock>, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(Some(FileLock { _file: file }));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if op & libc::LOCK_NB != 0 => return Ok(None),
+            _ => return Err(format!("cannot lock {}: {e}", path.display())),
+        }
+    }
+}
+
+/// The whole file, or `None` when it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// A temporary file next to `path`, removed when dropped unless it was renamed or linked away.
+struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+    done: bool,
+}
+
+impl TempFile {
+    fn new(target: &Path, mode: u32) -> Result<TempFile, String> {
+        let dir = parent_of(target);
+        let base = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut attempt = 0u32;
+        loop {
+            let mut r = [0u8; 6];
+            getrandom::getrandom(&mut r).map_err(|e| format!("no randomness: {e}"))?;
+            let path = dir.join(format!(".{base}.tmp-{}-{}", std::process::id(), hex(&r)));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file: Some(file),
+                        done: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+                Err(e) => return Err(format!("cannot create a file in {}: {e}", dir.display())),
+            }
+        }
+    }
+
+    /// Writes `bytes`, sets mode (and owner, as far as this process may), syncs and closes.
+    fn fill(&mut self, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<(), String> {
+        let what = |e: io::Error| format!("cannot write {}: {e}", self.path.display());
+        let mut file = self.file.take().ok_or("temporary file already closed")?;
+        file.write_all(bytes).map_err(what)?;
+        // The umask may have taken bits away at creation; set exactly what is wanted.
+        // SAFETY: fchmod/fchown on a descriptor this function owns.
+        if unsafe { libc::fchmod(file.as_raw_fd(), mode as libc::mode_t) } != 0 {
+            return Err(what(io::Error::last_os_error()));
+        }
+        if let Some((uid, gid)) = owner {
+            let m = file.metadata().map_err(what)?;
+            if (m.uid(), m.gid()) != (uid, gid)
+                && unsafe { libc::fchown(file.as_raw_fd(), uid, gid) } != 0
+            {
+                return Err(what(io::Error::last_os_error()));
+            }
+        }
+        file.sync_all().map_err(what)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Syncs a folder, so a rename or link in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<(), String> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("cannot sync the folder {}: {e}", dir.display()))
+}
+
+/// Replaces `path` with `bytes` atomically: readers see the old or the new file, never a part,
+/// and a crash at any point leaves one of the two. The new file gets `mode` and the old
+/// file's owner (a root-run command keeps the file the server's).
+pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+    let owner = match fs::metadata(path) {
+        Ok(m) => Some((m.uid(), m.gid())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut tmp = TempFile::new(path, mode)?;
+    tmp.fill(bytes, mode, owner)?;
+    fs::rename(&tmp.path, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+    tmp.done = true;
+    sync_dir(parent_of(path))
+}
+
+/// Creates `path` holding `bytes` unless it exists; either way returns what the file holds
+/// afterwards. The file appears complete or not at all (a full temp file is hard-linked into
+/// place, which fails if another process got there first), so racing processes agree.
+pub(crate) fn create_once(path: &Path, bytes: &[u8], mode: u32) -> Result<Vec<u8>, String> {
+    if let Some(existing) = read_optional(path)? {
+        return Ok(existing);
+    }
+    let mut tmp = TempFile::new(path, mode)?;
+    tmp.fill(bytes, mode, None)?;
+    let linked = fs::hard_link(&tmp.path, path);
+    // The temp name goes either way (dropping `tmp` removes it).
+    drop(tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(parent_of(path))?;
+            Ok(bytes.to_vec())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            read_optional(path)?.ok_or_else(|| format!("{} vanished", path.display()))
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "forgelet-fsfile-{name}-{}-{}",
+            std::process::id(),
+            hex(&{
+                let mut r = [0u8; 4];
+                getrandom::getrandom(&mut r).unwrap();
+                r
+            })
+        ));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn replace_is_whole_and_keeps_mode() {
+        let d = scratch("replace");
+        let f = d.join("file");
+        replace(&f, b"one", 0o600).unwrap();
+        replace(&f, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&f).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        // No temp files left behind.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn create_once_keeps_the_first() {
+        let d = scratch("once");
+        let f = d.join("secret");
+        assert_eq!(create_once(&f, b"first", 0o600).unwrap(), b"first");
+        assert_eq!(create_once(&f, b"second", 0o600).unwrap(), b"first");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn try_lock_sees_a_held_lock() {
+        let d = scratch("lock");
+        let l = d.join("x.lock");
+        let held = lock(&l).unwrap();
+        assert!(try_lock(&l).unwrap().is_none());
+        drop(held);
+        assert!(try_lock(&l).unwrap().is_some());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hex_digits() {
+        assert_eq!(hex(&[0, 0xab, 0x7f]), "00ab7f");
+    }
+}
