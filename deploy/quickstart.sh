@@ -348,8 +348,8 @@ cat <<EOF
   Its owner, the user demo:
       user name: demo
       password:  $demo_password   (kept in $pwfile)
-  Push (git push in the clone, with that name and password) works once smart
-  HTTP is in; until then forgelet serves clones and fetches only.
+  Push from the clone with git push, giving that name and password (or make
+  a token: $bin --config $home/config.toml token create demo --name laptop).
 
   Home: $home (config.toml, data/repos/)
   forgelet logs here; nginx logs to $logs/
