@@ -295,6 +295,14 @@ impl Rpc {
             // waits on us.
             let feeder = s.spawn(move || {
                 let r = io::copy(&mut body, &mut child_in);
+                if let Err(e) = &r {
+                    // Over the cap, or the client went away mid-upload: stop git before it
+                    // answers a half-received request. (A git that stopped reading early
+                    // shows up here as a broken pipe; it has already said what it had to.)
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        kill_group(pgid);
+                    }
+                }
                 drop(child_in);
                 r
             });
@@ -320,9 +328,6 @@ impl Rpc {
             let feed = feeder
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("feeder panicked")));
-            if feed.is_err() {
-                kill_group(pgid);
-            }
             let _ = done_tx.send(());
             let stderr = errors.join().unwrap_or_default();
             (feed, sent, stderr)
