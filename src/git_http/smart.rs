@@ -408,7 +408,8 @@ fn result_head(service: Service) -> Response {
 /// Streams the child's output. The headers go out with the first bytes, so a git that fails
 /// before saying anything still gets a proper error status. `Ok(true)` when headers were sent.
 fn pump(service: Service, mut from: ChildStdout, out: &mut (dyn Write + Send)) -> io::Result<bool> {
-    let mut buf = vec![0u8; 64 * 1024];
+    // One read fills at most one FastCGI record (65,535 bytes), so a flush sends whole records.
+    let mut buf = vec![0u8; 65_535];
     let mut started = false;
     loop {
         let n = match from.read(&mut buf) {
