@@ -1,27 +1,51 @@
 #!/usr/bin/env bash
-# bench.sh: how fast a dumb-HTTP clone through forgelet is, next to nginx serving the very same
-# bare repository as plain static files. A benchmark, not a test: it prints figures and a verdict
-# against the goal (forgelet's median at most 5% above static nginx's) and exits 0 whenever the
-# measurement itself worked, whatever the verdict.
+# bench.sh: forgelet's benchmarks, in one run. A benchmark, not a test: it prints figures and a
+# verdict against each goal of issue 3 and exits 0 whenever the measurements themselves worked,
+# whatever the verdicts.
+#
+#   A. dumb clone:  `git clone --bare` over the dumb protocol through forgelet, next to nginx
+#                   serving the very same bare repository as plain static files.
+#                   Goal: forgelet's median at most 1.05x static nginx's.
+#   B. smart clone: `git -c protocol.version=2 clone --bare` through forgelet, next to git's own
+#                   `git http-backend` behind the same nginx (via fcgiwrap), both without any cache.
+#                   Goal: at most 1.0x. (The optional pack-cache goal, 0.9x for repeated clones, is
+#                   not measured: forgelet has no pack cache.)
+#   C. private:     dumb clone of a private copy of the repository, with a user's password in the
+#                   URL, next to the public one, anonymously. Goal: at most 1.2x.
+#   D. memory:      peak RSS (VmHWM) of the forgelet process while a ~300 MB repository is pushed
+#                   into an empty forgelet repository (chunked), and while it is smart-cloned back;
+#                   forgelet is restarted before each so VmHWM covers just that. Goal: flat, under
+#                   64 MiB. Optional (BENCH_RSS).
 #
 # What it does:
 #   1. cargo build --release --locked
-#   2. generates a deterministic repository (fixed names, dates and a seeded generator fed to
-#      `git fast-import`), fully packed, cached under target/bench/ so later runs reuse it
+#   2. generates deterministic repositories (fixed names, dates and a seeded generator fed to
+#      `git fast-import`), cached under target/bench/ so later runs reuse them: the benchmark
+#      repository (fully packed) and, for D, one of 300 incompressible 1 MiB blobs
 #   3. starts one nginx (own config in a temporary folder under target/bench/) that serves
-#        /git/     forgelet over FastCGI (the shipped nginx/forgelet.conf, X-Accel-Redirect)
+#        /git/     forgelet over FastCGI (the shipped nginx/forgelet.conf, X-Accel-Redirect), with
+#                  the user `bench` (random password), bench/SIZE (public), bench/SIZE-private and,
+#                  for D, an empty bench/rss
 #        /static/  a copy of the same bare repository as plain files (after update-server-info)
-#   4. times `git clone --bare` over the dumb protocol from each, alternating, after one
-#      untimed warm-up round, and checks every clone (refs; fsck once). Prints each round, the
-#      medians and their ratio with the verdict, and from git's curl trace the requests per clone
-#      and the HTTP phase (first request to last response: the server's share of the clone)
-#   5. stops what it started on exit; keeps the cached repository
+#        /hb/      `git http-backend` through fcgiwrap (started here on a unix socket), over a copy
+#                  of the same repository
+#   4. for A, B and C: times the two kinds of clone, alternating, after one untimed warm-up round
+#      (which also runs git fsck on each clone and, for B, checks with GIT_TRACE_PACKET that both
+#      sides spoke protocol v2), and checks every clone's refs. Prints each round, the medians and
+#      their ratio with the verdict, and from git's curl trace the requests per clone and the HTTP
+#      phase (first request to last response: the server's share of the clone)
+#   5. for D: push, then clone, each after a restart of forgelet, with VmHWM read from /proc
+#   6. prints a summary; stops what it started on exit; keeps the cached repositories
 #
 # Environment (optional):
 #   BENCH_SIZE     medium (default: ~3000 commits, ~35 MB packed) or small (~300 commits, ~4 MB)
 #   BENCH_ROUNDS   timed rounds (default 7), after one warm-up round
+#   BENCH_RSS      1 runs D, 0 skips it (default: 1 for medium, 0 for small; generating the 300 MB
+#                  repository the first time takes a while, and the push and clone about a minute)
 #   BENCH_KEEP     1 keeps the run folder (configs, logs) after a successful run
 #   NGINX_BIN      nginx binary (default: /usr/sbin/nginx, else the one in PATH)
+#   FCGIWRAP_BIN   fcgiwrap binary (default: the one in PATH or /usr/sbin; installed with apt-get
+#                  when missing and run as root)
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,7 +56,10 @@ bench_dir=$target_dir/bench
 
 size=${BENCH_SIZE:-medium}
 rounds=${BENCH_ROUNDS:-7}
-goal=1.05
+goal_dumb=1.05
+goal_smart=1.0
+goal_private=1.2
+goal_rss_mib=64
 
 die() {
     printf 'bench.sh: %s\n' "$*" >&2
@@ -43,18 +70,24 @@ say() {
 }
 
 case $size in
-    medium) commits=3000 bin_every=40 bin_size=409600 ;;
-    small) commits=300 bin_every=40 bin_size=409600 ;;
+    medium) commits=3000 bin_every=40 bin_size=409600 rss_default=1 ;;
+    small) commits=300 bin_every=40 bin_size=409600 rss_default=0 ;;
     *) die "BENCH_SIZE must be medium or small, not '$size'" ;;
 esac
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive whole number, not '$rounds'"
+rss=${BENCH_RSS:-$rss_default}
+case $rss in 0 | 1) ;; *) die "BENCH_RSS must be 0 or 1, not '$rss'" ;; esac
+# D's repository: this many blobs of this many bytes, one per commit.
+rss_blobs=300
+rss_blob_size=1048576
 
 # git must never read the user's or the system's settings: the generated repository and the
 # clones are the same on every machine.
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 export GIT_TERMINAL_PROMPT=0
-unset GIT_DIR GIT_WORK_TREE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
-unset GIT_TRACE GIT_TRACE_CURL GIT_TRACE_PACKET GIT_CURL_VERBOSE
+unset GIT_DIR GIT_WORK_TREE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_PROTOCOL
+unset GIT_TRACE GIT_TRACE_CURL GIT_TRACE_PACKET GIT_CURL_VERBOSE GIT_SMART_HTTP
+unset GIT_ASKPASS SSH_ASKPASS
 # Every request goes to 127.0.0.1, never through a proxy.
 unset http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
 export no_proxy='*' NO_PROXY='*'
@@ -69,12 +102,40 @@ if [ -z "$nginx_bin" ] || [ ! -x "$nginx_bin" ]; then
 fi
 command -v git >/dev/null 2>&1 || die "git not found"
 [ -x "$(git --exec-path)/git-remote-http" ] || die "this git cannot clone over HTTP (no git-remote-http)"
+http_backend=$(git --exec-path)/git-http-backend
+[ -x "$http_backend" ] || die "this git has no $http_backend"
 command -v perl >/dev/null 2>&1 || die "perl not found (it generates the benchmark repository)"
 perl -MConfig -e 'exit($Config{uvsize} >= 8 ? 0 : 1)' || die "perl with 64-bit integers needed"
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
 fastcgi_params=/etc/nginx/fastcgi_params
 [ -f "$fastcgi_params" ] || fastcgi_params=$(dirname "$nginx_bin")/../conf/fastcgi_params
 [ -f "$fastcgi_params" ] || die "cannot find nginx's fastcgi_params"
+
+# fcgiwrap (B's baseline): $FCGIWRAP_BIN, else on PATH or in /usr/sbin, else installed with apt-get
+# when running as root.
+find_fcgiwrap() {
+    if [ -n "${FCGIWRAP_BIN:-}" ]; then
+        printf '%s\n' "$FCGIWRAP_BIN"
+    elif command -v fcgiwrap >/dev/null 2>&1; then
+        command -v fcgiwrap
+    elif [ -x /usr/sbin/fcgiwrap ]; then
+        printf '%s\n' /usr/sbin/fcgiwrap
+    fi
+}
+fcgiwrap_bin=$(find_fcgiwrap)
+if [ -z "$fcgiwrap_bin" ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        die "fcgiwrap not found; install it as root (Debian: apt-get install -y fcgiwrap) or set FCGIWRAP_BIN"
+    fi
+    say "apt-get install fcgiwrap"
+    # Only the binary: the package's systemd socket is not used (and not started in containers).
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fcgiwrap
+    fcgiwrap_bin=$(find_fcgiwrap)
+fi
+if [ -z "$fcgiwrap_bin" ] || [ ! -x "$fcgiwrap_bin" ]; then
+    die "fcgiwrap not found at '$fcgiwrap_bin'"
+fi
 
 # --- 1. build ------------------------------------------------------------------------------------
 say "cargo build --release --locked"
@@ -227,10 +288,69 @@ refs_of() {
 }
 source_refs=$(refs_of "$repo")
 
-# --- 3. one nginx, two ways to the same repository -------------------------------------------------
+
+# D's repository: RSS_BLOBS commits on main, each adding one RSS_BLOB_SIZE file of bytes from a
+# seeded xorshift64 generator (incompressible, and with nothing for delta compression to find).
+# Left as fast-import packed it (one pack, no deltas): a repack would only spend minutes on a
+# fruitless delta search.
+rss_generator() {
+    cat <<'PERL'
+use strict;
+use warnings;
+no warnings 'portable';
+my ($count, $size) = @ARGV;
+binmode STDOUT;
+my $x = 0x2545F4914F6CDD1D;
+my $t = 1577836800;    # 2020-01-01T00:00:00Z
+for my $i (1 .. $count) {
+    my @w;
+    for (1 .. ($size + 7) >> 3) {
+        $x ^= $x << 13;
+        $x ^= $x >> 7;
+        $x ^= $x << 17;
+        push @w, $x;
+    }
+    $t += 3600;
+    my $path = sprintf('data/d%02d/blob-%03d.bin', $i % 10, $i);
+    my $msg = "Add $path\n";
+    my $id = "Bench Author <author\@bench.invalid> $t +0000";
+    print "commit refs/heads/main\nmark :$i\nauthor $id\ncommitter $id\n",
+        'data ', length($msg), "\n$msg",
+        "M 100644 inline $path\ndata $size\n", substr(pack('Q<*', @w), 0, $size), "\n";
+}
+PERL
+}
+rss_repo=$bench_dir/repo-rss.git
+if [ "$rss" = 1 ]; then
+    rss_version="generator $(rss_generator | cksum | cut -d' ' -f1) blobs=$rss_blobs size=$rss_blob_size"
+    rss_stamp=$bench_dir/repo-rss.stamp
+    if [ -f "$rss_stamp" ] && [ "$(cat "$rss_stamp")" = "$rss_version" ] && [ -d "$rss_repo" ]; then
+        say "reusing $rss_repo"
+    else
+        say "generating $rss_repo ($rss_version)"
+        rm -rf "$rss_repo" "$rss_repo.tmp" "$rss_stamp"
+        gen_start=$(date +%s.%N)
+        git init -q --bare "$rss_repo.tmp"
+        git -C "$rss_repo.tmp" symbolic-ref HEAD refs/heads/main
+        perl -e "$(rss_generator)" "$rss_blobs" "$rss_blob_size" |
+            git -C "$rss_repo.tmp" fast-import --quiet
+        git -C "$rss_repo.tmp" pack-refs --all
+        mv "$rss_repo.tmp" "$rss_repo"
+        printf '%s\n' "$rss_version" >"$rss_stamp"
+        awk -v a="$gen_start" -v b="$(date +%s.%N)" 'BEGIN { printf "generated in %.1f s\n", b - a }'
+    fi
+    rss_pack_kib=$(du -sk "$rss_repo/objects/pack" | cut -f1)
+    printf 'rss repository: %s commits, %.1f MiB packed\n' \
+        "$(git -C "$rss_repo" rev-list --count main)" "$(awk -v k="$rss_pack_kib" 'BEGIN { print k / 1024 }')"
+    rss_refs=$(refs_of "$rss_repo")
+fi
+
+# --- 3. one nginx, three ways to the same repository ----------------------------------------------
 run=$(mktemp -d "$bench_dir/run.XXXXXX")
 nginx_pid=
 forgelet_pid=
+fcgiwrap_pid=
+sampler_pid=
 ok=0
 interrupted=0
 stop() {
@@ -247,11 +367,13 @@ stop() {
 cleanup() {
     stop "$nginx_pid"
     stop "$forgelet_pid"
+    stop "$fcgiwrap_pid"
+    stop "$sampler_pid"
     # Kept after a failure (to read the logs) or on request; removed after success or an interrupt.
     if { [ "$ok" = 1 ] || [ "$interrupted" = 1 ]; } && [ "${BENCH_KEEP:-0}" != 1 ]; then
         rm -rf "$run"
     else
-        printf 'bench.sh: run folder kept: %s (nginx: nginx/error.log, forgelet: forgelet.log)\n' \
+        printf 'bench.sh: run folder kept: %s (nginx: nginx/error.log, forgelet: forgelet.log, fcgiwrap: fcgiwrap.log)\n' \
             "$run" >&2
     fi
 }
@@ -259,19 +381,20 @@ trap cleanup EXIT
 trap 'interrupted=1; exit 130' INT
 trap 'interrupted=1; exit 143' TERM
 
-mkdir -p "$run/nginx/temp" "$run/data" "$run/static" "$run/clones"
-case $run in *[\|\&\\\"\;\ ]*) die "the run folder $run has a character nginx or sed would misread" ;; esac
+mkdir -p "$run/nginx/temp" "$run/data" "$run/static" "$run/hb" "$run/hb-home" "$run/clones"
+case $run$http_backend in *[\|\&\\\"\;\ \$\{\}\']*) die "the run folder $run or $http_backend has a character nginx or sed would misread" ;; esac
 
 # A port nobody answers on; nginx is tried on the next one if it still loses the race.
 port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# forgelet: its own config and data, the repository imported the way a sysadmin would.
+# forgelet: its own config and data, the user `bench` and the repositories made the way a
+# sysadmin would.
 socket=$run/forgelet.sock
 config=$run/config.toml
 write_config() {
-    cat >"$config" <<EOF
+    cat >"$config" <<EOF2
 data_dir = "$run/data"
 base_url = "http://127.0.0.1:$1/git"
 sendfile = "x-accel-redirect"
@@ -279,15 +402,27 @@ internal_prefix = "/.forgelet-repos"
 
 [server]
 listen = "unix:$socket"
-EOF
+EOF2
 }
 write_config 0
-say "forgelet repo import bench/$size"
+# A fresh random password (letters and digits only, so it needs no escaping in a URL).
+password=$(head -c 48 /dev/urandom | base64 -w 0 | tr -dc 'A-Za-z0-9' | head -c 24)
+[ "${#password}" -ge 16 ] || die "could not make a random password"
+say "forgelet user add bench; repo import bench/$size and bench/$size-private (private)"
+printf '%s\n' "$password" | "$bin" --config "$config" user add bench --password-stdin >/dev/null
 "$bin" --config "$config" repo import "bench/$size" "$repo"
+"$bin" --config "$config" repo import "bench/$size-private" "$repo"
+"$bin" --config "$config" repo set "bench/$size-private" --visibility private
+if [ "$rss" = 1 ]; then
+    say "forgelet repo create bench/rss (empty, for D)"
+    "$bin" --config "$config" repo create bench/rss
+fi
 
 # static: a copy of the same repository with the files the dumb protocol needs.
 cp -a "$repo" "$run/static/$size.git"
 git -C "$run/static/$size.git" update-server-info
+# http-backend: another copy, in the folder that is its GIT_PROJECT_ROOT.
+cp -a "$repo" "$run/hb/$size.git"
 
 # The shipped snippet with its documented defaults replaced for this run.
 snippet=$root/nginx/forgelet.conf
@@ -301,12 +436,13 @@ sed -e "s|unix:/run/forgelet/forgelet.sock;|unix:$socket;|" \
 # The snippet includes fastcgi_params by a relative name: nginx looks beside the main config.
 cp "$fastcgi_params" "$run/nginx/fastcgi_params"
 
+fcgiwrap_socket=$run/fcgiwrap.sock
 write_nginx_conf() {
     local user=
     if [ "$(id -u)" -eq 0 ]; then
         user='user root root;'
     fi
-    cat >"$run/nginx/nginx.conf" <<EOF
+    cat >"$run/nginx/nginx.conf" <<EOF2
 $user
 daemon off;
 master_process on;
@@ -330,15 +466,36 @@ http {
         server_name localhost;
         root $run/empty-root;
         include $run/nginx/forgelet.conf;
-        # The baseline: the same bare repository as plain files. Like the snippet's internal
+        # The baseline for A: the same bare repository as plain files. Like the snippet's internal
         # location, it does not log the expected 404s of the loose-object probes.
         location /static/ {
             alias $run/static/;
             log_not_found off;
         }
+        # The baseline for B: git's own smart HTTP server, as git-http-backend(1) documents it,
+        # with the same timeouts and body size as the snippet, no response buffering, and git's
+        # host config shut out as forgelet does for its own git.
+        location ^~ /hb/ {
+            fastcgi_pass unix:$fcgiwrap_socket;
+            include fastcgi_params;
+            fastcgi_split_path_info ^(/hb)(/.*)\$;
+            fastcgi_param SCRIPT_FILENAME $http_backend;
+            fastcgi_param PATH_INFO \$fastcgi_path_info;
+            fastcgi_param GIT_PROJECT_ROOT $run/hb;
+            fastcgi_param GIT_HTTP_EXPORT_ALL 1;
+            fastcgi_param GIT_PROTOCOL \$http_git_protocol;
+            fastcgi_param GIT_CONFIG_NOSYSTEM 1;
+            fastcgi_param GIT_CONFIG_GLOBAL /dev/null;
+            fastcgi_param HOME $run/hb-home;
+            fastcgi_param HTTP_PROXY "";
+            fastcgi_buffering off;
+            fastcgi_read_timeout 300s;
+            fastcgi_send_timeout 300s;
+            client_max_body_size 1g;
+        }
     }
 }
-EOF
+EOF2
 }
 
 wait_until() {
@@ -351,6 +508,12 @@ wait_until() {
     done
     die "$what: no success within 10 s"
 }
+
+say "fcgiwrap on $fcgiwrap_socket ($http_backend)"
+"$fcgiwrap_bin" -s "unix:$fcgiwrap_socket" </dev/null >"$run/fcgiwrap.log" 2>&1 &
+fcgiwrap_pid=$!
+wait_until "fcgiwrap's socket" "$fcgiwrap_pid" test -S "$fcgiwrap_socket" ||
+    die "fcgiwrap exited: $(cat "$run/fcgiwrap.log")"
 
 port=
 for ((try = 0; try < 20; try++)); do
@@ -372,38 +535,62 @@ done
 [ -n "$port" ] || die "could not start nginx on a free port (see $run/nginx/error.log, stderr.log)"
 
 write_config "$port"
-say "forgelet serve on $socket, nginx on 127.0.0.1:$port"
-RUST_LOG=${RUST_LOG:-warn} "$bin" --config "$config" serve </dev/null >"$run/forgelet.log" 2>&1 &
-forgelet_pid=$!
-wait_until "forgelet's socket" "$forgelet_pid" test -S "$socket" ||
-    die "forgelet serve exited: $(cat "$run/forgelet.log")"
-
-url_forgelet=http://127.0.0.1:$port/git/bench/$size.git
-url_static=http://127.0.0.1:$port/static/$size.git
-source_list=$(git -C "$repo" for-each-ref --format='%(objectname)%09%(refname)')
-ls_remote() {
-    GIT_SMART_HTTP=0 git ls-remote --refs "$1" >"$run/ls-remote.out" 2>&1
+# start_forgelet: `forgelet serve` on the socket; returns once the socket exists (requests may
+# still race its listen() for a moment: callers retry their first one).
+start_forgelet() {
+    rm -f "$socket"
+    RUST_LOG=${RUST_LOG:-warn} "$bin" --config "$config" serve </dev/null >>"$run/forgelet.log" 2>&1 &
+    forgelet_pid=$!
+    wait_until "forgelet's socket" "$forgelet_pid" test -S "$socket" ||
+        die "forgelet serve exited: $(cat "$run/forgelet.log")"
 }
-for url in "$url_forgelet" "$url_static"; do
+say "forgelet serve on $socket, nginx on 127.0.0.1:$port"
+start_forgelet
+
+base=http://127.0.0.1:$port
+url_forgelet=$base/git/bench/$size.git
+url_static=$base/static/$size.git
+url_hb=$base/hb/$size.git
+url_private=http://bench:$password@127.0.0.1:$port/git/bench/$size-private.git
+url_private_anonymous=$base/git/bench/$size-private.git
+source_list=$(git -C "$repo" for-each-ref --format='%(objectname)%09%(refname)')
+# ls_remote dumb|smart URL: the refs, into $run/ls-remote.out.
+ls_remote() {
+    if [ "$1" = smart ]; then
+        GIT_SMART_HTTP=1 git -c protocol.version=2 ls-remote --refs "$2" >"$run/ls-remote.out" 2>&1
+    else
+        GIT_SMART_HTTP=0 git ls-remote --refs "$2" >"$run/ls-remote.out" 2>&1
+    fi
+}
+for check in "dumb $url_forgelet" "dumb $url_static" "dumb $url_private" "smart $url_forgelet" \
+    "smart $url_hb"; do
+    mode=${check%% *} url=${check#* }
+    shown=${url/$password/PASSWORD}
     # The first request may race forgelet's listen(); give it a few tries.
-    if ! wait_until "git ls-remote $url (see $run/ls-remote.out)" "$forgelet_pid" ls_remote "$url"; then
+    if ! wait_until "git ls-remote ($mode) $shown (see $run/ls-remote.out)" "$forgelet_pid" \
+        ls_remote "$mode" "$url"; then
         die "forgelet exited: $(cat "$run/forgelet.log")"
     fi
     out=$(cat "$run/ls-remote.out")
     [ "$out" = "$source_list" ] ||
-        die "git ls-remote $url lists other refs than the repository:"$'\n'"$out"
+        die "git ls-remote ($mode) $shown lists other refs than the repository:"$'\n'"$out"
 done
+# The private copy really is private: without the password, git gets nothing.
+if ls_remote dumb "$url_private_anonymous"; then
+    die "bench/$size-private answers git ls-remote without credentials; is it private?"
+fi
 
 # --- 4. clones -----------------------------------------------------------------------------------
 # Every clone runs with GIT_TRACE_CURL (headers only: a few hundred lines, the same cost on both
 # sides), which gives the number of requests and the HTTP phase: from the first request to the end
 # of the last response. The wall time adds git's own work (index-pack of the whole pack, the
-# connectivity check), identical on both sides, so the HTTP phase shows the server's share closer up.
+# connectivity check), identical on both sides, so the HTTP phase shows the server's share closer
+# up. (For a smart clone git indexes the pack as it arrives: there the two are close.)
 
 # http_phase TRACE: seconds from the first request sent to the last response finished.
 http_phase() {
     awk 'function t(s, a) { split(s, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
-        / => Send header: GET / && first == "" { first = t($1) }
+        / => Send header: (GET|POST) / && first == "" { first = t($1) }
         / == Info: (Connection #[0-9]+ to host .* left intact|Closing connection)/ { last = t($1) }
         END {
             if (first == "" || last == "") { print "nan"; exit }
@@ -413,63 +600,35 @@ http_phase() {
         }' "$1"
 }
 
-# clone NAME URL [fsck]: one dumb clone into the run folder, checked against the source's refs
-# (and with fsck, for connectivity), then removed. Prints "WALL HTTP REQUESTS".
+# clone dumb|smart NAME URL [warm]: one clone into the run folder, checked against the source's
+# refs, then removed. Prints "WALL HTTP REQUESTS". With warm, the clone is also checked with git
+# fsck (connectivity), and a smart one is traced with GIT_TRACE_PACKET into packet-NAME.log.
 clone() {
-    local name=$1 url=$2 fsck=${3:-} dest trace start end
+    local mode=$1 name=$2 url=$3 warm=${4:-} dest trace start end
+    local -a git_clone=(git clone --bare -q)
     dest=$run/clones/$name.git
     trace=$run/trace-$name.log
-    rm -rf "$dest" "$trace"
+    rm -rf "$dest" "$trace" "$run/packet-$name.log"
+    if [ "$mode" = smart ]; then
+        git_clone=(git -c protocol.version=2 clone --bare -q)
+        if [ -n "$warm" ]; then
+            git_clone=(env "GIT_TRACE_PACKET=$run/packet-$name.log" "${git_clone[@]}")
+        fi
+    fi
     start=$(date +%s.%N)
-    GIT_TRACE_CURL=$trace GIT_TRACE_CURL_NO_DATA=1 GIT_SMART_HTTP=0 \
-        git clone --bare -q "$url" "$dest" >&2 || die "clone of $url failed"
+    GIT_TRACE_CURL=$trace GIT_TRACE_CURL_NO_DATA=1 GIT_SMART_HTTP=$([ "$mode" = smart ] && echo 1 || echo 0) \
+        "${git_clone[@]}" "$url" "$dest" >&2 || die "$mode clone of $name failed"
     end=$(date +%s.%N)
     [ "$(refs_of "$dest")" = "$source_refs" ] ||
-        die "clone of $url has other refs than the repository (kept in $dest)"
-    if [ -n "$fsck" ]; then
+        die "$mode clone of $name has other refs than the repository (kept in $dest)"
+    if [ -n "$warm" ]; then
         git -C "$dest" fsck --connectivity-only --no-progress >&2 ||
-            die "git fsck of the clone of $url failed (kept in $dest)"
+            die "git fsck of the $mode clone of $name failed (kept in $dest)"
     fi
     rm -rf "$dest"
     printf '%s %s %s\n' "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", b - a }')" \
-        "$(http_phase "$trace")" "$(grep -c ' => Send header: GET ' "$trace" || true)"
+        "$(http_phase "$trace")" "$(grep -cE ' => Send header: (GET|POST) ' "$trace" || true)"
 }
-
-say "warm-up round (untimed; git fsck --connectivity-only of each clone)"
-for name in forgelet static; do
-    url=url_$name
-    out=$(clone "$name" "${!url}" fsck)
-    read -r wall http reqs <<<"$out"
-    awk -v n="$name" -v w="$wall" -v h="$http" -v q="$reqs" 'BEGIN { printf "  %-8s %7.3fs wall, %6.1fms HTTP phase, %s requests\n", n, w, h * 1000, q }'
-done
-
-say "$rounds timed rounds (the order alternates each round)"
-wall_forgelet=() wall_static=() http_forgelet=() http_static=() reqs_forgelet=() reqs_static=()
-# row LABEL WALL_F WALL_S RATIO HTTP_F HTTP_S: seconds; the HTTP phase shown in milliseconds.
-row() {
-    awk -v l="$1" -v wf="$2" -v ws="$3" -v q="$4" -v hf="$5" -v hs="$6" 'BEGIN {
-        printf "  %-8s %9.3fs %9.3fs %8s %9.1fms %9.1fms\n", l, wf, ws,
-            (q == "" ? "" : sprintf("%.3f", q)), hf * 1000, hs * 1000 }'
-}
-printf '  %-8s %21s %8s %23s\n' "" "clone (wall)" "" "HTTP phase"
-printf '  %-8s %10s %10s %8s %11s %11s\n' round forgelet static ratio forgelet static
-for ((r = 1; r <= rounds; r++)); do
-    if ((r % 2)); then order=(forgelet static); else order=(static forgelet); fi
-    for name in "${order[@]}"; do
-        url=url_$name
-        out=$(clone "$name" "${!url}")
-        read -r wall http reqs <<<"$out"
-        if [ "$name" = forgelet ]; then
-            wall_forgelet+=("$wall") http_forgelet+=("$http") reqs_forgelet+=("$reqs")
-        else
-            wall_static+=("$wall") http_static+=("$http") reqs_static+=("$reqs")
-        fi
-    done
-    i=$((r - 1))
-    row "$r" "${wall_forgelet[i]}" "${wall_static[i]}" \
-        "$(awk -v f="${wall_forgelet[i]}" -v s="${wall_static[i]}" 'BEGIN { print f / s }')" \
-        "${http_forgelet[i]}" "${http_static[i]}"
-done
 
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
@@ -481,32 +640,216 @@ minimum() {
 ratio_of() {
     awk -v f="$1" -v s="$2" 'BEGIN { printf "%.3f", f / s }'
 }
-med_wall_f=$(median "${wall_forgelet[@]}")
-med_wall_s=$(median "${wall_static[@]}")
-med_http_f=$(median "${http_forgelet[@]}")
-med_http_s=$(median "${http_static[@]}")
-paired=()
-for ((i = 0; i < rounds; i++)); do
-    paired+=("$(ratio_of "${wall_forgelet[i]}" "${wall_static[i]}")")
-done
-row median "$med_wall_f" "$med_wall_s" "$(median "${paired[@]}")" "$med_http_f" "$med_http_s"
-row min "$(minimum "${wall_forgelet[@]}")" "$(minimum "${wall_static[@]}")" "" \
-    "$(minimum "${http_forgelet[@]}")" "$(minimum "${http_static[@]}")"
-printf '  %-8s %10s %10s   (HTTP requests per clone, median)\n' requests \
-    "$(median "${reqs_forgelet[@]}" | sed 's/\..*//')" "$(median "${reqs_static[@]}" | sed 's/\..*//')"
-printf '  (ratio column: each round'"'"'s own forgelet/static; its median row is the median of those)\n'
+# verdict VALUE GOAL: PASS when VALUE <= GOAL.
+verdict() {
+    if awk -v r="$1" -v g="$2" 'BEGIN { exit !(r <= g) }'; then
+        printf 'PASS (goal: at most %s)' "$2"
+    else
+        printf 'ABOVE GOAL (goal: at most %s)' "$2"
+    fi
+}
+# row LABEL WALL_A WALL_B RATIO HTTP_A HTTP_B: seconds; the HTTP phase shown in milliseconds.
+row() {
+    awk -v l="$1" -v wf="$2" -v ws="$3" -v q="$4" -v hf="$5" -v hs="$6" 'BEGIN {
+        printf "  %-8s %12.3fs %12.3fs %8s %12.1fms %12.1fms\n", l, wf, ws,
+            (q == "" ? "" : sprintf("%.3f", q)), hf * 1000, hs * 1000 }'
+}
 
-ratio=$(ratio_of "$med_wall_f" "$med_wall_s")
-if awk -v r="$ratio" -v g="$goal" 'BEGIN { exit !(r <= g) }'; then
-    verdict="PASS (goal: at most $goal)"
+summary=()
+# compare dumb|smart GOAL TITLE NAME_A URL_A NAME_B URL_B: an untimed warm-up round, then ROUNDS
+# timed rounds of one clone from each (the order alternating), the table, and A's median clone
+# time over B's against GOAL; the verdict also goes to the summary under TITLE.
+compare() {
+    local mode=$1 goal=$2 title=$3 r i k out wall http reqs ratio name
+    local -a names=("$4" "$6") urls=("$5" "$7") order
+    local -a wall_0=() wall_1=() http_0=() http_1=() reqs_0=() reqs_1=() paired=()
+    say "$title: warm-up round (untimed; git fsck --connectivity-only of each clone)"
+    for k in 0 1; do
+        out=$(clone "$mode" "${names[k]}" "${urls[k]}" warm)
+        read -r wall http reqs <<<"$out"
+        awk -v n="${names[k]}" -v w="$wall" -v h="$http" -v q="$reqs" 'BEGIN {
+            printf "  %-12s %7.3fs wall, %7.1fms HTTP phase, %s requests\n", n, w, h * 1000, q }'
+    done
+    if [ "$mode" = smart ]; then
+        # Protocol v2 for real: the server advertised "version 2", the client sent the v2
+        # "command=fetch" and the server answered with a v2 "packfile" section. A server ignoring
+        # Git-Protocol would have answered v0, which git accepts silently.
+        for k in 0 1; do
+            if ! grep -q '< version 2$' "$run/packet-${names[k]}.log" ||
+                ! grep -q '> command=fetch$' "$run/packet-${names[k]}.log" ||
+                ! grep -q '< packfile$' "$run/packet-${names[k]}.log"; then
+                die "${names[k]} did not speak protocol v2 (see $run/packet-${names[k]}.log)"
+            fi
+        done
+        printf '  protocol v2 spoken by both (GIT_TRACE_PACKET: "version 2", "command=fetch", "packfile")\n'
+    fi
+
+    say "$title: $rounds timed rounds (the order alternates each round)"
+    printf '  %-8s %27s %8s %29s\n' "" "clone (wall)" "" "HTTP phase"
+    printf '  %-8s %13s %13s %8s %14s %14s\n' round "${names[0]}" "${names[1]}" ratio "${names[0]}" "${names[1]}"
+    for ((r = 1; r <= rounds; r++)); do
+        if ((r % 2)); then order=(0 1); else order=(1 0); fi
+        for k in "${order[@]}"; do
+            out=$(clone "$mode" "${names[k]}" "${urls[k]}")
+            read -r wall http reqs <<<"$out"
+            if [ "$k" = 0 ]; then
+                wall_0+=("$wall") http_0+=("$http") reqs_0+=("$reqs")
+            else
+                wall_1+=("$wall") http_1+=("$http") reqs_1+=("$reqs")
+            fi
+        done
+        i=$((r - 1))
+        paired+=("$(ratio_of "${wall_0[i]}" "${wall_1[i]}")")
+        row "$r" "${wall_0[i]}" "${wall_1[i]}" "${paired[i]}" "${http_0[i]}" "${http_1[i]}"
+    done
+    local med_wall_0 med_wall_1 med_http_0 med_http_1
+    med_wall_0=$(median "${wall_0[@]}")
+    med_wall_1=$(median "${wall_1[@]}")
+    med_http_0=$(median "${http_0[@]}")
+    med_http_1=$(median "${http_1[@]}")
+    row median "$med_wall_0" "$med_wall_1" "$(median "${paired[@]}")" "$med_http_0" "$med_http_1"
+    row min "$(minimum "${wall_0[@]}")" "$(minimum "${wall_1[@]}")" "" \
+        "$(minimum "${http_0[@]}")" "$(minimum "${http_1[@]}")"
+    printf '  %-8s %13s %13s   (HTTP requests per clone, median)\n' requests \
+        "$(median "${reqs_0[@]}" | sed 's/\..*//')" "$(median "${reqs_1[@]}" | sed 's/\..*//')"
+    printf '  (ratio column: each round'"'"'s own %s/%s; its median row is the median of those)\n' \
+        "${names[0]}" "${names[1]}"
+
+    ratio=$(ratio_of "$med_wall_0" "$med_wall_1")
+    printf '\n%s/%s, median clone time: %s  %s\n' "${names[0]}" "${names[1]}" "$ratio" \
+        "$(verdict "$ratio" "$goal")"
+    printf '%s/%s, median HTTP phase: %s  (%s %s)\n\n' "${names[0]}" "${names[1]}" \
+        "$(ratio_of "$med_http_0" "$med_http_1")" "${names[0]}" \
+        "$(awk -v f="$med_http_0" -v s="$med_http_1" 'BEGIN {
+            d = (f - s) * 1000; printf "%.1f ms %s per clone", (d < 0 ? -d : d), (d < 0 ? "shorter" : "longer") }')"
+    name="$title, ${names[0]}/${names[1]}"
+    summary+=("$(printf '%-48s %6s  %s' "$name" "$ratio" "$(verdict "$ratio" "$goal")")")
+}
+
+compare dumb "$goal_dumb" "A. dumb clone" forgelet "$url_forgelet" static "$url_static"
+compare smart "$goal_smart" "B. smart clone (v2)" forgelet "$url_forgelet" http-backend "$url_hb"
+summary+=("$(printf '%-48s %6s  %s' "B. smart clone with a pack cache" - \
+    'not measured: forgelet has no pack cache (optional in issue 3)')")
+compare dumb "$goal_private" "C. dumb clone, private vs public" private "$url_private" \
+    public "$url_forgelet"
+
+# --- 5. memory -----------------------------------------------------------------------------------
+# VmHWM is the peak resident set of a process over its whole life, so forgelet is restarted before
+# each measurement: the figure then covers the start, one small request and the push (or clone).
+# VmRSS sampled every 50 ms meanwhile shows the shape: flat, or growing with the data sent.
+# Only forgelet's own process is measured: the git it runs (receive-pack, index-pack, pack-objects)
+# is a separate process with its own memory.
+kib_of() {
+    awk -v k="$2" '$1 == k ":" { print $2 }' "/proc/$1/status"
+}
+mib() {
+    awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+probe() {
+    GIT_SMART_HTTP=1 git -c protocol.version=2 ls-remote "$1" >"$run/ls-remote.out" 2>&1
+}
+# restart_and_probe: a fresh forgelet, one smart request answered; sets base_kib to its VmHWM
+# then. (Not run in $(...): forgelet must be this shell's child.)
+restart_and_probe() {
+    stop "$forgelet_pid"
+    forgelet_pid=
+    start_forgelet
+    wait_until "git ls-remote $url_rss (see $run/ls-remote.out)" "$forgelet_pid" probe "$url_rss" ||
+        die "forgelet exited: $(cat "$run/forgelet.log")"
+    # The measured process is forgelet itself, not a shell around it.
+    [ "$(cat "/proc/$forgelet_pid/comm")" = forgelet ] ||
+        die "process $forgelet_pid is not forgelet but $(cat "/proc/$forgelet_pid/comm")"
+    base_kib=$(kib_of "$forgelet_pid" VmHWM)
+}
+# sample_rss PID FILE: VmRSS of PID (KiB) every 50 ms into FILE, until PID exits or this is stopped.
+sample_rss() {
+    local k v rest
+    while [ -r "/proc/$1/status" ]; do
+        while read -r k v rest; do
+            if [ "$k" = VmRSS: ]; then printf '%s\n' "$v"; fi
+        done <"/proc/$1/status" 2>/dev/null || break
+        sleep 0.05
+    done >"$2"
+}
+start_sampler() {
+    sample_rss "$forgelet_pid" "$1" &
+    sampler_pid=$!
+}
+stop_sampler() {
+    stop "$sampler_pid"
+    sampler_pid=
+}
+# samples FILE: a line on the samples in FILE.
+samples() {
+    awk '{ v[NR] = $1; if ($1 > m) m = $1 }
+        function at(f, i) { i = int(NR * f); return v[i < 1 ? 1 : i] / 1024 }
+        END {
+            if (NR == 0) { print "  no VmRSS samples"; exit }
+            printf "  VmRSS every 50 ms (%d samples): %.1f, %.1f, %.1f, %.1f MiB at 1/4, 1/2, 3/4, end; max %.1f MiB\n",
+                NR, at(0.25), at(0.5), at(0.75), at(1), m / 1024
+        }' "$1"
+}
+# rss_verdict BASE_KIB PEAK_KIB: a line for the summary.
+rss_verdict() {
+    printf '%6s MiB peak (%s MiB after start and one request)  %s' "$(mib "$2")" "$(mib "$1")" \
+        "$(if (($2 < goal_rss_mib * 1024)); then
+            printf 'PASS (goal: under %s MiB)' "$goal_rss_mib"
+        else
+            printf 'ABOVE GOAL (goal: under %s MiB)' "$goal_rss_mib"
+        fi)"
+}
+if [ "$rss" = 1 ]; then
+    url_rss=$base/git/bench/rss.git
+    url_rss_push=http://bench:$password@127.0.0.1:$port/git/bench/rss.git
+    rss_mib=$(mib "$rss_pack_kib")
+
+    say "D. push of $rss_mib MiB to an empty repository (chunked: http.postBuffer=1 MiB)"
+    restart_and_probe
+    start_sampler "$run/rss-push.samples"
+    start=$(date +%s.%N)
+    GIT_TRACE_CURL=$run/trace-rss-push.log GIT_TRACE_CURL_NO_DATA=1 \
+        git -C "$rss_repo" -c http.postBuffer=1048576 push -q "$url_rss_push" main >&2 ||
+        die "push of the rss repository failed"
+    end=$(date +%s.%N)
+    stop_sampler
+    push_kib=$(kib_of "$forgelet_pid" VmHWM)
+    grep -q 'Send header: Transfer-Encoding: chunked' "$run/trace-rss-push.log" ||
+        die "the push was not sent chunked (see $run/trace-rss-push.log)"
+    [ "$(git -C "$run/data/repos/bench/rss.git" rev-parse main)" = "$(git -C "$rss_repo" rev-parse main)" ] ||
+        die "after the push, bench/rss's main is not the pushed commit"
+    awk -v a="$start" -v b="$end" -v m="$rss_mib" 'BEGIN {
+        printf "  pushed in %.1f s (%.0f MiB/s)\n", b - a, m / (b - a) }'
+    printf '  forgelet VmHWM: %s MiB after start and one request, %s MiB after the push\n' \
+        "$(mib "$base_kib")" "$(mib "$push_kib")"
+    samples "$run/rss-push.samples"
+    printf '  (the push signs in with a password: its one argon2id check, at the start, is in the peak)\n'
+    summary+=("$(printf '%-48s %s' "D. forgelet peak RSS, push of $rss_mib MiB" "$(rss_verdict "$base_kib" "$push_kib")")")
+
+    say "D. smart clone (v2) of the same $rss_mib MiB"
+    restart_and_probe
+    dest=$run/clones/rss.git
+    start_sampler "$run/rss-clone.samples"
+    start=$(date +%s.%N)
+    git -c protocol.version=2 clone --bare -q "$url_rss" "$dest" >&2 || die "clone of bench/rss failed"
+    end=$(date +%s.%N)
+    stop_sampler
+    clone_kib=$(kib_of "$forgelet_pid" VmHWM)
+    [ "$(refs_of "$dest")" = "$rss_refs" ] || die "the clone of bench/rss has other refs than the source"
+    git -C "$dest" fsck --connectivity-only --no-progress >&2 || die "git fsck of the clone of bench/rss failed"
+    rm -rf "$dest"
+    awk -v a="$start" -v b="$end" -v m="$rss_mib" 'BEGIN {
+        printf "  cloned in %.1f s (%.0f MiB/s)\n", b - a, m / (b - a) }'
+    printf '  forgelet VmHWM: %s MiB after start and one request, %s MiB after the clone\n' \
+        "$(mib "$base_kib")" "$(mib "$clone_kib")"
+    samples "$run/rss-clone.samples"
+    summary+=("$(printf '%-48s %s' "D. forgelet peak RSS, clone of $rss_mib MiB" "$(rss_verdict "$base_kib" "$clone_kib")")")
 else
-    verdict="ABOVE GOAL (goal: at most $goal)"
+    summary+=("$(printf '%-48s %6s  %s' "D. forgelet peak RSS, push and clone" - 'skipped (BENCH_RSS=1 runs it)')")
 fi
-printf '\nforgelet/static, median clone time: %s  %s\n' "$ratio" "$verdict"
-printf 'forgelet/static, median HTTP phase: %s  (forgelet %s)\n' \
-    "$(ratio_of "$med_http_f" "$med_http_s")" \
-    "$(awk -v f="$med_http_f" -v s="$med_http_s" 'BEGIN {
-        d = (f - s) * 1000; printf "%.1f ms %s per clone", (d < 0 ? -d : d), (d < 0 ? "shorter" : "longer") }')"
-printf '(%s repository, %s timed rounds after 1 warm-up, dumb HTTP clone --bare, nginx %s, %s)\n' \
-    "$size" "$rounds" "$("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "$(git --version)"
+
+# --- 6. summary ----------------------------------------------------------------------------------
+say "summary"
+printf '%s\n' "${summary[@]}"
+printf '(%s repository, %s timed rounds after 1 warm-up, nginx %s, %s, fcgiwrap %s)\n' \
+    "$size" "$rounds" "$("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "$(git --version)" "$fcgiwrap_bin"
 ok=1

@@ -37,3 +37,23 @@ install_nginx_and_git() {
     fi
     apt-get install -y -q "${missing[@]}"
 }
+
+# Installs what only the tests use when missing: dulwich (Debian python3-dulwich), the second,
+# independent git client the push tests use. With apt-get as root, otherwise it says what to
+# install; returns non-zero when it is still missing (those tests then skip with a notice).
+# (The tests look in `python3` on PATH and in /usr/bin/python3, where Debian's package goes even
+# when PATH leads to another Python, e.g. pyenv's.)
+install_test_clients() {
+    local py
+    for py in python3 /usr/bin/python3; do
+        "$py" -c 'import dulwich' >/dev/null 2>&1 && return 0
+    done
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        printf 'missing python3-dulwich; install as root: apt-get install -y python3-dulwich\n' >&2
+        return 1
+    fi
+    printf 'installing python3-dulwich\n' >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-cache show python3-dulwich >/dev/null 2>&1 || apt-get update -q
+    apt-get install -y -q python3-dulwich
+}

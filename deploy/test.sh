@@ -19,6 +19,8 @@ die() {
 
 # --- system packages: nginx and git ------------------------------------------
 install_nginx_and_git || die "nginx and git are needed (see above)"
+# dulwich, a second git client for the push tests; they skip (with a notice) without it.
+install_test_clients || printf 'test.sh: dulwich is missing; its tests will be skipped\n' >&2
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"

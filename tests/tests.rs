@@ -2,6 +2,8 @@
 //! mode and straight on its FastCGI socket, checked against what real git produces.
 
 mod accounts;
+mod permissions;
+mod push;
 mod util;
 
 use std::collections::BTreeSet;
@@ -1800,7 +1802,7 @@ fn nothing_is_logged_per_request_at_the_default_level() {
 // Smart HTTP
 
 /// `git` that may use the smart protocol (the harness's `git` forces dumb HTTP).
-fn smart_git(dir: &Path) -> Command {
+pub(crate) fn smart_git(dir: &Path) -> Command {
     let mut c = git(dir);
     c.env_remove("GIT_SMART_HTTP");
     c
@@ -2073,7 +2075,7 @@ fn assert_no_process_left(needle: &str, secs: u64, what: &str) {
 }
 
 /// Makes `repo` hold a commit with a large incompressible file, so a clone takes a while.
-fn add_big_commit(repo: &Path, bytes: usize) {
+pub(crate) fn add_big_commit(repo: &Path, bytes: usize) {
     let mut data = Vec::with_capacity(bytes);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     while data.len() < bytes {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 use crate::error::{Error, Result};
@@ -300,7 +301,7 @@ impl Rpc {
                     // answers a half-received request. (A git that stopped reading early
                     // shows up here as a broken pipe; it has already said what it had to.)
                     if e.kind() != io::ErrorKind::BrokenPipe {
-                        kill_group(pgid);
+                        stop_group(pgid);
                     }
                 }
                 drop(child_in);
@@ -317,13 +318,13 @@ impl Rpc {
             s.spawn(move || {
                 if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(deadline) {
                     timed_out.store(true, Ordering::SeqCst);
-                    kill_group(pgid);
+                    stop_group(pgid);
                 }
             });
             let sent = pump(self.service, child_out, out);
             if sent.is_err() {
                 // The client went away (or the web server did): stop git now.
-                kill_group(pgid);
+                stop_group(pgid);
             }
             let feed = feeder
                 .join()
@@ -589,17 +590,26 @@ fn cap_of(e: &io::Error) -> u64 {
         .unwrap_or(0)
 }
 
-/// Kills a whole process group (git and everything it started).
-fn kill_group(pgid: i32) {
+/// Asks a whole process group (git and everything it started) to stop. SIGTERM, not SIGKILL:
+/// git's handlers then remove a push's quarantine folder and lock files on the way out.
+fn stop_group(pgid: i32) {
+    signal_group(pgid, libc::SIGTERM);
+}
+
+fn signal_group(pgid: i32, sig: libc::c_int) {
     if pgid > 0 {
         // SAFETY: kill(2) with a negative pid signals the group; no memory is involved.
         unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
+            libc::kill(-pgid, sig);
         }
     }
 }
 
-/// Owns a child; however the request ends, the child's group is killed and the child reaped.
+/// How long a stopped git may take to clean up before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Owns a child; however the request ends, the child is reaped and nothing of its group is left:
+/// whatever still runs after a grace period is killed.
 struct ChildGuard {
     child: Child,
     pgid: i32,
@@ -617,20 +627,31 @@ impl ChildGuard {
         }
     }
 
+    /// Waits for the child. A child that was asked to stop gets STOP_GRACE, then SIGKILL.
     fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
-        let status = self.child.wait();
+        let until = Instant::now() + STOP_GRACE;
+        let status = loop {
+            match self.child.try_wait()? {
+                Some(status) => break status,
+                None if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                None => {
+                    signal_group(self.pgid, libc::SIGKILL);
+                    break self.child.wait()?;
+                }
+            }
+        };
         self.reaped = true;
         // Anything git left running in its group goes too (pack-objects, index-pack...).
-        kill_group(self.pgid);
-        status
+        signal_group(self.pgid, libc::SIGKILL);
+        Ok(status)
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         if !self.reaped {
-            kill_group(self.pgid);
-            let _ = self.child.wait();
+            stop_group(self.pgid);
+            let _ = self.wait();
         }
     }
 }
