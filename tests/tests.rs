@@ -2156,3 +2156,36 @@ fn site_without_users_answers_404_not_a_challenge() {
     );
     srv.finish();
 }
+
+/// A clone that outlives [limits] git_deadline has its git stopped, whatever the client does.
+#[test]
+fn git_past_the_deadline_is_stopped() {
+    let site = Site::new("smart_deadline", SiteOptions::default());
+    fs::write(
+        &site.config,
+        fs::read_to_string(&site.config).unwrap() + "\n[limits]\ngit_deadline = 10\n",
+    )
+    .unwrap();
+    let repo = site.import_fixture("mixed", "alice/slow");
+    add_big_commit(&repo, 40 << 20);
+    let srv = site.start();
+    let head = git_ok(&repo, &["rev-parse", "HEAD"]);
+    let want = format!("want {} side-band-64k ofs-delta\n", head.trim());
+    let body = format!("{:04x}{want}00000009done\n", want.len() + 4);
+    let target = site.target("/alice/slow.git/git-upload-pack");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    let req = format!(
+        "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-upload-pack-request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    // The client stays connected but reads nothing, so git waits on a full pipe.
+    let needle = repo.display().to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!processes_naming(&needle).is_empty(), "git was not running");
+    assert_no_process_left(&needle, 20, "past the 10 s deadline");
+    drop(s);
+    let mut srv = srv;
+    srv.assert_forgelet_alive("a clone hit the deadline");
+    srv.finish();
+}
