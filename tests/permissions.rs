@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
@@ -77,88 +77,17 @@ fn http_from(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Response {
-    let what = format!("{method} {target} from {src}");
-    let mut stream = connect_from(src, port);
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: forgelet-tests\r\nConnection: close\r\n"
-    );
-    for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
-    }
-    if method == "POST" {
-        let _ = write!(req, "Content-Length: {}\r\n", body.len());
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    let _ = stream.write_all(&bytes);
-    let mut raw = Vec::new();
-    if let Err(e) = stream.read_to_end(&mut raw) {
-        panic!(
-            "{what}: reading the answer failed after {} bytes: {e}",
-            raw.len()
-        );
-    }
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| {
-            panic!(
-                "{what}: no end of headers: {:?}",
-                String::from_utf8_lossy(&raw)
-            )
-        });
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut resp = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let chunked = resp
-        .header("Transfer-Encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    resp.body = if chunked {
-        dechunk(rest).unwrap_or_else(|| panic!("{what}: bad chunked body"))
-    } else {
-        rest.to_vec()
-    };
-    resp
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    http_on(
+        connect_from(src, port),
+        port,
+        method,
+        target.as_bytes(),
+        &headers,
+        body,
+    )
 }
 
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-}
-
-/// One GET straight at forgelet's FastCGI socket with `REMOTE_ADDR` set to `addr`.
 fn fcgi_from(srv: &Server, addr: &str, target: &str, authorization: &str) -> Response {
     let headers: [(&str, &[u8]); 1] = [("Authorization", authorization.as_bytes())];
     let mut params = cgi_params("GET", target.as_bytes(), &headers, srv.port, None);

@@ -13,7 +13,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use crate::{add_big_commit, smart_git};
+use crate::{add_big_commit, assert_no_process_left, processes_in, smart_git};
 
 const ZERO_OID: &str = "0000000000000000000000000000000000000000";
 
@@ -184,30 +184,9 @@ fn base64(data: &[u8]) -> String {
     s
 }
 
-/// Processes that name `repo` on their command line or work inside it.
-fn processes_in(repo: &Path) -> Vec<String> {
-    let needle = repo.display().to_string();
-    let mut out = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().into_string().unwrap_or_default();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let cmd = fs::read(entry.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .unwrap_or_default();
-        let cwd = fs::read_link(entry.path().join("cwd")).unwrap_or_default();
-        if cmd.contains(&needle) || cwd.starts_with(repo) {
-            out.push(format!("{name} (cwd {}): {cmd}", cwd.display()));
-        }
-    }
-    out
-}
-
 /// Quarantine directories (`objects/tmp_objdir-incoming-*`) left in a repository, and the bytes
-/// of the files in them. git removes its quarantine unless it is killed with SIGKILL, and nothing
-/// in forgelet runs `git gc`/`prune` (which removes them after two weeks), so whatever is left
-/// stays. Empty directories are noted (FAILURES.md); data left behind fails the test.
+/// of the files in them. Nothing in forgelet runs `git gc`/`prune` yet, so whatever is left
+/// stays: data left behind fails the test; empty directories are noted.
 fn quarantine_leftovers(repo: &Path) -> (Vec<String>, u64) {
     fn size(p: &Path) -> u64 {
         match fs::symlink_metadata(p) {
@@ -830,19 +809,7 @@ fn client_killed_mid_push_leaves_no_git_and_a_sound_repo() {
         fs::read_to_string(&log).unwrap_or_default()
     );
 
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let left = processes_in(&repo);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "15 s after the client was killed, processes still use the repository:\n{}",
-            left.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_no_process_left(&repo, 15, "15 s after the client was killed");
     let now = server_ref(&repo, "refs/heads/main").unwrap();
     assert!(
         now == old || now == new,

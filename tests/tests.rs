@@ -2039,29 +2039,32 @@ fn assert_still_serving_smart(r: &Running) {
     assert!(out.status.success(), "{}", all_output(&out));
 }
 
-/// Processes whose command line names `needle` (e.g. a repository's path).
-fn processes_naming(needle: &str) -> Vec<String> {
+/// Processes that use `repo`: named on their command line, or working inside it (index-pack
+/// does not name the repository).
+pub(crate) fn processes_in(repo: &Path) -> Vec<String> {
+    let needle = repo.display().to_string();
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name().into_string().unwrap_or_default();
         if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        if let Ok(cmd) = fs::read(entry.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle) {
-                out.push(format!("{name}: {cmd}"));
-            }
+        let cmd = fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if cmd.contains(&needle) || cwd.starts_with(repo) {
+            out.push(format!("{name} (cwd {}): {cmd}", cwd.display()));
         }
     }
     out
 }
 
-/// Waits up to `secs` for no process to name `needle`.
-fn assert_no_process_left(needle: &str, secs: u64, what: &str) {
+/// Waits up to `secs` for no process to use `repo`.
+pub(crate) fn assert_no_process_left(repo: &Path, secs: u64, what: &str) {
     let until = Instant::now() + Duration::from_secs(secs);
     loop {
-        let left = processes_naming(needle);
+        let left = processes_in(repo);
         if left.is_empty() {
             return;
         }
@@ -2121,10 +2124,9 @@ fn client_gone_mid_clone_leaves_no_git_behind() {
     let n = std::io::Read::read(&mut s, &mut got).unwrap();
     assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
     // git is at work now (its output is not read, so it waits on a full pipe).
-    let needle = repo.display().to_string();
-    assert!(!processes_naming(&needle).is_empty(), "git was not running");
+    assert!(!processes_in(&repo).is_empty(), "git was not running");
     drop(s);
-    assert_no_process_left(&needle, 15, "after the client hung up mid-clone");
+    assert_no_process_left(&repo, 15, "after the client hung up mid-clone");
     let mut srv = srv;
     srv.assert_forgelet_alive("a client hung up mid-clone");
     srv.finish();
@@ -2180,10 +2182,9 @@ fn git_past_the_deadline_is_stopped() {
     );
     s.write_all(req.as_bytes()).unwrap();
     // The client stays connected but reads nothing, so git waits on a full pipe.
-    let needle = repo.display().to_string();
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!processes_naming(&needle).is_empty(), "git was not running");
-    assert_no_process_left(&needle, 20, "past the 10 s deadline");
+    assert!(!processes_in(&repo).is_empty(), "git was not running");
+    assert_no_process_left(&repo, 20, "past the 10 s deadline");
     drop(s);
     let mut srv = srv;
     srv.assert_forgelet_alive("a clone hit the deadline");

@@ -861,8 +861,20 @@ pub fn http_request_body(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http_on(stream, port, method, target, headers, body)
+}
+
+/// One HTTP/1.1 request on a stream already connected to nginx on `port`.
+pub fn http_on(
+    mut stream: TcpStream,
+    port: u16,
+    method: &str,
+    target: &[u8],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let what = format!("{method} {}", String::from_utf8_lossy(target));
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(TIMEOUT)).unwrap();
     let mut req = Vec::new();
