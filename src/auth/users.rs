@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::password;
 use super::secret::constant_time_eq;
 use super::token;
+use crate::config::line_of;
 use crate::git::names::valid_owner;
 
 /// One account.
@@ -250,16 +251,6 @@ const HEADER: &str = "\
 
 fn invalid_name_message(name: &str) -> String {
     format!("invalid user name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock, and not a name forgelet's pages use")
-}
-
-/// 1-based line number of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// A fresh stamp: 16 random bytes in hex.
