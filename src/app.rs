@@ -2,17 +2,17 @@
 //! and CGI are thin adapters around it; it never panics on input and never lets an internal
 //! detail reach the client.
 
-use std::io;
+use std::io::{self, Read};
 
 use crate::auth::basic::{Gate, Outcome, Refusal};
 use crate::auth::{self, Accounts};
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::fcgi::{self, Params};
-use crate::git::{RepoDir, RepoStore, Settings};
+use crate::git::{RepoDir, RepoStore};
 use crate::git_http::smart::{self, GitRunner, Identity, Rpc, Service};
 use crate::git_http::{dumb, files};
-use crate::pages;
+use crate::pages::{self, PageCtx};
 use crate::request::{Method, Parsed, Request};
 use crate::response::Response;
 use crate::routes::{self, RepoRoute, Route};
@@ -24,6 +24,8 @@ pub(crate) struct Site {
     pub(crate) git: GitRunner,
     pub(crate) accounts: Accounts,
     pub(crate) gate: Gate,
+    /// The stylesheet's content-hashed file name.
+    pub(crate) css_name: String,
 }
 
 impl Site {
@@ -38,6 +40,7 @@ impl Site {
             git,
             accounts,
             gate: Gate::new(),
+            css_name: pages::css_name(),
         })
     }
 }
@@ -97,23 +100,25 @@ impl fcgi::App for Site {
         stdout: &mut (dyn io::Write + Send),
     ) -> io::Result<()> {
         let head_only = params.get(b"REQUEST_METHOD") == Some(b"HEAD");
-        match handle(self, params) {
+        match handle(self, params, stdin) {
             Answer::Response(r) => r.write_cgi(stdout, head_only),
             Answer::Rpc(rpc) => rpc.run(&self.git, &self.config.limits, stdin, stdout),
         }
     }
 }
 
-/// Answers one request.
-pub(crate) fn handle(site: &Site, params: &Params) -> Answer {
+/// The most a form may send.
+const FORM_BODY_MAX: u64 = 64 * 1024;
+
+/// Answers one request. Only page forms read `stdin` here; git exchanges read it as they run.
+pub(crate) fn handle(site: &Site, params: &Params, stdin: &mut dyn io::Read) -> Answer {
     let answer = match Request::parse(params, &site.config.base_path) {
         Ok(Parsed::RedirectToBase) => Ok(Answer::Response(Response::redirect(
             301,
             format!("{}/", site.config.base_path),
         ))),
-        Ok(Parsed::Request(req)) => {
-            routes::route(&req.path, req.method).and_then(|route| dispatch(site, &req, route))
-        }
+        Ok(Parsed::Request(req)) => routes::route(&req.path, req.method)
+            .and_then(|route| dispatch(site, &req, route, stdin)),
         Err(e) => Err(e),
     };
     match answer {
@@ -129,7 +134,7 @@ fn finish(mut r: Response) -> Response {
     r
 }
 
-fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Answer> {
+fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) -> Result<Answer> {
     if let Route::Repo {
         owner,
         name,
@@ -154,20 +159,65 @@ fn dispatch(site: &Site, req: &Request, route: Route) -> Result<Answer> {
                 .and_then(|l| l.trim().parse().ok()),
         }));
     }
+    if !matches!(route, Route::Repo { .. } | Route::Static(_)) {
+        return page(site, req, route, stdin).map(Answer::Response);
+    }
     respond_with(site, req, route).map(Answer::Response)
+}
+
+/// Site pages: they know who is signed in, and their errors carry the page headers.
+fn page(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) -> Result<Response> {
+    let ctx = PageCtx::new(site, req);
+    let body = if req.method == Method::Post {
+        read_form(stdin)?
+    } else {
+        Vec::new()
+    };
+    let result = match (&route, req.method) {
+        (Route::Front, _) => pages::front::handle(site, req, &ctx),
+        (Route::Login, Method::Post) => pages::login::submit(site, req, &ctx, &body),
+        (Route::Login, _) => pages::login::form(site, req, &ctx),
+        (Route::Logout, _) => pages::login::logout(site, req, &ctx, &body),
+        (
+            Route::Repo {
+                owner,
+                name,
+                page: RepoRoute::Home,
+            },
+            _,
+        ) => {
+            let repo = find_page_repo(site, &ctx, owner, name)?;
+            pages::repo::handle(site, req, &ctx, &repo)
+        }
+        _ => Err(Error::NotFound),
+    };
+    result.or_else(|e| {
+        let mut r = e.into_response();
+        ctx.finish(site, req, &mut r);
+        Ok(r)
+    })
+}
+
+/// A form body, capped.
+fn read_form(stdin: &mut dyn io::Read) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let n = Read::take(stdin, FORM_BODY_MAX + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| Error::BadRequest("the form could not be read"))?;
+    if n as u64 > FORM_BODY_MAX {
+        return Err(Error::BadRequest("the form is too large"));
+    }
+    Ok(body)
 }
 
 fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
     match route {
-        Route::Front => pages::front::handle(site),
+        Route::Static(name) => pages::static_file(site, &name),
+        Route::Front | Route::Login | Route::Logout => Err(Error::NotFound),
         Route::Repo {
-            owner,
-            name,
             page: RepoRoute::Home,
-        } => {
-            let (repo, _) = find_page_repo(site, &owner, &name)?;
-            pages::repo::handle(site, &repo)
-        }
+            ..
+        } => Err(Error::NotFound),
         Route::Repo { owner, name, page } => {
             let service = match page {
                 RepoRoute::InfoRefs => smart_service(req)?,
@@ -240,9 +290,9 @@ fn label(repo: &RepoDir) -> String {
     format!("{}/{}", repo.owner, repo.name)
 }
 
-/// Finds a repository for a page. Pages have no sign-in yet, so they show what anyone may read;
-/// a missing and a hidden repository are the same 404.
-fn find_page_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Settings)> {
+/// Finds a repository for a page, as the signed-in viewer (if any) may see it; a missing and a
+/// hidden repository are the same 404.
+fn find_page_repo(site: &Site, ctx: &PageCtx, owner: &str, name: &str) -> Result<RepoDir> {
     let repo = site
         .repos
         .locate(owner, name)
@@ -252,10 +302,16 @@ fn find_page_repo(site: &Site, owner: &str, name: &str) -> Result<(RepoDir, Sett
     if let Some(problem) = &settings.problem {
         log::warn!("{owner}/{name}: {problem}");
     }
-    if !auth::access(None, &repo.owner, &settings, site.config.anonymous_read).may_read() {
+    let access = auth::access(
+        ctx.viewer.as_ref(),
+        &repo.owner,
+        &settings,
+        site.config.anonymous_read,
+    );
+    if !access.may_read() {
         return Err(Error::NotFound);
     }
-    Ok((repo, settings))
+    Ok(repo)
 }
 
 /// Who a git client is and what it may do with `owner/name`, as DESIGN.md's "Who may do what"

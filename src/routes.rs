@@ -13,6 +13,12 @@ use crate::request::Method;
 pub(crate) enum Route {
     /// `/`: the front page.
     Front,
+    /// `GET,POST /login`
+    Login,
+    /// `POST /logout`
+    Logout,
+    /// `GET /static/{name}`: embedded assets.
+    Static(String),
     /// `/{owner}/{repo}[.git]/...`
     Repo {
         owner: String,
@@ -47,7 +53,7 @@ impl Route {
                 RepoRoute::Rpc(_) => true,
                 _ => false,
             },
-            Route::Front => false,
+            _ => false,
         }
     }
 }
@@ -152,6 +158,13 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
     if segs.iter().any(|s| s.is_empty() || s.starts_with('.')) {
         return Err(Error::NotFound);
     }
+    // Site pages: their first segments are names no owner may take.
+    match (segs.as_slice(), trailing_slash) {
+        (["login"], false) => return Ok((Route::Login, "GET, HEAD, POST")),
+        (["logout"], false) => return Ok((Route::Logout, "POST")),
+        (["static", name], false) => return Ok((Route::Static(name.to_string()), "GET, HEAD")),
+        _ => {}
+    }
     let [owner, repo, rest @ ..] = segs.as_slice() else {
         return Err(Error::NotFound);
     };
@@ -215,6 +228,16 @@ mod tests {
     #[test]
     fn matches_repo_routes_with_and_without_suffix() {
         assert_eq!(ok("/"), Route::Front);
+        assert_eq!(ok("/login"), Route::Login);
+        assert_eq!(route("/logout", Method::Post).unwrap(), Route::Logout);
+        assert!(matches!(
+            route("/logout", Method::Get),
+            Err(Error::MethodNotAllowed("POST"))
+        ));
+        assert_eq!(
+            ok("/static/forgelet-abc.css"),
+            Route::Static("forgelet-abc.css".into())
+        );
         assert_eq!(ok("/alice/proj"), repo(RepoRoute::Home));
         assert_eq!(ok("/alice/proj/"), repo(RepoRoute::Home));
         assert_eq!(ok("/alice/proj.git/info/refs"), repo(RepoRoute::InfoRefs));

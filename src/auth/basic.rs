@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::secret::keyed_hash;
-use super::{dummy_verify, now, token, Accounts, User};
+use super::{dummy_verify, now, token, Accounts, User, Users};
 
 /// How long a verified password is remembered in this process.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -206,7 +206,21 @@ impl Gate {
             ));
         }
 
-        let user = users.get(&name);
+        self.password(accounts, &users, &name, &secret, client)
+    }
+
+    /// Checks a user name and password (from Basic auth or the sign-in form): the limiter first,
+    /// then at most one argon2 run per core; a recent success for the same name, password and
+    /// stamp is taken from the cache.
+    pub(crate) fn password(
+        &self,
+        accounts: &Accounts,
+        users: &Users,
+        name: &str,
+        secret: &str,
+        client: &str,
+    ) -> Outcome {
+        let user = users.get(name);
         let cache_key = user.map(|u| {
             let data = format!("{}\0{}\0{}", u.name, secret, u.stamp);
             keyed_hash(accounts.secret(), "basic-cache", data.as_bytes())
@@ -238,9 +252,9 @@ impl Gate {
             return Outcome::Refused(Refusal::Busy);
         };
         let ok = match user {
-            Some(u) => u.verify_password(&secret),
+            Some(u) => u.verify_password(secret),
             None => {
-                dummy_verify(&secret);
+                dummy_verify(secret);
                 false
             }
         };

@@ -10,6 +10,7 @@ pub(crate) mod basic;
 pub(crate) mod fsfile;
 pub(crate) mod password;
 pub(crate) mod secret;
+pub(crate) mod session;
 pub(crate) mod token;
 pub(crate) mod users;
 

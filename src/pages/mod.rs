@@ -1,23 +1,148 @@
 //! HTML pages, one module per page, each with a view struct bound to a template of the same name.
+//! Every page shares the chrome here: who is signed in, the CSRF token for its forms, and the
+//! headers every page carries.
 
 pub(crate) mod front;
+pub(crate) mod login;
 pub(crate) mod repo;
 
+use crate::app::Site;
+use crate::auth::{now, session, User};
 use crate::error::{Error, Result};
+use crate::request::Request;
 use crate::response::Response;
 
-/// Renders a page and adds the headers every page carries.
-pub(crate) fn render(t: &impl askama::Template) -> Result<Response> {
-    let body = t
-        .render()
-        .map_err(|e| Error::internal("rendering a page", e))?;
-    let mut r = Response::html(200, body);
-    r.no_cache();
-    r.header(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    );
-    r.header("X-Frame-Options", "DENY");
-    r.header("Referrer-Policy", "same-origin");
+/// What the shared layout shows.
+pub(crate) struct Chrome {
+    pub(crate) site_name: String,
+    pub(crate) base: String,
+    pub(crate) css_url: String,
+    /// The signed-in user's name.
+    pub(crate) viewer: Option<String>,
+    /// For the forms on the page (sign out, and the page's own).
+    pub(crate) csrf: String,
+}
+
+/// Per-request state of a page: the signed-in user and the CSRF cookie.
+pub(crate) struct PageCtx {
+    pub(crate) viewer: Option<User>,
+    csrf_cookie: String,
+    /// The CSRF cookie is new and must be set on the response.
+    new_csrf_cookie: bool,
+}
+
+impl PageCtx {
+    pub(crate) fn new(site: &Site, req: &Request) -> PageCtx {
+        let cookies = req.header("COOKIE");
+        let viewer = session::cookie(cookies, session::COOKIE)
+            .and_then(|v| session::verify(&site.accounts, v, now()));
+        let existing = session::cookie(cookies, session::CSRF_COOKIE)
+            .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (csrf_cookie, new_csrf_cookie) = match existing {
+            Some(c) => (c.to_string(), false),
+            None => (session::new_csrf_cookie().unwrap_or_default(), true),
+        };
+        PageCtx {
+            viewer,
+            csrf_cookie,
+            new_csrf_cookie,
+        }
+    }
+
+    /// Whether a submitted form's token belongs to this client's CSRF cookie.
+    pub(crate) fn csrf_ok(&self, site: &Site, field: Option<&str>) -> bool {
+        !self.new_csrf_cookie && session::csrf_ok(&site.accounts, Some(&self.csrf_cookie), field)
+    }
+
+    pub(crate) fn chrome(&self, site: &Site) -> Chrome {
+        let c = &site.config;
+        Chrome {
+            site_name: c.site_name.clone(),
+            base: c.base_path.clone(),
+            css_url: format!("{}/static/{}", c.base_path, site.css_name),
+            viewer: self.viewer.as_ref().map(|u| u.name.clone()),
+            csrf: session::csrf_token(&site.accounts, &self.csrf_cookie),
+        }
+    }
+
+    /// Adds the headers every page carries, and the CSRF cookie when it is new.
+    pub(crate) fn finish(&self, site: &Site, req: &Request, r: &mut Response) {
+        r.no_cache();
+        r.header(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        );
+        r.header("X-Frame-Options", "DENY");
+        r.header("Referrer-Policy", "same-origin");
+        if self.new_csrf_cookie && !self.csrf_cookie.is_empty() {
+            r.header(
+                "Set-Cookie",
+                cookie_header(site, req, session::CSRF_COOKIE, &self.csrf_cookie, None),
+            );
+        }
+    }
+
+    /// Renders a page with `status`.
+    pub(crate) fn render(
+        &self,
+        site: &Site,
+        req: &Request,
+        status: u16,
+        t: &impl askama::Template,
+    ) -> Result<Response> {
+        let body = t
+            .render()
+            .map_err(|e| Error::internal("rendering a page", e))?;
+        let mut r = Response::html(status, body);
+        self.finish(site, req, &mut r);
+        Ok(r)
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, scoped to the base path, Secure over HTTPS.
+/// `max_age` of `Some(0)` deletes the cookie; `None` makes it last for the browser session.
+pub(crate) fn cookie_header(
+    site: &Site,
+    req: &Request,
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> String {
+    let c = &site.config;
+    let path = if c.base_path.is_empty() {
+        "/"
+    } else {
+        &c.base_path
+    };
+    let mut v = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        v.push_str(&format!("; Max-Age={age}"));
+    }
+    let https = c.base_url.starts_with("https://")
+        || req
+            .var("HTTPS")
+            .is_some_and(|h| h.eq_ignore_ascii_case("on"));
+    if https {
+        v.push_str("; Secure");
+    }
+    v
+}
+
+/// The stylesheet's text, embedded so an upgrade never mixes old pages with new styles.
+pub(crate) const CSS: &str = include_str!("../../static/forgelet.css");
+
+/// `forgelet-<hash>.css`: a name that changes with the content, so it can be cached forever.
+pub(crate) fn css_name() -> String {
+    let hash = crate::auth::secret::keyed_hash(b"forgelet-static", "css", CSS.as_bytes());
+    format!("forgelet-{}.css", &hash[..12])
+}
+
+/// `GET /static/{name}`.
+pub(crate) fn static_file(site: &Site, name: &str) -> Result<Response> {
+    if name != site.css_name {
+        return Err(Error::NotFound);
+    }
+    let mut r = Response::bytes(200, "text/css; charset=utf-8", CSS.as_bytes().to_vec());
+    r.cache_forever(true);
     Ok(r)
 }

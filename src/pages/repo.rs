@@ -5,14 +5,16 @@ use askama::Template;
 use crate::app::Site;
 use crate::error::{Error, Result};
 use crate::git::RepoDir;
+use crate::request::Request;
 use crate::response::Response;
 use crate::routes::clone_url;
 
+use super::{Chrome, PageCtx};
+
 #[derive(Template)]
 #[template(path = "repo.html")]
-struct RepoPage<'a> {
-    site_name: &'a str,
-    base: &'a str,
+struct RepoPage {
+    chrome: Chrome,
     full_name: String,
     description: String,
     clone_url: String,
@@ -21,7 +23,12 @@ struct RepoPage<'a> {
     empty: bool,
 }
 
-pub(crate) fn handle(site: &Site, repo: &RepoDir) -> Result<Response> {
+pub(crate) fn handle(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+) -> Result<Response> {
     let c = &site.config;
     let git = repo.open().map_err(|e| {
         Error::internal(
@@ -45,14 +52,18 @@ pub(crate) fn handle(site: &Site, repo: &RepoDir) -> Result<Response> {
     branches.sort();
     tags.sort();
     let empty = branches.is_empty() && tags.is_empty();
-    super::render(&RepoPage {
-        site_name: &c.site_name,
-        base: &c.base_path,
-        full_name: format!("{}/{}", repo.owner, repo.name),
-        description: repo.description(),
-        clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),
-        branches,
-        tags,
-        empty,
-    })
+    ctx.render(
+        site,
+        req,
+        200,
+        &RepoPage {
+            chrome: ctx.chrome(site),
+            full_name: format!("{}/{}", repo.owner, repo.name),
+            description: repo.description(),
+            clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),
+            branches,
+            tags,
+            empty,
+        },
+    )
 }

@@ -1,0 +1,194 @@
+//! Sign-in and sign-out: a form checked by the same limiter and password check as git's Basic
+//! auth, a signed session cookie, and a `next=` redirect only to a path under the base path.
+
+use askama::Template;
+
+use super::{cookie_header, Chrome, PageCtx};
+use crate::app::Site;
+use crate::auth::basic::{Outcome, Refusal};
+use crate::auth::{now, session};
+use crate::error::{Error, Result};
+use crate::request::{percent_decode, Request};
+use crate::response::Response;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    error: String,
+    user: String,
+    next: String,
+}
+
+/// `next` if it is a path under the base path (never another host, scheme or `//`), else the
+/// front page.
+pub(crate) fn safe_next(base: &str, next: Option<&str>) -> String {
+    let home = format!("{base}/");
+    let Some(n) = next else { return home };
+    let under_base = n == home || (n.starts_with(&home) && !n[home.len()..].starts_with('/'));
+    let clean = !n.contains(['\\', '\r', '\n']) && !n.contains("//") && !n.contains("/../");
+    if under_base && clean {
+        n.to_string()
+    } else {
+        home
+    }
+}
+
+/// `GET /login`.
+pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+    let next = safe_next(&site.config.base_path, req.query_param("next").as_deref());
+    ctx.render(
+        site,
+        req,
+        200,
+        &LoginPage {
+            chrome: ctx.chrome(site),
+            error: String::new(),
+            user: String::new(),
+            next,
+        },
+    )
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body into its fields.
+pub(crate) fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(body).replace('+', " ");
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((
+                percent_decode(k.as_bytes()).ok()?,
+                percent_decode(v.as_bytes()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `POST /login`.
+pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
+    let fields = form_fields(body);
+    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
+        return Err(Error::Forbidden(
+            "This form has expired. Go back, reload the page and try again.".into(),
+        ));
+    }
+    let base = &site.config.base_path;
+    let next = safe_next(base, field(&fields, "next"));
+    let name = field(&fields, "user").unwrap_or("").trim().to_string();
+    let password = field(&fields, "password").unwrap_or("");
+    let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+    let users = site.accounts.users().map_err(Error::Internal)?;
+    let outcome = if name.is_empty() || password.is_empty() {
+        Outcome::Refused(Refusal::Bad("Give your user name and password."))
+    } else {
+        site.gate
+            .password(&site.accounts, &users, &name, password, client)
+    };
+    let (status, error, retry) = match outcome {
+        Outcome::User(user) => {
+            let mut r = Response::redirect(303, next);
+            r.header(
+                "Set-Cookie",
+                cookie_header(
+                    site,
+                    req,
+                    session::COOKIE,
+                    &session::issue(&site.accounts, &user, now()),
+                    Some(session::LIFETIME_SECS),
+                ),
+            );
+            ctx.finish(site, req, &mut r);
+            return Ok(r);
+        }
+        Outcome::Anonymous => (401, "Give your user name and password.".to_string(), None),
+        Outcome::Refused(Refusal::Bad(_)) => {
+            (401, "Wrong user name or password.".to_string(), None)
+        }
+        Outcome::Refused(Refusal::Slow(secs)) => (
+            429,
+            format!("Too many sign-in attempts. Try again in {secs} seconds."),
+            Some(secs),
+        ),
+        Outcome::Refused(Refusal::Busy) => (
+            429,
+            "The server is busy checking other sign-ins. Try again in a moment.".to_string(),
+            Some(1),
+        ),
+        Outcome::Refused(Refusal::Broken(e)) => return Err(Error::Internal(e)),
+    };
+    let mut r = ctx.render(
+        site,
+        req,
+        status,
+        &LoginPage {
+            chrome: ctx.chrome(site),
+            error,
+            user: name,
+            next,
+        },
+    )?;
+    if let Some(secs) = retry {
+        r.header("Retry-After", secs.to_string());
+    }
+    Ok(r)
+}
+
+/// `POST /logout`: ends this browser's session.
+pub(crate) fn logout(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
+    let fields = form_fields(body);
+    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
+        return Err(Error::Forbidden(
+            "This form has expired. Go back, reload the page and try again.".into(),
+        ));
+    }
+    let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+    r.header(
+        "Set-Cookie",
+        cookie_header(site, req, session::COOKIE, "", Some(0)),
+    );
+    ctx.finish(site, req, &mut r);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_under_the_base_path() {
+        assert_eq!(safe_next("/git", Some("/git/alice/x")), "/git/alice/x");
+        assert_eq!(safe_next("/git", Some("/git/")), "/git/");
+        for bad in [
+            "//evil.example/",
+            "/git//evil.example",
+            "https://evil.example/git/",
+            "/gitx/",
+            "/other",
+            "/git/../etc",
+            "/git/a\\b",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next("/git", Some(bad)), "/git/", "{bad}");
+        }
+        assert_eq!(safe_next("", Some("/alice")), "/alice");
+        assert_eq!(safe_next("", Some("//evil")), "/");
+        assert_eq!(safe_next("", None), "/");
+    }
+
+    #[test]
+    fn form_bodies_decode() {
+        let f = form_fields(b"user=al%69ce&password=a+b%26c&csrf=x&empty=");
+        assert_eq!(field(&f, "user"), Some("alice"));
+        assert_eq!(field(&f, "password"), Some("a b&c"));
+        assert_eq!(field(&f, "empty"), Some(""));
+        assert_eq!(field(&f, "missing"), None);
+    }
+}
