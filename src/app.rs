@@ -159,7 +159,12 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
                 .and_then(|l| l.trim().parse().ok()),
         }));
     }
-    if !matches!(route, Route::Repo { .. } | Route::Static(_)) {
+    let is_page = match &route {
+        Route::Front | Route::Login | Route::Logout => true,
+        Route::Repo { page, .. } => *page == RepoRoute::Home,
+        Route::Static(_) => false,
+    };
+    if is_page {
         return page(site, req, route, stdin).map(Answer::Response);
     }
     respond_with(site, req, route).map(Answer::Response)
@@ -168,16 +173,30 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
 /// Site pages: they know who is signed in, and their errors carry the page headers.
 fn page(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) -> Result<Response> {
     let ctx = PageCtx::new(site, req);
+    page_for(site, req, &ctx, route, stdin).or_else(|e| {
+        let mut r = e.into_response();
+        ctx.finish(site, req, &mut r);
+        Ok(r)
+    })
+}
+
+fn page_for(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    route: Route,
+    stdin: &mut dyn io::Read,
+) -> Result<Response> {
     let body = if req.method == Method::Post {
         read_form(stdin)?
     } else {
         Vec::new()
     };
-    let result = match (&route, req.method) {
-        (Route::Front, _) => pages::front::handle(site, req, &ctx),
-        (Route::Login, Method::Post) => pages::login::submit(site, req, &ctx, &body),
-        (Route::Login, _) => pages::login::form(site, req, &ctx),
-        (Route::Logout, _) => pages::login::logout(site, req, &ctx, &body),
+    match (route, req.method) {
+        (Route::Front, _) => pages::front::handle(site, req, ctx),
+        (Route::Login, Method::Post) => pages::login::submit(site, req, ctx, &body),
+        (Route::Login, _) => pages::login::form(site, req, ctx),
+        (Route::Logout, _) => pages::login::logout(site, req, ctx, &body),
         (
             Route::Repo {
                 owner,
@@ -186,16 +205,11 @@ fn page(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) -> R
             },
             _,
         ) => {
-            let repo = find_page_repo(site, &ctx, owner, name)?;
-            pages::repo::handle(site, req, &ctx, &repo)
+            let repo = find_page_repo(site, ctx, &owner, &name)?;
+            pages::repo::handle(site, req, ctx, &repo)
         }
         _ => Err(Error::NotFound),
-    };
-    result.or_else(|e| {
-        let mut r = e.into_response();
-        ctx.finish(site, req, &mut r);
-        Ok(r)
-    })
+    }
 }
 
 /// A form body, capped.

@@ -5,6 +5,7 @@ mod accounts;
 mod permissions;
 mod push;
 mod util;
+mod web;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;

@@ -1,0 +1,329 @@
+//! Web sign-in through real nginx: CSRF, session cookies (tampered, expired by a password change,
+//! signed out), safe `next=` redirects, rate limiting, and the headers every page carries.
+
+use std::path::PathBuf;
+
+use crate::util::*;
+
+/// A browser's cookie jar, just enough for these tests.
+#[derive(Default)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Takes the `Set-Cookie` headers of a response (a `Max-Age=0` deletes).
+    fn take(&mut self, r: &Response) {
+        for (k, v) in &r.headers {
+            if !k.eq_ignore_ascii_case("Set-Cookie") {
+                continue;
+            }
+            let first = v.split(';').next().unwrap_or_default();
+            let Some((name, value)) = first.split_once('=') else {
+                continue;
+            };
+            self.cookies.retain(|(n, _)| n != name);
+            if !v.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    fn get(&mut self, srv: &Server, target: &str) -> Response {
+        let cookie = self.header();
+        let mut h = Vec::new();
+        if !cookie.is_empty() {
+            h.push(("Cookie", cookie.as_str()));
+        }
+        let r = srv.http("GET", target.as_bytes(), &h);
+        self.take(&r);
+        r
+    }
+
+    fn post(&mut self, srv: &Server, target: &str, form: &[(&str, &str)]) -> Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let cookie = self.header();
+        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !cookie.is_empty() {
+            h.push(("Cookie", cookie.as_str()));
+        }
+        let r = srv.http_body("POST", target.as_bytes(), &h, body.as_bytes());
+        self.take(&r);
+        r
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(page: &Response) -> String {
+    let text = page.text();
+    let at = text
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no csrf field in:\n{text}"));
+    let rest = &text[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn site_with_private_repo(test: &str) -> (Site, Server, PathBuf) {
+    let site = Site::new(test, SiteOptions::default());
+    let repo = site.import_fixture("mixed", "alice/hidden");
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/hidden", "--visibility", "private"]));
+    let srv = site.start();
+    (site, srv, repo)
+}
+
+fn sign_in(site: &Site, srv: &Server, b: &mut Browser, password: &str) -> Response {
+    let form = b.get(srv, &site.target("/login"));
+    let csrf = csrf_of(&form);
+    b.post(
+        srv,
+        &site.target("/login"),
+        &[
+            ("csrf", &csrf),
+            ("user", "alice"),
+            ("password", password),
+            ("next", &site.target("/alice/hidden")),
+        ],
+    )
+}
+
+#[test]
+fn sign_in_shows_private_repositories_and_sign_out_ends_it() {
+    let (site, srv, _) = site_with_private_repo("web_sign_in");
+    let mut b = Browser::default();
+    let front = b.get(&srv, &site.target("/"));
+    assert!(!front.text().contains("alice/hidden"));
+    assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
+
+    let r = sign_in(&site, &srv, &mut b, TEST_PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.describe());
+    assert_eq!(
+        r.header("Location"),
+        Some(site.target("/alice/hidden").as_str())
+    );
+    let set = r
+        .headers
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("Set-Cookie") && v.starts_with("forgelet_session="))
+        .map(|(_, v)| v.clone())
+        .expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/git"] {
+        assert!(set.contains(attr), "{attr} missing in {set}");
+    }
+    let page = b.get(&srv, &site.target("/alice/hidden"));
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let front = b.get(&srv, &site.target("/")).text();
+    assert!(
+        front.contains("Your repositories") && front.contains("alice/hidden"),
+        "{front}"
+    );
+
+    // Sign out needs the form's token; then the session is gone.
+    let csrf = csrf_of(&b.get(&srv, &site.target("/")));
+    assert_eq!(
+        b.post(&srv, &site.target("/logout"), &[("csrf", "nope")])
+            .status,
+        403
+    );
+    let out = b.post(&srv, &site.target("/logout"), &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert!(b.cookie("forgelet_session").is_none());
+    assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
+    srv.finish();
+}
+
+#[test]
+fn forms_without_the_csrf_token_are_refused() {
+    let (site, srv, _) = site_with_private_repo("web_csrf");
+    let mut b = Browser::default();
+    b.get(&srv, &site.target("/login"));
+    for token in ["", "0000", "deadbeef"] {
+        let r = b.post(
+            &srv,
+            &site.target("/login"),
+            &[
+                ("csrf", token),
+                ("user", "alice"),
+                ("password", TEST_PASSWORD),
+            ],
+        );
+        assert_eq!(r.status, 403, "{}", r.describe());
+        assert!(b.cookie("forgelet_session").is_none());
+    }
+    // Another browser's token does not fit this browser's cookie.
+    let mut other = Browser::default();
+    let their = csrf_of(&other.get(&srv, &site.target("/login")));
+    let r = b.post(
+        &srv,
+        &site.target("/login"),
+        &[
+            ("csrf", &their),
+            ("user", "alice"),
+            ("password", TEST_PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 403);
+    srv.finish();
+}
+
+#[test]
+fn tampered_and_outdated_sessions_are_anonymous() {
+    let (site, srv, _) = site_with_private_repo("web_tamper");
+    let mut b = Browser::default();
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    let good = b.cookie("forgelet_session").unwrap();
+    let (name, rest) = good.split_once('~').unwrap();
+    let (expires, mac) = rest.split_once('~').unwrap();
+    let later: u64 = expires.parse::<u64>().unwrap() + 3600;
+    let flipped = format!(
+        "{}{}",
+        &mac[..mac.len() - 1],
+        if mac.ends_with('0') { '1' } else { '0' }
+    );
+    for bad in [
+        format!("{name}~{expires}~{flipped}"),
+        format!("{name}~{later}~{mac}"),
+        format!("bob~{expires}~{mac}"),
+        "alice".to_string(),
+    ] {
+        let mut t = Browser {
+            cookies: vec![("forgelet_session".into(), bad.clone())],
+        };
+        assert_eq!(
+            t.get(&srv, &site.target("/alice/hidden")).status,
+            404,
+            "{bad}"
+        );
+    }
+    assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 200);
+    // A password change ends every session made before it.
+    run_with_stdin(
+        site.forgelet()
+            .args(["user", "passwd", "alice", "--password-stdin"]),
+        b"another-password-2\n",
+    );
+    assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
+    srv.finish();
+}
+
+#[test]
+fn next_never_leaves_the_site_and_wrong_passwords_are_limited() {
+    let (site, srv, _) = site_with_private_repo("web_next_limit");
+    let mut b = Browser::default();
+    let csrf = csrf_of(&b.get(&srv, &site.target("/login?next=//evil.example/x")));
+    let r = b.post(
+        &srv,
+        &site.target("/login"),
+        &[
+            ("csrf", &csrf),
+            ("user", "alice"),
+            ("password", TEST_PASSWORD),
+            ("next", "https://evil.example/"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("Location"), Some(site.target("/").as_str()));
+
+    let mut g = Browser::default();
+    let csrf = csrf_of(&g.get(&srv, &site.target("/login")));
+    let mut limited = None;
+    for i in 0..15 {
+        let r = g.post(
+            &srv,
+            &site.target("/login"),
+            &[("csrf", &csrf), ("user", "alice"), ("password", "wrong")],
+        );
+        match r.status {
+            401 => assert!(
+                r.text().contains("Wrong user name or password"),
+                "{}",
+                r.text()
+            ),
+            429 => {
+                limited = Some((i, r));
+                break;
+            }
+            s => panic!("attempt {i}: status {s}: {}", r.describe()),
+        }
+    }
+    let (i, r) = limited.expect("15 wrong passwords were never slowed down");
+    assert!(i >= 5, "limited after only {i} attempts");
+    assert!(r.header("Retry-After").is_some());
+    assert!(
+        r.text().contains("Too many sign-in attempts"),
+        "{}",
+        r.text()
+    );
+    srv.finish();
+}
+
+#[test]
+fn pages_carry_security_headers_and_a_cacheable_stylesheet() {
+    let (site, srv, _) = site_with_private_repo("web_headers");
+    let mut b = Browser::default();
+    for p in ["/", "/login", "/alice/hidden", "/alice/nosuch"] {
+        let r = b.get(&srv, &site.target(p));
+        let csp = r.header("Content-Security-Policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+            "{p}: {csp}"
+        );
+        assert_eq!(r.header("X-Frame-Options"), Some("DENY"), "{p}");
+        assert!(r.header("Referrer-Policy").is_some(), "{p}");
+        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{p}");
+    }
+    let page = b.get(&srv, &site.target("/")).text();
+    let at = page
+        .find("rel=\"stylesheet\" href=\"")
+        .expect("a stylesheet link");
+    let rest = &page[at + "rel=\"stylesheet\" href=\"".len()..];
+    let href = &rest[..rest.find('"').unwrap()];
+    assert!(
+        href.starts_with(&site.target("/static/forgelet-")),
+        "{href}"
+    );
+    let css = b.get(&srv, href);
+    assert_eq!(css.status, 200);
+    assert!(css
+        .header("Content-Type")
+        .unwrap_or_default()
+        .starts_with("text/css"));
+    assert!(css
+        .header("Cache-Control")
+        .unwrap_or_default()
+        .contains("immutable"));
+    assert_eq!(b.get(&srv, &site.target("/static/other.css")).status, 404);
+    srv.finish();
+}
