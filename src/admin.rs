@@ -140,10 +140,40 @@ pub(crate) fn repo_create(
     let (owner, name) = parse_full_name(full)?;
     check_owner(config)?;
     let accounts = open_accounts(config)?;
-    let owner = existing_owner(&accounts, &owner)?;
+    let dest = create_repo(
+        config,
+        &accounts,
+        &owner,
+        &name,
+        description,
+        private,
+        false,
+    )?;
+    let vis = if private { " (private)" } else { "" };
+    println!("created {}{vis} at {}", full_name_of(&dest), dest.display());
+    Ok(())
+}
+
+/// Creates `owner/name` (the owner must be a user): an empty bare repository on `main`, or, with
+/// `readme`, one whose first commit adds a README.md. Shared by `repo create` and the web's
+/// "New repository" page; returns where it was installed.
+pub(crate) fn create_repo(
+    config: &Config,
+    accounts: &Accounts,
+    owner: &str,
+    name: &str,
+    description: Option<&str>,
+    private: bool,
+    readme: bool,
+) -> Result<PathBuf, String> {
+    let owner = existing_owner(accounts, owner)?;
+    let desc = description.unwrap_or("").trim();
+    if desc.chars().any(char::is_control) {
+        return Err("the description must be one line of text".into());
+    }
     let root = ensure_repos_dir(config)?;
     let store = RepoStore::new(root.clone());
-    refuse_existing(&store, &owner, &name)?;
+    refuse_existing(&store, &owner, name)?;
     let tmp = temp_dir(&root, "create")?;
     let mut opts = git2::RepositoryInitOptions::new();
     opts.bare(true)
@@ -151,7 +181,7 @@ pub(crate) fn repo_create(
         .mkdir(false)
         .external_template(false)
         .initial_head("main");
-    git2::Repository::init_opts(tmp.path(), &opts)
+    let repo = git2::Repository::init_opts(tmp.path(), &opts)
         .map_err(|e| format!("cannot initialise the repository: {}", e.message()))?;
     // libgit2's built-in template may add sample hooks; forgelet repositories run no hooks.
     let _ = fs::remove_dir_all(tmp.path().join("hooks"));
@@ -161,14 +191,40 @@ pub(crate) fn repo_create(
         Visibility::Public
     };
     write_file(&tmp.path().join("config"), &base_config(visibility))?;
-    let desc = description.unwrap_or("").trim();
-    if desc.chars().any(char::is_control) {
-        return Err("the description must be one line of text".into());
-    }
     write_file(&tmp.path().join("description"), &format!("{desc}\n"))?;
-    let dest = install_for_owner(&accounts, &store, tmp, &owner, &name)?;
-    let vis = if private { " (private)" } else { "" };
-    println!("created {}{vis} at {}", full_name_of(&dest), dest.display());
+    if readme {
+        first_commit(&repo, &owner, name, desc)
+            .map_err(|e| format!("cannot write the first commit: {}", e.message()))?;
+    }
+    drop(repo);
+    install_for_owner(accounts, &store, tmp, &owner, name)
+}
+
+/// A first commit on `main` adding README.md.
+fn first_commit(
+    repo: &git2::Repository,
+    owner: &str,
+    name: &str,
+    desc: &str,
+) -> Result<(), git2::Error> {
+    let text = if desc.is_empty() {
+        format!("# {name}\n")
+    } else {
+        format!("# {name}\n\n{desc}\n")
+    };
+    let blob = repo.blob(text.as_bytes())?;
+    let mut tb = repo.treebuilder(None)?;
+    tb.insert("README.md", blob, 0o100644)?;
+    let tree = repo.find_tree(tb.write()?)?;
+    let sig = git2::Signature::now(owner, &format!("{owner}@forgelet.invalid"))?;
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "Initial commit",
+        &tree,
+        &[],
+    )?;
     Ok(())
 }
 

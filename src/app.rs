@@ -160,7 +160,7 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
         }));
     }
     let is_page = match &route {
-        Route::Front | Route::Login | Route::Logout => true,
+        Route::Front | Route::Login | Route::Logout | Route::NewRepo => true,
         Route::Repo { page, .. } => *page == RepoRoute::Home,
         Route::Static(_) => false,
     };
@@ -197,6 +197,8 @@ fn page_for(
         (Route::Login, Method::Post) => pages::login::submit(site, req, ctx, &body),
         (Route::Login, _) => pages::login::form(site, req, ctx),
         (Route::Logout, _) => pages::login::logout(site, req, ctx, &body),
+        (Route::NewRepo, Method::Post) => pages::new_repo::submit(site, req, ctx, &body),
+        (Route::NewRepo, _) => pages::new_repo::form(site, req, ctx),
         (
             Route::Repo {
                 owner,
@@ -227,7 +229,7 @@ fn read_form(stdin: &mut dyn io::Read) -> Result<Vec<u8>> {
 fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
     match route {
         Route::Static(name) => pages::static_file(site, &name),
-        Route::Front | Route::Login | Route::Logout => Err(Error::NotFound),
+        Route::Front | Route::Login | Route::Logout | Route::NewRepo => Err(Error::NotFound),
         Route::Repo {
             page: RepoRoute::Home,
             ..

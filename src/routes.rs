@@ -17,6 +17,8 @@ pub(crate) enum Route {
     Login,
     /// `POST /logout`
     Logout,
+    /// `GET,POST /new`: create a repository.
+    NewRepo,
     /// `GET /static/{name}`: embedded assets.
     Static(String),
     /// `/{owner}/{repo}[.git]/...`
@@ -162,6 +164,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
     match (segs.as_slice(), trailing_slash) {
         (["login"], false) => return Ok((Route::Login, "GET, HEAD, POST")),
         (["logout"], false) => return Ok((Route::Logout, "POST")),
+        (["new"], false) => return Ok((Route::NewRepo, "GET, HEAD, POST")),
         (["static", name], false) => return Ok((Route::Static(name.to_string()), "GET, HEAD")),
         _ => {}
     }

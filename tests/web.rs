@@ -327,3 +327,84 @@ fn pages_carry_security_headers_and_a_cacheable_stylesheet() {
     assert_eq!(b.get(&srv, &site.target("/static/other.css")).status, 404);
     srv.finish();
 }
+
+#[test]
+fn new_repository_page_creates_and_refuses_clearly() {
+    let (site, srv, _) = site_with_private_repo("web_new_repo");
+    let mut anon = Browser::default();
+    let r = anon.get(&srv, &site.target("/new"));
+    assert_eq!(r.status, 303);
+    assert!(r
+        .header("Location")
+        .unwrap_or_default()
+        .contains("/login?next="));
+
+    let mut b = Browser::default();
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    let front = b.get(&srv, &site.target("/")).text();
+    assert!(front.contains("New repository"), "{front}");
+    let csrf = csrf_of(&b.get(&srv, &site.target("/new")));
+    let create = |b: &mut Browser, name: &str, vis: &str, readme: bool| {
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("name", name),
+            ("description", "Made <in> the browser"),
+            ("visibility", vis),
+        ];
+        if readme {
+            form.push(("readme", "1"));
+        }
+        b.post(&srv, &site.target("/new"), &form)
+    };
+    let r = create(&mut b, "fresh", "private", true);
+    assert_eq!(r.status, 303, "{}", r.describe());
+    assert_eq!(
+        r.header("Location"),
+        Some(site.target("/alice/fresh").as_str())
+    );
+    let repo = site.repo_path("alice/fresh");
+    assert_eq!(
+        git_ok(&repo, &["show", "main:README.md"]),
+        "# fresh\n\nMade <in> the browser\n"
+    );
+    let page = b.get(&srv, &site.target("/alice/fresh"));
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("Made ") && text.contains("the browser"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("<in>"),
+        "the description was not escaped:\n{text}"
+    );
+    assert_eq!(
+        anon.get(&srv, &site.target("/alice/fresh")).status,
+        404,
+        "private"
+    );
+
+    let r = create(&mut b, "FRESH", "public", false);
+    assert_eq!(r.status, 409);
+    assert!(
+        r.text().contains("already have a repository named FRESH"),
+        "{}",
+        r.text()
+    );
+    for bad in [".hidden", "a/b", "x.git.git", "", "-x"] {
+        let r = create(&mut b, bad, "public", false);
+        assert_eq!(r.status, 400, "{bad}: {}", r.describe());
+        assert!(r.text().contains("cannot be used"), "{bad}");
+    }
+    let r = create(&mut b, "empty-one", "public", false);
+    assert_eq!(r.status, 303);
+    assert!(refs_of(&site.repo_path("alice/empty-one")).is_empty());
+    let r = b.post(
+        &srv,
+        &site.target("/new"),
+        &[("csrf", "x"), ("name", "nope")],
+    );
+    assert_eq!(r.status, 403);
+    assert!(!site.repo_path("alice/nope").exists());
+    srv.finish();
+}

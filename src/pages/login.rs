@@ -65,7 +65,7 @@ pub(crate) fn form_fields(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
         .iter()
         .find(|(k, _)| k == name)

@@ -4,6 +4,7 @@
 
 pub(crate) mod front;
 pub(crate) mod login;
+pub(crate) mod new_repo;
 pub(crate) mod repo;
 
 use crate::app::Site;
