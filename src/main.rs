@@ -10,6 +10,7 @@ mod error;
 mod fcgi;
 mod git;
 mod git_http;
+mod markdown;
 mod pages;
 mod request;
 mod response;

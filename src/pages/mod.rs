@@ -71,7 +71,7 @@ impl PageCtx {
         r.no_cache();
         r.header(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         );
         r.header("X-Frame-Options", "DENY");
         r.header("Referrer-Policy", "same-origin");
