@@ -1,6 +1,7 @@
 //! Repositories on disk: names, resolving `owner/name` to a directory safely, opening it isolated
 //! from the host's git configuration, and the per-repo settings kept in the repo's own config.
 
+pub(crate) mod browse;
 pub(crate) mod names;
 pub(crate) mod store;
 
