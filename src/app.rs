@@ -161,7 +161,7 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
     }
     let is_page = match &route {
         Route::Front | Route::Login | Route::Logout | Route::NewRepo => true,
-        Route::Repo { page, .. } => *page == RepoRoute::Home,
+        Route::Repo { page, .. } => matches!(page, RepoRoute::Home | RepoRoute::Browse(..)),
         Route::Static(_) => false,
     };
     if is_page {
@@ -208,7 +208,18 @@ fn page_for(
             _,
         ) => {
             let repo = find_page_repo(site, ctx, &owner, &name)?;
-            pages::repo::handle(site, req, ctx, &repo)
+            pages::repo::home(site, req, ctx, &repo)
+        }
+        (
+            Route::Repo {
+                owner,
+                name,
+                page: RepoRoute::Browse(view, segments),
+            },
+            _,
+        ) => {
+            let repo = find_page_repo(site, ctx, &owner, &name)?;
+            pages::repo::browse(site, req, ctx, &repo, view, &segments)
         }
         _ => Err(Error::NotFound),
     }
@@ -245,8 +256,8 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
             };
             let Granted { repo, public, who } = authorize(site, req, &owner, &name, need)?;
             match page {
-                // Answered above and in dispatch.
-                RepoRoute::Home | RepoRoute::Rpc(_) => Err(Error::NotFound),
+                // Answered as pages and in dispatch.
+                RepoRoute::Home | RepoRoute::Browse(..) | RepoRoute::Rpc(_) => Err(Error::NotFound),
                 RepoRoute::InfoRefs => {
                     if let Some(service) = service {
                         let version = smart::protocol_version(req.header("GIT_PROTOCOL"));

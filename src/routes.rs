@@ -42,6 +42,17 @@ pub(crate) enum RepoRoute {
     File(String, FileKind),
     /// `POST git-upload-pack` / `POST git-receive-pack`.
     Rpc(Service),
+    /// `tree|blob|raw/{ref}/{path...}`: the segments after the first (ref and path, which the
+    /// page splits by finding the longest existing ref).
+    Browse(View, Vec<String>),
+}
+
+/// The browsing pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    Tree,
+    Blob,
+    Raw,
 }
 
 impl Route {
@@ -157,7 +168,22 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         None => (body, false),
     };
     let segs: Vec<&str> = body.split('/').collect();
-    if segs.iter().any(|s| s.is_empty() || s.starts_with('.')) {
+    if segs.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+        return Err(Error::NotFound);
+    }
+    // Below `tree|blob|raw/` come a ref and a path inside the repository (read from git's
+    // objects, never from the disk), where dotfiles such as `.gitignore` are ordinary names.
+    let browse_at = match segs.get(2).copied() {
+        Some("tree") => Some(View::Tree),
+        Some("blob") => Some(View::Blob),
+        Some("raw") => Some(View::Raw),
+        _ => None,
+    };
+    let checked = if browse_at.is_some() { 2 } else { segs.len() };
+    if segs[..checked.min(segs.len())]
+        .iter()
+        .any(|s| s.starts_with('.'))
+    {
         return Err(Error::NotFound);
     }
     // Site pages: their first segments are names no owner may take.
@@ -174,6 +200,17 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
     let name = repo.strip_suffix(".git").unwrap_or(repo);
     if !valid_owner(owner) || !valid_name(name) {
         return Err(Error::NotFound);
+    }
+    if let (Some(view), [_, tail @ ..]) = (browse_at, rest) {
+        if tail.is_empty() || (trailing_slash && view != View::Tree) {
+            return Err(Error::NotFound);
+        }
+        let route = Route::Repo {
+            owner: owner.to_string(),
+            name: name.to_string(),
+            page: RepoRoute::Browse(view, tail.iter().map(|s| s.to_string()).collect()),
+        };
+        return Ok((route, "GET, HEAD"));
     }
     if trailing_slash && !rest.is_empty() {
         return Err(Error::NotFound);
@@ -203,6 +240,36 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
 /// `{base_path}/{owner}/{name}`: a repository's page.
 pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
     format!("{base_path}/{owner}/{name}")
+}
+
+/// Percent-encodes a path for a URL, keeping `/` and the unreserved characters.
+pub(crate) fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `{base}/{owner}/{name}/{view}/{ref}[/{path}]`, encoded.
+pub(crate) fn browse_url(
+    base: &str,
+    owner: &str,
+    name: &str,
+    view: &str,
+    rev: &str,
+    path: &str,
+) -> String {
+    let mut u = format!("{base}/{owner}/{name}/{view}/{}", encode_path(rev));
+    if !path.is_empty() {
+        u.push('/');
+        u.push_str(&encode_path(path));
+    }
+    u
 }
 
 /// `{base_url}/{owner}/{name}.git`: what `git clone` is given.
@@ -304,6 +371,41 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn browse_routes_take_refs_and_dotfile_paths() {
+        let b = |v, t: &[&str]| {
+            repo(RepoRoute::Browse(
+                v,
+                t.iter().map(|s| s.to_string()).collect(),
+            ))
+        };
+        assert_eq!(ok("/alice/proj/tree/main"), b(View::Tree, &["main"]));
+        assert_eq!(ok("/alice/proj/tree/main/"), b(View::Tree, &["main"]));
+        assert_eq!(
+            ok("/alice/proj/blob/feature/x/.gitignore"),
+            b(View::Blob, &["feature", "x", ".gitignore"])
+        );
+        assert_eq!(
+            ok("/alice/proj/raw/v1/a.png"),
+            b(View::Raw, &["v1", "a.png"])
+        );
+        for bad in [
+            "/alice/proj/tree",
+            "/alice/proj/tree/",
+            "/alice/proj/blob/main/../x",
+            "/alice/proj/blob/main/./x",
+            "/alice/proj/blob/main/a//b",
+            "/alice/proj/blob/main/a/",
+            "/alice/.proj/tree/main",
+        ] {
+            assert!(
+                matches!(route(bad, Method::Get), Err(Error::NotFound)),
+                "{bad}"
+            );
+        }
+        assert_eq!(encode_path("a b/c#d?é"), "a%20b/c%23d%3F%C3%A9");
     }
 
     #[test]

@@ -408,3 +408,153 @@ fn new_repository_page_creates_and_refuses_clearly() {
     assert!(!site.repo_path("alice/nope").exists());
     srv.finish();
 }
+
+/// A repository with hostile content, made with git and imported.
+fn hostile_repo(site: &Site, owner_repo: &str) -> PathBuf {
+    let work = site
+        .dir()
+        .join(format!("work-{}", owner_repo.replace('/', "-")));
+    std::fs::create_dir_all(work.join("docs")).unwrap();
+    let files: &[(&str, &[u8])] = &[
+        (
+            "README.md",
+            b"# Title\n\n<script>alert('readme')</script>\n\n[bad](javascript:alert(1)) [doc](docs/guide.md)\n\n![logo](img/logo.png)\n",
+        ),
+        ("docs/guide.md", b"guide\n"),
+        ("page.html", b"<html><script>alert('raw')</script></html>\n"),
+        ("pic.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>\n"),
+        ("bin.dat", b"\x00\x01\x02binary"),
+        ("<img src=x onerror=alert(1)>.txt", b"line one\nline <b>two</b>\n"),
+    ];
+    for (name, data) in files {
+        std::fs::write(work.join(name), data).unwrap();
+    }
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    git_ok(&work, &["add", "-A"]);
+    git_ok(
+        &work,
+        &["commit", "-q", "-m", "<script>alert('msg')</script>"],
+    );
+    git_ok(&work, &["branch", "feature/x"]);
+    let bare = site
+        .dir()
+        .join(format!("bare-{}", owner_repo.replace('/', "-")));
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    site.ensure_user(owner_repo.split('/').next().unwrap());
+    ok(site
+        .forgelet()
+        .args(["repo", "import", owner_repo])
+        .arg(&bare));
+    site.repo_path(owner_repo)
+}
+
+#[test]
+fn repository_pages_show_files_and_readme_safely() {
+    let site = Site::new("web_browse", SiteOptions::default());
+    hostile_repo(&site, "alice/web");
+    let srv = site.start();
+    let mut b = Browser::default();
+    let home = b.get(&srv, &site.target("/alice/web"));
+    assert_eq!(home.status, 200, "{}", home.describe());
+    let text = home.text();
+    let clone_url = site.url("/alice/web.git");
+    for want in [clone_url.as_str(), "README.md", "docs/", "page.html", "<h1"] {
+        assert!(text.contains(want), "home lacks {want:?}:\n{text}");
+    }
+    for never in ["<script>", "javascript:", "<img src=x onerror"] {
+        assert!(!text.contains(never), "home contains {never:?}:\n{text}");
+    }
+    // Relative links and images resolve inside the repository.
+    assert!(
+        text.contains(&site.target("/alice/web/blob/main/docs/guide.md")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&site.target("/alice/web/raw/main/img/logo.png")),
+        "{text}"
+    );
+
+    let tree = b.get(&srv, &site.target("/alice/web/tree/feature/x/docs"));
+    assert_eq!(tree.status, 200, "{}", tree.describe());
+    assert!(tree.text().contains("guide.md"));
+
+    let blob = b.get(&srv, &site.target("/alice/web/blob/main/page.html"));
+    assert_eq!(blob.status, 200);
+    let t = blob.text();
+    assert!(t.contains("id=\"L1\"") && t.contains("href=\"#L1\""), "{t}");
+    assert!(!t.contains("<script>"), "{t}");
+    let name = "%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.txt";
+    let odd = b.get(&srv, &site.target(&format!("/alice/web/blob/main/{name}")));
+    assert_eq!(odd.status, 200, "{}", odd.describe());
+    assert!(!odd.text().contains("<img src=x") && !odd.text().contains("<b>two"));
+    let bin = b.get(&srv, &site.target("/alice/web/blob/main/bin.dat"));
+    assert!(bin.text().contains("binary file"), "{}", bin.text());
+
+    let raw_html = b.get(&srv, &site.target("/alice/web/raw/main/page.html"));
+    assert_eq!(
+        raw_html.header("Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(raw_html.header("X-Content-Type-Options"), Some("nosniff"));
+    let raw_svg = b.get(&srv, &site.target("/alice/web/raw/main/pic.svg"));
+    assert_eq!(raw_svg.header("Content-Type"), Some("image/svg+xml"));
+    assert!(raw_svg
+        .header("Content-Security-Policy")
+        .unwrap_or_default()
+        .contains("sandbox"));
+    let raw_bin = b.get(&srv, &site.target("/alice/web/raw/main/bin.dat"));
+    assert_eq!(
+        raw_bin.header("Content-Type"),
+        Some("application/octet-stream")
+    );
+    assert!(raw_bin
+        .header("Content-Disposition")
+        .unwrap_or_default()
+        .starts_with("attachment"));
+    assert_eq!(raw_bin.body, b"\x00\x01\x02binary");
+
+    for missing in [
+        "/alice/web/tree/nope",
+        "/alice/web/blob/main/nope",
+        "/alice/web/blob/main/docs",
+    ] {
+        assert_eq!(b.get(&srv, &site.target(missing)).status, 404, "{missing}");
+    }
+    // A private repository's pages are 404 to others, whatever the page.
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/web", "--visibility", "private"]));
+    for p in [
+        "/alice/web",
+        "/alice/web/tree/main",
+        "/alice/web/raw/main/README.md",
+    ] {
+        assert_eq!(b.get(&srv, &site.target(p)).status, 404, "{p}");
+    }
+    srv.finish();
+}
+
+#[test]
+fn empty_repository_page_says_how_to_push() {
+    let site = Site::new("web_empty", SiteOptions::default());
+    site.ensure_user("alice");
+    ok(site.forgelet().args(["repo", "create", "alice/blank"]));
+    let srv = site.start();
+    let r = Browser::default().get(&srv, &site.target("/alice/blank"));
+    assert_eq!(r.status, 200);
+    let t = r.text();
+    assert!(
+        t.contains("This repository is empty") && t.contains("git push -u origin main"),
+        "{t}"
+    );
+    srv.finish();
+}

@@ -1,69 +1,410 @@
-//! A repository's home page (for now: its clone URL, description, branches and tags).
+//! A repository's pages: home (clone URL, latest commit, file tree of the default branch, README),
+//! tree and blob views for any ref and path, and raw files with a content type that cannot run in
+//! the site's origin.
 
 use askama::Template;
 
+use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::error::{Error, Result};
-use crate::git::RepoDir;
+use crate::git::browse::{self, BrowseError, EntryKind, ResolvedRef};
+use crate::git::{RepoDir, Visibility};
+use crate::markdown;
 use crate::request::Request;
 use crate::response::Response;
-use crate::routes::clone_url;
+use crate::routes::{browse_url, clone_url, View};
 
-use super::{Chrome, PageCtx};
+/// Files larger than this are not sent by `raw/` (clone the repository instead).
+const RAW_LIMIT: usize = 64 << 20;
+
+pub(crate) struct FileRow {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) is_dir: bool,
+    pub(crate) size: String,
+}
+
+pub(crate) struct Crumb {
+    pub(crate) name: String,
+    pub(crate) url: String,
+}
+
+pub(crate) struct Latest {
+    pub(crate) short_id: String,
+    pub(crate) summary: String,
+    pub(crate) author: String,
+}
+
+/// What every repository page shows at the top.
+pub(crate) struct RepoHead {
+    pub(crate) owner: String,
+    pub(crate) name: String,
+    pub(crate) home_url: String,
+    pub(crate) private: bool,
+    pub(crate) description: String,
+    pub(crate) clone_url: String,
+}
 
 #[derive(Template)]
 #[template(path = "repo.html")]
-struct RepoPage {
+struct HomePage {
     chrome: Chrome,
-    full_name: String,
-    description: String,
-    clone_url: String,
-    branches: Vec<String>,
-    tags: Vec<String>,
+    head: RepoHead,
+    rev: String,
+    branches: Vec<Crumb>,
+    latest: Option<Latest>,
+    files: Vec<FileRow>,
+    /// README rendered by `markdown::render`: the one place a page inserts HTML it did not
+    /// escape itself (see the template's `|safe`).
+    readme_html: String,
+    readme_name: String,
     empty: bool,
 }
 
-pub(crate) fn handle(
-    site: &Site,
-    req: &Request,
-    ctx: &PageCtx,
-    repo: &RepoDir,
-) -> Result<Response> {
-    let c = &site.config;
-    let git = repo.open().map_err(|e| {
+#[derive(Template)]
+#[template(path = "tree.html")]
+struct TreePage {
+    chrome: Chrome,
+    head: RepoHead,
+    rev: String,
+    crumbs: Vec<Crumb>,
+    latest: Option<Latest>,
+    files: Vec<FileRow>,
+    readme_html: String,
+    readme_name: String,
+}
+
+#[derive(Template)]
+#[template(path = "blob.html")]
+struct BlobPage {
+    chrome: Chrome,
+    head: RepoHead,
+    rev: String,
+    crumbs: Vec<Crumb>,
+    size: String,
+    raw_url: String,
+    lines: Vec<(usize, String)>,
+    binary: bool,
+    truncated: bool,
+}
+
+fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
+    move |e| match e {
+        BrowseError::NotFound => Error::NotFound,
+        BrowseError::Git(m) => Error::Internal(format!("{}/{}: {m}", repo.owner, repo.name)),
+    }
+}
+
+fn open(repo: &RepoDir) -> Result<git2::Repository> {
+    repo.open().map_err(|e| {
         Error::internal(
             &format!("opening {}/{}", repo.owner, repo.name),
             e.message(),
         )
-    })?;
-    let mut branches = Vec::new();
-    let mut tags = Vec::new();
-    let refs = git
-        .references()
-        .map_err(|e| Error::internal("listing refs", e.message()))?;
-    for r in refs.flatten() {
-        let name = String::from_utf8_lossy(r.name_bytes()).into_owned();
-        if let Some(b) = name.strip_prefix("refs/heads/") {
-            branches.push(b.to_string());
-        } else if let Some(t) = name.strip_prefix("refs/tags/") {
-            tags.push(t.to_string());
-        }
+    })
+}
+
+fn head(site: &Site, repo: &RepoDir) -> RepoHead {
+    let c = &site.config;
+    RepoHead {
+        owner: repo.owner.clone(),
+        name: repo.name.clone(),
+        home_url: format!("{}/{}/{}", c.base_path, repo.owner, repo.name),
+        private: repo.settings().visibility == Visibility::Private,
+        description: repo.description(),
+        clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),
     }
-    branches.sort();
-    tags.sort();
-    let empty = branches.is_empty() && tags.is_empty();
-    ctx.render(
-        site,
-        req,
-        200,
-        &RepoPage {
-            chrome: ctx.chrome(site),
-            full_name: format!("{}/{}", repo.owner, repo.name),
-            description: repo.description(),
-            clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),
-            branches,
-            tags,
-            empty,
-        },
-    )
+}
+
+fn human_size(n: u64) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+    }
+}
+
+fn latest(c: Option<browse::CommitSummary>) -> Option<Latest> {
+    c.map(|c| Latest {
+        short_id: c.short_id,
+        summary: c.summary,
+        author: c.author.name,
+    })
+}
+
+fn rows(
+    site: &Site,
+    repo: &RepoDir,
+    rev: &str,
+    dir: &str,
+    listing: &browse::TreeListing,
+) -> Vec<FileRow> {
+    let base = &site.config.base_path;
+    listing
+        .entries
+        .iter()
+        .map(|e| {
+            let path = if dir.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{dir}/{}", e.name)
+            };
+            let is_dir = e.kind == EntryKind::Dir;
+            let view = if is_dir { "tree" } else { "blob" };
+            FileRow {
+                name: e.name.clone(),
+                url: browse_url(base, &repo.owner, &repo.name, view, rev, &path),
+                is_dir,
+                size: e.size.map(human_size).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn readme_html(
+    site: &Site,
+    git: &git2::Repository,
+    repo: &RepoDir,
+    rev: &str,
+    commit: git2::Oid,
+    dir: &str,
+) -> Result<(String, String)> {
+    let Some(readme) =
+        browse::readme(git, commit, dir, browse::README_LIMIT).map_err(git_err(repo))?
+    else {
+        return Ok((String::new(), String::new()));
+    };
+    let base = &site.config.base_path;
+    let text = String::from_utf8_lossy(&readme.blob.data);
+    let html = if readme.markdown {
+        let blob_base = browse_url(base, &repo.owner, &repo.name, "blob", rev, "");
+        let tree_base = browse_url(base, &repo.owner, &repo.name, "tree", rev, "");
+        let raw_base = browse_url(base, &repo.owner, &repo.name, "raw", rev, "");
+        markdown::render(
+            &text,
+            &markdown::Context {
+                blob_base: &blob_base,
+                tree_base: &tree_base,
+                raw_base: &raw_base,
+                dir,
+            },
+        )
+    } else {
+        format!("<pre>{}</pre>", escape(&text))
+    };
+    let note = if readme.blob.truncated {
+        "<p class=\"muted\">This README is longer than the server shows; open the file for the rest.</p>"
+    } else {
+        ""
+    };
+    Ok((format!("{html}{note}"), readme.name))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &str) -> Vec<Crumb> {
+    let base = &site.config.base_path;
+    let mut out = vec![Crumb {
+        name: repo.name.clone(),
+        url: browse_url(base, &repo.owner, &repo.name, "tree", rev, ""),
+    }];
+    let mut so_far = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(part);
+        out.push(Crumb {
+            name: part.to_string(),
+            url: browse_url(base, &repo.owner, &repo.name, "tree", rev, &so_far),
+        });
+    }
+    out
+}
+
+/// `GET /{owner}/{repo}`.
+pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) -> Result<Response> {
+    let git = open(repo)?;
+    let base = &site.config.base_path;
+    let branches = browse::branches(&git).map_err(git_err(repo))?;
+    let default = browse::default_branch(&git).map_err(git_err(repo))?;
+    // The default branch, or (when HEAD names a branch that does not exist) the first one.
+    let start = match default {
+        Some(browse::DefaultBranch {
+            name,
+            commit: Some(c),
+        }) => Some((name, c)),
+        _ => branches.first().map(|b| (b.name.clone(), b.commit.id)),
+    };
+    let branch_links = branches
+        .iter()
+        .map(|b| Crumb {
+            name: b.name.clone(),
+            url: browse_url(base, &repo.owner, &repo.name, "tree", &b.name, ""),
+        })
+        .collect();
+    let mut page = HomePage {
+        chrome: ctx.chrome(site),
+        head: head(site, repo),
+        rev: String::new(),
+        branches: branch_links,
+        latest: None,
+        files: Vec::new(),
+        readme_html: String::new(),
+        readme_name: String::new(),
+        empty: start.is_none(),
+    };
+    if let Some((rev, commit)) = start {
+        let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
+        page.files = rows(site, repo, &rev, "", &listing);
+        page.latest = latest(listing.last_commit);
+        let (html, name) = readme_html(site, &git, repo, &rev, commit, "")?;
+        page.readme_html = html;
+        page.readme_name = name;
+        page.rev = rev;
+    }
+    ctx.render(site, req, 200, &page)
+}
+
+/// `GET tree|blob|raw/{ref}/{path}`.
+pub(crate) fn browse(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    view: View,
+    segments: &[String],
+) -> Result<Response> {
+    let git = open(repo)?;
+    let at = browse::resolve_ref_path(&git, segments).map_err(git_err(repo))?;
+    let rev = at.rev.name.clone();
+    let path = at.path.clone();
+    let commit = at.rev.commit;
+    match view {
+        View::Tree => {
+            let listing = browse::list_tree(&git, commit, &path).map_err(git_err(repo))?;
+            let (readme_html, readme_name) = readme_html(site, &git, repo, &rev, commit, &path)?;
+            ctx.render(
+                site,
+                req,
+                200,
+                &TreePage {
+                    chrome: ctx.chrome(site),
+                    head: head(site, repo),
+                    crumbs: crumbs(site, repo, &rev, &path),
+                    files: rows(site, repo, &rev, &path, &listing),
+                    latest: latest(listing.last_commit),
+                    readme_html,
+                    readme_name,
+                    rev,
+                },
+            )
+        }
+        View::Blob => {
+            if path.is_empty() {
+                return Err(Error::NotFound);
+            }
+            let b = browse::blob(&git, commit, &path, browse::BLOB_SHOWN_LIMIT)
+                .map_err(git_err(repo))?;
+            let lines = if b.is_binary {
+                Vec::new()
+            } else {
+                String::from_utf8_lossy(&b.data)
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| (i + 1, l.to_string()))
+                    .collect()
+            };
+            let base = &site.config.base_path;
+            ctx.render(
+                site,
+                req,
+                200,
+                &BlobPage {
+                    chrome: ctx.chrome(site),
+                    head: head(site, repo),
+                    crumbs: crumbs(site, repo, &rev, &path),
+                    size: human_size(b.size),
+                    raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
+                    lines,
+                    binary: b.is_binary,
+                    truncated: b.truncated,
+                    rev,
+                },
+            )
+        }
+        View::Raw => raw(&git, repo, commit, &path, &at.rev),
+    }
+}
+
+/// `raw/`: the bytes, typed so nothing can run in the site's origin: text (HTML and scripts
+/// included) as `text/plain`, images with their own type under a sandboxing policy, anything
+/// else as a download.
+fn raw(
+    git: &git2::Repository,
+    repo: &RepoDir,
+    commit: git2::Oid,
+    path: &str,
+    _rev: &ResolvedRef,
+) -> Result<Response> {
+    if path.is_empty() {
+        return Err(Error::NotFound);
+    }
+    let b = browse::blob(git, commit, path, RAW_LIMIT).map_err(git_err(repo))?;
+    if b.truncated {
+        let mut r = Response::text(
+            413,
+            "This file is too large to send through the web; clone the repository to get it.\n"
+                .into(),
+        );
+        r.no_cache();
+        return Ok(r);
+    }
+    let file_name = path.rsplit('/').next().unwrap_or(path);
+    let ext = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let image = match ext.as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "gif" => Some("image/gif"),
+        "webp" => Some("image/webp"),
+        "ico" => Some("image/x-icon"),
+        "svg" => Some("image/svg+xml"),
+        _ => None,
+    };
+    let content_type = match (image, b.is_binary) {
+        (Some(t), _) => t,
+        (None, false) => "text/plain; charset=utf-8",
+        (None, true) => "application/octet-stream",
+    };
+    let mut r = Response::bytes(200, content_type, b.data);
+    r.no_cache();
+    r.header(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    );
+    if image.is_none() && b.is_binary {
+        let safe: String = file_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        r.header(
+            "Content-Disposition",
+            format!("attachment; filename=\"{safe}\""),
+        );
+    }
+    Ok(r)
 }
