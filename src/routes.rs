@@ -53,6 +53,12 @@ pub(crate) enum View {
     Tree,
     Blob,
     Raw,
+    /// `commits/{ref}[/{path}]`: history.
+    Commits,
+    /// `commit/{id}`: one commit with its diff.
+    Commit,
+    Branches,
+    Tags,
 }
 
 impl Route {
@@ -177,6 +183,10 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         Some("tree") => Some(View::Tree),
         Some("blob") => Some(View::Blob),
         Some("raw") => Some(View::Raw),
+        Some("commits") => Some(View::Commits),
+        Some("commit") => Some(View::Commit),
+        Some("branches") => Some(View::Branches),
+        Some("tags") => Some(View::Tags),
         _ => None,
     };
     let checked = if browse_at.is_some() { 2 } else { segs.len() };
@@ -202,7 +212,13 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         return Err(Error::NotFound);
     }
     if let (Some(view), [_, tail @ ..]) = (browse_at, rest) {
-        if tail.is_empty() || (trailing_slash && view != View::Tree) {
+        let fits = match view {
+            View::Tree => !tail.is_empty(),
+            View::Blob | View::Raw | View::Commits => !tail.is_empty() && !trailing_slash,
+            View::Commit => tail.len() == 1 && !trailing_slash,
+            View::Branches | View::Tags => tail.is_empty() && !trailing_slash,
+        };
+        if !fits {
             return Err(Error::NotFound);
         }
         let route = Route::Repo {
@@ -406,6 +422,23 @@ mod tests {
             );
         }
         assert_eq!(encode_path("a b/c#d?é"), "a%20b/c%23d%3F%C3%A9");
+        assert_eq!(ok("/alice/proj/commits/main"), b(View::Commits, &["main"]));
+        assert_eq!(
+            ok("/alice/proj/commit/abc123"),
+            b(View::Commit, &["abc123"])
+        );
+        assert_eq!(ok("/alice/proj/branches"), b(View::Branches, &[]));
+        assert_eq!(ok("/alice/proj/tags"), b(View::Tags, &[]));
+        for bad in [
+            "/alice/proj/commit",
+            "/alice/proj/commit/a/b",
+            "/alice/proj/tags/x",
+        ] {
+            assert!(
+                matches!(route(bad, Method::Get), Err(Error::NotFound)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

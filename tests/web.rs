@@ -558,3 +558,69 @@ fn empty_repository_page_says_how_to_push() {
     );
     srv.finish();
 }
+
+#[test]
+fn history_pages_show_commits_diffs_and_refs_safely() {
+    let site = Site::new("web_history", SiteOptions::default());
+    let repo = hostile_repo(&site, "alice/web");
+    let work = site.dir().join("work-alice-web");
+    std::fs::write(work.join("docs/guide.md"), "guide\nmore <em>text</em>\n").unwrap();
+    git_ok(&work, &["commit", "-q", "-am", "Second: edit the guide"]);
+    git_ok(&work, &["tag", "-a", "v1", "-m", "first release"]);
+    git_ok(&work, &["push", "-q", repo.to_str().unwrap(), "main", "v1"]);
+    let srv = site.start();
+    let mut b = Browser::default();
+
+    let log = b.get(&srv, &site.target("/alice/web/commits/main"));
+    assert_eq!(log.status, 200, "{}", log.describe());
+    let t = log.text();
+    assert!(t.contains("Second: edit the guide"), "{t}");
+    assert!(
+        !t.contains("<script>alert('msg')"),
+        "commit message not escaped:\n{t}"
+    );
+    let second = git_ok(&repo, &["rev-parse", "main"]);
+    let commit = b.get(
+        &srv,
+        &site.target(&format!("/alice/web/commit/{}", second.trim())),
+    );
+    assert_eq!(commit.status, 200);
+    let t = commit.text();
+    assert!(
+        t.contains("docs/guide.md") && t.contains("1 file changed"),
+        "{t}"
+    );
+    assert!(
+        t.contains("class=\"add\"") && !t.contains("<em>text"),
+        "{t}"
+    );
+    // Short ids work; unknown ones are 404.
+    let short = &second.trim()[..10];
+    assert_eq!(
+        b.get(&srv, &site.target(&format!("/alice/web/commit/{short}")))
+            .status,
+        200
+    );
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/web/commit/0123456789abcdef"))
+            .status,
+        404
+    );
+    // A path's history.
+    let path_log = b
+        .get(&srv, &site.target("/alice/web/commits/main/page.html"))
+        .text();
+    assert!(!path_log.contains("Second: edit the guide"), "{path_log}");
+
+    let branches = b.get(&srv, &site.target("/alice/web/branches")).text();
+    assert!(
+        branches.contains("feature/x") && branches.contains("default"),
+        "{branches}"
+    );
+    let tags = b.get(&srv, &site.target("/alice/web/tags")).text();
+    assert!(
+        tags.contains("v1") && tags.contains("first release"),
+        "{tags}"
+    );
+    srv.finish();
+}

@@ -3,6 +3,7 @@
 //! headers every page carries.
 
 pub(crate) mod front;
+pub(crate) mod history;
 pub(crate) mod login;
 pub(crate) mod new_repo;
 pub(crate) mod repo;

@@ -37,6 +37,9 @@ pub(crate) struct Latest {
 
 /// What every repository page shows at the top.
 pub(crate) struct RepoHead {
+    pub(crate) commits_url: String,
+    pub(crate) branches_url: String,
+    pub(crate) tags_url: String,
     pub(crate) owner: String,
     pub(crate) name: String,
     pub(crate) home_url: String,
@@ -88,14 +91,14 @@ struct BlobPage {
     truncated: bool,
 }
 
-fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
+pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
     move |e| match e {
         BrowseError::NotFound => Error::NotFound,
         BrowseError::Git(m) => Error::Internal(format!("{}/{}: {m}", repo.owner, repo.name)),
     }
 }
 
-fn open(repo: &RepoDir) -> Result<git2::Repository> {
+pub(crate) fn open(repo: &RepoDir) -> Result<git2::Repository> {
     repo.open().map_err(|e| {
         Error::internal(
             &format!("opening {}/{}", repo.owner, repo.name),
@@ -104,9 +107,26 @@ fn open(repo: &RepoDir) -> Result<git2::Repository> {
     })
 }
 
-fn head(site: &Site, repo: &RepoDir) -> RepoHead {
+pub(crate) fn head(site: &Site, repo: &RepoDir) -> RepoHead {
     let c = &site.config;
+    let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
+    let default = repo
+        .open()
+        .ok()
+        .and_then(|g| browse::default_branch(&g).ok().flatten())
+        .map(|d| d.name)
+        .unwrap_or_else(|| "main".into());
     RepoHead {
+        commits_url: browse_url(
+            &c.base_path,
+            &repo.owner,
+            &repo.name,
+            "commits",
+            &default,
+            "",
+        ),
+        branches_url: format!("{home}/branches"),
+        tags_url: format!("{home}/tags"),
         owner: repo.owner.clone(),
         name: repo.name.clone(),
         home_url: format!("{}/{}/{}", c.base_path, repo.owner, repo.name),
@@ -280,6 +300,16 @@ pub(crate) fn browse(
     view: View,
     segments: &[String],
 ) -> Result<Response> {
+    match view {
+        View::Commits => return super::history::commits(site, req, ctx, repo, segments),
+        View::Commit => {
+            let id = segments.first().map(String::as_str).unwrap_or("");
+            return super::history::commit(site, req, ctx, repo, id);
+        }
+        View::Branches => return super::history::refs(site, req, ctx, repo, false),
+        View::Tags => return super::history::refs(site, req, ctx, repo, true),
+        View::Tree | View::Blob | View::Raw => {}
+    }
     let git = open(repo)?;
     let at = browse::resolve_ref_path(&git, segments).map_err(git_err(repo))?;
     let rev = at.rev.name.clone();
@@ -339,6 +369,8 @@ pub(crate) fn browse(
             )
         }
         View::Raw => raw(&git, repo, commit, &path, &at.rev),
+        // Answered above.
+        View::Commits | View::Commit | View::Branches | View::Tags => Err(Error::NotFound),
     }
 }
 

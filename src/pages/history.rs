@@ -1,0 +1,350 @@
+//! History pages: the commit log of a ref (and a path), one commit with its diff, and the
+//! branches and tags lists.
+
+use askama::Template;
+
+use super::repo::{git_err, head, open, Crumb, RepoHead};
+use super::{Chrome, PageCtx};
+use crate::app::Site;
+use crate::error::{Error, Result};
+use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
+use crate::git::RepoDir;
+use crate::request::Request;
+use crate::response::Response;
+use crate::routes::browse_url;
+
+/// One commit in a list.
+pub(crate) struct CommitRow {
+    pub(crate) short_id: String,
+    pub(crate) url: String,
+    pub(crate) summary: String,
+    pub(crate) author: String,
+    pub(crate) date: String,
+}
+
+#[derive(Template)]
+#[template(path = "commits.html")]
+struct CommitsPage {
+    chrome: Chrome,
+    head: RepoHead,
+    rev: String,
+    path: String,
+    commits: Vec<CommitRow>,
+    newer: Option<String>,
+    older: Option<String>,
+}
+
+pub(crate) struct FileView {
+    pub(crate) status: &'static str,
+    pub(crate) path: String,
+    pub(crate) old_path: String,
+    pub(crate) additions: usize,
+    pub(crate) deletions: usize,
+    pub(crate) binary: bool,
+    pub(crate) complete: bool,
+    /// (css class, old line, new line, text)
+    pub(crate) lines: Vec<(&'static str, String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "commit.html")]
+struct CommitPage {
+    chrome: Chrome,
+    head: RepoHead,
+    short_id: String,
+    id: String,
+    summary: String,
+    body: String,
+    author: String,
+    date: String,
+    parents: Vec<Crumb>,
+    tree_url: String,
+    files: Vec<FileView>,
+    additions: usize,
+    deletions: usize,
+    cut_note: String,
+}
+
+pub(crate) struct RefRow {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) note: String,
+    pub(crate) commit: Option<CommitRow>,
+}
+
+#[derive(Template)]
+#[template(path = "refs.html")]
+struct RefsPage {
+    chrome: Chrome,
+    head: RepoHead,
+    title: &'static str,
+    rows: Vec<RefRow>,
+}
+
+/// `YYYY-MM-DD HH:MM` in the author's own time zone.
+pub(crate) fn date(unix: i64, offset_minutes: i32) -> String {
+    let t = unix + i64::from(offset_minutes) * 60;
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+fn row(site: &Site, repo: &RepoDir, c: &browse::CommitSummary) -> CommitRow {
+    CommitRow {
+        short_id: c.short_id.clone(),
+        url: commit_url(site, repo, &c.id.to_string()),
+        summary: c.summary.clone(),
+        author: c.author.name.clone(),
+        date: date(c.author.time, c.author.offset_minutes),
+    }
+}
+
+fn commit_url(site: &Site, repo: &RepoDir, id: &str) -> String {
+    format!(
+        "{}/{}/{}/commit/{id}",
+        site.config.base_path, repo.owner, repo.name
+    )
+}
+
+/// `GET commits/{ref}[/{path}]?page=N`.
+pub(crate) fn commits(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    segments: &[String],
+) -> Result<Response> {
+    let git = open(repo)?;
+    let at = browse::resolve_ref_path(&git, segments).map_err(git_err(repo))?;
+    let page: usize = req
+        .query_param("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|&p| (1..=100_000).contains(&p))
+        .unwrap_or(1);
+    let size = browse::LOG_PAGE_SIZE;
+    let log = browse::log(&git, at.rev.commit, &at.path, (page - 1) * size, size)
+        .map_err(git_err(repo))?;
+    if log.commits.is_empty() && page > 1 {
+        return Err(Error::NotFound);
+    }
+    let here = browse_url(
+        &site.config.base_path,
+        &repo.owner,
+        &repo.name,
+        "commits",
+        &at.rev.name,
+        &at.path,
+    );
+    ctx.render(
+        site,
+        req,
+        200,
+        &CommitsPage {
+            chrome: ctx.chrome(site),
+            head: head(site, repo),
+            rev: at.rev.name.clone(),
+            path: at.path.clone(),
+            commits: log.commits.iter().map(|c| row(site, repo, c)).collect(),
+            newer: (page > 1).then(|| format!("{here}?page={}", page - 1)),
+            older: log.has_more.then(|| format!("{here}?page={}", page + 1)),
+        },
+    )
+}
+
+/// `GET commit/{id}`.
+pub(crate) fn commit(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    id: &str,
+) -> Result<Response> {
+    let git = open(repo)?;
+    let oid = browse::resolve_commit_id(&git, id).map_err(git_err(repo))?;
+    let c = browse::commit_diff(&git, oid, &DiffLimits::default()).map_err(git_err(repo))?;
+    let files = c
+        .files
+        .iter()
+        .map(|f| FileView {
+            status: match f.status {
+                FileStatus::Added => "added",
+                FileStatus::Deleted => "deleted",
+                FileStatus::Modified => "modified",
+                FileStatus::Renamed => "renamed",
+                FileStatus::Copied => "copied",
+                FileStatus::TypeChange => "type changed",
+            },
+            path: f
+                .new_path
+                .clone()
+                .or_else(|| f.old_path.clone())
+                .unwrap_or_default(),
+            old_path: match (&f.old_path, &f.new_path) {
+                (Some(o), Some(n)) if o != n => o.clone(),
+                _ => String::new(),
+            },
+            additions: f.additions,
+            deletions: f.deletions,
+            binary: f.binary,
+            complete: f.complete,
+            lines: f
+                .hunks
+                .iter()
+                .flat_map(|h| {
+                    std::iter::once(("hunk", String::new(), String::new(), h.header.clone())).chain(
+                        h.lines.iter().map(|l| {
+                            let class = match l.kind {
+                                LineKind::Added => "add",
+                                LineKind::Removed => "del",
+                                LineKind::Context => "ctx",
+                                LineKind::NoNewline => "note",
+                            };
+                            let n = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_default();
+                            (
+                                class,
+                                n(l.old_line),
+                                n(l.new_line),
+                                format!("{}{}", l.kind.origin(), l.content.trim_end_matches('\n')),
+                            )
+                        }),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let cut_note = match &c.truncated {
+        Some(cut) if cut.files_omitted > 0 => format!(
+            "This commit changes {} files; the first {} are shown. Clone the repository to see the rest.",
+            cut.files_total,
+            cut.files_total - cut.files_omitted
+        ),
+        Some(_) => "This diff is too large to show whole; files past the limit are listed without their changes.".to_string(),
+        None => String::new(),
+    };
+    let body = c
+        .message
+        .split_once('\n')
+        .map(|(_, rest)| rest.trim().to_string())
+        .unwrap_or_default();
+    let id_s = c.id.to_string();
+    ctx.render(
+        site,
+        req,
+        200,
+        &CommitPage {
+            chrome: ctx.chrome(site),
+            head: head(site, repo),
+            short_id: c.short_id.clone(),
+            tree_url: browse_url(
+                &site.config.base_path,
+                &repo.owner,
+                &repo.name,
+                "tree",
+                &id_s,
+                "",
+            ),
+            id: id_s,
+            summary: c.summary.clone(),
+            body,
+            author: format!("{} <{}>", c.author.name, c.author.email),
+            date: date(c.author.time, c.author.offset_minutes),
+            parents: c
+                .parents
+                .iter()
+                .map(|p| {
+                    let s = p.to_string();
+                    Crumb {
+                        name: s[..7.min(s.len())].to_string(),
+                        url: commit_url(site, repo, &s),
+                    }
+                })
+                .collect(),
+            files,
+            additions: c.additions,
+            deletions: c.deletions,
+            cut_note,
+        },
+    )
+}
+
+/// `GET branches` and `GET tags`.
+pub(crate) fn refs(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    tags: bool,
+) -> Result<Response> {
+    let git = open(repo)?;
+    let base = &site.config.base_path;
+    let rows: Vec<RefRow> = if tags {
+        browse::tags(&git)
+            .map_err(git_err(repo))?
+            .into_iter()
+            .map(|t| RefRow {
+                url: browse_url(base, &repo.owner, &repo.name, "tree", &t.name, ""),
+                note: t
+                    .annotation
+                    .as_ref()
+                    .map(|a| a.message.lines().next().unwrap_or("").to_string())
+                    .unwrap_or_default(),
+                commit: t.commit.as_ref().map(|c| row(site, repo, c)),
+                name: t.name,
+            })
+            .collect()
+    } else {
+        browse::branches(&git)
+            .map_err(git_err(repo))?
+            .into_iter()
+            .map(|b| RefRow {
+                url: browse_url(base, &repo.owner, &repo.name, "tree", &b.name, ""),
+                note: if b.is_default {
+                    "default".into()
+                } else {
+                    String::new()
+                },
+                commit: Some(row(site, repo, &b.commit)),
+                name: b.name,
+            })
+            .collect()
+    };
+    ctx.render(
+        site,
+        req,
+        200,
+        &RefsPage {
+            chrome: ctx.chrome(site),
+            head: head(site, repo),
+            title: if tags { "Tags" } else { "Branches" },
+            rows,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0, 0), "1970-01-01 00:00");
+        assert_eq!(date(1_710_000_000, 0), "2024-03-09 16:00");
+        assert_eq!(date(1_710_000_000, 120), "2024-03-09 18:00");
+        assert_eq!(date(951_782_400, 0), "2000-02-29 00:00");
+        assert_eq!(date(-86_400, 0), "1969-12-31 00:00");
+    }
+}
