@@ -160,7 +160,7 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
         }));
     }
     let is_page = match &route {
-        Route::Front | Route::Login | Route::Logout | Route::NewRepo => true,
+        Route::Front | Route::Login | Route::Logout | Route::NewRepo | Route::Owner(_) => true,
         Route::Repo { page, .. } => matches!(page, RepoRoute::Home | RepoRoute::Browse(..)),
         Route::Static(_) => false,
     };
@@ -173,11 +173,7 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
 /// Site pages: they know who is signed in, and their errors carry the page headers.
 fn page(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) -> Result<Response> {
     let ctx = PageCtx::new(site, req);
-    page_for(site, req, &ctx, route, stdin).or_else(|e| {
-        let mut r = e.into_response();
-        ctx.finish(site, req, &mut r);
-        Ok(r)
-    })
+    page_for(site, req, &ctx, route, stdin).or_else(|e| Ok(pages::error_page(site, req, &ctx, e)))
 }
 
 fn page_for(
@@ -194,6 +190,7 @@ fn page_for(
     };
     match (route, req.method) {
         (Route::Front, _) => pages::front::handle(site, req, ctx),
+        (Route::Owner(owner), _) => pages::front::owner(site, req, ctx, &owner),
         (Route::Login, Method::Post) => pages::login::submit(site, req, ctx, &body),
         (Route::Login, _) => pages::login::form(site, req, ctx),
         (Route::Logout, _) => pages::login::logout(site, req, ctx, &body),
@@ -240,7 +237,9 @@ fn read_form(stdin: &mut dyn io::Read) -> Result<Vec<u8>> {
 fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
     match route {
         Route::Static(name) => pages::static_file(site, &name),
-        Route::Front | Route::Login | Route::Logout | Route::NewRepo => Err(Error::NotFound),
+        Route::Front | Route::Login | Route::Logout | Route::NewRepo | Route::Owner(_) => {
+            Err(Error::NotFound)
+        }
         Route::Repo {
             page: RepoRoute::Home,
             ..

@@ -21,6 +21,8 @@ pub(crate) enum Route {
     NewRepo,
     /// `GET /static/{name}`: embedded assets.
     Static(String),
+    /// `GET /{owner}`: an owner's repositories.
+    Owner(String),
     /// `/{owner}/{repo}[.git]/...`
     Repo {
         owner: String,
@@ -202,6 +204,9 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         (["logout"], false) => return Ok((Route::Logout, "POST")),
         (["new"], false) => return Ok((Route::NewRepo, "GET, HEAD, POST")),
         (["static", name], false) => return Ok((Route::Static(name.to_string()), "GET, HEAD")),
+        ([owner], _) if valid_owner(owner) => {
+            return Ok((Route::Owner(owner.to_string()), "GET, HEAD"))
+        }
         _ => {}
     }
     let [owner, repo, rest @ ..] = segs.as_slice() else {
@@ -315,6 +320,8 @@ mod tests {
     fn matches_repo_routes_with_and_without_suffix() {
         assert_eq!(ok("/"), Route::Front);
         assert_eq!(ok("/login"), Route::Login);
+        assert_eq!(ok("/alice"), Route::Owner("alice".into()));
+        assert_eq!(ok("/alice/"), Route::Owner("alice".into()));
         assert_eq!(route("/logout", Method::Post).unwrap(), Route::Logout);
         assert!(matches!(
             route("/logout", Method::Get),
@@ -363,7 +370,6 @@ mod tests {
         for bad in [
             "",
             "//",
-            "/alice",
             "/alice//proj.git/HEAD",
             "/alice/proj.git//HEAD",
             "/alice/proj.git/HEAD/",

@@ -624,3 +624,40 @@ fn history_pages_show_commits_diffs_and_refs_safely() {
     );
     srv.finish();
 }
+
+#[test]
+fn owner_pages_and_error_pages_in_the_site_layout() {
+    let (site, srv, _) = site_with_private_repo("web_owner");
+    site.import_fixture("mixed", "alice/open");
+    let mut b = Browser::default();
+    let page = b.get(&srv, &site.target("/alice"));
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let t = page.text();
+    assert!(
+        t.contains("alice/open") && !t.contains("alice/hidden"),
+        "{t}"
+    );
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    assert!(b
+        .get(&srv, &site.target("/alice"))
+        .text()
+        .contains("alice/hidden"));
+
+    let mut anon = Browser::default();
+    for p in ["/nobody", "/alice/hidden", "/alice/open/blob/main/nope"] {
+        let r = anon.get(&srv, &site.target(p));
+        assert_eq!(r.status, 404, "{p}");
+        assert!(
+            r.header("Content-Type")
+                .unwrap_or_default()
+                .starts_with("text/html"),
+            "{p}"
+        );
+        let t = r.text();
+        assert!(t.contains("Not found") && t.contains("Sign in"), "{p}: {t}");
+    }
+    let r = srv.http_body("POST", site.target("/").as_bytes(), &[], b"x=1");
+    assert_eq!(r.status, 405);
+    assert!(r.header("Allow").is_some());
+    srv.finish();
+}

@@ -21,19 +21,47 @@ pub(crate) struct Entry {
 }
 
 #[derive(Template)]
-#[template(path = "front.html")]
-struct FrontPage {
+#[template(path = "owner.html")]
+struct OwnerPage {
     chrome: Chrome,
-    own: Vec<Entry>,
-    others: Vec<Entry>,
-    signed_in: bool,
+    owner: String,
+    repos: Vec<Entry>,
 }
 
-pub(crate) fn handle(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+/// `GET /{owner}`: the owner's repositories the viewer may read. An owner with none to show is
+/// a 404, like a missing one, so the page does not tell which users exist.
+pub(crate) fn owner(site: &Site, req: &Request, ctx: &PageCtx, owner: &str) -> Result<Response> {
+    let repos: Vec<Entry> = visible(site, ctx)?
+        .into_iter()
+        .filter(|(o, _)| o.eq_ignore_ascii_case(owner))
+        .map(|(_, e)| e)
+        .collect();
+    let Some(first) = repos.first() else {
+        return Err(Error::NotFound);
+    };
+    let owner = first
+        .full_name
+        .split('/')
+        .next()
+        .unwrap_or(owner)
+        .to_string();
+    ctx.render(
+        site,
+        req,
+        200,
+        &OwnerPage {
+            chrome: ctx.chrome(site),
+            owner,
+            repos,
+        },
+    )
+}
+
+/// Every repository the viewer may read, with its owner.
+fn visible(site: &Site, ctx: &PageCtx) -> Result<Vec<(String, Entry)>> {
     let c = &site.config;
     let viewer = ctx.viewer.as_ref();
-    let mut own = Vec::new();
-    let mut others = Vec::new();
+    let mut out = Vec::new();
     for r in site
         .repos
         .list()
@@ -43,27 +71,42 @@ pub(crate) fn handle(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Respon
         if !auth::access(viewer, &r.owner, &settings, c.anonymous_read).may_read() {
             continue;
         }
-        let entry = Entry {
-            full_name: format!("{}/{}", r.owner, r.name),
-            url: repo_url(&c.base_path, &r.owner, &r.name),
-            clone_url: clone_url(&c.base_url, &r.owner, &r.name),
-            description: r.description(),
-            private: settings.visibility == Visibility::Private,
-        };
-        if viewer.is_some_and(|v| v.name.eq_ignore_ascii_case(&r.owner)) {
-            own.push(entry);
-        } else {
-            others.push(entry);
-        }
+        out.push((
+            r.owner.clone(),
+            Entry {
+                full_name: format!("{}/{}", r.owner, r.name),
+                url: repo_url(&c.base_path, &r.owner, &r.name),
+                clone_url: clone_url(&c.base_url, &r.owner, &r.name),
+                description: r.description(),
+                private: settings.visibility == Visibility::Private,
+            },
+        ));
     }
+    Ok(out)
+}
+
+#[derive(Template)]
+#[template(path = "front.html")]
+struct FrontPage {
+    chrome: Chrome,
+    own: Vec<Entry>,
+    others: Vec<Entry>,
+    signed_in: bool,
+}
+
+pub(crate) fn handle(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+    let viewer = ctx.viewer.as_ref();
+    let (own, others): (Vec<_>, Vec<_>) = visible(site, ctx)?
+        .into_iter()
+        .partition(|(o, _)| viewer.is_some_and(|v| v.name.eq_ignore_ascii_case(o)));
     ctx.render(
         site,
         req,
         200,
         &FrontPage {
             chrome: ctx.chrome(site),
-            own,
-            others,
+            own: own.into_iter().map(|(_, e)| e).collect(),
+            others: others.into_iter().map(|(_, e)| e).collect(),
             signed_in: viewer.is_some(),
         },
     )
