@@ -958,7 +958,9 @@ fn unknown_user_costs_what_a_known_one_does() {
     let ratio = mb.as_secs_f64() / ma.as_secs_f64();
     eprintln!("median failed check: known user {ma:?}, unknown user {mb:?}, ratio {ratio:.2}");
     assert!(
-        (0.5..=2.0).contains(&ratio),
+        // A missing dummy hash makes an unknown name ~100x cheaper; a loaded machine moves
+        // single medians by far less than 4x.
+        (0.25..=4.0).contains(&ratio),
         "an unknown user name costs {ratio:.2}x a known one (medians {mb:?} vs {ma:?}; known {a:?}, unknown {b:?})"
     );
     srv.finish();
