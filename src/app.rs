@@ -15,7 +15,7 @@ use crate::git_http::{dumb, files};
 use crate::pages::{self, PageCtx};
 use crate::request::{Method, Parsed, Request};
 use crate::response::Response;
-use crate::routes::{self, RepoRoute, Route};
+use crate::routes::{self, RepoRoute, Route, View};
 
 /// Everything a request may need, built once at start.
 pub(crate) struct Site {
@@ -206,6 +206,21 @@ fn page_for(
         ) => {
             let repo = find_page_repo(site, ctx, &owner, &name)?;
             pages::repo::home(site, req, ctx, &repo)
+        }
+        (
+            Route::Repo {
+                owner,
+                name,
+                page: RepoRoute::Browse(View::Settings, _),
+            },
+            Method::Post,
+        ) => {
+            let repo = site
+                .repos
+                .locate(&owner, &name)
+                .map_err(|e| Error::internal(&format!("looking up {owner}/{name}"), e))?
+                .ok_or(Error::NotFound)?;
+            pages::settings::submit(site, req, ctx, &repo, &body)
         }
         (
             Route::Repo {

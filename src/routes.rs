@@ -61,6 +61,8 @@ pub(crate) enum View {
     Commit,
     Branches,
     Tags,
+    /// `settings`: owner and admins only.
+    Settings,
 }
 
 impl Route {
@@ -189,6 +191,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         Some("commit") => Some(View::Commit),
         Some("branches") => Some(View::Branches),
         Some("tags") => Some(View::Tags),
+        Some("settings") => Some(View::Settings),
         _ => None,
     };
     let checked = if browse_at.is_some() { 2 } else { segs.len() };
@@ -221,7 +224,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
             View::Tree => !tail.is_empty(),
             View::Blob | View::Raw | View::Commits => !tail.is_empty() && !trailing_slash,
             View::Commit => tail.len() == 1 && !trailing_slash,
-            View::Branches | View::Tags => tail.is_empty() && !trailing_slash,
+            View::Branches | View::Tags | View::Settings => tail.is_empty() && !trailing_slash,
         };
         if !fits {
             return Err(Error::NotFound);
@@ -231,7 +234,12 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
             name: name.to_string(),
             page: RepoRoute::Browse(view, tail.iter().map(|s| s.to_string()).collect()),
         };
-        return Ok((route, "GET, HEAD"));
+        let allow = if view == View::Settings {
+            "GET, HEAD, POST"
+        } else {
+            "GET, HEAD"
+        };
+        return Ok((route, allow));
     }
     if trailing_slash && !rest.is_empty() {
         return Err(Error::NotFound);

@@ -661,3 +661,129 @@ fn owner_pages_and_error_pages_in_the_site_layout() {
     assert!(r.header("Allow").is_some());
     srv.finish();
 }
+
+#[test]
+fn settings_manage_visibility_collaborators_rename_and_delete() {
+    let (site, srv, _) = site_with_private_repo("web_settings");
+    site.ensure_user("bob");
+    let mut b = Browser::default();
+    // Others: 404 (cannot read) before sign-in.
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/hidden/settings")).status,
+        404
+    );
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    let home = b.get(&srv, &site.target("/alice/hidden")).text();
+    assert!(
+        home.contains("/alice/hidden/settings"),
+        "no Settings link for the owner"
+    );
+    let form = b.get(&srv, &site.target("/alice/hidden/settings"));
+    assert_eq!(form.status, 200, "{}", form.describe());
+    let csrf = csrf_of(&form);
+    let post = |b: &mut Browser, f: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(f);
+        b.post(&srv, &site.target("/alice/hidden/settings"), &all)
+    };
+
+    let r = post(
+        &mut b,
+        &[
+            ("action", "general"),
+            ("description", "Now public"),
+            ("visibility", "public"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.text().contains("Saved."));
+    let anon = Browser::default()
+        .get(&srv, &site.target("/alice/hidden"))
+        .text();
+    assert!(anon.contains("Now public"), "{anon}");
+    let r = post(
+        &mut b,
+        &[
+            ("action", "general"),
+            ("description", ""),
+            ("visibility", "private"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        Browser::default()
+            .get(&srv, &site.target("/alice/hidden"))
+            .status,
+        404
+    );
+
+    let r = post(
+        &mut b,
+        &[
+            ("action", "add_collaborator"),
+            ("user", "bob"),
+            ("perm", "write"),
+        ],
+    );
+    assert!(
+        r.text().contains("bob may now read and push"),
+        "{}",
+        r.text()
+    );
+    let cfg = ok(site.forgelet().args(["repo", "list"]));
+    assert!(cfg.contains("alice/hidden"));
+    let r = post(
+        &mut b,
+        &[("action", "add_collaborator"), ("user", "nobody")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("no user named"));
+    let r = post(
+        &mut b,
+        &[("action", "remove_collaborator"), ("user", "bob")],
+    );
+    assert!(r.text().contains("bob no longer has access"));
+    let r = b.post(
+        &srv,
+        &site.target("/alice/hidden/settings"),
+        &[
+            ("csrf", "bad"),
+            ("action", "general"),
+            ("visibility", "public"),
+        ],
+    );
+    assert_eq!(r.status, 403, "a settings form without its token");
+
+    let r = post(&mut b, &[("action", "rename"), ("name", "renamed")]);
+    assert_eq!(r.status, 303, "{}", r.describe());
+    assert!(site.repo_path("alice/renamed").is_dir());
+    assert!(!site.repo_path("alice/hidden").exists());
+    let csrf2 = csrf_of(&b.get(&srv, &site.target("/alice/renamed/settings")));
+    let r = b.post(
+        &srv,
+        &site.target("/alice/renamed/settings"),
+        &[("csrf", &csrf2), ("action", "delete"), ("confirm", "wrong")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(site.repo_path("alice/renamed").is_dir());
+    let r = b.post(
+        &srv,
+        &site.target("/alice/renamed/settings"),
+        &[
+            ("csrf", &csrf2),
+            ("action", "delete"),
+            ("confirm", "renamed"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert!(!site.repo_path("alice/renamed").exists());
+    let trash: Vec<_> = std::fs::read_dir(site.data_dir.join("trash"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        trash.len(),
+        1,
+        "the deleted repository is kept in the trash"
+    );
+    srv.finish();
+}

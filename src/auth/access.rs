@@ -55,7 +55,6 @@ fn is_owner(viewer: &User, owner: &str) -> bool {
 }
 
 /// The owner and site admins manage a repository's settings (visibility, collaborators, delete).
-#[allow(dead_code)] // the settings page (web UI) uses it
 pub(crate) fn may_manage(viewer: Option<&User>, owner: &str) -> bool {
     viewer.is_some_and(|v| v.admin || is_owner(v, owner))
 }

@@ -20,7 +20,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub(crate) use access::{access, Perm};
+pub(crate) use access::{access, may_manage, Perm};
 pub(crate) use password::dummy_verify;
 pub(crate) use users::{Token, User, Users};
 

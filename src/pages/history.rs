@@ -155,7 +155,7 @@ pub(crate) fn commits(
         200,
         &CommitsPage {
             chrome: ctx.chrome(site),
-            head: head(site, repo),
+            head: head(site, ctx, repo),
             rev: at.rev.name.clone(),
             path: at.path.clone(),
             commits: log.commits.iter().map(|c| row(site, repo, c)).collect(),
@@ -247,7 +247,7 @@ pub(crate) fn commit(
         200,
         &CommitPage {
             chrome: ctx.chrome(site),
-            head: head(site, repo),
+            head: head(site, ctx, repo),
             short_id: c.short_id.clone(),
             tree_url: browse_url(
                 &site.config.base_path,
@@ -328,7 +328,7 @@ pub(crate) fn refs(
         200,
         &RefsPage {
             chrome: ctx.chrome(site),
-            head: head(site, repo),
+            head: head(site, ctx, repo),
             title: if tags { "Tags" } else { "Branches" },
             rows,
         },

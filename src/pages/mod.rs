@@ -7,6 +7,7 @@ pub(crate) mod history;
 pub(crate) mod login;
 pub(crate) mod new_repo;
 pub(crate) mod repo;
+pub(crate) mod settings;
 
 use crate::app::Site;
 use crate::auth::{now, session, User};

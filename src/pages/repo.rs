@@ -37,6 +37,8 @@ pub(crate) struct Latest {
 
 /// What every repository page shows at the top.
 pub(crate) struct RepoHead {
+    /// Shown to the owner and admins only.
+    pub(crate) settings_url: Option<String>,
     pub(crate) commits_url: String,
     pub(crate) branches_url: String,
     pub(crate) tags_url: String,
@@ -107,7 +109,7 @@ pub(crate) fn open(repo: &RepoDir) -> Result<git2::Repository> {
     })
 }
 
-pub(crate) fn head(site: &Site, repo: &RepoDir) -> RepoHead {
+pub(crate) fn head(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> RepoHead {
     let c = &site.config;
     let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
     let default = repo
@@ -117,6 +119,8 @@ pub(crate) fn head(site: &Site, repo: &RepoDir) -> RepoHead {
         .map(|d| d.name)
         .unwrap_or_else(|| "main".into());
     RepoHead {
+        settings_url: crate::auth::may_manage(ctx.viewer.as_ref(), &repo.owner)
+            .then(|| format!("{home}/settings")),
         commits_url: browse_url(
             &c.base_path,
             &repo.owner,
@@ -270,7 +274,7 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         .collect();
     let mut page = HomePage {
         chrome: ctx.chrome(site),
-        head: head(site, repo),
+        head: head(site, ctx, repo),
         rev: String::new(),
         branches: branch_links,
         latest: None,
@@ -308,6 +312,7 @@ pub(crate) fn browse(
         }
         View::Branches => return super::history::refs(site, req, ctx, repo, false),
         View::Tags => return super::history::refs(site, req, ctx, repo, true),
+        View::Settings => return super::settings::form(site, req, ctx, repo),
         View::Tree | View::Blob | View::Raw => {}
     }
     let git = open(repo)?;
@@ -325,7 +330,7 @@ pub(crate) fn browse(
                 200,
                 &TreePage {
                     chrome: ctx.chrome(site),
-                    head: head(site, repo),
+                    head: head(site, ctx, repo),
                     crumbs: crumbs(site, repo, &rev, &path),
                     files: rows(site, repo, &rev, &path, &listing),
                     latest: latest(listing.last_commit),
@@ -357,7 +362,7 @@ pub(crate) fn browse(
                 200,
                 &BlobPage {
                     chrome: ctx.chrome(site),
-                    head: head(site, repo),
+                    head: head(site, ctx, repo),
                     crumbs: crumbs(site, repo, &rev, &path),
                     size: human_size(b.size),
                     raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
@@ -370,7 +375,9 @@ pub(crate) fn browse(
         }
         View::Raw => raw(&git, repo, commit, &path, &at.rev),
         // Answered above.
-        View::Commits | View::Commit | View::Branches | View::Tags => Err(Error::NotFound),
+        View::Commits | View::Commit | View::Branches | View::Tags | View::Settings => {
+            Err(Error::NotFound)
+        }
     }
 }
 

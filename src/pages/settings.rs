@@ -1,0 +1,223 @@
+//! A repository's settings, for its owner and site admins: description, visibility,
+//! collaborators, rename, and delete (the name typed to confirm; the repository goes to a trash
+//! folder first, so a mistake can be undone by the sysadmin).
+
+use std::fs;
+
+use askama::Template;
+
+use super::login::{field, form_fields};
+use super::repo::{head, RepoHead};
+use super::{Chrome, PageCtx};
+use crate::app::Site;
+use crate::auth::{self, Perm};
+use crate::error::{Error, Result};
+use crate::git::names::valid_name;
+use crate::git::{RepoDir, Visibility};
+use crate::request::Request;
+use crate::response::Response;
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    head: RepoHead,
+    description: String,
+    private: bool,
+    collaborators: Vec<(String, &'static str)>,
+    notice: String,
+    error: String,
+    settings_url: String,
+}
+
+fn settings_url(site: &Site, repo: &RepoDir) -> String {
+    format!(
+        "{}/{}/{}/settings",
+        site.config.base_path, repo.owner, repo.name
+    )
+}
+
+/// Only the owner and admins manage a repository; others get the same 404 as for a missing one
+/// when they may not read it, else 403.
+fn check_manager(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> Result<()> {
+    if auth::may_manage(ctx.viewer.as_ref(), &repo.owner) {
+        return Ok(());
+    }
+    let settings = repo.settings();
+    let reads = auth::access(
+        ctx.viewer.as_ref(),
+        &repo.owner,
+        &settings,
+        site.config.anonymous_read,
+    )
+    .may_read();
+    Err(if reads {
+        Error::Forbidden(
+            "Only the owner and site admins can change this repository's settings.".into(),
+        )
+    } else {
+        Error::NotFound
+    })
+}
+
+fn render(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    status: u16,
+    notice: String,
+    error: String,
+) -> Result<Response> {
+    let settings = repo.settings();
+    ctx.render(
+        site,
+        req,
+        status,
+        &SettingsPage {
+            chrome: ctx.chrome(site),
+            head: head(site, ctx, repo),
+            description: repo.description(),
+            private: settings.visibility == Visibility::Private,
+            collaborators: settings
+                .collaborators
+                .iter()
+                .map(|(n, p)| (n.clone(), p.as_str()))
+                .collect(),
+            notice,
+            error,
+            settings_url: settings_url(site, repo),
+        },
+    )
+}
+
+/// `GET settings`.
+pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) -> Result<Response> {
+    check_manager(site, ctx, repo)?;
+    render(site, req, ctx, repo, 200, String::new(), String::new())
+}
+
+/// `POST settings`: one action per form.
+pub(crate) fn submit(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    body: &[u8],
+) -> Result<Response> {
+    check_manager(site, ctx, repo)?;
+    let fields = form_fields(body);
+    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
+        return Err(Error::Forbidden(
+            "This form has expired. Go back, reload the page and try again.".into(),
+        ));
+    }
+    let label = format!("{}/{}", repo.owner, repo.name);
+    let outcome: std::result::Result<String, String> = match field(&fields, "action") {
+        Some("general") => {
+            let description = field(&fields, "description").unwrap_or("").trim();
+            if description.chars().count() > 300 || description.chars().any(char::is_control) {
+                Err("The description must be one line of at most 300 characters.".into())
+            } else {
+                let visibility = if field(&fields, "visibility") == Some("private") {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
+                };
+                auth::fsfile::replace(
+                    &repo.path.join("description"),
+                    format!("{description}\n").as_bytes(),
+                    0o644,
+                )
+                .and_then(|_| repo.set_visibility(visibility))
+                .map(|_| "Saved.".to_string())
+            }
+        }
+        Some("add_collaborator") => {
+            let user = field(&fields, "user").unwrap_or("").trim();
+            let perm = match field(&fields, "perm") {
+                Some("write") => Perm::Write,
+                _ => Perm::Read,
+            };
+            let users = site.accounts.users().map_err(Error::Internal)?;
+            match users.get(user) {
+                None => Err(format!("There is no user named {user:?}.")),
+                Some(u) if u.name.eq_ignore_ascii_case(&repo.owner) => {
+                    Err("The owner already has full access.".into())
+                }
+                Some(u) => repo.set_collaborator(&u.name, Some(perm)).map(|_| {
+                    format!(
+                        "{} may now {}.",
+                        u.name,
+                        if perm == Perm::Write {
+                            "read and push"
+                        } else {
+                            "read"
+                        }
+                    )
+                }),
+            }
+        }
+        Some("remove_collaborator") => {
+            let user = field(&fields, "user").unwrap_or("");
+            repo.set_collaborator(user, None)
+                .map(|_| format!("{user} no longer has access."))
+        }
+        Some("rename") => {
+            let new = field(&fields, "name").unwrap_or("").trim();
+            let new = new.strip_suffix(".git").unwrap_or(new);
+            if !valid_name(new) {
+                Err("That name cannot be used: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.".into())
+            } else if site
+                .repos
+                .locate(&repo.owner, new)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.path != repo.path)
+            {
+                Err(format!("There is already a repository named {new}."))
+            } else {
+                let dest = repo.path.with_file_name(format!("{new}.git"));
+                match fs::rename(&repo.path, &dest) {
+                    Ok(()) => {
+                        let mut r = Response::redirect(
+                            303,
+                            format!("{}/{}/{new}/settings", site.config.base_path, repo.owner),
+                        );
+                        ctx.finish(site, req, &mut r);
+                        return Ok(r);
+                    }
+                    Err(e) => return Err(Error::internal(&format!("renaming {label}"), e)),
+                }
+            }
+        }
+        Some("delete") => {
+            if field(&fields, "confirm").map(str::trim) != Some(repo.name.as_str()) {
+                Err(format!(
+                    "Type the repository's name, {}, to delete it.",
+                    repo.name
+                ))
+            } else {
+                let trash = site.config.data_dir.join("trash");
+                let stamp = auth::now();
+                let dest = trash.join(format!("{}-{}-{stamp}.git", repo.owner, repo.name));
+                fs::create_dir_all(&trash)
+                    .and_then(|_| fs::rename(&repo.path, &dest))
+                    .map_err(|e| Error::internal(&format!("deleting {label}"), e))?;
+                log::warn!(
+                    "{label}: deleted by {}; moved to {}",
+                    ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?"),
+                    dest.display()
+                );
+                let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+                ctx.finish(site, req, &mut r);
+                return Ok(r);
+            }
+        }
+        _ => Err("Unknown action.".into()),
+    };
+    match outcome {
+        Ok(notice) => render(site, req, ctx, repo, 200, notice, String::new()),
+        Err(error) => render(site, req, ctx, repo, 400, String::new(), error),
+    }
+}
