@@ -57,3 +57,36 @@ install_test_clients() {
     apt-cache show python3-dulwich >/dev/null 2>&1 || apt-get update -q
     apt-get install -y -q python3-dulwich
 }
+
+# Readies the real-browser test (tests/browser/run.sh): Debian's chromium (/usr/bin/chromium, or
+# $CHROMIUM_BIN), installed with apt-get as root when missing, node >= 20 with npm, and `npm ci`
+# in tests/browser (playwright-core, which never downloads a browser of its own). Returns
+# non-zero, after saying on stderr exactly what is missing, when the test cannot run.
+install_browser_test() {
+    local root chromium=${CHROMIUM_BIN:-/usr/bin/chromium} missing=() major
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    if [ ! -x "$chromium" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        printf 'installing chromium\n' >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-cache show chromium >/dev/null 2>&1 || apt-get update -q
+        apt-get install -y -q chromium || printf 'apt-get install chromium failed\n' >&2
+    fi
+    [ -x "$chromium" ] || missing+=("chromium at $chromium (as root: apt-get install -y chromium)")
+    if command -v node >/dev/null 2>&1; then
+        major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+        [ "$major" -ge 20 ] 2>/dev/null \
+            || missing+=("node >= 20 for playwright-core (found $(node --version 2>&1))")
+    else
+        missing+=("node >= 20 (Node.js; not on PATH)")
+    fi
+    command -v npm >/dev/null 2>&1 || missing+=("npm (to install tests/browser/package-lock.json)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        printf 'the browser test cannot run; missing:\n' >&2
+        printf '  - %s\n' "${missing[@]}" >&2
+        return 1
+    fi
+    (cd "$root/tests/browser" && npm ci --no-audit --no-fund --loglevel=error) || {
+        printf 'npm ci in tests/browser failed (playwright-core from the npm registry)\n' >&2
+        return 1
+    }
+}

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # test.sh: run every check forgelet has: formatting, clippy, and all unit and
-# integration tests (which start real nginx and real git). Exits non-zero if any
-# of them fails. Used as is by CI (.ci/run); never prompts.
+# integration tests (which start real nginx and real git), and the real-browser
+# test (tests/browser/run.sh: headless Chromium via playwright-core). Exits
+# non-zero if any of them fails. Used as is by CI (.ci/run); never prompts.
 #
 # Environment (optional):
 #   NGINX_BIN   path to the nginx binary for the integration tests
 #           (default: /usr/sbin/nginx, else the one in PATH)
+#   CHROMIUM_BIN  the browser for the browser test (default: /usr/bin/chromium,
+#           Debian's chromium, installed when missing)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -63,6 +66,13 @@ run_tests() {
     return "${PIPESTATUS[0]}"
 }
 step run_tests
+# The real-browser test: headless Chromium against a site of its own (tests/browser/run.sh).
+# Missing chromium or node fails this step, saying what is missing; it never skips.
+browser_test() {
+    install_browser_test || return 1
+    bash tests/browser/run.sh
+}
+step browser_test
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED:\n'

@@ -160,7 +160,12 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
         }));
     }
     let is_page = match &route {
-        Route::Front | Route::Login | Route::Logout | Route::NewRepo | Route::Owner(_) => true,
+        Route::Front
+        | Route::Login
+        | Route::Logout
+        | Route::NewRepo
+        | Route::Account
+        | Route::Owner(_) => true,
         Route::Repo { page, .. } => matches!(page, RepoRoute::Home | RepoRoute::Browse(..)),
         Route::Static(_) => false,
     };
@@ -196,6 +201,8 @@ fn page_for(
         (Route::Logout, _) => pages::login::logout(site, req, ctx, &body),
         (Route::NewRepo, Method::Post) => pages::new_repo::submit(site, req, ctx, &body),
         (Route::NewRepo, _) => pages::new_repo::form(site, req, ctx),
+        (Route::Account, Method::Post) => pages::account::submit(site, req, ctx, &body),
+        (Route::Account, _) => pages::account::form(site, req, ctx),
         (
             Route::Repo {
                 owner,
@@ -252,9 +259,12 @@ fn read_form(stdin: &mut dyn io::Read) -> Result<Vec<u8>> {
 fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
     match route {
         Route::Static(name) => pages::static_file(site, &name),
-        Route::Front | Route::Login | Route::Logout | Route::NewRepo | Route::Owner(_) => {
-            Err(Error::NotFound)
-        }
+        Route::Front
+        | Route::Login
+        | Route::Logout
+        | Route::NewRepo
+        | Route::Account
+        | Route::Owner(_) => Err(Error::NotFound),
         Route::Repo {
             page: RepoRoute::Home,
             ..

@@ -19,6 +19,8 @@ pub(crate) enum Route {
     Logout,
     /// `GET,POST /new`: create a repository.
     NewRepo,
+    /// `GET,POST /settings/tokens`: your tokens and password.
+    Account,
     /// `GET /static/{name}`: embedded assets.
     Static(String),
     /// `GET /{owner}`: an owner's repositories.
@@ -206,6 +208,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         (["login"], false) => return Ok((Route::Login, "GET, HEAD, POST")),
         (["logout"], false) => return Ok((Route::Logout, "POST")),
         (["new"], false) => return Ok((Route::NewRepo, "GET, HEAD, POST")),
+        (["settings", "tokens"], false) => return Ok((Route::Account, "GET, HEAD, POST")),
         (["static", name], false) => return Ok((Route::Static(name.to_string()), "GET, HEAD")),
         ([owner], _) if valid_owner(owner) => {
             return Ok((Route::Owner(owner.to_string()), "GET, HEAD"))

@@ -787,3 +787,95 @@ fn settings_manage_visibility_collaborators_rename_and_delete() {
     );
     srv.finish();
 }
+
+/// The value of the readonly input holding a new token.
+fn new_token_of(page: &Response) -> String {
+    let t = page.text();
+    let at = t
+        .find("class=\"mono\" readonly value=\"flt_")
+        .expect("no token shown");
+    let rest = &t[at + "class=\"mono\" readonly value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[test]
+fn tokens_and_password_from_the_settings_page() {
+    let (site, srv, _) = site_with_private_repo("web_account");
+    let mut b = Browser::default();
+    assert_eq!(b.get(&srv, &site.target("/settings/tokens")).status, 303);
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    let mut other = Browser::default();
+    assert_eq!(sign_in(&site, &srv, &mut other, TEST_PASSWORD).status, 303);
+    let page = b.get(&srv, &site.target("/settings/tokens"));
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let csrf = csrf_of(&page);
+    let url = site.target("/settings/tokens");
+    let r = b.post(
+        &srv,
+        &url,
+        &[("csrf", &csrf), ("action", "create"), ("name", "laptop")],
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let token = new_token_of(&r);
+    // git accepts it for the private repository, once revoked no more.
+    let tmp = site.dir();
+    let with = site
+        .url("/alice/hidden.git")
+        .replace("://", &format!("://alice:{token}@"));
+    let out = run(git(tmp).arg("ls-remote").arg(&with));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        !b.get(&srv, &url).text().contains(&token),
+        "a token was shown twice"
+    );
+    let r = b.post(
+        &srv,
+        &url,
+        &[("csrf", &csrf), ("action", "revoke"), ("name", "laptop")],
+    );
+    assert!(r.text().contains("revoked"), "{}", r.text());
+    assert!(!run(git(tmp).arg("ls-remote").arg(&with)).status.success());
+
+    // Password: the old one is asked for; afterwards this browser stays signed in, others not.
+    let r = b.post(
+        &srv,
+        &url,
+        &[
+            ("csrf", &csrf),
+            ("action", "password"),
+            ("old", "wrong"),
+            ("new", "new-password-9"),
+            ("again", "new-password-9"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("current password is not right"));
+    let r = b.post(
+        &srv,
+        &url,
+        &[
+            ("csrf", &csrf),
+            ("action", "password"),
+            ("old", TEST_PASSWORD),
+            ("new", "new-password-9"),
+            ("again", "new-password-9"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.describe());
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/hidden")).status,
+        200,
+        "this browser was signed out"
+    );
+    assert_eq!(
+        other.get(&srv, &site.target("/alice/hidden")).status,
+        404,
+        "another session lived on"
+    );
+    // Sign out everywhere, this browser included.
+    let csrf = csrf_of(&b.get(&srv, &url));
+    let r = b.post(&srv, &url, &[("csrf", &csrf), ("action", "signout_all")]);
+    assert_eq!(r.status, 303);
+    assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
+    srv.finish();
+}

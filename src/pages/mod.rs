@@ -2,6 +2,7 @@
 //! Every page shares the chrome here: who is signed in, the CSRF token for its forms, and the
 //! headers every page carries.
 
+pub(crate) mod account;
 pub(crate) mod front;
 pub(crate) mod history;
 pub(crate) mod login;
