@@ -24,8 +24,8 @@ pub(crate) struct Site {
     pub(crate) git: GitRunner,
     pub(crate) accounts: Accounts,
     pub(crate) gate: Gate,
-    /// The stylesheet's content-hashed file name.
-    pub(crate) css_name: String,
+    /// The embedded stylesheet's and script's content-hashed names.
+    pub(crate) assets: pages::Assets,
 }
 
 impl Site {
@@ -40,7 +40,7 @@ impl Site {
             git,
             accounts,
             gate: Gate::new(),
-            css_name: pages::css_name(),
+            assets: pages::Assets::new(),
         })
     }
 }

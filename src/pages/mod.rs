@@ -21,6 +21,7 @@ pub(crate) struct Chrome {
     pub(crate) site_name: String,
     pub(crate) base: String,
     pub(crate) css_url: String,
+    pub(crate) js_url: String,
     /// The signed-in user's name.
     pub(crate) viewer: Option<String>,
     /// For the forms on the page (sign out, and the page's own).
@@ -63,7 +64,8 @@ impl PageCtx {
         Chrome {
             site_name: c.site_name.clone(),
             base: c.base_path.clone(),
-            css_url: format!("{}/static/{}", c.base_path, site.css_name),
+            css_url: format!("{}/static/{}", c.base_path, site.assets.css_name),
+            js_url: format!("{}/static/{}", c.base_path, site.assets.js_name),
             viewer: self.viewer.as_ref().map(|u| u.name.clone()),
             csrf: session::csrf_token(&site.accounts, &self.csrf_cookie),
         }
@@ -74,7 +76,7 @@ impl PageCtx {
         r.no_cache();
         r.header(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' https:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         );
         r.header("X-Frame-Options", "DENY");
         r.header("Referrer-Policy", "same-origin");
@@ -179,21 +181,40 @@ pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) ->
     }
 }
 
-/// The stylesheet's text, embedded so an upgrade never mixes old pages with new styles.
-pub(crate) const CSS: &str = include_str!("../../static/forgelet.css");
+/// The stylesheet and the script, embedded so an upgrade never mixes old pages with new assets,
+/// and served under names that change with their content, so they can be cached forever.
+const CSS: &str = include_str!("../../static/forgelet.css");
+const JS: &str = include_str!("../../static/forgelet.js");
 
-/// `forgelet-<hash>.css`: a name that changes with the content, so it can be cached forever.
-pub(crate) fn css_name() -> String {
-    let hash = crate::auth::secret::keyed_hash(b"forgelet-static", "css", CSS.as_bytes());
-    format!("forgelet-{}.css", &hash[..12])
+/// The embedded assets' content-hashed names, computed once at start.
+pub(crate) struct Assets {
+    pub(crate) css_name: String,
+    pub(crate) js_name: String,
+}
+
+impl Assets {
+    pub(crate) fn new() -> Assets {
+        let name = |stem: &str, ext: &str, text: &str| {
+            let hash = crate::auth::secret::keyed_hash(b"forgelet-static", ext, text.as_bytes());
+            format!("{stem}-{}.{ext}", &hash[..12])
+        };
+        Assets {
+            css_name: name("forgelet", "css", CSS),
+            js_name: name("forgelet", "js", JS),
+        }
+    }
 }
 
 /// `GET /static/{name}`.
 pub(crate) fn static_file(site: &Site, name: &str) -> Result<Response> {
-    if name != site.css_name {
+    let (text, content_type) = if name == site.assets.css_name {
+        (CSS, "text/css; charset=utf-8")
+    } else if name == site.assets.js_name {
+        (JS, "text/javascript; charset=utf-8")
+    } else {
         return Err(Error::NotFound);
-    }
-    let mut r = Response::bytes(200, "text/css; charset=utf-8", CSS.as_bytes().to_vec());
+    };
+    let mut r = Response::bytes(200, content_type, text.as_bytes().to_vec());
     r.cache_forever(true);
     Ok(r)
 }
