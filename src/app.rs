@@ -10,6 +10,7 @@ use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::fcgi::{self, Params};
 use crate::git::{RepoDir, RepoStore};
+use crate::git_http::archive::{self, Archive};
 use crate::git_http::smart::{self, GitRunner, Identity, Rpc, Service};
 use crate::git_http::{dumb, files};
 use crate::pages::{self, PageCtx};
@@ -26,6 +27,8 @@ pub(crate) struct Site {
     pub(crate) gate: Gate,
     /// The embedded stylesheet's and script's content-hashed names.
     pub(crate) assets: pages::Assets,
+    /// Snapshots being made.
+    pub(crate) archives: archive::Running,
 }
 
 impl Site {
@@ -41,6 +44,7 @@ impl Site {
             accounts,
             gate: Gate::new(),
             assets: pages::Assets::new(),
+            archives: archive::Running::default(),
         })
     }
 }
@@ -59,10 +63,11 @@ struct Granted {
     who: Identity,
 }
 
-/// What a request turns into: a response ready to send, or a git exchange that streams.
+/// What a request turns into: a response ready to send, or something that streams.
 pub(crate) enum Answer {
     Response(Response),
     Rpc(Rpc),
+    Archive(Archive),
 }
 
 /// Lane indices of the FastCGI server. Quick answers (pages, generated ref lists, files handed to
@@ -103,6 +108,7 @@ impl fcgi::App for Site {
         match handle(self, params, stdin) {
             Answer::Response(r) => r.write_cgi(stdout, head_only),
             Answer::Rpc(rpc) => rpc.run(&self.git, &self.config.limits, stdin, stdout),
+            Answer::Archive(a) => a.run(&self.git, &self.archives, stdout),
         }
     }
 }
@@ -123,6 +129,7 @@ pub(crate) fn handle(site: &Site, params: &Params, stdin: &mut dyn io::Read) -> 
     };
     match answer {
         Ok(Answer::Rpc(rpc)) => Answer::Rpc(rpc),
+        Ok(Answer::Archive(a)) => Answer::Archive(a),
         Ok(Answer::Response(r)) => Answer::Response(finish(r)),
         Err(e) => Answer::Response(finish(e.into_response())),
     }
@@ -166,11 +173,23 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
         | Route::NewRepo
         | Route::Account
         | Route::Owner(_) => true,
-        Route::Repo { page, .. } => matches!(page, RepoRoute::Home | RepoRoute::Browse(..)),
+        Route::Repo { page, .. } => match page {
+            RepoRoute::Browse(View::Archive, _) => false,
+            RepoRoute::Home | RepoRoute::Browse(..) => true,
+            _ => false,
+        },
         Route::Static(_) => false,
     };
     if is_page {
         return page(site, req, route, stdin).map(Answer::Response);
+    }
+    if let Route::Repo {
+        owner,
+        name,
+        page: RepoRoute::Browse(View::Archive, segments),
+    } = &route
+    {
+        return snapshot(site, req, owner, name, segments);
     }
     respond_with(site, req, route).map(Answer::Response)
 }
@@ -242,6 +261,33 @@ fn page_for(
         }
         _ => Err(Error::NotFound),
     }
+}
+
+/// `archive/{ref}.tar.gz|.zip`: the ref resolved to a commit id before git sees it.
+fn snapshot(
+    site: &Site,
+    req: &Request,
+    owner: &str,
+    name: &str,
+    segments: &[String],
+) -> Result<Answer> {
+    let ctx = PageCtx::new(site, req);
+    let repo = find_page_repo(site, &ctx, owner, name)?;
+    let joined = segments.join("/");
+    let (rev, format) = archive::Format::split(&joined).ok_or(Error::NotFound)?;
+    let git = repo
+        .open()
+        .map_err(|e| Error::internal(&format!("opening {owner}/{name}"), e.message()))?;
+    let resolved = crate::git::browse::resolve_ref(&git, rev).map_err(|e| match e {
+        crate::git::browse::BrowseError::NotFound => Error::NotFound,
+        crate::git::browse::BrowseError::Git(m) => Error::Internal(m),
+    })?;
+    Ok(Answer::Archive(Archive {
+        repo,
+        commit: resolved.commit,
+        rev: rev.to_string(),
+        format,
+    }))
 }
 
 /// A form body, capped.

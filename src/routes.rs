@@ -65,6 +65,8 @@ pub(crate) enum View {
     Tags,
     /// `settings`: owner and admins only.
     Settings,
+    /// `archive/{ref}.tar.gz|.zip`: a snapshot.
+    Archive,
 }
 
 impl Route {
@@ -75,7 +77,7 @@ impl Route {
         match self {
             Route::Repo { page, .. } => match page {
                 RepoRoute::File(..) => streams_files,
-                RepoRoute::Rpc(_) => true,
+                RepoRoute::Rpc(_) | RepoRoute::Browse(View::Archive, _) => true,
                 _ => false,
             },
             _ => false,
@@ -194,6 +196,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
         Some("branches") => Some(View::Branches),
         Some("tags") => Some(View::Tags),
         Some("settings") => Some(View::Settings),
+        Some("archive") => Some(View::Archive),
         _ => None,
     };
     let checked = if browse_at.is_some() { 2 } else { segs.len() };
@@ -225,7 +228,9 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
     if let (Some(view), [_, tail @ ..]) = (browse_at, rest) {
         let fits = match view {
             View::Tree => !tail.is_empty(),
-            View::Blob | View::Raw | View::Commits => !tail.is_empty() && !trailing_slash,
+            View::Blob | View::Raw | View::Commits | View::Archive => {
+                !tail.is_empty() && !trailing_slash
+            }
             View::Commit => tail.len() == 1 && !trailing_slash,
             View::Branches | View::Tags | View::Settings => tail.is_empty() && !trailing_slash,
         };

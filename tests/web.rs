@@ -879,3 +879,49 @@ fn tokens_and_password_from_the_settings_page() {
     assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
     srv.finish();
 }
+
+#[test]
+fn snapshots_download_as_tar_gz_and_zip() {
+    let site = Site::new("web_archive", SiteOptions::default());
+    hostile_repo(&site, "alice/web");
+    let srv = site.start();
+    let mut b = Browser::default();
+    let home = b.get(&srv, &site.target("/alice/web")).text();
+    assert!(home.contains("/alice/web/archive/main.tar.gz"), "{home}");
+
+    let tgz = b.get(&srv, &site.target("/alice/web/archive/feature/x.tar.gz"));
+    assert_eq!(tgz.status, 200, "{}", tgz.describe());
+    assert_eq!(tgz.header("Content-Type"), Some("application/gzip"));
+    assert!(tgz
+        .header("Content-Disposition")
+        .unwrap_or_default()
+        .contains("filename=\"web-feature-x.tar.gz\""));
+    let file = site.dir().join("snap.tar.gz");
+    std::fs::write(&file, &tgz.body).unwrap();
+    let list = ok(std::process::Command::new("tar").arg("-tzf").arg(&file));
+    assert!(list.contains("web-feature-x/docs/guide.md"), "{list}");
+
+    let zip = b.get(&srv, &site.target("/alice/web/archive/main.zip"));
+    assert_eq!(zip.status, 200);
+    assert!(zip.body.starts_with(b"PK"), "not a zip file");
+
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/web/archive/nope.tar.gz"))
+            .status,
+        404
+    );
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/web/archive/main.rar"))
+            .status,
+        404
+    );
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/web", "--visibility", "private"]));
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/web/archive/main.tar.gz"))
+            .status,
+        404
+    );
+    srv.finish();
+}

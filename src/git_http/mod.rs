@@ -1,6 +1,7 @@
 //! Git over HTTP: the dumb protocol's files, generated from the repository on each request, and
 //! the smart protocol, run by git itself.
 
+pub(crate) mod archive;
 pub(crate) mod dumb;
 pub(crate) mod files;
 pub(crate) mod smart;

@@ -120,6 +120,22 @@ impl GitRunner {
         }
     }
 
+    /// `git` from an empty environment plus an allowlist, shut off from the host's config, in
+    /// its own process group; `-c` settings and the subcommand are the caller's.
+    pub(crate) fn git(&self) -> Command {
+        let mut c = Command::new(&self.git);
+        c.env_clear()
+            .env("PATH", &self.path_var)
+            .env("HOME", &self.home)
+            .env("TMPDIR", &self.tmp)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .arg("-c")
+            .arg("safe.directory=*")
+            .process_group(0);
+        c
+    }
+
     /// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist.
     fn command(
         &self,
@@ -610,14 +626,14 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Owns a child; however the request ends, the child is reaped and nothing of its group is left:
 /// whatever still runs after a grace period is killed.
-struct ChildGuard {
-    child: Child,
+pub(crate) struct ChildGuard {
+    pub(crate) child: Child,
     pgid: i32,
     reaped: bool,
 }
 
 impl ChildGuard {
-    fn new(child: Child) -> ChildGuard {
+    pub(crate) fn new(child: Child) -> ChildGuard {
         // process_group(0) made the child the leader of a group with its own pid.
         let pgid = i32::try_from(child.id()).unwrap_or(0);
         ChildGuard {
@@ -628,7 +644,7 @@ impl ChildGuard {
     }
 
     /// Waits for the child. A child that was asked to stop gets STOP_GRACE, then SIGKILL.
-    fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+    pub(crate) fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
         let until = Instant::now() + STOP_GRACE;
         let status = loop {
             match self.child.try_wait()? {

@@ -313,6 +313,8 @@ pub(crate) fn browse(
         View::Branches => return super::history::refs(site, req, ctx, repo, false),
         View::Tags => return super::history::refs(site, req, ctx, repo, true),
         View::Settings => return super::settings::form(site, req, ctx, repo),
+        // Streamed by the app, not a page.
+        View::Archive => return Err(Error::NotFound),
         View::Tree | View::Blob | View::Raw => {}
     }
     let git = open(repo)?;
@@ -375,9 +377,12 @@ pub(crate) fn browse(
         }
         View::Raw => raw(&git, repo, commit, &path, &at.rev),
         // Answered above.
-        View::Commits | View::Commit | View::Branches | View::Tags | View::Settings => {
-            Err(Error::NotFound)
-        }
+        View::Commits
+        | View::Commit
+        | View::Branches
+        | View::Tags
+        | View::Settings
+        | View::Archive => Err(Error::NotFound),
     }
 }
 
