@@ -925,3 +925,91 @@ fn snapshots_download_as_tar_gz_and_zip() {
     );
     srv.finish();
 }
+
+#[test]
+fn page_limits_show_their_message() {
+    let site = Site::new("web_limits", SiteOptions::default());
+    let work = site.dir().join("work-limits");
+    std::fs::create_dir_all(work.join("many")).unwrap();
+    let big_line = "x".repeat(99) + "\n";
+    std::fs::write(work.join("big.txt"), big_line.repeat(16_000)).unwrap(); // 1.6 MB
+    std::fs::write(
+        work.join("README.md"),
+        "# Big\n\n".to_string() + &big_line.repeat(6_000),
+    )
+    .unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    git_ok(&work, &["add", "-A"]);
+    git_ok(&work, &["commit", "-q", "-m", "big files"]);
+    for i in 0..310 {
+        std::fs::write(work.join(format!("many/f{i:03}.txt")), format!("{i}\n")).unwrap();
+    }
+    git_ok(&work, &["add", "-A"]);
+    git_ok(
+        &work,
+        &[
+            "-c",
+            "user.name=<script>alert(1)</script>",
+            "commit",
+            "-q",
+            "-m",
+            "310 files",
+        ],
+    );
+    git_ok(&work, &["branch", "<b>bold</b>"]);
+    let bare = site.dir().join("limits.git");
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    site.ensure_user("alice");
+    ok(site
+        .forgelet()
+        .args(["repo", "import", "alice/limits"])
+        .arg(&bare));
+    let srv = site.start();
+    let mut b = Browser::default();
+
+    let blob = b.get(&srv, &site.target("/alice/limits/blob/main/big.txt"));
+    assert_eq!(blob.status, 200);
+    let t = blob.text();
+    assert!(
+        t.contains("only its beginning is shown"),
+        "huge blob without a note"
+    );
+    assert!(t.len() < 4 << 20, "the page carries the whole file");
+    let raw = b.get(&srv, &site.target("/alice/limits/raw/main/big.txt"));
+    assert_eq!(raw.body.len(), 1_600_000, "raw sends the whole file");
+
+    let home = b.get(&srv, &site.target("/alice/limits")).text();
+    assert!(
+        home.contains("This README is longer than the server shows"),
+        "huge README without a note"
+    );
+
+    let head = git_ok(&work, &["rev-parse", "HEAD"]);
+    let commit = b.get(
+        &srv,
+        &site.target(&format!("/alice/limits/commit/{}", head.trim())),
+    );
+    assert_eq!(commit.status, 200);
+    let t = commit.text();
+    assert!(
+        t.contains("This commit changes 310 files; the first 300 are shown"),
+        "huge diff without a note"
+    );
+    assert!(!t.contains("<script>alert(1)"), "author name not escaped");
+
+    let branches = b.get(&srv, &site.target("/alice/limits/branches")).text();
+    assert!(
+        !branches.contains("<b>bold</b>") && branches.contains("bold"),
+        "{branches}"
+    );
+    srv.finish();
+}
