@@ -149,6 +149,11 @@ fn sign_in_shows_private_repositories_and_sign_out_ends_it() {
         front.contains("Your repositories") && front.contains("alice/hidden"),
         "{front}"
     );
+    // Each entry says whether it is private and when it last changed.
+    assert!(
+        front.contains("class=\"badge\">private") && front.contains("updated 20"),
+        "{front}"
+    );
 
     // Sign out needs the form's token; then the session is gone.
     let csrf = csrf_of(&b.get(&srv, &site.target("/")));
@@ -616,6 +621,11 @@ fn history_pages_show_commits_diffs_and_refs_safely() {
     assert!(
         branches.contains("feature/x") && branches.contains("default"),
         "{branches}"
+    );
+    let home = b.get(&srv, &site.target("/alice/web")).text();
+    assert!(
+        home.contains("/alice/web/tree/v1"),
+        "the selector lacks the tag:\n{home}"
     );
     let tags = b.get(&srv, &site.target("/alice/web/tags")).text();
     assert!(

@@ -18,6 +18,8 @@ pub(crate) struct Entry {
     pub(crate) clone_url: String,
     pub(crate) description: String,
     pub(crate) private: bool,
+    /// When its default branch last changed, `YYYY-MM-DD`; empty for an empty repository.
+    pub(crate) updated: String,
 }
 
 #[derive(Template)]
@@ -57,6 +59,24 @@ pub(crate) fn owner(site: &Site, req: &Request, ctx: &PageCtx, owner: &str) -> R
     )
 }
 
+/// The date of the default branch's latest commit.
+fn last_update(repo: &crate::git::RepoDir) -> String {
+    let Ok(git) = repo.open() else {
+        return String::new();
+    };
+    let when = git
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map(|c| c.committer().when());
+    match when {
+        Ok(t) => {
+            let d = super::history::date(t.seconds(), t.offset_minutes());
+            d.split(' ').next().unwrap_or("").to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Every repository the viewer may read, with its owner.
 fn visible(site: &Site, ctx: &PageCtx) -> Result<Vec<(String, Entry)>> {
     let c = &site.config;
@@ -79,6 +99,7 @@ fn visible(site: &Site, ctx: &PageCtx) -> Result<Vec<(String, Entry)>> {
                 clone_url: clone_url(&c.base_url, &r.owner, &r.name),
                 description: r.description(),
                 private: settings.visibility == Visibility::Private,
+                updated: last_update(&r),
             },
         ));
     }

@@ -57,6 +57,7 @@ struct HomePage {
     head: RepoHead,
     rev: String,
     branches: Vec<Crumb>,
+    tags: Vec<Crumb>,
     latest: Option<Latest>,
     files: Vec<FileRow>,
     /// README rendered by `markdown::render`: the one place a page inserts HTML it did not
@@ -272,11 +273,20 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
             url: browse_url(base, &repo.owner, &repo.name, "tree", &b.name, ""),
         })
         .collect();
+    let tag_links = browse::tags(&git)
+        .map_err(git_err(repo))?
+        .into_iter()
+        .map(|t| Crumb {
+            url: browse_url(base, &repo.owner, &repo.name, "tree", &t.name, ""),
+            name: t.name,
+        })
+        .collect();
     let mut page = HomePage {
         chrome: ctx.chrome(site),
         head: head(site, ctx, repo),
         rev: String::new(),
         branches: branch_links,
+        tags: tag_links,
         latest: None,
         files: Vec::new(),
         readme_html: String::new(),
