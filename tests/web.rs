@@ -1023,3 +1023,49 @@ fn page_limits_show_their_message() {
     );
     srv.finish();
 }
+
+/// A session cookie signed the way the server signs one (HMAC-SHA256 under the site secret over
+/// name, stamp and expiry), so a test can make one that has expired.
+fn forged_session(site: &Site, user: &str, expires: u64) -> String {
+    use hmac::{Hmac, Mac};
+    let secret = std::fs::read(site.data_dir.join("secret")).unwrap();
+    let users = std::fs::read_to_string(site.data_dir.join("users.toml")).unwrap();
+    let block = users
+        .split("[[user]]")
+        .find(|b| b.contains(&format!("name = \"{user}\"")))
+        .unwrap();
+    let stamp = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("stamp = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&secret).unwrap();
+    mac.update(b"session\0");
+    mac.update(format!("{user}\0{stamp}\0{expires}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{user}~{expires}~{hex}")
+}
+
+#[test]
+fn expired_sessions_are_anonymous() {
+    let (site, srv, _) = site_with_private_repo("web_expiry");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let with = |cookie: String| Browser {
+        cookies: vec![("forgelet_session".into(), cookie)],
+    };
+    // The forging is right: a cookie that expires in an hour is accepted...
+    let mut fresh = with(forged_session(&site, "alice", now + 3600));
+    assert_eq!(fresh.get(&srv, &site.target("/alice/hidden")).status, 200);
+    // ...and one that expired a minute ago is not.
+    let mut old = with(forged_session(&site, "alice", now - 60));
+    assert_eq!(old.get(&srv, &site.target("/alice/hidden")).status, 404);
+    srv.finish();
+}
