@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: forgelet's benchmarks, in one run. A benchmark, not a test: it prints figures and a
-# verdict against each goal of issue 3 and exits 0 whenever the measurements themselves worked,
-# whatever the verdicts.
+# verdict against each goal of issues 3 (A to D) and 4 (E) and exits 0 whenever the measurements
+# themselves worked, whatever the verdicts.
 #
 #   A. dumb clone:  `git clone --bare` over the dumb protocol through forgelet, next to nginx
 #                   serving the very same bare repository as plain static files.
@@ -16,6 +16,11 @@
 #                   into an empty forgelet repository (chunked), and while it is smart-cloned back;
 #                   forgelet is restarted before each so VmHWM covers just that. Goal: flat, under
 #                   64 MiB. Optional (BENCH_RSS).
+#   E. web pages:   requests/second (wrk) for the repository home, the tree root, the log, one
+#                   commit and one blob of the repository, forgelet next to cgit through fcgiwrap
+#                   (one cgit process forked per request) behind the same nginx, with cgit's cache
+#                   off and on. Goals: at least 5x cgit without its cache, at least 2x with it.
+#                   BENCH_ONLY=web runs just this part (and the build and the repository it needs).
 #
 # What it does:
 #   1. cargo build --release --locked
@@ -35,7 +40,14 @@
 #      their ratio with the verdict, and from git's curl trace the requests per clone and the HTTP
 #      phase (first request to last response: the server's share of the clone)
 #   5. for D: push, then clone, each after a restart of forgelet, with VmHWM read from /proc
-#   6. prints a summary; stops what it started on exit; keeps the cached repositories
+#   6. for E: a second fcgiwrap (on its own socket, as many preforked workers as wrk has
+#      connections) runs cgit, over another copy of the repository, with a cgitrc in the run
+#      folder: under /cgit/ with cache-size=0, under /cgit-cached/ with a cache in the run folder.
+#      Each page is fetched once with curl first (200 and the expected content: the repository's
+#      name, the latest commit's subject, the commit's subject, a line of the file; this also
+#      fills cgit's cache), then timed with wrk (forgelet, cgit, cached cgit in turn, page by
+#      page); any non-2xx answer or socket error makes that figure invalid. Prints the table.
+#   7. prints a summary; stops what it started on exit; keeps the cached repositories
 #
 # Environment (optional):
 #   BENCH_SIZE     medium (default: ~3000 commits, ~35 MB packed) or small (~300 commits, ~4 MB)
@@ -43,9 +55,15 @@
 #   BENCH_RSS      1 runs D, 0 skips it (default: 1 for medium, 0 for small; generating the 300 MB
 #                  repository the first time takes a while, and the push and clone about a minute)
 #   BENCH_KEEP     1 keeps the run folder (configs, logs) after a successful run
+#   BENCH_ONLY     web runs only E (skipping A to D and what only they need); empty runs everything
+#   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
+#   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
+#                  fcgiwrap workers for cgit (forgelet's own default is 8 page workers)
+#   CGIT_CGI       cgit's CGI (default /usr/lib/cgit/cgit.cgi; Debian `cgit`)
 #   NGINX_BIN      nginx binary (default: /usr/sbin/nginx, else the one in PATH)
 #   FCGIWRAP_BIN   fcgiwrap binary (default: the one in PATH or /usr/sbin; installed with apt-get
 #                  when missing and run as root)
+# wrk and cgit (for E) are installed with apt-get too when missing and run as root.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,6 +95,20 @@ esac
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive whole number, not '$rounds'"
 rss=${BENCH_RSS:-$rss_default}
 case $rss in 0 | 1) ;; *) die "BENCH_RSS must be 0 or 1, not '$rss'" ;; esac
+only=${BENCH_ONLY:-}
+case $only in '' | web) ;; *) die "BENCH_ONLY must be web or empty (everything), not '$only'" ;; esac
+# BENCH_ONLY=web: no clones, so neither D's repository.
+if [ "$only" = web ]; then rss=0; fi
+web_duration=${BENCH_WEB_DURATION:-5s}
+[[ $web_duration =~ ^[1-9][0-9]*[smh]?$ ]] ||
+    die "BENCH_WEB_DURATION must be a wrk duration such as 5s, not '$web_duration'"
+web_connections=${BENCH_WEB_CONNECTIONS:-8}
+[[ $web_connections =~ ^[1-9][0-9]*$ ]] ||
+    die "BENCH_WEB_CONNECTIONS must be a positive whole number, not '$web_connections'"
+web_threads=2
+((web_threads <= web_connections)) || web_threads=$web_connections
+goal_web_nocache=5
+goal_web_cache=2
 # D's repository: this many blobs of this many bytes, one per commit.
 rss_blobs=300
 rss_blob_size=1048576
@@ -107,6 +139,9 @@ http_backend=$(git --exec-path)/git-http-backend
 command -v perl >/dev/null 2>&1 || die "perl not found (it generates the benchmark repository)"
 perl -MConfig -e 'exit($Config{uvsize} >= 8 ? 0 : 1)' || die "perl with 64-bit integers needed"
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
+install_web_bench_tools || die "wrk and cgit are needed for E, the web pages (see above)"
+cgit_cgi=${CGIT_CGI:-/usr/lib/cgit/cgit.cgi}
+command -v curl >/dev/null 2>&1 || die "curl not found (E checks each page with it before timing)"
 fastcgi_params=/etc/nginx/fastcgi_params
 [ -f "$fastcgi_params" ] || fastcgi_params=$(dirname "$nginx_bin")/../conf/fastcgi_params
 [ -f "$fastcgi_params" ] || die "cannot find nginx's fastcgi_params"
@@ -350,6 +385,7 @@ run=$(mktemp -d "$bench_dir/run.XXXXXX")
 nginx_pid=
 forgelet_pid=
 fcgiwrap_pid=
+cgit_fcgiwrap_pid=
 sampler_pid=
 ok=0
 interrupted=0
@@ -364,16 +400,49 @@ stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+# children_of PID: the processes whose parent is PID, from /proc.
+children_of() {
+    local f line rest
+    for f in /proc/[0-9]*/stat; do
+        read -r line <"$f" 2>/dev/null || continue
+        rest=${line##*) }
+        # After the name: state, parent.
+        read -r _ rest <<<"$rest"
+        [ "${rest%% *}" = "$1" ] && { f=${f#/proc/}; printf '%s\n' "${f%/stat}"; }
+    done
+    return 0
+}
+# stop_pool PID: stops PID, an `fcgiwrap -c N`, and then the workers it preforked, which outlive
+# it on SIGTERM. An orphaned worker counts as stopped once a zombie (PID 1 may never reap it).
+stop_pool() {
+    local pid=$1 kid i state
+    local -a kids=()
+    [ -n "$pid" ] || return 0
+    mapfile -t kids < <(children_of "$pid")
+    stop "$pid"
+    for kid in "${kids[@]}"; do
+        kill -TERM "$kid" 2>/dev/null || true
+    done
+    for kid in "${kids[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            state=$(sed -e 's/.*) //' -e 's/ .*//' "/proc/$kid/stat" 2>/dev/null) || break
+            if [ -z "$state" ] || [ "$state" = Z ]; then break; fi
+            sleep 0.1
+        done
+        ((i < 50)) || kill -KILL "$kid" 2>/dev/null || true
+    done
+}
 cleanup() {
     stop "$nginx_pid"
     stop "$forgelet_pid"
     stop "$fcgiwrap_pid"
+    stop_pool "$cgit_fcgiwrap_pid"
     stop "$sampler_pid"
     # Kept after a failure (to read the logs) or on request; removed after success or an interrupt.
     if { [ "$ok" = 1 ] || [ "$interrupted" = 1 ]; } && [ "${BENCH_KEEP:-0}" != 1 ]; then
         rm -rf "$run"
     else
-        printf 'bench.sh: run folder kept: %s (nginx: nginx/error.log, forgelet: forgelet.log, fcgiwrap: fcgiwrap.log)\n' \
+        printf 'bench.sh: run folder kept: %s (nginx: nginx/error.log, forgelet: forgelet.log, fcgiwrap: fcgiwrap.log, fcgiwrap-cgit.log)\n' \
             "$run" >&2
     fi
 }
@@ -381,8 +450,9 @@ trap cleanup EXIT
 trap 'interrupted=1; exit 130' INT
 trap 'interrupted=1; exit 143' TERM
 
-mkdir -p "$run/nginx/temp" "$run/data" "$run/static" "$run/hb" "$run/hb-home" "$run/clones"
-case $run$http_backend in *[\|\&\\\"\;\ \$\{\}\']*) die "the run folder $run or $http_backend has a character nginx or sed would misread" ;; esac
+mkdir -p "$run/nginx/temp" "$run/data" "$run/static" "$run/hb" "$run/hb-home" "$run/clones" \
+    "$run/cgit/cache-off" "$run/cgit/cache-on"
+case $run$http_backend$cgit_cgi in *[\|\&\\\"\;\ \$\{\}\']*) die "the run folder $run, $http_backend or $cgit_cgi has a character nginx or sed would misread" ;; esac
 
 # A port nobody answers on; nginx is tried on the next one if it still loses the race.
 port_in_use() {
@@ -408,21 +478,48 @@ write_config 0
 # A fresh random password (letters and digits only, so it needs no escaping in a URL).
 password=$(head -c 48 /dev/urandom | base64 -w 0 | tr -dc 'A-Za-z0-9' | head -c 24)
 [ "${#password}" -ge 16 ] || die "could not make a random password"
-say "forgelet user add bench; repo import bench/$size and bench/$size-private (private)"
+if [ "$only" = web ]; then
+    say "forgelet user add bench; repo import bench/$size"
+else
+    say "forgelet user add bench; repo import bench/$size and bench/$size-private (private)"
+fi
 printf '%s\n' "$password" | "$bin" --config "$config" user add bench --password-stdin >/dev/null
 "$bin" --config "$config" repo import "bench/$size" "$repo"
-"$bin" --config "$config" repo import "bench/$size-private" "$repo"
-"$bin" --config "$config" repo set "bench/$size-private" --visibility private
+if [ "$only" != web ]; then
+    "$bin" --config "$config" repo import "bench/$size-private" "$repo"
+    "$bin" --config "$config" repo set "bench/$size-private" --visibility private
+fi
 if [ "$rss" = 1 ]; then
     say "forgelet repo create bench/rss (empty, for D)"
     "$bin" --config "$config" repo create bench/rss
 fi
 
-# static: a copy of the same repository with the files the dumb protocol needs.
-cp -a "$repo" "$run/static/$size.git"
-git -C "$run/static/$size.git" update-server-info
-# http-backend: another copy, in the folder that is its GIT_PROJECT_ROOT.
-cp -a "$repo" "$run/hb/$size.git"
+if [ "$only" != web ]; then
+    # static: a copy of the same repository with the files the dumb protocol needs.
+    cp -a "$repo" "$run/static/$size.git"
+    git -C "$run/static/$size.git" update-server-info
+    # http-backend: another copy, in the folder that is its GIT_PROJECT_ROOT.
+    cp -a "$repo" "$run/hb/$size.git"
+fi
+# cgit (E): another copy, and one cgitrc per cache setting. Global settings come before the
+# repository's (cgit applies them in order); everything else stays at cgit's defaults (50 commits
+# a log page, as forgelet's; the cache's TTLs: 5 minutes for pages of a branch, forever for a
+# page of a commit id). cache-root is set for both, so that "no cache" can be checked: its folder
+# stays empty.
+cp -a "$repo" "$run/cgit/$size.git"
+write_cgitrc() {
+    cat >"$run/cgit/cgitrc-$1" <<EOF2
+cache-root=$run/cgit/cache-$1
+cache-size=$2
+virtual-root=$3
+root-title=bench
+repo.url=$size
+repo.path=$run/cgit/$size.git
+repo.desc=the benchmark repository
+EOF2
+}
+write_cgitrc off 0 /cgit/
+write_cgitrc on 1000 /cgit-cached/
 
 # The shipped snippet with its documented defaults replaced for this run.
 snippet=$root/nginx/forgelet.conf
@@ -437,6 +534,7 @@ sed -e "s|unix:/run/forgelet/forgelet.sock;|unix:$socket;|" \
 cp "$fastcgi_params" "$run/nginx/fastcgi_params"
 
 fcgiwrap_socket=$run/fcgiwrap.sock
+cgit_socket=$run/fcgiwrap-cgit.sock
 write_nginx_conf() {
     local user=
     if [ "$(id -u)" -eq 0 ]; then
@@ -493,6 +591,27 @@ http {
             fastcgi_send_timeout 300s;
             client_max_body_size 1g;
         }
+        # The baseline for E: cgit as its documentation runs it behind nginx, through fcgiwrap
+        # (its own instance, below), its URLs in PATH_INFO; without its cache under /cgit/, with
+        # it under /cgit-cached/. nginx's defaults otherwise, as for forgelet's pages.
+        location ^~ /cgit/ {
+            fastcgi_pass unix:$cgit_socket;
+            include fastcgi_params;
+            fastcgi_split_path_info ^(/cgit)(/.*)\$;
+            fastcgi_param SCRIPT_FILENAME $cgit_cgi;
+            fastcgi_param PATH_INFO \$fastcgi_path_info;
+            fastcgi_param CGIT_CONFIG $run/cgit/cgitrc-off;
+            fastcgi_param HTTP_PROXY "";
+        }
+        location ^~ /cgit-cached/ {
+            fastcgi_pass unix:$cgit_socket;
+            include fastcgi_params;
+            fastcgi_split_path_info ^(/cgit-cached)(/.*)\$;
+            fastcgi_param SCRIPT_FILENAME $cgit_cgi;
+            fastcgi_param PATH_INFO \$fastcgi_path_info;
+            fastcgi_param CGIT_CONFIG $run/cgit/cgitrc-on;
+            fastcgi_param HTTP_PROXY "";
+        }
     }
 }
 EOF2
@@ -514,6 +633,14 @@ say "fcgiwrap on $fcgiwrap_socket ($http_backend)"
 fcgiwrap_pid=$!
 wait_until "fcgiwrap's socket" "$fcgiwrap_pid" test -S "$fcgiwrap_socket" ||
     die "fcgiwrap exited: $(cat "$run/fcgiwrap.log")"
+# E's: restricted to cgit, with as many preforked workers as wrk has connections, so that no
+# request waits for a free worker (each forks its cgit), as forgelet has its page workers.
+say "fcgiwrap on $cgit_socket ($cgit_cgi, $web_connections workers)"
+"$fcgiwrap_bin" -c "$web_connections" -p "$cgit_cgi" -s "unix:$cgit_socket" </dev/null \
+    >"$run/fcgiwrap-cgit.log" 2>&1 &
+cgit_fcgiwrap_pid=$!
+wait_until "fcgiwrap's socket for cgit" "$cgit_fcgiwrap_pid" test -S "$cgit_socket" ||
+    die "fcgiwrap (cgit) exited: $(cat "$run/fcgiwrap-cgit.log")"
 
 port=
 for ((try = 0; try < 20; try++)); do
@@ -562,8 +689,13 @@ ls_remote() {
         GIT_SMART_HTTP=0 git ls-remote --refs "$2" >"$run/ls-remote.out" 2>&1
     fi
 }
-for check in "dumb $url_forgelet" "dumb $url_static" "dumb $url_private" "smart $url_forgelet" \
-    "smart $url_hb"; do
+if [ "$only" = web ]; then
+    checks=("dumb $url_forgelet" "smart $url_forgelet")
+else
+    checks=("dumb $url_forgelet" "dumb $url_static" "dumb $url_private" "smart $url_forgelet"
+        "smart $url_hb")
+fi
+for check in "${checks[@]}"; do
     mode=${check%% *} url=${check#* }
     shown=${url/$password/PASSWORD}
     # The first request may race forgelet's listen(); give it a few tries.
@@ -576,7 +708,7 @@ for check in "dumb $url_forgelet" "dumb $url_static" "dumb $url_private" "smart 
         die "git ls-remote ($mode) $shown lists other refs than the repository:"$'\n'"$out"
 done
 # The private copy really is private: without the password, git gets nothing.
-if ls_remote dumb "$url_private_anonymous"; then
+if [ "$only" != web ] && ls_remote dumb "$url_private_anonymous"; then
     die "bench/$size-private answers git ls-remote without credentials; is it private?"
 fi
 
@@ -726,12 +858,16 @@ compare() {
     summary+=("$(printf '%-48s %6s  %s' "$name" "$ratio" "$(verdict "$ratio" "$goal")")")
 }
 
-compare dumb "$goal_dumb" "A. dumb clone" forgelet "$url_forgelet" static "$url_static"
-compare smart "$goal_smart" "B. smart clone (v2)" forgelet "$url_forgelet" http-backend "$url_hb"
-summary+=("$(printf '%-48s %6s  %s' "B. smart clone with a pack cache" - \
-    'not measured: forgelet has no pack cache (optional in issue 3)')")
-compare dumb "$goal_private" "C. dumb clone, private vs public" private "$url_private" \
-    public "$url_forgelet"
+if [ "$only" = web ]; then
+    summary+=("$(printf '%-48s %6s  %s' "A, B, C. clones" - 'skipped (BENCH_ONLY=web)')")
+else
+    compare dumb "$goal_dumb" "A. dumb clone" forgelet "$url_forgelet" static "$url_static"
+    compare smart "$goal_smart" "B. smart clone (v2)" forgelet "$url_forgelet" http-backend "$url_hb"
+    summary+=("$(printf '%-48s %6s  %s' "B. smart clone with a pack cache" - \
+        'not measured: forgelet has no pack cache (optional in issue 3)')")
+    compare dumb "$goal_private" "C. dumb clone, private vs public" private "$url_private" \
+        public "$url_forgelet"
+fi
 
 # --- 5. memory -----------------------------------------------------------------------------------
 # VmHWM is the peak resident set of a process over its whole life, so forgelet is restarted before
@@ -844,12 +980,142 @@ if [ "$rss" = 1 ]; then
     samples "$run/rss-clone.samples"
     summary+=("$(printf '%-48s %s' "D. forgelet peak RSS, clone of $rss_mib MiB" "$(rss_verdict "$base_kib" "$clone_kib")")")
 else
-    summary+=("$(printf '%-48s %6s  %s' "D. forgelet peak RSS, push and clone" - 'skipped (BENCH_RSS=1 runs it)')")
+    summary+=("$(printf '%-48s %6s  %s' "D. forgelet peak RSS, push and clone" - \
+        "$(if [ "$only" = web ]; then echo 'skipped (BENCH_ONLY=web)'; else echo 'skipped (BENCH_RSS=1 runs it)'; fi)")")
 fi
 
-# --- 6. summary ----------------------------------------------------------------------------------
+# --- 6. web pages --------------------------------------------------------------------------------
+# The same five places in the repository from forgelet and from cgit. The pages are each forge's
+# own, not the same HTML: cgit's summary lists branches, tags and the last ten commits where
+# forgelet's home shows the latest commit and the file tree; both logs show 50 commits a page.
+# The commit is main's parent (two text files edited: main's tip also rewrites a 400 KiB binary),
+# the blob one of the text files (40 to 120 lines).
+web_commit=$(git -C "$repo" rev-parse main~1)
+web_blob=src/d07/file127.txt
+web_line=$(git -C "$repo" cat-file blob "main:$web_blob" | sed -n 2p)
+[ -n "$web_line" ] || die "$web_blob has no second line on main"
+web_pages=(home tree log commit blob)
+web_forgelet=$base/git/bench/$size
+web_forgelet_urls=("$web_forgelet" "$web_forgelet/tree/main" "$web_forgelet/commits/main"
+    "$web_forgelet/commit/$web_commit" "$web_forgelet/blob/main/$web_blob")
+web_cgit_paths=("/$size/" "/$size/tree/" "/$size/log/" "/$size/commit/?id=$web_commit"
+    "/$size/tree/$web_blob")
+# What each page must hold besides the repository's name.
+web_markers=("" "" "$(git -C "$repo" log -1 --format=%s main)"
+    "$(git -C "$repo" log -1 --format=%s "$web_commit")" "$web_line")
+web_sides=(forgelet cgit cgit-cached)
+# web_url SIDE K: the URL of page K on SIDE.
+web_url() {
+    case $1 in
+        forgelet) printf '%s\n' "${web_forgelet_urls[$2]}" ;;
+        cgit) printf '%s\n' "$base/cgit${web_cgit_paths[$2]}" ;;
+        cgit-cached) printf '%s\n' "$base/cgit-cached${web_cgit_paths[$2]}" ;;
+    esac
+}
+mkdir -p "$run/web"
+# web_fetch SIDE K: one GET of page K on SIDE with curl; dies unless it answers 200 with the
+# repository's name and the page's marker in the body. Prints a line on it.
+web_fetch() {
+    local url body out code bytes secs m
+    url=$(web_url "$1" "$2")
+    body=$run/web/${web_pages[$2]}-$1.html
+    out=$(curl -sS --noproxy '*' --max-time 120 -o "$body" -w '%{http_code} %{size_download} %{time_total}' \
+        "$url") || die "curl $url failed"
+    read -r code bytes secs <<<"$out"
+    [ "$code" = 200 ] || die "$url answered HTTP $code, not 200 (body in $body)"
+    for m in "$size" "${web_markers[$2]}"; do
+        [ -z "$m" ] || grep -qF -- "$m" "$body" || die "$url: no '$m' in the page (see $body)"
+    done
+    awk -v p="${web_pages[$2]}" -v s="$1" -v b="$bytes" -v t="$secs" 'BEGIN {
+        printf "  %-7s %-12s 200, %7.1f KiB, %7.1f ms\n", p, s, b / 1024, t * 1000 }'
+}
+# web_wrk SIDE K: wrk against page K on SIDE (output kept in the run folder). Prints "REQ/S BAD
+# REQUESTS P50": BAD counts non-2xx answers and socket errors (wrk counts the former in its
+# requests/second).
+web_wrk() {
+    local url out
+    url=$(web_url "$1" "$2")
+    out=$run/web/wrk-${web_pages[$2]}-$1.txt
+    wrk -t"$web_threads" -c"$web_connections" -d"$web_duration" --latency "$url" >"$out" 2>&1 ||
+        die "wrk failed on $url (see $out)"
+    awk '$1 == "Requests/sec:" { rps = $2 }
+        / requests in / { n = $1 }
+        /Non-2xx or 3xx responses:/ { bad += $NF }
+        /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+        $1 == "50%" { p50 = $2 }
+        END {
+            if (rps == "") exit 1
+            printf "%s %d %s %s\n", rps, bad, n, p50
+        }' "$out" || die "no Requests/sec in wrk's output (see $out)"
+}
+# at_least VALUE GOAL: PASS when VALUE >= GOAL.
+at_least() {
+    if awk -v r="$1" -v g="$2" 'BEGIN { exit !(r >= g) }'; then
+        printf 'PASS (goal: at least %sx)' "$2"
+    else
+        printf 'BELOW GOAL (goal: at least %sx)' "$2"
+    fi
+}
+
+say "E. web pages: one GET of each with curl first (200 and the expected content; fills cgit's cache)"
+for ((k = 0; k < ${#web_pages[@]}; k++)); do
+    for side in "${web_sides[@]}"; do
+        web_fetch "$side" "$k"
+    done
+done
+# cgit's cache is on where it should be, and only there.
+[ -n "$(find "$run/cgit/cache-on" -type f | head -n 1)" ] ||
+    die "cgit with cache-size=1000 wrote nothing to $run/cgit/cache-on"
+[ -z "$(find "$run/cgit/cache-off" -type f | head -n 1)" ] ||
+    die "cgit with cache-size=0 wrote to $run/cgit/cache-off"
+printf '  (cgit'"'"'s cache: %s entries after these; none without it)\n' \
+    "$(find "$run/cgit/cache-on" -type f | wc -l)"
+
+say "E. web pages: wrk -t$web_threads -c$web_connections -d$web_duration, one URL at a time"
+declare -A web_rps=() web_bad=()
+for ((k = 0; k < ${#web_pages[@]}; k++)); do
+    for side in "${web_sides[@]}"; do
+        read -r rps bad n p50 <<<"$(web_wrk "$side" "$k")"
+        web_rps[$k,$side]=$rps
+        web_bad[$k,$side]=$bad
+        awk -v p="${web_pages[$k]}" -v s="$side" -v r="$rps" -v n="$n" -v l="$p50" -v b="$bad" 'BEGIN {
+            printf "  %-7s %-12s %9.1f req/s  %7d requests, median latency %s%s\n", p, s, r, n, l,
+                (b > 0 ? sprintf("  (%d non-2xx answers or socket errors: not valid)", b) : "") }'
+    done
+done
+
+say "E. web pages: requests/second, higher is better (goals: forgelet at least ${goal_web_nocache}x cgit without its cache, at least ${goal_web_cache}x with it)"
+printf '  %-7s %10s %10s %12s   %-32s %s\n' page forgelet cgit "cgit cached" \
+    "forgelet/cgit" "forgelet/cgit cached"
+web_verdict() {
+    if [ "${web_bad[$1,forgelet]}" != 0 ] || [ "${web_bad[$1,$2]}" != 0 ]; then
+        printf 'INVALID (non-2xx answers or socket errors)'
+    else
+        at_least "$3" "$4"
+    fi
+}
+for ((k = 0; k < ${#web_pages[@]}; k++)); do
+    f=${web_rps[$k,forgelet]} c=${web_rps[$k,cgit]} cc=${web_rps[$k,cgit-cached]}
+    r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2f", a / b }')
+    r2=$(awk -v a="$f" -v b="$cc" 'BEGIN { printf "%.2f", a / b }')
+    v1=$(web_verdict "$k" cgit "$r1" "$goal_web_nocache")
+    v2=$(web_verdict "$k" cgit-cached "$r2" "$goal_web_cache")
+    awk -v p="${web_pages[$k]}" -v f="$f" -v c="$c" -v cc="$cc" -v r1="$r1" -v r2="$r2" \
+        -v v1="${v1%% *}" -v v2="${v2%% *}" 'BEGIN {
+        printf "  %-7s %10.1f %10.1f %12.1f   %7sx %-23s %7sx %s\n", p, f, c, cc, r1, v1, r2, v2 }'
+    summary+=("$(printf '%-48s %6sx %s' "E. web, ${web_pages[$k]}: forgelet/cgit (no cache)" "$r1" "$v1")")
+    summary+=("$(printf '%-48s %6sx %s' "E. web, ${web_pages[$k]}: forgelet/cgit (its cache)" "$r2" "$v2")")
+done
+printf '  (pages: %s; cgit: %s and %s; %s fcgiwrap workers fork one cgit a request)\n\n' \
+    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob" \
+    "/cgit/" "/cgit-cached/" "$web_connections"
+
+# --- 7. summary ----------------------------------------------------------------------------------
 say "summary"
 printf '%s\n' "${summary[@]}"
 printf '(%s repository, %s timed rounds after 1 warm-up, nginx %s, %s, fcgiwrap %s)\n' \
     "$size" "$rounds" "$("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "$(git --version)" "$fcgiwrap_bin"
+printf '(E: %s, %s, wrk -t%s -c%s -d%s)\n' "$(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')" \
+    "$("$cgit_cgi" --version 2>&1 | awk 'NR == 1 { print $1, $2 }')" "$web_threads" "$web_connections" \
+    "$web_duration"
 ok=1

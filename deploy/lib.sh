@@ -90,3 +90,34 @@ install_browser_test() {
         return 1
     }
 }
+
+# Installs what bench.sh's web-pages part compares with when missing: wrk (Debian `wrk`, the load
+# generator) and cgit (Debian `cgit`, the baseline: its CGI at $CGIT_CGI, default
+# /usr/lib/cgit/cgit.cgi). With apt-get as root (cgit without its recommended web server: it runs
+# through fcgiwrap behind the benchmark's own nginx), otherwise it says what to install. Returns
+# non-zero, after saying on stderr what is missing, when something is still missing.
+install_web_bench_tools() {
+    local cgit_cgi=${CGIT_CGI:-/usr/lib/cgit/cgit.cgi} missing=()
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    [ -x "$cgit_cgi" ] || missing+=(cgit)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        printf 'missing %s; install as root: apt-get install -y --no-install-recommends %s\n' \
+            "${missing[*]}" "${missing[*]}" >&2
+        return 1
+    fi
+    printf 'installing %s\n' "${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-cache show "${missing[@]}" >/dev/null 2>&1 || apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || {
+        printf 'apt-get install %s failed\n' "${missing[*]}" >&2
+        return 1
+    }
+    missing=()
+    command -v wrk >/dev/null 2>&1 || missing+=("wrk (not on PATH)")
+    [ -x "$cgit_cgi" ] || missing+=("cgit (no executable $cgit_cgi)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        printf 'still missing: %s\n' "${missing[*]}" >&2
+        return 1
+    fi
+}
