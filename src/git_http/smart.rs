@@ -145,14 +145,8 @@ impl GitRunner {
         version: Option<u8>,
         limits: &Limits,
     ) -> Command {
-        let mut c = Command::new(&self.git);
-        c.env_clear()
-            .env("PATH", &self.path_var)
-            .env("HOME", &self.home)
-            .env("TMPDIR", &self.tmp)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("FORGELET_REPO", format!("{}/{}", repo.owner, repo.name));
+        let mut c = self.git();
+        c.env("FORGELET_REPO", format!("{}/{}", repo.owner, repo.name));
         if let Some(user) = &who.user {
             c.env("REMOTE_USER", user).env("FORGELET_USER", user);
         }
@@ -163,7 +157,6 @@ impl GitRunner {
         // Settings on the command line are "protected" configuration, like the system file, so
         // safe.directory is honoured there; the host's own files are shut out above.
         for setting in [
-            "safe.directory=*".to_string(),
             "uploadpack.allowFilter=true".to_string(),
             "uploadpack.keepAlive=5".to_string(),
             "receive.fsckObjects=true".to_string(),

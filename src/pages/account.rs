@@ -249,16 +249,7 @@ fn keep_signed_in(site: &Site, req: &Request, ctx: &PageCtx, me: &str, what: &st
         .ok()
         .and_then(|us| us.get(me).cloned())
     {
-        r.header(
-            "Set-Cookie",
-            cookie_header(
-                site,
-                req,
-                session::COOKIE,
-                &session::issue(&site.accounts, &u, now()),
-                Some(session::LIFETIME_SECS),
-            ),
-        );
+        r.header("Set-Cookie", super::session_cookie(site, req, &u));
     }
     ctx.finish(site, req, &mut r);
     r

@@ -6,7 +6,7 @@ use askama::Template;
 use super::{cookie_header, Chrome, PageCtx};
 use crate::app::Site;
 use crate::auth::basic::{Outcome, Refusal};
-use crate::auth::{now, session};
+use crate::auth::session;
 use crate::error::{Error, Result};
 use crate::request::{percent_decode, Request};
 use crate::response::Response;
@@ -95,16 +95,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
     let (status, error, retry) = match outcome {
         Outcome::User(user) => {
             let mut r = Response::redirect(303, next);
-            r.header(
-                "Set-Cookie",
-                cookie_header(
-                    site,
-                    req,
-                    session::COOKIE,
-                    &session::issue(&site.accounts, &user, now()),
-                    Some(session::LIFETIME_SECS),
-                ),
-            );
+            r.header("Set-Cookie", super::session_cookie(site, req, &user));
             ctx.finish(site, req, &mut r);
             return Ok(r);
         }

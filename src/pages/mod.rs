@@ -181,6 +181,17 @@ pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) ->
     }
 }
 
+/// `Set-Cookie` for a fresh session of `user`.
+pub(crate) fn session_cookie(site: &Site, req: &Request, user: &User) -> String {
+    cookie_header(
+        site,
+        req,
+        session::COOKIE,
+        &session::issue(&site.accounts, user, now()),
+        Some(session::LIFETIME_SECS),
+    )
+}
+
 /// The stylesheet and the script, embedded so an upgrade never mixes old pages with new assets,
 /// and served under names that change with their content, so they can be cached forever.
 const CSS: &str = include_str!("../../static/forgelet.css");
