@@ -488,7 +488,7 @@ fn authorize(site: &Site, req: &Request, owner: &str, name: &str, need: Need) ->
     })
 }
 
-fn open(repo: &RepoDir) -> Result<git2::Repository> {
+fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
     repo.open()
         .map_err(|e| Error::internal(&format!("opening {}", label(repo)), e.message()))
 }

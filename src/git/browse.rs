@@ -760,15 +760,11 @@ pub(crate) fn log(
 ) -> Result<LogPage> {
     let start = find_commit(repo, start)?;
     let comps = components(path.as_ref());
-    let mut walk = repo.revwalk()?;
-    // No sorting flags: any of them makes libgit2 walk the whole history before the first
-    // commit comes out. The default order is git's own date order.
-    walk.push(start.id())?;
+    let mut walk = DateWalk::new(start);
     let mut skipped = 0;
     let mut commits = Vec::new();
     let mut has_more = false;
-    for id in walk {
-        let commit = repo.find_commit(id?)?;
+    while let Some(commit) = walk.next(repo)? {
         if !comps.is_empty() && !touches(repo, &commit, &comps)? {
             continue;
         }
@@ -783,6 +779,52 @@ pub(crate) fn log(
         commits.push(CommitSummary::of(&commit));
     }
     Ok(LogPage { commits, has_more })
+}
+
+/// The commits reachable from one commit, newest commit time first (ties in the order they were
+/// met), each once: `git log`'s default order. Its own walk rather than libgit2's revwalk, which
+/// reads every commit raw from the object database even when the repository's cache (kept
+/// between requests, see `git::cache`) holds it parsed.
+struct DateWalk<'r> {
+    queue: std::collections::BinaryHeap<(i64, std::cmp::Reverse<u64>, Oid)>,
+    seen: std::collections::HashSet<Oid>,
+    met: u64,
+    first: Option<Commit<'r>>,
+}
+
+impl<'r> DateWalk<'r> {
+    fn new(start: Commit<'r>) -> DateWalk<'r> {
+        DateWalk {
+            queue: std::collections::BinaryHeap::new(),
+            seen: std::collections::HashSet::from([start.id()]),
+            met: 0,
+            first: Some(start),
+        }
+    }
+
+    fn next(&mut self, repo: &'r Repository) -> Result<Option<Commit<'r>>> {
+        let commit = match self.first.take() {
+            Some(c) => c,
+            None => match self.queue.pop() {
+                Some((_, _, id)) => repo.find_commit(id)?,
+                None => return Ok(None),
+            },
+        };
+        for parent in commit.parent_ids() {
+            if !self.seen.insert(parent) {
+                continue;
+            }
+            // A parent a shallow repository does not have ends that line of history.
+            let time = match repo.find_commit(parent) {
+                Ok(p) => p.time().seconds(),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.met += 1;
+            self.queue.push((time, std::cmp::Reverse(self.met), parent));
+        }
+        Ok(Some(commit))
+    }
 }
 
 /// The newest commit reachable from `start` that changed `path` (see [`log`]); for an empty

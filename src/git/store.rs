@@ -4,6 +4,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use git2::{Repository, RepositoryOpenFlags};
 
@@ -121,16 +122,23 @@ impl RepoStore {
 }
 
 impl RepoDir {
-    /// Reads the settings from `config`. Anything unreadable counts as private, so a broken
-    /// file never exposes a repository.
+    /// The settings from `config` (parsed again whenever the file changes). Anything
+    /// unreadable counts as private, so a broken file never exposes a repository.
     pub(crate) fn settings(&self) -> Settings {
+        let config = self.path.join("config");
+        super::cache::settings(&config, || self.parse_settings(&config))
+            .as_ref()
+            .clone()
+    }
+
+    fn parse_settings(&self, config: &Path) -> Settings {
         let private = |problem: String| Settings {
             visibility: Visibility::Private,
             unsupported_format: None,
             problem: Some(problem),
             collaborators: Vec::new(),
         };
-        let cfg = match git2::Config::open(&self.path.join("config")) {
+        let cfg = match git2::Config::open(config) {
             Ok(c) => c,
             Err(e) => {
                 return private(format!(
@@ -287,15 +295,18 @@ impl RepoDir {
         }
     }
 
-    /// Opens the repository with no upward search and no `.git` appended.
-    pub(crate) fn open(&self) -> Result<Repository, git2::Error> {
-        Repository::open_ext(
-            &self.path,
-            RepositoryOpenFlags::NO_SEARCH
-                | RepositoryOpenFlags::NO_DOTGIT
-                | RepositoryOpenFlags::BARE,
-            std::iter::empty::<&std::ffi::OsStr>(),
-        )
+    /// Opens the repository with no upward search and no `.git` appended, or takes it from
+    /// this thread's cache of recently opened ones (see `git::cache`).
+    pub(crate) fn open(&self) -> Result<Rc<Repository>, git2::Error> {
+        super::cache::repository(&self.path, || {
+            Repository::open_ext(
+                &self.path,
+                RepositoryOpenFlags::NO_SEARCH
+                    | RepositoryOpenFlags::NO_DOTGIT
+                    | RepositoryOpenFlags::BARE,
+                std::iter::empty::<&std::ffi::OsStr>(),
+            )
+        })
     }
 
     /// The first line of git's `description` file, unless it is git's placeholder.

@@ -101,7 +101,7 @@ pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
     }
 }
 
-pub(crate) fn open(repo: &RepoDir) -> Result<git2::Repository> {
+pub(crate) fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
     repo.open().map_err(|e| {
         Error::internal(
             &format!("opening {}/{}", repo.owner, repo.name),

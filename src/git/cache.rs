@@ -1,0 +1,277 @@
+//! Per-thread caches of opened repositories and of their parsed settings.
+//!
+//! A FastCGI worker serves request after request, and most of them touch the same few
+//! repositories. Opening one with libgit2 (its config parsed, its packs' indexes mapped) and
+//! freeing it again (the maps torn down, which interrupts every core) used to be most of a page's
+//! cost, so each worker thread keeps the last few it opened.
+//!
+//! Correctness does not depend on the cache:
+//! - a cached entry is used only while the repository folder, and for settings the `config`
+//!   file, are the very same files (device, inode, and for the config size and modification
+//!   time): a rename, a delete and recreate, a settings change (libgit2 writes the config to a
+//!   new file and renames it into place) each start afresh;
+//! - libgit2 reads refs from disk on every lookup and looks for new packs when an object is not in
+//!   the ones it knows, so pushes are seen at once;
+//! - an entry is reopened after [`MAX_AGE`], so packs that `git gc` replaced are let go of.
+
+use std::cell::RefCell;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use git2::Repository;
+
+use super::store::Settings;
+
+/// Repositories (and settings) kept per thread.
+const SLOTS: usize = 8;
+/// How long an opened repository is reused before it is opened afresh.
+const MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Identifies one version of a file or folder: replaced files get a new inode, edited ones a new
+/// size or modification time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let m = fs::metadata(path).ok()?;
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        })
+    }
+
+    /// The identity of a folder, whose size and modification time change as entries come and
+    /// go: device, inode and creation time (a removed folder's inode may be reused at once),
+    /// or the modification time where the file system keeps no creation time.
+    fn identity(path: &Path) -> Option<Stamp> {
+        let m = fs::metadata(path).ok()?;
+        let (mtime, mtime_nsec) = match m.created() {
+            Ok(t) => {
+                let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+            }
+            Err(_) => (m.mtime(), m.mtime_nsec()),
+        };
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: 0,
+            mtime,
+            mtime_nsec,
+        })
+    }
+}
+
+struct Opened {
+    path: PathBuf,
+    stamp: Stamp,
+    at: Instant,
+    repo: Rc<Repository>,
+}
+
+struct Parsed {
+    path: PathBuf,
+    stamp: Stamp,
+    settings: Rc<Settings>,
+}
+
+thread_local! {
+    static OPENED: RefCell<Vec<Opened>> = const { RefCell::new(Vec::new()) };
+    static PARSED: RefCell<Vec<Parsed>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The repository at `path`, from this thread's cache when it is still the same folder, else
+/// opened with `open` (and cached). Most recently used first; the least recently used is dropped.
+pub(crate) fn repository(
+    path: &Path,
+    open: impl FnOnce() -> Result<Repository, git2::Error>,
+) -> Result<Rc<Repository>, git2::Error> {
+    let Some(stamp) = Stamp::identity(path) else {
+        // Gone, or unreadable: let libgit2 say why.
+        return open().map(Rc::new);
+    };
+    let now = Instant::now();
+    let hit = OPENED.with_borrow_mut(|cache| {
+        let i = cache.iter().position(|e| e.path == path)?;
+        let entry = cache.remove(i);
+        if entry.stamp != stamp || now.duration_since(entry.at) > MAX_AGE {
+            return None;
+        }
+        let repo = Rc::clone(&entry.repo);
+        cache.insert(0, entry);
+        Some(repo)
+    });
+    if let Some(repo) = hit {
+        return Ok(repo);
+    }
+    let repo = Rc::new(open()?);
+    OPENED.with_borrow_mut(|cache| {
+        cache.truncate(SLOTS - 1);
+        cache.insert(
+            0,
+            Opened {
+                path: path.to_path_buf(),
+                stamp,
+                at: now,
+                repo: Rc::clone(&repo),
+            },
+        );
+    });
+    Ok(repo)
+}
+
+/// The settings parsed from the config file at `config`, from this thread's cache while the file
+/// is unchanged, else from `parse` (and cached, unless the file could not be looked at).
+pub(crate) fn settings(config: &Path, parse: impl FnOnce() -> Settings) -> Rc<Settings> {
+    let Some(stamp) = Stamp::of(config) else {
+        return Rc::new(parse());
+    };
+    let hit = PARSED.with_borrow_mut(|cache| {
+        let i = cache.iter().position(|e| e.path == config)?;
+        let entry = cache.remove(i);
+        if entry.stamp != stamp {
+            return None;
+        }
+        let settings = Rc::clone(&entry.settings);
+        cache.insert(0, entry);
+        Some(settings)
+    });
+    if let Some(settings) = hit {
+        return settings;
+    }
+    let settings = Rc::new(parse());
+    // A file changed within the clock's granularity of its last parse could look unchanged
+    // after a second change of the same size: cache only what has been still for a moment.
+    let settled = fs::metadata(config)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > Duration::from_secs(2));
+    if settled && Stamp::of(config) == Some(stamp) {
+        PARSED.with_borrow_mut(|cache| {
+            cache.truncate(SLOTS - 1);
+            cache.insert(
+                0,
+                Parsed {
+                    path: config.to_path_buf(),
+                    stamp,
+                    settings: Rc::clone(&settings),
+                },
+            );
+        });
+    }
+    settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::store::Visibility;
+
+    fn temp(test: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("forgelet-cache-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    fn parse_count(path: &Path, count: &mut u32) -> Rc<Settings> {
+        settings(path, || {
+            *count += 1;
+            Settings {
+                visibility: Visibility::Public,
+                unsupported_format: None,
+                problem: None,
+                collaborators: Vec::new(),
+            }
+        })
+    }
+
+    #[test]
+    fn settings_are_parsed_again_when_the_file_changes() {
+        let root = temp("settings");
+        let config = root.join("config");
+        fs::write(&config, "a").unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(10);
+        let f = fs::File::options().write(true).open(&config).unwrap();
+        f.set_modified(old).unwrap();
+        let mut n = 0;
+        parse_count(&config, &mut n);
+        parse_count(&config, &mut n);
+        assert_eq!(n, 1, "an unchanged, settled file is parsed once");
+        // Replaced by rename, as libgit2 writes it: same size, same time, new inode.
+        let new = root.join("config.lock");
+        fs::write(&new, "b").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        fs::rename(&new, &config).unwrap();
+        parse_count(&config, &mut n);
+        assert_eq!(n, 2, "a replaced file is parsed again");
+        // Edited in place and just now: parsed every time until it has settled.
+        fs::write(&config, "cc").unwrap();
+        parse_count(&config, &mut n);
+        parse_count(&config, &mut n);
+        assert_eq!(n, 4, "a file changed just now is not cached");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_recreated_repository_is_opened_afresh() {
+        let root = temp("repo");
+        let path = root.join("r.git");
+        let first = Repository::init_bare(&path).unwrap();
+        let sig = git2::Signature::now("a", "a@example.com").unwrap();
+        let tree = first.treebuilder(None).unwrap().write().unwrap();
+        let tree = first.find_tree(tree).unwrap();
+        first
+            .commit(Some("refs/heads/main"), &sig, &sig, "one", &tree, &[])
+            .unwrap();
+        let a = repository(&path, || Repository::open_bare(&path)).unwrap();
+        let b = repository(&path, || Repository::open_bare(&path)).unwrap();
+        assert!(Rc::ptr_eq(&a, &b), "the same folder is opened once");
+        assert!(a.find_reference("refs/heads/main").is_ok());
+        drop((a, b));
+        // Deleted as forgelet deletes (moved away), or removed outright, then made anew.
+        fs::rename(&path, root.join("trash.git")).unwrap();
+        Repository::init_bare(&path).unwrap();
+        let c = repository(&path, || Repository::open_bare(&path)).unwrap();
+        assert!(
+            c.find_reference("refs/heads/main").is_err(),
+            "a repository made where one was moved away is not the old one"
+        );
+        drop(c);
+        fs::remove_dir_all(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        fs::rename(root.join("trash.git"), &path).unwrap();
+        let d = repository(&path, || Repository::open_bare(&path)).unwrap();
+        assert!(d.find_reference("refs/heads/main").is_ok(), "moved back");
+        drop(d);
+        fs::remove_dir_all(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        Repository::init_bare(&path).unwrap();
+        let e = repository(&path, || Repository::open_bare(&path)).unwrap();
+        assert!(
+            e.find_reference("refs/heads/main").is_err(),
+            "a repository made where one was removed is not the old one"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
