@@ -1069,3 +1069,102 @@ fn expired_sessions_are_anonymous() {
     assert_eq!(old.get(&srv, &site.target("/alice/hidden")).status, 404);
     srv.finish();
 }
+
+/// A worker keeps repositories open between requests; what it shows must still be what is on
+/// disk: new pushes (loose and packed), a repack that deletes the old packs, a visibility
+/// change, and a repository deleted and made anew under the same name.
+#[test]
+fn pages_follow_pushes_repacks_and_recreation() {
+    let site = Site::new(
+        "web_fresh",
+        SiteOptions {
+            // One page worker, so every request meets the same open repository.
+            server_extra: "workers = 1",
+            ..SiteOptions::default()
+        },
+    );
+    site.ensure_user("alice");
+    ok(site.forgelet().args(["repo", "create", "alice/live"]));
+    let bare = site.repo_path("alice/live");
+    let work = site.dir().join("work-live");
+    std::fs::create_dir_all(&work).unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    let commit = |subject: &str, unpack_limit: &str| -> String {
+        std::fs::write(work.join("notes.txt"), format!("{subject}\n")).unwrap();
+        git_ok(&work, &["add", "-A"]);
+        git_ok(&work, &["commit", "-q", "-m", subject]);
+        git_ok(
+            &work,
+            &[
+                "-c",
+                &format!("transfer.unpackLimit={unpack_limit}"),
+                "push",
+                "-q",
+                bare.to_str().unwrap(),
+                "main",
+            ],
+        );
+        git_ok(&work, &["rev-parse", "HEAD"]).trim().to_string()
+    };
+    let srv = site.start();
+    let mut b = Browser::default();
+    let home = site.target("/alice/live");
+    let shows = |b: &mut Browser, target: &str, text: &str| {
+        let r = b.get(&srv, target);
+        assert_eq!(r.status, 200, "{target}: {}", r.describe());
+        assert!(r.text().contains(text), "{target} lacks {text:?}");
+    };
+    assert!(b
+        .get(&srv, &home)
+        .text()
+        .contains("This repository is empty"));
+    // Loose objects (a small push is unpacked), then a pack of its own.
+    let first = commit("first-subject", "100");
+    shows(&mut b, &home, "first-subject");
+    let second = commit("second-subject", "1");
+    shows(&mut b, &home, "second-subject");
+    shows(
+        &mut b,
+        &site.target(&format!("/alice/live/commit/{second}")),
+        "second-subject",
+    );
+    shows(
+        &mut b,
+        &site.target("/alice/live/commits/main"),
+        "first-subject",
+    );
+    // A repack that deletes the packs and loose objects the worker had open.
+    git_ok(&bare, &["repack", "-a", "-d", "-q"]);
+    git_ok(&bare, &["prune", "--expire=now"]);
+    shows(
+        &mut b,
+        &site.target(&format!("/alice/live/commit/{first}")),
+        "first-subject",
+    );
+    shows(
+        &mut b,
+        &site.target("/alice/live/blob/main/notes.txt"),
+        "second-subject",
+    );
+    // Made private: hidden from the next anonymous request.
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/live", "--visibility", "private"]));
+    assert_eq!(b.get(&srv, &home).status, 404);
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/live", "--visibility", "public"]));
+    shows(&mut b, &home, "second-subject");
+    // Removed outright and made again: none of the old history is served.
+    std::fs::remove_dir_all(&bare).unwrap();
+    ok(site.forgelet().args(["repo", "create", "alice/live"]));
+    assert!(b
+        .get(&srv, &home)
+        .text()
+        .contains("This repository is empty"));
+    for id in [&first, &second] {
+        let r = b.get(&srv, &site.target(&format!("/alice/live/commit/{id}")));
+        assert_eq!(r.status, 404, "old commit {id} after recreation");
+    }
+    srv.finish();
+}
