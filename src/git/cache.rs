@@ -1,4 +1,5 @@
-//! Per-thread caches of opened repositories and of their parsed settings.
+//! Caches of opened repositories (per thread), of their parsed settings and of the dashboard's
+//! "last update" dates (shared).
 //!
 //! A FastCGI worker serves request after request, and most of them touch the same few
 //! repositories. Opening one with libgit2 (its config parsed, its packs' indexes mapped) and
@@ -9,16 +10,19 @@
 //! - a cached entry is used only while the repository folder, and for settings the `config`
 //!   file, are the very same files (device, inode, and for the config size and modification
 //!   time): a rename, a delete and recreate, a settings change (libgit2 writes the config to a
-//!   new file and renames it into place) each start afresh;
+//!   new file and renames it into place) each start afresh; a date is used only while `HEAD`
+//!   says the same and the ref files it depends on are the same files;
 //! - libgit2 reads refs from disk on every lookup and looks for new packs when an object is not in
 //!   the ones it knows, so pushes are seen at once;
 //! - an entry is reopened after [`MAX_AGE`], so packs that `git gc` replaced are let go of.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use git2::Repository;
@@ -82,15 +86,40 @@ struct Opened {
     repo: Rc<Repository>,
 }
 
-struct Parsed {
-    path: PathBuf,
-    stamp: Stamp,
-    settings: Rc<Settings>,
-}
-
 thread_local! {
     static OPENED: RefCell<Vec<Opened>> = const { RefCell::new(Vec::new()) };
-    static PARSED: RefCell<Vec<Parsed>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Settings by config file, shared by all threads: the dashboard reads every repository's.
+static PARSED: Mutex<Option<HashMap<PathBuf, (Stamp, Arc<Settings>)>>> = Mutex::new(None);
+/// The default branch's latest commit date by repository folder, for the dashboard.
+static DATES: Mutex<Option<HashMap<PathBuf, (HeadStamp, Arc<str>)>>> = Mutex::new(None);
+/// Entries kept in each shared map; past it the map starts again empty.
+const SHARED_ENTRIES: usize = 16_384;
+
+/// Takes `key`'s value from a shared map while `still` holds for its stamp.
+fn shared_get<S, V: ?Sized>(
+    map: &Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>,
+    key: &Path,
+    still: impl FnOnce(&S) -> bool,
+) -> Option<Arc<V>> {
+    let guard = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (stamp, value) = guard.as_ref()?.get(key)?;
+    still(stamp).then(|| Arc::clone(value))
+}
+
+fn shared_put<S, V: ?Sized>(
+    map: &Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>,
+    key: &Path,
+    stamp: S,
+    value: Arc<V>,
+) {
+    let mut guard = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let entries = guard.get_or_insert_with(HashMap::new);
+    if entries.len() >= SHARED_ENTRIES {
+        entries.clear();
+    }
+    entries.insert(key.to_path_buf(), (stamp, value));
 }
 
 /// The repository at `path`, from this thread's cache when it is still the same folder, else
@@ -133,26 +162,16 @@ pub(crate) fn repository(
     Ok(repo)
 }
 
-/// The settings parsed from the config file at `config`, from this thread's cache while the file
+/// The settings parsed from the config file at `config`, from the shared cache while the file
 /// is unchanged, else from `parse` (and cached, unless the file could not be looked at).
-pub(crate) fn settings(config: &Path, parse: impl FnOnce() -> Settings) -> Rc<Settings> {
+pub(crate) fn settings(config: &Path, parse: impl FnOnce() -> Settings) -> Arc<Settings> {
     let Some(stamp) = Stamp::of(config) else {
-        return Rc::new(parse());
+        return Arc::new(parse());
     };
-    let hit = PARSED.with_borrow_mut(|cache| {
-        let i = cache.iter().position(|e| e.path == config)?;
-        let entry = cache.remove(i);
-        if entry.stamp != stamp {
-            return None;
-        }
-        let settings = Rc::clone(&entry.settings);
-        cache.insert(0, entry);
-        Some(settings)
-    });
-    if let Some(settings) = hit {
-        return settings;
+    if let Some(hit) = shared_get(&PARSED, config, |s| *s == stamp) {
+        return hit;
     }
-    let settings = Rc::new(parse());
+    let settings = Arc::new(parse());
     // A file changed within the clock's granularity of its last parse could look unchanged
     // after a second change of the same size: cache only what has been still for a moment.
     let settled = fs::metadata(config)
@@ -161,19 +180,68 @@ pub(crate) fn settings(config: &Path, parse: impl FnOnce() -> Settings) -> Rc<Se
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age > Duration::from_secs(2));
     if settled && Stamp::of(config) == Some(stamp) {
-        PARSED.with_borrow_mut(|cache| {
-            cache.truncate(SLOTS - 1);
-            cache.insert(
-                0,
-                Parsed {
-                    path: config.to_path_buf(),
-                    stamp,
-                    settings: Rc::clone(&settings),
-                },
-            );
-        });
+        shared_put(&PARSED, config, stamp, Arc::clone(&settings));
     }
     settings
+}
+
+/// What the default branch's tip depends on: `HEAD`'s text, and the loose ref it names and
+/// `packed-refs` as files. git writes each of them to a new file renamed into place.
+#[derive(Clone, PartialEq, Eq)]
+struct HeadStamp {
+    head: [u8; 128],
+    head_len: usize,
+    loose: Option<Stamp>,
+    packed: Option<Stamp>,
+}
+
+impl HeadStamp {
+    fn of(repo: &Path) -> Option<HeadStamp> {
+        use std::io::Read;
+        let mut head = [0u8; 128];
+        let mut file = fs::File::open(repo.join("HEAD")).ok()?;
+        let mut head_len = 0;
+        loop {
+            match file.read(&mut head[head_len..]).ok()? {
+                0 => break,
+                n => head_len += n,
+            }
+            if head_len == head.len() {
+                // Longer than any ref git writes there: not worth caching.
+                return None;
+            }
+        }
+        let text = std::str::from_utf8(&head[..head_len]).ok()?;
+        let loose = match text.trim_end().strip_prefix("ref: ") {
+            Some(name) if name.starts_with("refs/") && !name.contains("..") => {
+                Stamp::of(&repo.join(name))
+            }
+            Some(_) => return None,
+            None => None,
+        };
+        Some(HeadStamp {
+            head,
+            head_len,
+            loose,
+            packed: Stamp::of(&repo.join("packed-refs")),
+        })
+    }
+}
+
+/// The date of the default branch's latest commit in the repository at `repo`, from the shared
+/// cache while `HEAD` and the refs it depends on are unchanged, else from `compute`.
+pub(crate) fn head_date(repo: &Path, compute: impl FnOnce() -> String) -> Arc<str> {
+    let Some(stamp) = HeadStamp::of(repo) else {
+        return Arc::from(compute());
+    };
+    if let Some(hit) = shared_get(&DATES, repo, |s| *s == stamp) {
+        return hit;
+    }
+    let date: Arc<str> = Arc::from(compute());
+    if HeadStamp::of(repo).as_ref() == Some(&stamp) {
+        shared_put(&DATES, repo, stamp, Arc::clone(&date));
+    }
+    date
 }
 
 #[cfg(test)]
@@ -189,7 +257,7 @@ mod tests {
         root
     }
 
-    fn parse_count(path: &Path, count: &mut u32) -> Rc<Settings> {
+    fn parse_count(path: &Path, count: &mut u32) -> Arc<Settings> {
         settings(path, || {
             *count += 1;
             Settings {
@@ -272,6 +340,40 @@ mod tests {
             e.find_reference("refs/heads/main").is_err(),
             "a repository made where one was removed is not the old one"
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn head_dates_are_computed_again_when_the_branch_moves() {
+        let root = temp("dates");
+        let path = root.join("r.git");
+        let repo = Repository::init_bare(&path).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        let sig = git2::Signature::now("a", "a@example.com").unwrap();
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        let one = repo
+            .commit(Some("refs/heads/main"), &sig, &sig, "one", &tree, &[])
+            .unwrap();
+        let mut n = 0;
+        let mut date = |n: &mut u32| {
+            head_date(&path, || {
+                *n += 1;
+                format!("date {n}")
+            })
+        };
+        assert_eq!(&*date(&mut n), "date 1");
+        assert_eq!(
+            &*date(&mut n),
+            "date 1",
+            "unchanged refs are not looked at again"
+        );
+        let one = repo.find_commit(one).unwrap();
+        repo.commit(Some("refs/heads/main"), &sig, &sig, "two", &tree, &[&one])
+            .unwrap();
+        assert_eq!(&*date(&mut n), "date 2", "a moved branch");
+        repo.set_head("refs/heads/other").unwrap();
+        assert_eq!(&*date(&mut n), "date 3", "another default branch");
         fs::remove_dir_all(&root).unwrap();
     }
 }

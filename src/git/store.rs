@@ -298,15 +298,19 @@ impl RepoDir {
     /// Opens the repository with no upward search and no `.git` appended, or takes it from
     /// this thread's cache of recently opened ones (see `git::cache`).
     pub(crate) fn open(&self) -> Result<Rc<Repository>, git2::Error> {
-        super::cache::repository(&self.path, || {
-            Repository::open_ext(
-                &self.path,
-                RepositoryOpenFlags::NO_SEARCH
-                    | RepositoryOpenFlags::NO_DOTGIT
-                    | RepositoryOpenFlags::BARE,
-                std::iter::empty::<&std::ffi::OsStr>(),
-            )
-        })
+        super::cache::repository(&self.path, || self.open_uncached())
+    }
+
+    /// Opens the repository afresh, leaving this thread's cache as it is (for a pass over many
+    /// repositories that would only push the busy ones out of it).
+    pub(crate) fn open_uncached(&self) -> Result<Repository, git2::Error> {
+        Repository::open_ext(
+            &self.path,
+            RepositoryOpenFlags::NO_SEARCH
+                | RepositoryOpenFlags::NO_DOTGIT
+                | RepositoryOpenFlags::BARE,
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
     }
 
     /// The first line of git's `description` file, unless it is git's placeholder.

@@ -59,9 +59,13 @@ pub(crate) fn owner(site: &Site, req: &Request, ctx: &PageCtx, owner: &str) -> R
     )
 }
 
-/// The date of the default branch's latest commit.
+/// The date of the default branch's latest commit (computed again only when the branch moves).
 fn last_update(repo: &crate::git::RepoDir) -> String {
-    let Ok(git) = repo.open() else {
+    crate::git::cache::head_date(&repo.path, || compute_last_update(repo)).to_string()
+}
+
+fn compute_last_update(repo: &crate::git::RepoDir) -> String {
+    let Ok(git) = repo.open_uncached() else {
         return String::new();
     };
     let when = git
