@@ -51,7 +51,7 @@ pub(crate) struct Context<'a> {
     pub(crate) raw_base: &'a str,
     /// The README's directory inside the repository, `/`-separated and not URL-encoded: "" for a
     /// README at the root, "docs" for docs/README.md. Relative links start from here.
-    pub(crate) dir: &'a str,
+    pub(crate) dir: &'a [u8],
 }
 
 /// Renders Markdown to HTML that is safe to insert into a page: the one place in forgelet that
@@ -420,8 +420,8 @@ fn resolve_path(url: &str, kind: Kind, ctx: &Context) -> String {
         // The README's directory is a path in the repository, not a URL: encode all of it.
         segments.extend(
             ctx.dir
-                .split('/')
-                .filter(|s| !s.is_empty() && *s != ".")
+                .split(|&b| b == b'/')
+                .filter(|s| !s.is_empty() && *s != b".")
                 .map(encode_segment),
         );
     }
@@ -488,9 +488,9 @@ fn encode_url(url: &str) -> String {
 }
 
 /// Percent-encodes a file or directory name for use as one path segment.
-fn encode_segment(name: &str) -> String {
+fn encode_segment(name: &[u8]) -> String {
     let mut out = String::with_capacity(name.len());
-    for &b in name.as_bytes() {
+    for &b in name {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'@') {
             out.push(b as char);
         } else {
@@ -522,14 +522,14 @@ mod tests {
         blob_base: "/git/alice/proj/blob/main",
         tree_base: "/git/alice/proj/tree/main",
         raw_base: "/git/alice/proj/raw/main",
-        dir: "",
+        dir: b"",
     };
     /// A README in docs/ on a branch whose name has a slash.
     const DOCS: Context<'static> = Context {
         blob_base: "/git/alice/proj/blob/feature/x",
         tree_base: "/git/alice/proj/tree/feature/x",
         raw_base: "/git/alice/proj/raw/feature/x/",
-        dir: "docs",
+        dir: b"docs",
     };
 
     fn md(text: &str) -> String {
@@ -772,7 +772,7 @@ mod tests {
             assert_eq!(got.as_deref(), Some(want), "{url:?}");
         }
         let odd = Context {
-            dir: "my docs/#1?",
+            dir: b"my docs/#1?",
             ..DOCS
         };
         assert_eq!(

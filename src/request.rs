@@ -16,8 +16,11 @@ pub(crate) enum Method {
 pub(crate) struct Request<'a> {
     params: &'a Params,
     pub(crate) method: Method,
-    /// The decoded path below the base path; always starts with `/`.
+    /// The decoded path below the base path; always starts with `/`. Bytes that are not
+    /// UTF-8 are replaced by U+FFFD here (see `path_bytes`).
     pub(crate) path: String,
+    /// The decoded path as bytes, exactly: file names in a repository need not be UTF-8.
+    pub(crate) path_bytes: Vec<u8>,
     /// The raw query string (still percent-encoded).
     query: String,
 }
@@ -54,7 +57,11 @@ impl<'a> Request<'a> {
         if rest[0] != b'/' {
             return Err(Error::NotFound);
         }
-        let path = percent_decode(rest)?;
+        let path_bytes = percent_decode_bytes(rest)?;
+        let path = String::from_utf8_lossy(&path_bytes).into_owned();
+        if path.chars().any(char::is_control) {
+            return Err(Error::BadRequest("the URL holds a control character"));
+        }
         let query = std::str::from_utf8(query)
             .map_err(|_| Error::BadRequest("the query string is not ASCII"))?
             .to_string();
@@ -62,6 +69,7 @@ impl<'a> Request<'a> {
             params,
             method,
             path,
+            path_bytes,
             query,
         }))
     }
@@ -79,6 +87,13 @@ impl<'a> Request<'a> {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The last `n` segments of the path (split on `/`) as bytes: the part of a browse URL
+    /// that names a file, which routing saw with U+FFFD in place of bytes that are not UTF-8.
+    pub(crate) fn last_segments(&self, n: usize) -> Vec<&[u8]> {
+        let all: Vec<&[u8]> = self.path_bytes.split(|&b| b == b'/').collect();
+        all[all.len().saturating_sub(n)..].to_vec()
+    }
+
     /// The first value of a query parameter, decoded.
     pub(crate) fn query_param(&self, name: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {
@@ -93,6 +108,19 @@ impl<'a> Request<'a> {
 /// Decodes `%XX` once. The result must be UTF-8 without control characters or backslashes:
 /// none of those belong in a forgelet URL, and refusing them here keeps every later check simple.
 pub(crate) fn percent_decode(raw: &[u8]) -> Result<String> {
+    let s = String::from_utf8(percent_decode_bytes(raw)?)
+        .map_err(|_| Error::BadRequest("the URL is not UTF-8"))?;
+    if s.chars().any(|c| c.is_control()) {
+        return Err(Error::BadRequest(
+            "the URL holds a control character or a backslash",
+        ));
+    }
+    Ok(s)
+}
+
+/// Decodes `%XX` once into bytes, which may be any but ASCII control characters and the
+/// backslash (a path may name a file whose name is not UTF-8).
+pub(crate) fn percent_decode_bytes(raw: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -110,13 +138,12 @@ pub(crate) fn percent_decode(raw: &[u8]) -> Result<String> {
             i += 1;
         }
     }
-    let s = String::from_utf8(out).map_err(|_| Error::BadRequest("the URL is not UTF-8"))?;
-    if s.chars().any(|c| c.is_control() || c == '\\') {
+    if out.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
         return Err(Error::BadRequest(
             "the URL holds a control character or a backslash",
         ));
     }
-    Ok(s)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -155,10 +182,19 @@ mod tests {
         assert_eq!(path("/a%252e/b", "").unwrap(), "/a%2e/b");
         assert_eq!(path("/a%2Fb?x=1", "").unwrap(), "/a/b");
         for bad in [
-            "/a%00b", "/a%5cb", "/a\\b", "/a%zz", "/a%2", "/a%ff", "/a%0ab",
+            "/a%00b", "/a%5cb", "/a\\b", "/a%zz", "/a%2", "/a%0ab", "/a%7f", "/a%c2%85",
         ] {
             assert!(matches!(path(bad, ""), Err(Error::BadRequest(_))), "{bad}");
         }
+        // Bytes that are not UTF-8 reach the handlers as they are (routing sees U+FFFD).
+        let p = params("GET", "/o/r/blob/main/a%ffb/c");
+        let Ok(Parsed::Request(r)) = Request::parse(&p, "") else {
+            panic!("parse failed")
+        };
+        assert_eq!(r.path, "/o/r/blob/main/a\u{fffd}b/c");
+        assert_eq!(r.last_segments(2), [&b"a\xffb"[..], b"c"]);
+        assert_eq!(r.last_segments(9).len(), 7);
+        assert!(matches!(percent_decode(b"a%ff"), Err(Error::BadRequest(_))));
     }
 
     #[test]

@@ -279,10 +279,12 @@ pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
     format!("{base_path}/{owner}/{name}")
 }
 
-/// Percent-encodes a path for a URL, keeping `/` and the unreserved characters.
-pub(crate) fn encode_path(path: &str) -> String {
+/// Percent-encodes a path for a URL, keeping `/` and the unreserved characters. Any bytes,
+/// UTF-8 or not, as a repository's file names may be.
+pub(crate) fn encode_path(path: impl AsRef<[u8]>) -> String {
+    let path = path.as_ref();
     let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
+    for &b in path {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
             out.push(b as char);
         } else {
@@ -299,8 +301,9 @@ pub(crate) fn browse_url(
     name: &str,
     view: &str,
     rev: &str,
-    path: &str,
+    path: impl AsRef<[u8]>,
 ) -> String {
+    let path = path.as_ref();
     let mut u = format!("{base}/{owner}/{name}/{view}/{}", encode_path(rev));
     if !path.is_empty() {
         u.push('/');

@@ -1168,3 +1168,230 @@ fn pages_follow_pushes_repacks_and_recreation() {
     }
     srv.finish();
 }
+
+/// File names, folder names, README text, commit messages and author names that are not UTF-8
+/// are shown as text (never markup), and such files and folders open from their links.
+#[test]
+fn names_and_text_that_are_not_utf8_show_as_text_and_open() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let site = Site::new("web_bytes", SiteOptions::default());
+    let work = site.dir().join("work-bytes");
+    let dir = work.join(OsStr::from_bytes(b"d\xff<b>"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("inner.txt"), "inner file\n").unwrap();
+    let file = OsStr::from_bytes(b"caf\xe9 <i>x.txt");
+    std::fs::write(
+        work.join(file),
+        b"latin \xe9 <script>alert(1)</script>\nsecond\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("README.md"),
+        b"# Ti\xfftle\n\n<script>alert(2)</script> [in](d%FF%3Cb%3E/inner.txt)\n",
+    )
+    .unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    git_ok(&work, &["add", "-A"]);
+    git_ok(&work, &["commit", "-q", "-m", "first"]);
+    // git commit would turn the bytes into UTF-8 (as Latin-1): write the commit object itself.
+    let tree = git_ok(&work, &["rev-parse", "HEAD^{tree}"]);
+    let parent = git_ok(&work, &["rev-parse", "HEAD"]);
+    let mut object = format!("tree {}\nparent {}\n", tree.trim(), parent.trim()).into_bytes();
+    object.extend_from_slice(b"author Ren\xe9 \"q\" & co <a@example.com> 1710000000 +0000\n");
+    object.extend_from_slice(b"committer C <c@example.com> 1710000000 +0000\n\n");
+    object.extend_from_slice(b"Subject \xfe <script>alert(3)</script>\n");
+    let out = run_with_stdin(
+        git(&work).args(["hash-object", "-t", "commit", "-w", "--stdin"]),
+        &object,
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    let id = String::from_utf8(out.stdout).unwrap();
+    git_ok(&work, &["update-ref", "refs/heads/main", id.trim()]);
+    ok(git(&work)
+        .arg("branch")
+        .arg(OsStr::from_bytes(b"br\xff<x>"))
+        .arg("HEAD~1"));
+    let bare = site.dir().join("bytes.git");
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    site.ensure_user("alice");
+    ok(site
+        .forgelet()
+        .args(["repo", "import", "alice/bytes"])
+        .arg(&bare));
+    let srv = site.start();
+    let mut b = Browser::default();
+
+    let home = b.get(&srv, &site.target("/alice/bytes"));
+    assert_eq!(home.status, 200, "{}", home.describe());
+    let t = home.text();
+    for want in [
+        "caf\u{fffd} &#60;i&#62;x.txt",
+        "d\u{fffd}&#60;b&#62;",
+        "Ti\u{fffd}tle",
+        "Subject \u{fffd}",
+    ] {
+        assert!(t.contains(want), "home lacks {want:?}:\n{t}");
+    }
+    for never in ["<script>", "<i>x", "<b>"] {
+        assert!(!t.contains(never), "home contains {never:?}:\n{t}");
+    }
+    // The links carry the exact bytes, and open.
+    let file_url = site.target("/alice/bytes/blob/main/caf%E9%20%3Ci%3Ex.txt");
+    assert!(t.contains(&file_url), "no link to the file:\n{t}");
+    let dir_url = site.target("/alice/bytes/tree/main/d%FF%3Cb%3E");
+    assert!(t.contains(&dir_url), "no link to the folder:\n{t}");
+    let blob = b.get(&srv, &file_url);
+    assert_eq!(blob.status, 200, "{}", blob.describe());
+    let bt = blob.text();
+    assert!(
+        bt.contains("latin \u{fffd}") && bt.contains("second"),
+        "{bt}"
+    );
+    assert!(!bt.contains("<script>") && !bt.contains("<i>x"), "{bt}");
+    let raw = b.get(
+        &srv,
+        &site.target("/alice/bytes/raw/main/caf%E9%20%3Ci%3Ex.txt"),
+    );
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.body, b"latin \xe9 <script>alert(1)</script>\nsecond\n");
+    let tree = b.get(&srv, &dir_url);
+    assert_eq!(tree.status, 200, "{}", tree.describe());
+    let inner = site.target("/alice/bytes/blob/main/d%FF%3Cb%3E/inner.txt");
+    assert!(tree.text().contains(&inner), "{}", tree.text());
+    assert!(b.get(&srv, &inner).text().contains("inner file"));
+    let history = b.get(&srv, &site.target("/alice/bytes/commits/main/d%FF%3Cb%3E"));
+    assert_eq!(history.status, 200);
+    let ht = history.text();
+    // Only the first commit touched that folder.
+    assert!(ht.contains("first") && !ht.contains("Subject"), "{ht}");
+    // A missing file with such a name is a plain 404.
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/bytes/blob/main/nope%FF"))
+            .status,
+        404
+    );
+
+    let id = git_ok(&bare, &["rev-parse", "main"]);
+    let commit = b.get(
+        &srv,
+        &site.target(&format!("/alice/bytes/commit/{}", id.trim())),
+    );
+    assert_eq!(commit.status, 200);
+    let ct = commit.text();
+    assert!(
+        ct.contains("Subject \u{fffd}") && ct.contains("Ren\u{fffd} &#34;q&#34; &#38; co"),
+        "{ct}"
+    );
+    assert!(!ct.contains("<script>"), "{ct}");
+
+    // A branch whose name is not UTF-8 is listed as text and linked by its commit.
+    let first = git_ok(&bare, &["rev-parse", "main~1"]);
+    let branches = b.get(&srv, &site.target("/alice/bytes/branches"));
+    assert_eq!(branches.status, 200);
+    let bt = branches.text();
+    let by_id = site.target(&format!("/alice/bytes/tree/{}", first.trim()));
+    assert!(
+        bt.contains("br\u{fffd}&#60;x&#62;") && bt.contains(&by_id) && !bt.contains("<x>"),
+        "{bt}"
+    );
+    let at_first = b.get(&srv, &by_id);
+    assert_eq!(at_first.status, 200, "{}", at_first.describe());
+    assert!(at_first.text().contains("caf\u{fffd}"));
+    srv.finish();
+}
+
+fn sign_in_as(site: &Site, srv: &Server, b: &mut Browser, user: &str) {
+    let form = b.get(srv, &site.target("/login"));
+    let csrf = csrf_of(&form);
+    let r = b.post(
+        srv,
+        &site.target("/login"),
+        &[("csrf", &csrf), ("user", user), ("password", TEST_PASSWORD)],
+    );
+    assert_eq!(r.status, 303, "{user} signs in: {}", r.describe());
+}
+
+/// Settings belong to the owner and the site's admins: a collaborator, even with write
+/// access, gets 403 for the page and for its form; someone who may not read gets 404.
+#[test]
+fn settings_are_for_the_owner_and_admins_only() {
+    let (site, srv, _) = site_with_private_repo("web_settings_who");
+    site.ensure_user("bob");
+    site.ensure_user("carol");
+    ok(site
+        .forgelet()
+        .args(["repo", "grant", "alice/hidden", "bob", "write"]));
+    let out = run_with_stdin(
+        site.forgelet()
+            .args(["user", "add", "root", "--admin", "--password-stdin"]),
+        format!("{TEST_PASSWORD}\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    let settings = site.target("/alice/hidden/settings");
+
+    let mut bob = Browser::default();
+    sign_in_as(&site, &srv, &mut bob, "bob");
+    let home = bob.get(&srv, &site.target("/alice/hidden"));
+    assert_eq!(home.status, 200);
+    assert!(
+        !home.text().contains(&settings),
+        "a Settings link for a collaborator"
+    );
+    let page = bob.get(&srv, &settings);
+    assert_eq!(page.status, 403, "{}", page.describe());
+    assert!(page.text().contains("Only the owner and site admins"));
+    // The form of a page bob may see carries his token; the settings form still refuses him.
+    let csrf = csrf_of(&bob.get(&srv, &site.target("/settings/tokens")));
+    let r = bob.post(
+        &srv,
+        &settings,
+        &[
+            ("csrf", &csrf),
+            ("action", "general"),
+            ("visibility", "public"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.describe());
+    assert_eq!(
+        Browser::default()
+            .get(&srv, &site.target("/alice/hidden"))
+            .status,
+        404,
+        "still private"
+    );
+
+    let mut carol = Browser::default();
+    sign_in_as(&site, &srv, &mut carol, "carol");
+    assert_eq!(carol.get(&srv, &settings).status, 404);
+
+    let mut root = Browser::default();
+    sign_in_as(&site, &srv, &mut root, "root");
+    let form = root.get(&srv, &settings);
+    assert_eq!(form.status, 200, "{}", form.describe());
+    let csrf = csrf_of(&form);
+    let r = root.post(
+        &srv,
+        &settings,
+        &[
+            ("csrf", &csrf),
+            ("action", "general"),
+            ("description", "set by an admin"),
+            ("visibility", "public"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let anon = Browser::default().get(&srv, &site.target("/alice/hidden"));
+    assert_eq!(anon.status, 200);
+    assert!(anon.text().contains("set by an admin"));
+    srv.finish();
+}

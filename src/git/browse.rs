@@ -172,8 +172,9 @@ pub(crate) struct ResolvedRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RefPath {
     pub(crate) rev: ResolvedRef,
-    /// The segments after the ref joined with `/`, empty ones dropped; `""` is the root.
-    pub(crate) path: String,
+    /// The segments after the ref joined with `/`, empty ones dropped; empty is the root.
+    /// Bytes, as file names need not be UTF-8.
+    pub(crate) path: Vec<u8>,
 }
 
 /// Resolves the segments that follow `tree/` (or `blob/`, `raw/`, `commits/`) in a URL,
@@ -183,19 +184,23 @@ pub(crate) struct RefPath {
 /// Names git would refuse for a branch (`a..b`, `x.lock`, empty segments, ...) and names
 /// longer than libgit2 accepts (1024 bytes) never match.
 /// `NotFound` when no prefix names a commit.
-pub(crate) fn resolve_ref_path<S: AsRef<str>>(
+pub(crate) fn resolve_ref_path<S: AsRef<[u8]>>(
     repo: &Repository,
     segments: &[S],
 ) -> Result<RefPath> {
     // One string holding every segment, so each candidate is a slice of it: a URL with
-    // thousands of segments costs one lookup per segment, not a new string each time.
+    // thousands of segments costs one lookup per segment, not a new string each time. A ref
+    // name is UTF-8, so the candidates stop before the first segment that is not.
     let mut joined = String::new();
     let mut ends = Vec::with_capacity(segments.len());
     for (i, seg) in segments.iter().enumerate() {
+        let Ok(seg) = std::str::from_utf8(seg.as_ref()) else {
+            break;
+        };
         if i > 0 {
             joined.push('/');
         }
-        joined.push_str(seg.as_ref());
+        joined.push_str(seg);
         ends.push(joined.len());
     }
     for (k, end) in ends.iter().enumerate().rev() {
@@ -208,7 +213,7 @@ pub(crate) fn resolve_ref_path<S: AsRef<str>>(
                 .map(AsRef::as_ref)
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
-                .join("/");
+                .join(&b'/');
             return Ok(RefPath { rev, path });
         }
     }
@@ -326,6 +331,8 @@ pub(crate) fn default_branch(repo: &Repository) -> Result<Option<DefaultBranch>>
 pub(crate) struct BranchInfo {
     /// Without `refs/heads/` (lossy if the ref name is not UTF-8).
     pub(crate) name: String,
+    /// What a URL names it by: `name`, or the commit's full id when the name is not UTF-8.
+    pub(crate) rev: String,
     pub(crate) is_default: bool,
     pub(crate) commit: CommitSummary,
 }
@@ -340,12 +347,18 @@ pub(crate) fn branches(repo: &Repository) -> Result<Vec<BranchInfo>> {
         let Some(name) = reference.name_bytes().strip_prefix(b"refs/heads/") else {
             continue;
         };
+        let utf8 = std::str::from_utf8(name).is_ok();
         let name = lossy(name);
         let Ok(commit) = reference.peel_to_commit() else {
             continue;
         };
         out.push(BranchInfo {
             is_default: default.as_deref() == Some(name.as_str()),
+            rev: if utf8 {
+                name.clone()
+            } else {
+                commit.id().to_string()
+            },
             name,
             commit: CommitSummary::of(&commit),
         });
@@ -374,6 +387,9 @@ pub(crate) struct TagAnnotation {
 pub(crate) struct TagInfo {
     /// Without `refs/tags/` (lossy if the ref name is not UTF-8).
     pub(crate) name: String,
+    /// What a URL names it by: `name`, or the tagged object's full id when the name is not
+    /// UTF-8.
+    pub(crate) rev: String,
     /// The tagged object after peeling every tag object.
     pub(crate) target: Oid,
     /// The tagged commit; `None` when the tag names a tree or a blob.
@@ -392,6 +408,7 @@ pub(crate) fn tags(repo: &Repository) -> Result<Vec<TagInfo>> {
         let Some(name) = reference.name_bytes().strip_prefix(b"refs/tags/") else {
             continue;
         };
+        let utf8 = std::str::from_utf8(name).is_ok();
         let name = lossy(name);
         // The direct target (following symbolic refs), so the annotation shown is the
         // outermost tag object when tags are nested.
@@ -423,6 +440,11 @@ pub(crate) fn tags(repo: &Repository) -> Result<Vec<TagInfo>> {
             .or(commit.as_ref().map(|c| c.committer_time))
             .unwrap_or(0);
         out.push(TagInfo {
+            rev: if utf8 {
+                name.clone()
+            } else {
+                target.id().to_string()
+            },
             name,
             target: target.id(),
             commit,
@@ -1380,11 +1402,11 @@ mod tests {
         assert_eq!(r.rev.kind, RefKind::Branch);
         assert_eq!(r.rev.name, "feature/x");
         assert_eq!(r.rev.commit, second);
-        assert_eq!(r.path, "dir/b.txt");
+        assert_eq!(r.path, b"dir/b.txt");
 
         let r = resolve_ref_path(&repo, &segs("feature/dir")).unwrap();
         assert_eq!((r.rev.kind, r.rev.name.as_str()), (RefKind::Tag, "feature"));
-        assert_eq!((r.rev.commit, r.path.as_str()), (first, "dir"));
+        assert_eq!((r.rev.commit, r.path.as_slice()), (first, &b"dir"[..]));
 
         // A branch and a tag of the same length: the branch.
         let r = resolve_ref_path(&repo, &segs("v1")).unwrap();
@@ -1396,15 +1418,18 @@ mod tests {
         f.git(&["branch", "-D", "v1"]);
         let r = resolve_ref_path(&repo, &segs("v1/dir/a.txt")).unwrap();
         assert_eq!((r.rev.kind, r.rev.commit), (RefKind::Tag, first));
-        assert_eq!(r.path, "dir/a.txt");
+        assert_eq!(r.path, b"dir/a.txt");
 
         // A full commit id, and the root path with trailing and doubled slashes.
         let hex = first.to_string();
         let r = resolve_ref_path(&repo, &segs(&format!("{hex}/"))).unwrap();
         assert_eq!((r.rev.kind, r.rev.commit), (RefKind::Commit, first));
-        assert_eq!(r.path, "");
+        assert_eq!(r.path, b"");
         let r = resolve_ref_path(&repo, &segs("main//dir//")).unwrap();
-        assert_eq!((r.rev.name.as_str(), r.path.as_str()), ("main", "dir"));
+        assert_eq!(
+            (r.rev.name.as_str(), r.path.as_slice()),
+            ("main", &b"dir"[..])
+        );
 
         // A short id is not a ref in tree URLs, but is a commit in commit URLs.
         assert_eq!(
@@ -1445,7 +1470,10 @@ mod tests {
         assert!(!out.status.success());
         let repo = f.repo();
         let r = resolve_ref_path(&repo, &segs("feature/x")).unwrap();
-        assert_eq!((r.rev.name.as_str(), r.path.as_str()), ("feature", "x"));
+        assert_eq!(
+            (r.rev.name.as_str(), r.path.as_slice()),
+            ("feature", &b"x"[..])
+        );
     }
 
     #[test]
@@ -1457,7 +1485,7 @@ mod tests {
         assert_eq!(resolve_ref(&repo, "feat/y").unwrap().kind, RefKind::Branch);
         // A trailing slash is a ref name with an empty segment, but a tree URL's empty path.
         assert_eq!(resolve_ref(&repo, "feat/y/"), Err(BrowseError::NotFound));
-        assert_eq!(resolve_ref_path(&repo, &segs("feat/y/")).unwrap().path, "");
+        assert_eq!(resolve_ref_path(&repo, &segs("feat/y/")).unwrap().path, b"");
         for bad in [
             "feat//y",
             "/feat/y",

@@ -90,16 +90,19 @@ thread_local! {
     static OPENED: RefCell<Vec<Opened>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A cache shared by all threads: a value by path, with the stamp it is valid for.
+type Shared<S, V> = Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>;
+
 /// Settings by config file, shared by all threads: the dashboard reads every repository's.
-static PARSED: Mutex<Option<HashMap<PathBuf, (Stamp, Arc<Settings>)>>> = Mutex::new(None);
+static PARSED: Shared<Stamp, Settings> = Mutex::new(None);
 /// The default branch's latest commit date by repository folder, for the dashboard.
-static DATES: Mutex<Option<HashMap<PathBuf, (HeadStamp, Arc<str>)>>> = Mutex::new(None);
+static DATES: Shared<HeadStamp, str> = Mutex::new(None);
 /// Entries kept in each shared map; past it the map starts again empty.
 const SHARED_ENTRIES: usize = 16_384;
 
 /// Takes `key`'s value from a shared map while `still` holds for its stamp.
 fn shared_get<S, V: ?Sized>(
-    map: &Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>,
+    map: &Shared<S, V>,
     key: &Path,
     still: impl FnOnce(&S) -> bool,
 ) -> Option<Arc<V>> {
@@ -108,12 +111,7 @@ fn shared_get<S, V: ?Sized>(
     still(stamp).then(|| Arc::clone(value))
 }
 
-fn shared_put<S, V: ?Sized>(
-    map: &Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>,
-    key: &Path,
-    stamp: S,
-    value: Arc<V>,
-) {
+fn shared_put<S, V: ?Sized>(map: &Shared<S, V>, key: &Path, stamp: S, value: Arc<V>) {
     let mut guard = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let entries = guard.get_or_insert_with(HashMap::new);
     if entries.len() >= SHARED_ENTRIES {
@@ -356,7 +354,7 @@ mod tests {
             .commit(Some("refs/heads/main"), &sig, &sig, "one", &tree, &[])
             .unwrap();
         let mut n = 0;
-        let mut date = |n: &mut u32| {
+        let date = |n: &mut u32| {
             head_date(&path, || {
                 *n += 1;
                 format!("date {n}")

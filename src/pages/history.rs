@@ -129,7 +129,8 @@ pub(crate) fn commits(
     segments: &[String],
 ) -> Result<Response> {
     let git = open(repo)?;
-    let at = browse::resolve_ref_path(&git, segments).map_err(git_err(repo))?;
+    let segments = req.last_segments(segments.len());
+    let at = browse::resolve_ref_path(&git, &segments).map_err(git_err(repo))?;
     let page: usize = req
         .query_param("page")
         .and_then(|p| p.parse().ok())
@@ -157,7 +158,7 @@ pub(crate) fn commits(
             chrome: ctx.chrome(site),
             head: head(site, ctx, repo),
             rev: at.rev.name.clone(),
-            path: at.path.clone(),
+            path: String::from_utf8_lossy(&at.path).into_owned(),
             commits: log.commits.iter().map(|c| row(site, repo, c)).collect(),
             newer: (page > 1).then(|| format!("{here}?page={}", page - 1)),
             older: log.has_more.then(|| format!("{here}?page={}", page + 1)),
@@ -296,7 +297,7 @@ pub(crate) fn refs(
             .map_err(git_err(repo))?
             .into_iter()
             .map(|t| RefRow {
-                url: browse_url(base, &repo.owner, &repo.name, "tree", &t.name, ""),
+                url: browse_url(base, &repo.owner, &repo.name, "tree", &t.rev, ""),
                 note: t
                     .annotation
                     .as_ref()
@@ -311,7 +312,7 @@ pub(crate) fn refs(
             .map_err(git_err(repo))?
             .into_iter()
             .map(|b| RefRow {
-                url: browse_url(base, &repo.owner, &repo.name, "tree", &b.name, ""),
+                url: browse_url(base, &repo.owner, &repo.name, "tree", &b.rev, ""),
                 note: if b.is_default {
                     "default".into()
                 } else {

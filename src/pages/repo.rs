@@ -161,7 +161,7 @@ fn rows(
     site: &Site,
     repo: &RepoDir,
     rev: &str,
-    dir: &str,
+    dir: &[u8],
     listing: &browse::TreeListing,
 ) -> Vec<FileRow> {
     let base = &site.config.base_path;
@@ -169,11 +169,12 @@ fn rows(
         .entries
         .iter()
         .map(|e| {
-            let path = if dir.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{dir}/{}", e.name)
-            };
+            // Links carry the name's exact bytes; the page shows it as text.
+            let mut path = dir.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&e.raw_name);
             let is_dir = e.kind == EntryKind::Dir;
             let view = if is_dir { "tree" } else { "blob" };
             FileRow {
@@ -192,7 +193,7 @@ fn readme_html(
     repo: &RepoDir,
     rev: &str,
     commit: git2::Oid,
-    dir: &str,
+    dir: &[u8],
 ) -> Result<(String, String)> {
     let Some(readme) =
         browse::readme(git, commit, dir, browse::README_LIMIT).map_err(git_err(repo))?
@@ -232,20 +233,20 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &str) -> Vec<Crumb> {
+fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &[u8]) -> Vec<Crumb> {
     let base = &site.config.base_path;
     let mut out = vec![Crumb {
         name: repo.name.clone(),
         url: browse_url(base, &repo.owner, &repo.name, "tree", rev, ""),
     }];
-    let mut so_far = String::new();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
+    let mut so_far = Vec::new();
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
         if !so_far.is_empty() {
-            so_far.push('/');
+            so_far.push(b'/');
         }
-        so_far.push_str(part);
+        so_far.extend_from_slice(part);
         out.push(Crumb {
-            name: part.to_string(),
+            name: String::from_utf8_lossy(part).into_owned(),
             url: browse_url(base, &repo.owner, &repo.name, "tree", rev, &so_far),
         });
     }
@@ -264,20 +265,20 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
             name,
             commit: Some(c),
         }) => Some((name, c)),
-        _ => branches.first().map(|b| (b.name.clone(), b.commit.id)),
+        _ => branches.first().map(|b| (b.rev.clone(), b.commit.id)),
     };
     let branch_links = branches
         .iter()
         .map(|b| Crumb {
             name: b.name.clone(),
-            url: browse_url(base, &repo.owner, &repo.name, "tree", &b.name, ""),
+            url: browse_url(base, &repo.owner, &repo.name, "tree", &b.rev, ""),
         })
         .collect();
     let tag_links = browse::tags(&git)
         .map_err(git_err(repo))?
         .into_iter()
         .map(|t| Crumb {
-            url: browse_url(base, &repo.owner, &repo.name, "tree", &t.name, ""),
+            url: browse_url(base, &repo.owner, &repo.name, "tree", &t.rev, ""),
             name: t.name,
         })
         .collect();
@@ -295,9 +296,9 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
     };
     if let Some((rev, commit)) = start {
         let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
-        page.files = rows(site, repo, &rev, "", &listing);
+        page.files = rows(site, repo, &rev, b"", &listing);
         page.latest = latest(listing.last_commit);
-        let (html, name) = readme_html(site, &git, repo, &rev, commit, "")?;
+        let (html, name) = readme_html(site, &git, repo, &rev, commit, b"")?;
         page.readme_html = html;
         page.readme_name = name;
         page.rev = rev;
@@ -328,7 +329,8 @@ pub(crate) fn browse(
         View::Tree | View::Blob | View::Raw => {}
     }
     let git = open(repo)?;
-    let at = browse::resolve_ref_path(&git, segments).map_err(git_err(repo))?;
+    let segments = req.last_segments(segments.len());
+    let at = browse::resolve_ref_path(&git, &segments).map_err(git_err(repo))?;
     let rev = at.rev.name.clone();
     let path = at.path.clone();
     let commit = at.rev.commit;
@@ -403,7 +405,7 @@ fn raw(
     git: &git2::Repository,
     repo: &RepoDir,
     commit: git2::Oid,
-    path: &str,
+    path: &[u8],
     _rev: &ResolvedRef,
 ) -> Result<Response> {
     if path.is_empty() {
@@ -419,7 +421,7 @@ fn raw(
         r.no_cache();
         return Ok(r);
     }
-    let file_name = path.rsplit('/').next().unwrap_or(path);
+    let file_name = String::from_utf8_lossy(path.rsplit(|&b| b == b'/').next().unwrap_or(path));
     let ext = file_name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
