@@ -1395,3 +1395,38 @@ fn settings_are_for_the_owner_and_admins_only() {
     assert!(anon.text().contains("set by an admin"));
     srv.finish();
 }
+
+/// A repository damaged on disk gives a 500 page in the site's layout that says nothing about
+/// the server (no path, no library message); the details go to forgelet's log.
+#[test]
+fn a_broken_repository_gives_a_500_page_without_details() {
+    let site = Site::new("web_500", SiteOptions::default());
+    let repo = site.import_fixture("loose-only", "alice/broken");
+    let tree = git_ok(&repo, &["rev-parse", "main^{tree}"]);
+    let tree = tree.trim();
+    let object = repo.join("objects").join(&tree[..2]).join(&tree[2..]);
+    assert!(object.is_file(), "the fixture keeps its objects loose");
+    set_mode(&object, 0o644);
+    std::fs::write(&object, b"not a zlib stream").unwrap();
+    let srv = site.start();
+    let r = Browser::default().get(&srv, &site.target("/alice/broken/tree/main"));
+    assert_eq!(r.status, 500, "{}", r.describe());
+    let t = r.text();
+    assert!(
+        r.header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("text/html")
+            && t.contains("Sign in"),
+        "not in the layout: {t}"
+    );
+    let data_dir = site.data_dir.to_string_lossy().into_owned();
+    for never in [data_dir.as_str(), tree, "zlib", "inflate", "object"] {
+        assert!(!t.contains(never), "the 500 page tells {never:?}: {t}");
+    }
+    let log = srv.forgelet_stderr();
+    assert!(
+        log.contains("alice/broken"),
+        "the log lacks the details: {log}"
+    );
+    srv.finish();
+}
