@@ -65,6 +65,16 @@ impl Response {
         self.header("Cache-Control", "no-cache, max-age=0, must-revalidate");
     }
 
+    /// For what is one signed-in person's (their private pages, a token shown once): not
+    /// kept at all, not even in the browser's history cache.
+    pub(crate) fn no_store(&mut self) {
+        self.headers
+            .retain(|(k, _)| !matches!(*k, "Cache-Control" | "Pragma" | "Expires"));
+        self.header("Expires", "Fri, 01 Jan 1980 00:00:00 GMT");
+        self.header("Pragma", "no-cache");
+        self.header("Cache-Control", "private, no-store");
+    }
+
     /// For content-named files. Shared caches may keep them only when anyone may read the repo.
     pub(crate) fn cache_forever(&mut self, public: bool) {
         let scope = if public { "public" } else { "private" };
@@ -133,6 +143,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         413 => "Payload Too Large",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",

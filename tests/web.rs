@@ -491,6 +491,13 @@ fn repository_pages_show_files_and_readme_safely() {
     let tree = b.get(&srv, &site.target("/alice/web/tree/feature/x/docs"));
     assert_eq!(tree.status, 200, "{}", tree.describe());
     assert!(tree.text().contains("guide.md"));
+    assert!(
+        tree.text().contains(&format!(
+            "href=\"{}\"",
+            site.target("/alice/web/commits/feature/x")
+        )),
+        "the Commits tab is not on the branch shown"
+    );
 
     let blob = b.get(&srv, &site.target("/alice/web/blob/main/page.html"));
     assert_eq!(blob.status, 200);
@@ -510,6 +517,17 @@ fn repository_pages_show_files_and_readme_safely() {
         Some("text/plain; charset=utf-8")
     );
     assert_eq!(raw_html.header("X-Content-Type-Options"), Some("nosniff"));
+    // An image's page shows it through its raw URL (where it cannot run), not its source.
+    let svg_page = b
+        .get(&srv, &site.target("/alice/web/blob/main/pic.svg"))
+        .text();
+    assert!(
+        svg_page.contains(&format!(
+            "<img src=\"{}\"",
+            site.target("/alice/web/raw/main/pic.svg")
+        )) && !svg_page.contains("<svg"),
+        "{svg_page}"
+    );
     let raw_svg = b.get(&srv, &site.target("/alice/web/raw/main/pic.svg"));
     assert_eq!(raw_svg.header("Content-Type"), Some("image/svg+xml"));
     assert!(raw_svg
@@ -560,6 +578,16 @@ fn empty_repository_page_says_how_to_push() {
     assert!(
         t.contains("This repository is empty") && t.contains("git push -u origin main"),
         "{t}"
+    );
+    // Its Commits tab leads to an empty history, not to a 404; other branches are 404.
+    let log = Browser::default().get(&srv, &site.target("/alice/blank/commits/main"));
+    assert_eq!(log.status, 200, "{}", log.describe());
+    assert!(log.text().contains("No commits yet"));
+    assert_eq!(
+        Browser::default()
+            .get(&srv, &site.target("/alice/blank/commits/other"))
+            .status,
+        404
     );
     srv.finish();
 }
@@ -827,6 +855,11 @@ fn tokens_and_password_from_the_settings_page() {
     );
     assert_eq!(r.status, 200, "{}", r.describe());
     let token = new_token_of(&r);
+    assert_eq!(
+        r.header("Cache-Control"),
+        Some("private, no-store"),
+        "the page showing a token may be kept"
+    );
     // git accepts it for the private repository, once revoked no more.
     let tmp = site.dir();
     let with = site
@@ -1015,6 +1048,24 @@ fn page_limits_show_their_message() {
         "huge diff without a note"
     );
     assert!(!t.contains("<script>alert(1)"), "author name not escaped");
+    // The first commit's 22,002 lines pass the line limit: big.txt is shown in part, and
+    // the figures are still the whole commit's.
+    let first = git_ok(&work, &["rev-parse", "HEAD~1"]);
+    let commit = b.get(
+        &srv,
+        &site.target(&format!("/alice/limits/commit/{}", first.trim())),
+    );
+    assert_eq!(commit.status, 200);
+    let t = commit.text();
+    for want in [
+        "2 files changed, <span class=\"plus\">+22002</span>",
+        "<span class=\"plus\">+16000</span>",
+        "<span class=\"plus\">+6002</span>",
+        "The rest of this file's changes are past the server's limit.",
+        "This diff is too large to show whole",
+    ] {
+        assert!(t.contains(want), "the big commit's page lacks {want:?}");
+    }
 
     let branches = b.get(&srv, &site.target("/alice/limits/branches")).text();
     assert!(

@@ -891,6 +891,10 @@ pub(crate) struct DiffLimits {
     /// Bytes of line content over all files: 20,000 lines of a minified file could otherwise
     /// be gigabytes.
     pub(crate) max_bytes: usize,
+    /// Past what is shown, lines are still counted (for the per-file and total figures) up to
+    /// this many lines and bytes in all; past that the figures are left out.
+    pub(crate) count_lines: usize,
+    pub(crate) count_bytes: usize,
     /// libgit2's rename detection limit (pairs of files it will compare).
     pub(crate) rename_limit: usize,
 }
@@ -901,6 +905,8 @@ impl Default for DiffLimits {
             max_files: 300,
             max_lines: 20_000,
             max_bytes: 4 << 20,
+            count_lines: 1_000_000,
+            count_bytes: 64 << 20,
             rename_limit: 1_000,
         }
     }
@@ -975,14 +981,17 @@ pub(crate) struct FileDiff {
     /// Git's octal modes (`0o100644`, `0o100755`, `0o120000`, ...; 0 on the missing side).
     pub(crate) old_mode: u32,
     pub(crate) new_mode: u32,
-    /// Lines added and removed, counted over the hunks shown.
+    /// Lines added and removed in this file, also past what is shown, while `counted`.
     pub(crate) additions: usize,
     pub(crate) deletions: usize,
+    /// False when the counting limit stopped the walk before this file's end (or before it
+    /// began): `additions` and `deletions` are then not the file's.
+    pub(crate) counted: bool,
     /// Git thinks either side is binary: no hunks.
     pub(crate) binary: bool,
     pub(crate) hunks: Vec<Hunk>,
-    /// False when the line or byte limit stopped this file's hunks partway or before they
-    /// began: then the page links to the raw files instead of claiming the counts.
+    /// False when the line or byte limit stopped this file's hunks partway (the hunks hold
+    /// what is shown) or before they began (no hunks).
     pub(crate) complete: bool,
 }
 
@@ -1009,16 +1018,17 @@ pub(crate) struct CommitView {
     pub(crate) committer: Person,
     pub(crate) parents: Vec<Oid>,
     pub(crate) files: Vec<FileDiff>,
-    /// Sums over `files`.
-    pub(crate) additions: usize,
-    pub(crate) deletions: usize,
+    /// Sums over `files`; `None` unless every changed file was listed and counted.
+    pub(crate) additions: Option<usize>,
+    pub(crate) deletions: Option<usize>,
     /// `Some` when the limits cut the diff.
     pub(crate) truncated: Option<DiffCut>,
 }
 
 /// The commit `id` and its diff, cut at `limits`: files past `max_files` are only counted, and
-/// once `max_lines` lines or `max_bytes` bytes have been collected the remaining listed files
-/// have no hunks (`complete == false`). Renames and copies are detected (up to
+/// once `max_lines` lines or `max_bytes` bytes have been collected the file at hand keeps the
+/// hunks so far and the remaining listed files have none (`complete == false`); their lines are
+/// still counted up to `count_lines` and `count_bytes` (`counted`). Renames and copies are detected (up to
 /// `rename_limit`). `NotFound` when `id` is not a commit.
 pub(crate) fn commit_diff(repo: &Repository, id: Oid, limits: &DiffLimits) -> Result<CommitView> {
     let commit = find_commit(repo, id)?;
@@ -1050,6 +1060,7 @@ pub(crate) fn commit_diff(repo: &Repository, id: Oid, limits: &DiffLimits) -> Re
         lines: 0,
         bytes: 0,
         cut: false,
+        counting_stopped: false,
         limits: *limits,
     });
     // The callbacks run one at a time on this thread, in file order; returning false stops
@@ -1080,18 +1091,21 @@ pub(crate) fn commit_diff(repo: &Repository, id: Oid, limits: &DiffLimits) -> Re
         mut files,
         current,
         cut,
+        counting_stopped,
         ..
     } = state.into_inner();
-    if cut {
-        // The files after the one where the limit was hit were never reached.
-        let first_unread = current.map_or(0, |i| i + 1);
-        for file in files.iter_mut().skip(first_unread) {
+    if counting_stopped {
+        // The file where counting stopped, and those after it, were not counted whole.
+        for file in files.iter_mut().skip(current.unwrap_or(0)) {
+            file.counted = false;
             file.complete = false;
         }
     }
-    let additions = files.iter().map(|f| f.additions).sum();
-    let deletions = files.iter().map(|f| f.deletions).sum();
     let files_omitted = files_total - files.len();
+    // Totals only when every changed file was counted.
+    let all_counted = files_omitted == 0 && files.iter().all(|f| f.counted);
+    let additions = all_counted.then(|| files.iter().map(|f| f.additions).sum());
+    let deletions = all_counted.then(|| files.iter().map(|f| f.deletions).sum());
     let truncated = (files_omitted > 0 || cut).then_some(DiffCut {
         files_total,
         files_omitted,
@@ -1146,6 +1160,7 @@ fn file_of_delta(delta: &git2::DiffDelta<'_>) -> FileDiff {
         binary: delta.flags().is_binary(),
         hunks: Vec::new(),
         complete: true,
+        counted: true,
     }
 }
 
@@ -1154,9 +1169,13 @@ struct Collect {
     files: Vec<FileDiff>,
     /// Index in `files` of the file the walk is in.
     current: Option<usize>,
+    /// Lines and bytes walked so far (shown, then only counted).
     lines: usize,
     bytes: usize,
+    /// The shown limit was hit: later lines are only counted.
     cut: bool,
+    /// The counting limit was hit: the walk stopped.
+    counting_stopped: bool,
     limits: DiffLimits,
 }
 
@@ -1170,6 +1189,10 @@ impl Collect {
         self.current = Some(next);
         // Binary-ness is known once libgit2 has loaded the content, i.e. by now.
         file.binary |= delta.flags().is_binary();
+        if self.cut {
+            // Counted, not shown.
+            file.complete = false;
+        }
         true
     }
 
@@ -1184,6 +1207,9 @@ impl Collect {
     }
 
     fn hunk(&mut self, hunk: &git2::DiffHunk<'_>) -> bool {
+        if self.cut {
+            return true;
+        }
         let mut header = lossy(hunk.header());
         trim_line_end(&mut header);
         if let Some(file) = self.current_file() {
@@ -1207,25 +1233,28 @@ impl Collect {
             '=' | '>' | '<' => LineKind::NoNewline,
             _ => return true,
         };
-        let content = if kind == LineKind::NoNewline {
-            "\\ No newline at end of file".to_string()
-        } else {
-            let raw = line.content();
-            if self.lines >= self.limits.max_lines
-                || self.bytes.saturating_add(raw.len()) > self.limits.max_bytes
-            {
-                self.cut = true;
-                if let Some(file) = self.current_file() {
-                    file.complete = false;
-                }
-                return false;
-            }
+        let raw = line.content();
+        if kind != LineKind::NoNewline {
             self.lines += 1;
-            self.bytes += raw.len();
-            let mut s = lossy(raw);
-            trim_line_end(&mut s);
-            s
-        };
+            self.bytes = self.bytes.saturating_add(raw.len());
+        }
+        if self.lines > self.limits.count_lines || self.bytes > self.limits.count_bytes {
+            self.counting_stopped = true;
+            return false;
+        }
+        let shown = !self.cut
+            && (kind == LineKind::NoNewline
+                || (self.lines <= self.limits.max_lines && self.bytes <= self.limits.max_bytes));
+        if !shown && !self.cut {
+            self.cut = true;
+            if let Some(file) = self.current_file() {
+                file.complete = false;
+                // A hunk cut before its first line is not shown at all.
+                if file.hunks.last().is_some_and(|h| h.lines.is_empty()) {
+                    file.hunks.pop();
+                }
+            }
+        }
         let Some(file) = self.current_file() else {
             return true;
         };
@@ -1234,6 +1263,16 @@ impl Collect {
             LineKind::Removed => file.deletions += 1,
             _ => {}
         }
+        if !shown {
+            return true;
+        }
+        let content = if kind == LineKind::NoNewline {
+            "\\ No newline at end of file".to_string()
+        } else {
+            let mut s = lossy(raw);
+            trim_line_end(&mut s);
+            s
+        };
         if file.hunks.is_empty() {
             file.hunks.push(Hunk {
                 header: String::new(),
@@ -1986,7 +2025,7 @@ mod tests {
         assert_eq!(d.committer.name, "Cid Committer");
         assert_eq!(d.committer.email, "cid@example.org");
         assert_eq!(d.truncated, None);
-        assert_eq!((d.additions, d.deletions), (2, 0));
+        assert_eq!((d.additions, d.deletions), (Some(2), Some(0)));
         assert_eq!(d.files.len(), 3);
         let a = &d.files[0];
         assert_eq!(a.status, FileStatus::Added);
@@ -2121,10 +2160,14 @@ mod tests {
                 lines_cut: false
             })
         );
-        assert!(d.files.iter().all(|f| f.complete && f.additions == 1));
+        assert!(d
+            .files
+            .iter()
+            .all(|f| f.complete && f.counted && f.additions == 1));
         assert_eq!(d.files[299].new_path.as_deref(), Some("many/f299.txt"));
         assert_eq!(d.files[299].hunks[0].lines[0].content, "299");
-        assert_eq!(d.additions, 300);
+        // Ten files were not looked at: no totals.
+        assert_eq!(d.additions, None);
     }
 
     #[test]
@@ -2149,16 +2192,34 @@ mod tests {
                 lines_cut: true
             })
         );
+        // Past the shown limit the files are still counted, whole.
         let got: Vec<_> = d
             .files
             .iter()
-            .map(|f| (f.additions, f.complete, f.hunks.len()))
+            .map(|f| (f.additions, f.counted, f.complete, f.hunks.len()))
             .collect();
         assert_eq!(
             got,
-            [(3, true, 1), (2, false, 1), (0, false, 0), (0, false, 0)]
+            [
+                (3, true, true, 1),
+                (3, true, false, 1),
+                (3, true, false, 0),
+                (0, true, false, 0)
+            ]
         );
-        assert_eq!(d.additions, 5);
+        assert_eq!(d.files[1].hunks[0].lines.len(), 2, "b.txt shows 2 lines");
+        assert_eq!((d.additions, d.deletions), (Some(9), Some(0)));
+
+        // Past the counting limit, the file at hand and those after it have no figures.
+        let limits = DiffLimits {
+            max_lines: 5,
+            count_lines: 7,
+            ..DiffLimits::default()
+        };
+        let d = commit_diff(&repo, c, &limits).unwrap();
+        let counted: Vec<_> = d.files.iter().map(|f| f.counted).collect();
+        assert_eq!(counted, [true, true, false, false]);
+        assert_eq!(d.additions, None);
 
         // Exactly at the limit: nothing is cut.
         let limits = DiffLimits {
@@ -2175,8 +2236,9 @@ mod tests {
         };
         let d = commit_diff(&repo, c, &limits).unwrap();
         assert!(d.truncated.unwrap().lines_cut);
-        assert_eq!(d.additions, 3);
+        assert_eq!(d.additions, Some(9));
         assert!(d.files[0].complete && !d.files[1].complete);
+        assert!(d.files[1].hunks.is_empty(), "no hunk without a line shown");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub(crate) struct FileView {
     pub(crate) deletions: usize,
     pub(crate) binary: bool,
     pub(crate) complete: bool,
+    pub(crate) counted: bool,
     /// (css class, old line, new line, text)
     pub(crate) lines: Vec<(&'static str, String, String, String)>,
 }
@@ -60,8 +61,11 @@ struct CommitPage {
     parents: Vec<Crumb>,
     tree_url: String,
     files: Vec<FileView>,
-    additions: usize,
-    deletions: usize,
+    /// Every file the commit changed, listed or not.
+    files_changed: usize,
+    /// Empty when not every file was counted.
+    additions: String,
+    deletions: String,
     cut_note: String,
 }
 
@@ -130,7 +134,36 @@ pub(crate) fn commits(
 ) -> Result<Response> {
     let git = open(repo)?;
     let segments = req.last_segments(segments.len());
-    let at = browse::resolve_ref_path(&git, &segments).map_err(git_err(repo))?;
+    let at = match browse::resolve_ref_path(&git, &segments) {
+        Ok(at) => at,
+        Err(browse::BrowseError::NotFound) => {
+            // The default branch before its first push: an empty history, not a 404.
+            let unborn = browse::default_branch(&git)
+                .ok()
+                .flatten()
+                .filter(|d| d.commit.is_none())
+                .map(|d| d.name);
+            let asked: Vec<&[u8]> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
+            return match unborn {
+                Some(name) if asked.join(&b'/') == name.as_bytes() => ctx.render(
+                    site,
+                    req,
+                    200,
+                    &CommitsPage {
+                        chrome: ctx.chrome(site),
+                        head: super::repo::head_at(site, ctx, repo, &name),
+                        rev: name,
+                        path: String::new(),
+                        commits: Vec::new(),
+                        newer: None,
+                        older: None,
+                    },
+                ),
+                _ => Err(Error::NotFound),
+            };
+        }
+        Err(e) => return Err(git_err(repo)(e)),
+    };
     let page: usize = req
         .query_param("page")
         .and_then(|p| p.parse().ok())
@@ -156,7 +189,7 @@ pub(crate) fn commits(
         200,
         &CommitsPage {
             chrome: ctx.chrome(site),
-            head: head(site, ctx, repo),
+            head: super::repo::head_at(site, ctx, repo, &at.rev.name),
             rev: at.rev.name.clone(),
             path: String::from_utf8_lossy(&at.path).into_owned(),
             commits: log.commits.iter().map(|c| row(site, repo, c)).collect(),
@@ -202,6 +235,7 @@ pub(crate) fn commit(
             deletions: f.deletions,
             binary: f.binary,
             complete: f.complete,
+            counted: f.counted,
             lines: f
                 .hunks
                 .iter()
@@ -233,7 +267,7 @@ pub(crate) fn commit(
             cut.files_total,
             cut.files_total - cut.files_omitted
         ),
-        Some(_) => "This diff is too large to show whole; files past the limit are listed without their changes.".to_string(),
+        Some(_) => "This diff is too large to show whole; the changes past the limit are not shown. Clone the repository to see them.".to_string(),
         None => String::new(),
     };
     let body = c
@@ -275,8 +309,9 @@ pub(crate) fn commit(
                 })
                 .collect(),
             files,
-            additions: c.additions,
-            deletions: c.deletions,
+            files_changed: c.truncated.map_or(c.files.len(), |t| t.files_total),
+            additions: c.additions.map(|n| n.to_string()).unwrap_or_default(),
+            deletions: c.deletions.map(|n| n.to_string()).unwrap_or_default(),
             cut_note,
         },
     )

@@ -73,7 +73,11 @@ impl PageCtx {
 
     /// Adds the headers every page carries, and the CSRF cookie when it is new.
     pub(crate) fn finish(&self, site: &Site, req: &Request, r: &mut Response) {
-        r.no_cache();
+        if self.viewer.is_some() {
+            r.no_store();
+        } else {
+            r.no_cache();
+        }
         r.header(
             "Content-Security-Policy",
             "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' https:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -155,9 +159,16 @@ pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) ->
     let title = match status {
         403 => "Not allowed",
         404 => "Not found",
+        405 => "Not here",
         429 => "Too many attempts",
         s if s >= 500 => "Something went wrong",
         _ => "Cannot do that",
+    };
+    // The plain 404's whole message is its title.
+    let message = if status == 404 {
+        "There is nothing here, or you may not see it.".to_string()
+    } else {
+        message
     };
     let page = ErrorPage {
         chrome: ctx.chrome(site),

@@ -91,6 +91,8 @@ struct BlobPage {
     raw_url: String,
     lines: Vec<(usize, String)>,
     binary: bool,
+    /// An image: shown from its raw URL instead of as lines.
+    image: bool,
     truncated: bool,
 }
 
@@ -110,15 +112,22 @@ pub(crate) fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
     })
 }
 
+/// The repository's title and tabs, the Commits tab on the default branch.
 pub(crate) fn head(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> RepoHead {
-    let c = &site.config;
-    let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
     let default = repo
         .open()
         .ok()
         .and_then(|g| browse::default_branch(&g).ok().flatten())
         .map(|d| d.name)
         .unwrap_or_else(|| "main".into());
+    head_at(site, ctx, repo, &default)
+}
+
+/// The repository's title and tabs, the Commits tab on `rev` (the ref a page shows).
+pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> RepoHead {
+    let c = &site.config;
+    let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
+    let default = rev;
     RepoHead {
         settings_url: crate::auth::may_manage(ctx.viewer.as_ref(), &repo.owner)
             .then(|| format!("{home}/settings")),
@@ -284,7 +293,10 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         .collect();
     let mut page = HomePage {
         chrome: ctx.chrome(site),
-        head: head(site, ctx, repo),
+        head: match &start {
+            Some((rev, _)) => head_at(site, ctx, repo, rev),
+            None => head(site, ctx, repo),
+        },
         rev: String::new(),
         branches: branch_links,
         tags: tag_links,
@@ -344,7 +356,7 @@ pub(crate) fn browse(
                 200,
                 &TreePage {
                     chrome: ctx.chrome(site),
-                    head: head(site, ctx, repo),
+                    head: head_at(site, ctx, repo, &rev),
                     crumbs: crumbs(site, repo, &rev, &path),
                     files: rows(site, repo, &rev, &path, &listing),
                     latest: latest(listing.last_commit),
@@ -376,12 +388,13 @@ pub(crate) fn browse(
                 200,
                 &BlobPage {
                     chrome: ctx.chrome(site),
-                    head: head(site, ctx, repo),
+                    head: head_at(site, ctx, repo, &rev),
                     crumbs: crumbs(site, repo, &rev, &path),
                     size: human_size(b.size),
                     raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
                     lines,
                     binary: b.is_binary,
+                    image: image_type(&path).is_some() && b.size <= RAW_LIMIT as u64,
                     truncated: b.truncated,
                     rev,
                 },
@@ -396,6 +409,24 @@ pub(crate) fn browse(
         | View::Settings
         | View::Archive => Err(Error::NotFound),
     }
+}
+
+/// The content type of an image file, by its name's extension; `None` for anything else.
+fn image_type(path: &[u8]) -> Option<&'static str> {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let ext = name
+        .rsplit(|&b| b == b'.')
+        .next()
+        .filter(|e| e.len() < name.len())?;
+    Some(match ext.to_ascii_lowercase().as_slice() {
+        b"png" => "image/png",
+        b"jpg" | b"jpeg" => "image/jpeg",
+        b"gif" => "image/gif",
+        b"webp" => "image/webp",
+        b"ico" => "image/x-icon",
+        b"svg" => "image/svg+xml",
+        _ => return None,
+    })
 }
 
 /// `raw/`: the bytes, typed so nothing can run in the site's origin: text (HTML and scripts
@@ -422,19 +453,7 @@ fn raw(
         return Ok(r);
     }
     let file_name = String::from_utf8_lossy(path.rsplit(|&b| b == b'/').next().unwrap_or(path));
-    let ext = file_name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    let image = match ext.as_str() {
-        "png" => Some("image/png"),
-        "jpg" | "jpeg" => Some("image/jpeg"),
-        "gif" => Some("image/gif"),
-        "webp" => Some("image/webp"),
-        "ico" => Some("image/x-icon"),
-        "svg" => Some("image/svg+xml"),
-        _ => None,
-    };
+    let image = image_type(path);
     let content_type = match (image, b.is_binary) {
         (Some(t), _) => t,
         (None, false) => "text/plain; charset=utf-8",

@@ -193,6 +193,23 @@ try {
     await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
   });
 
+  await step('an empty repository shows how to push, and fits a phone', async () => {
+    await page.goto(`${BASE}/new`);
+    await page.fill('input[name="name"]', `${REPO}-empty`);
+    await page.uncheck('input[name="readme"]');
+    await Promise.all([
+      page.waitForURL((u) => pathOf(u) === `${repoPath}-empty`),
+      page.getByRole('button', { name: 'Create repository' }).click(),
+    ]);
+    await page.getByRole('heading', { name: 'This repository is empty' }).waitFor();
+    await page.setViewportSize(PHONE);
+    await page.reload();
+    await page.getByText(`git remote add origin ${BASE}/${USER}/${REPO}-empty.git`).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'repo-empty-phone.png'), fullPage: true });
+    await assertNoSidewaysScroll('empty repository at 390px');
+    await page.setViewportSize(LAPTOP);
+  });
+
   assert.deepEqual(problems, [], 'the browser saw no errors');
   ok = true;
 } catch (e) {
