@@ -127,18 +127,10 @@ pub(crate) fn head(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> RepoHead {
 pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> RepoHead {
     let c = &site.config;
     let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
-    let default = rev;
     RepoHead {
         settings_url: crate::auth::may_manage(ctx.viewer.as_ref(), &repo.owner)
             .then(|| format!("{home}/settings")),
-        commits_url: browse_url(
-            &c.base_path,
-            &repo.owner,
-            &repo.name,
-            "commits",
-            &default,
-            "",
-        ),
+        commits_url: browse_url(&c.base_path, &repo.owner, &repo.name, "commits", rev, ""),
         branches_url: format!("{home}/branches"),
         tags_url: format!("{home}/tags"),
         owner: repo.owner.clone(),
