@@ -209,7 +209,7 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
     // Site pages: their first segments are names no owner may take.
     match (segs.as_slice(), trailing_slash) {
         (["login"], false) => return Ok((Route::Login, "GET, HEAD, POST")),
-        (["logout"], false) => return Ok((Route::Logout, "POST")),
+        (["logout"], false) => return Ok((Route::Logout, "GET, HEAD, POST")),
         (["new"], false) => return Ok((Route::NewRepo, "GET, HEAD, POST")),
         (["settings", "tokens"], false) => return Ok((Route::Account, "GET, HEAD, POST")),
         (["static", name], false) => return Ok((Route::Static(name.to_string()), "GET, HEAD")),
@@ -342,9 +342,10 @@ mod tests {
         assert_eq!(ok("/alice"), Route::Owner("alice".into()));
         assert_eq!(ok("/alice/"), Route::Owner("alice".into()));
         assert_eq!(route("/logout", Method::Post).unwrap(), Route::Logout);
+        assert_eq!(route("/logout", Method::Get).unwrap(), Route::Logout);
         assert!(matches!(
-            route("/logout", Method::Get),
-            Err(Error::MethodNotAllowed("POST"))
+            route("/logout", Method::Other),
+            Err(Error::MethodNotAllowed("GET, HEAD, POST"))
         ));
         assert_eq!(
             ok("/static/forgelet-abc.css"),

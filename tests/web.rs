@@ -155,8 +155,12 @@ fn sign_in_shows_private_repositories_and_sign_out_ends_it() {
         "{front}"
     );
 
-    // Sign out needs the form's token; then the session is gone.
-    let csrf = csrf_of(&b.get(&srv, &site.target("/")));
+    // Sign out needs the form's token; then the session is gone. The address typed in a
+    // browser asks first (a GET never signs out).
+    let ask = b.get(&srv, &site.target("/logout"));
+    assert_eq!(ask.status, 200, "{}", ask.describe());
+    assert!(ask.text().contains("Sign out of") && b.cookie("forgelet_session").is_some());
+    let csrf = csrf_of(&ask);
     assert_eq!(
         b.post(&srv, &site.target("/logout"), &[("csrf", "nope")])
             .status,
@@ -165,6 +169,7 @@ fn sign_in_shows_private_repositories_and_sign_out_ends_it() {
     let out = b.post(&srv, &site.target("/logout"), &[("csrf", &csrf)]);
     assert_eq!(out.status, 303);
     assert!(b.cookie("forgelet_session").is_none());
+    assert_eq!(b.get(&srv, &site.target("/logout")).status, 303);
     assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
     srv.finish();
 }
@@ -545,13 +550,16 @@ fn repository_pages_show_files_and_readme_safely() {
         .starts_with("attachment"));
     assert_eq!(raw_bin.body, b"\x00\x01\x02binary");
 
-    for missing in [
-        "/alice/web/tree/nope",
-        "/alice/web/blob/main/nope",
-        "/alice/web/blob/main/docs",
-    ] {
+    for missing in ["/alice/web/tree/nope", "/alice/web/blob/main/nope"] {
         assert_eq!(b.get(&srv, &site.target(missing)).status, 404, "{missing}");
     }
+    // A folder's blob URL leads to its tree page.
+    let folder = b.get(&srv, &site.target("/alice/web/blob/main/docs"));
+    assert_eq!(folder.status, 302, "{}", folder.describe());
+    assert_eq!(
+        folder.header("Location"),
+        Some(site.target("/alice/web/tree/main/docs").as_str())
+    );
     // A private repository's pages are 404 to others, whatever the page.
     ok(site
         .forgelet()

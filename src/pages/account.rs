@@ -193,6 +193,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
                 }
                 Outcome::User(_) => {
                     let changed = password::check_new(new)
+                        .map_err(|e| as_sentence(&e))
                         .and_then(|_| password::hash(new))
                         .and_then(|hash| {
                             let stamp = new_stamp()?;
@@ -253,4 +254,18 @@ fn keep_signed_in(site: &Site, req: &Request, ctx: &PageCtx, me: &str, what: &st
     }
     ctx.finish(site, req, &mut r);
     r
+}
+
+/// A message in the lower-case style of the command line ("the password is too short: ...")
+/// as a sentence for a page.
+fn as_sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }

@@ -133,6 +133,30 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
 }
 
 /// `POST /logout`: ends this browser's session.
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    chrome: Chrome,
+}
+
+/// `GET /logout` (a typed or bookmarked address): a button that signs out, since a GET must
+/// not; the front page for someone not signed in.
+pub(crate) fn logout_form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+    if ctx.viewer.is_none() {
+        let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+        ctx.finish(site, req, &mut r);
+        return Ok(r);
+    }
+    ctx.render(
+        site,
+        req,
+        200,
+        &LogoutPage {
+            chrome: ctx.chrome(site),
+        },
+    )
+}
+
 pub(crate) fn logout(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
     let fields = form_fields(body);
     if !ctx.csrf_ok(site, field(&fields, "csrf")) {

@@ -362,8 +362,18 @@ pub(crate) fn browse(
             if path.is_empty() {
                 return Err(Error::NotFound);
             }
-            let b = browse::blob(&git, commit, &path, browse::BLOB_SHOWN_LIMIT)
-                .map_err(git_err(repo))?;
+            let b = match browse::blob(&git, commit, &path, browse::BLOB_SHOWN_LIMIT) {
+                Ok(b) => b,
+                // A folder's blob URL (typed, or from an old link): its tree page.
+                Err(BrowseError::NotFound) if browse::list_tree(&git, commit, &path).is_ok() => {
+                    let base = &site.config.base_path;
+                    return Ok(Response::redirect(
+                        302,
+                        browse_url(base, &repo.owner, &repo.name, "tree", &rev, &path),
+                    ));
+                }
+                Err(e) => return Err(git_err(repo)(e)),
+            };
             let lines = if b.is_binary {
                 Vec::new()
             } else {
