@@ -1182,6 +1182,15 @@ fn pages_follow_pushes_repacks_and_recreation() {
     shows(&mut b, &home, "first-subject");
     let second = commit("second-subject", "1");
     shows(&mut b, &home, "second-subject");
+    // The latest commit links to its page.
+    shows(
+        &mut b,
+        &home,
+        &format!(
+            "href=\"{}\"",
+            site.target(&format!("/alice/live/commit/{second}"))
+        ),
+    );
     shows(
         &mut b,
         &site.target(&format!("/alice/live/commit/{second}")),

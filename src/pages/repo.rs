@@ -31,8 +31,10 @@ pub(crate) struct Crumb {
 
 pub(crate) struct Latest {
     pub(crate) short_id: String,
+    pub(crate) url: String,
     pub(crate) summary: String,
     pub(crate) author: String,
+    pub(crate) date: String,
 }
 
 /// What every repository page shows at the top.
@@ -150,10 +152,15 @@ fn human_size(n: u64) -> String {
     }
 }
 
-fn latest(c: Option<browse::CommitSummary>) -> Option<Latest> {
+fn latest(site: &Site, repo: &RepoDir, c: Option<browse::CommitSummary>) -> Option<Latest> {
     c.map(|c| Latest {
+        url: format!(
+            "{}/{}/{}/commit/{}",
+            site.config.base_path, repo.owner, repo.name, c.id
+        ),
         short_id: c.short_id,
         summary: c.summary,
+        date: super::history::date(c.author.time, c.author.offset_minutes),
         author: c.author.name,
     })
 }
@@ -301,7 +308,7 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
     if let Some((rev, commit)) = start {
         let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
         page.files = rows(site, repo, &rev, b"", &listing);
-        page.latest = latest(listing.last_commit);
+        page.latest = latest(site, repo, listing.last_commit);
         let (html, name) = readme_html(site, &git, repo, &rev, commit, b"")?;
         page.readme_html = html;
         page.readme_name = name;
@@ -351,7 +358,7 @@ pub(crate) fn browse(
                     head: head_at(site, ctx, repo, &rev),
                     crumbs: crumbs(site, repo, &rev, &path),
                     files: rows(site, repo, &rev, &path, &listing),
-                    latest: latest(listing.last_commit),
+                    latest: latest(site, repo, listing.last_commit),
                     readme_html,
                     readme_name,
                     rev,
