@@ -765,7 +765,14 @@ pub(crate) struct LogPage {
     pub(crate) commits: Vec<CommitSummary>,
     /// More commits follow this page.
     pub(crate) has_more: bool,
+    /// The walk gave up after [`LOG_SCAN_LIMIT`] commits (a path that changed rarely in a long
+    /// history): older matching commits may exist.
+    pub(crate) stopped: bool,
 }
+
+/// Commits a history page (or a folder's "last change") looks through at most: one request must
+/// not tie up a worker for the whole history of a huge repository.
+pub(crate) const LOG_SCAN_LIMIT: usize = 50_000;
 
 /// History reachable from `start`: `limit` commits after skipping `skip` ([`LOG_PAGE_SIZE`]
 /// a page). With a non-empty `path`, only commits whose entry at that path (a file or a
@@ -780,13 +787,32 @@ pub(crate) fn log(
     skip: usize,
     limit: usize,
 ) -> Result<LogPage> {
+    log_within(repo, start, path.as_ref(), skip, limit, LOG_SCAN_LIMIT)
+}
+
+/// [`log`], looking through at most `scan_limit` commits.
+fn log_within(
+    repo: &Repository,
+    start: Oid,
+    path: &[u8],
+    skip: usize,
+    limit: usize,
+    scan_limit: usize,
+) -> Result<LogPage> {
     let start = find_commit(repo, start)?;
-    let comps = components(path.as_ref());
+    let comps = components(path);
     let mut walk = DateWalk::new(start);
     let mut skipped = 0;
     let mut commits = Vec::new();
     let mut has_more = false;
+    let mut scanned = 0;
+    let mut stopped = false;
     while let Some(commit) = walk.next(repo)? {
+        scanned += 1;
+        if scanned > scan_limit {
+            stopped = true;
+            break;
+        }
         if !comps.is_empty() && !touches(repo, &commit, &comps)? {
             continue;
         }
@@ -800,7 +826,11 @@ pub(crate) fn log(
         }
         commits.push(CommitSummary::of(&commit));
     }
-    Ok(LogPage { commits, has_more })
+    Ok(LogPage {
+        commits,
+        has_more,
+        stopped,
+    })
 }
 
 /// The commits reachable from one commit, newest commit time first (ties in the order they were
@@ -1969,6 +1999,14 @@ mod tests {
             Some(ids[5])
         );
         assert_eq!(last_change(&repo, tip, "nope").unwrap(), None);
+
+        // The walk looks through at most so many commits, and says when it stopped.
+        let p = log_within(&repo, tip, b"src", 0, 50, 6).unwrap();
+        let got: Vec<_> = p.commits.iter().map(|c| c.id).collect();
+        assert_eq!(got, [ids[5], ids[4]]);
+        assert!(p.stopped && !p.has_more);
+        let p = log_within(&repo, tip, b"src", 0, 50, 10).unwrap();
+        assert_eq!((p.commits.len(), p.stopped), (3, false));
     }
 
     #[test]

@@ -32,6 +32,8 @@ struct CommitsPage {
     commits: Vec<CommitRow>,
     newer: Option<String>,
     older: Option<String>,
+    /// The walk gave up (`browse::LOG_SCAN_LIMIT`): says so instead of ending silently.
+    stopped: String,
 }
 
 pub(crate) struct FileView {
@@ -157,6 +159,7 @@ pub(crate) fn commits(
                         commits: Vec::new(),
                         newer: None,
                         older: None,
+                        stopped: String::new(),
                     },
                 ),
                 _ => Err(Error::NotFound),
@@ -172,7 +175,7 @@ pub(crate) fn commits(
     let size = browse::LOG_PAGE_SIZE;
     let log = browse::log(&git, at.rev.commit, &at.path, (page - 1) * size, size)
         .map_err(git_err(repo))?;
-    if log.commits.is_empty() && page > 1 {
+    if log.commits.is_empty() && page > 1 && !log.stopped {
         return Err(Error::NotFound);
     }
     let here = browse_url(
@@ -195,6 +198,14 @@ pub(crate) fn commits(
             commits: log.commits.iter().map(|c| row(site, repo, c)).collect(),
             newer: (page > 1).then(|| format!("{here}?page={}", page - 1)),
             older: log.has_more.then(|| format!("{here}?page={}", page + 1)),
+            stopped: if log.stopped {
+                format!(
+                    "The search stopped after looking through {} commits; older ones are not listed here. Use git log in a clone for the rest.",
+                    browse::LOG_SCAN_LIMIT
+                )
+            } else {
+                String::new()
+            },
         },
     )
 }
