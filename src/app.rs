@@ -276,9 +276,7 @@ fn snapshot(
     let repo = find_page_repo(site, &ctx, owner, name)?;
     let joined = segments.join("/");
     let (rev, format) = archive::Format::split(&joined).ok_or(Error::NotFound)?;
-    let git = repo
-        .open()
-        .map_err(|e| Error::internal(&format!("opening {owner}/{name}"), e.message()))?;
+    let git = pages::repo::open(&repo)?;
     let resolved = crate::git::browse::resolve_ref(&git, rev).map_err(|e| match e {
         crate::git::browse::BrowseError::NotFound => Error::NotFound,
         crate::git::browse::BrowseError::Git(m) => Error::Internal(m),
@@ -340,13 +338,13 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
                             &site.config.limits,
                         );
                     }
-                    let git = open(&repo)?;
+                    let git = pages::repo::open(&repo)?;
                     let body = dumb::info_refs(&git, &label(&repo))
                         .map_err(|e| Error::internal(&label(&repo), e.message()))?;
                     Ok(refs_response("text/plain; charset=utf-8", body))
                 }
                 RepoRoute::Head => {
-                    let git = open(&repo)?;
+                    let git = pages::repo::open(&repo)?;
                     let body = dumb::head(&git)
                         .map_err(|e| Error::internal(&label(&repo), e.message()))?;
                     Ok(refs_response("text/plain", body))
@@ -487,9 +485,4 @@ fn authorize(site: &Site, req: &Request, owner: &str, name: &str, need: Need) ->
             user: viewer.map(|u| u.name),
         },
     })
-}
-
-fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
-    repo.open()
-        .map_err(|e| Error::internal(&format!("opening {}", label(repo)), e.message()))
 }

@@ -59,9 +59,7 @@ impl<'a> Request<'a> {
         }
         let path_bytes = percent_decode_bytes(rest)?;
         let path = String::from_utf8_lossy(&path_bytes).into_owned();
-        if path.chars().any(char::is_control) {
-            return Err(Error::BadRequest("the URL holds a control character"));
-        }
+        refuse_controls(&path)?;
         let query = std::str::from_utf8(query)
             .map_err(|_| Error::BadRequest("the query string is not ASCII"))?
             .to_string();
@@ -110,12 +108,17 @@ impl<'a> Request<'a> {
 pub(crate) fn percent_decode(raw: &[u8]) -> Result<String> {
     let s = String::from_utf8(percent_decode_bytes(raw)?)
         .map_err(|_| Error::BadRequest("the URL is not UTF-8"))?;
-    if s.chars().any(|c| c.is_control()) {
-        return Err(Error::BadRequest(
-            "the URL holds a control character or a backslash",
-        ));
-    }
+    refuse_controls(&s)?;
     Ok(s)
+}
+
+/// The control characters beyond ASCII (U+0080 to U+009F), which `percent_decode_bytes` cannot
+/// see as single bytes.
+fn refuse_controls(s: &str) -> Result<()> {
+    if s.chars().any(char::is_control) {
+        return Err(Error::BadRequest("the URL holds a control character"));
+    }
+    Ok(())
 }
 
 /// Decodes `%XX` once into bytes, which may be any but ASCII control characters and the

@@ -420,6 +420,30 @@ fn new_repository_page_creates_and_refuses_clearly() {
 }
 
 /// A repository with hostile content, made with git and imported.
+/// Makes `owner_repo` on the site from a work tree's commits (a bare clone imported with
+/// `forgelet repo import`, its owner added first); returns the repository's path on the site.
+fn import_work_tree(site: &Site, work: &std::path::Path, owner_repo: &str) -> PathBuf {
+    let bare = site
+        .dir()
+        .join(format!("bare-{}", owner_repo.replace('/', "-")));
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    site.ensure_user(owner_repo.split('/').next().unwrap());
+    ok(site
+        .forgelet()
+        .args(["repo", "import", owner_repo])
+        .arg(&bare));
+    site.repo_path(owner_repo)
+}
+
 fn hostile_repo(site: &Site, owner_repo: &str) -> PathBuf {
     let work = site
         .dir()
@@ -446,25 +470,7 @@ fn hostile_repo(site: &Site, owner_repo: &str) -> PathBuf {
         &["commit", "-q", "-m", "<script>alert('msg')</script>"],
     );
     git_ok(&work, &["branch", "feature/x"]);
-    let bare = site
-        .dir()
-        .join(format!("bare-{}", owner_repo.replace('/', "-")));
-    git_ok(
-        site.dir(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    site.ensure_user(owner_repo.split('/').next().unwrap());
-    ok(site
-        .forgelet()
-        .args(["repo", "import", owner_repo])
-        .arg(&bare));
-    site.repo_path(owner_repo)
+    import_work_tree(site, &work, owner_repo)
 }
 
 #[test]
@@ -1008,22 +1014,7 @@ fn page_limits_show_their_message() {
         ],
     );
     git_ok(&work, &["branch", "<b>bold</b>"]);
-    let bare = site.dir().join("limits.git");
-    git_ok(
-        site.dir(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    site.ensure_user("alice");
-    ok(site
-        .forgelet()
-        .args(["repo", "import", "alice/limits"])
-        .arg(&bare));
+    import_work_tree(&site, &work, "alice/limits");
     let srv = site.start();
     let mut b = Browser::default();
 
@@ -1280,22 +1271,7 @@ fn names_and_text_that_are_not_utf8_show_as_text_and_open() {
         .arg("branch")
         .arg(OsStr::from_bytes(b"br\xff<x>"))
         .arg("HEAD~1"));
-    let bare = site.dir().join("bytes.git");
-    git_ok(
-        site.dir(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    site.ensure_user("alice");
-    ok(site
-        .forgelet()
-        .args(["repo", "import", "alice/bytes"])
-        .arg(&bare));
+    let bare = import_work_tree(&site, &work, "alice/bytes");
     let srv = site.start();
     let mut b = Browser::default();
 

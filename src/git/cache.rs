@@ -29,7 +29,7 @@ use git2::Repository;
 
 use super::store::Settings;
 
-/// Repositories (and settings) kept per thread.
+/// Repositories kept per thread.
 const SLOTS: usize = 8;
 /// How long an opened repository is reused before it is opened afresh.
 const MAX_AGE: Duration = Duration::from_secs(30);
@@ -172,12 +172,14 @@ pub(crate) fn settings(config: &Path, parse: impl FnOnce() -> Settings) -> Arc<S
     let settings = Arc::new(parse());
     // A file changed within the clock's granularity of its last parse could look unchanged
     // after a second change of the same size: cache only what has been still for a moment.
-    let settled = fs::metadata(config)
-        .and_then(|m| m.modified())
+    // (A change while parsing gives the file a new stamp, so this entry would never match.)
+    let settled = u64::try_from(stamp.mtime)
         .ok()
-        .and_then(|t| t.elapsed().ok())
+        .zip(u32::try_from(stamp.mtime_nsec).ok())
+        .and_then(|(secs, nanos)| std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos)))
+        .and_then(|changed| changed.elapsed().ok())
         .is_some_and(|age| age > Duration::from_secs(2));
-    if settled && Stamp::of(config) == Some(stamp) {
+    if settled {
         shared_put(&PARSED, config, stamp, Arc::clone(&settings));
     }
     settings
@@ -235,10 +237,9 @@ pub(crate) fn head_date(repo: &Path, compute: impl FnOnce() -> String) -> Arc<st
     if let Some(hit) = shared_get(&DATES, repo, |s| *s == stamp) {
         return hit;
     }
+    // Refs that move while computing give a new stamp, so this entry would never match.
     let date: Arc<str> = Arc::from(compute());
-    if HeadStamp::of(repo).as_ref() == Some(&stamp) {
-        shared_put(&DATES, repo, stamp, Arc::clone(&date));
-    }
+    shared_put(&DATES, repo, stamp, Arc::clone(&date));
     date
 }
 

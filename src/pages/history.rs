@@ -109,7 +109,7 @@ pub(crate) fn date(unix: i64, offset_minutes: i32) -> String {
     )
 }
 
-fn row(site: &Site, repo: &RepoDir, c: &browse::CommitSummary) -> CommitRow {
+pub(crate) fn row(site: &Site, repo: &RepoDir, c: &browse::CommitSummary) -> CommitRow {
     CommitRow {
         short_id: c.short_id.clone(),
         url: commit_url(site, repo, &c.id.to_string()),

@@ -132,7 +132,6 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
     Ok(r)
 }
 
-/// `POST /logout`: ends this browser's session.
 #[derive(Template)]
 #[template(path = "logout.html")]
 struct LogoutPage {
@@ -157,6 +156,7 @@ pub(crate) fn logout_form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<R
     )
 }
 
+/// `POST /logout`: ends this browser's session.
 pub(crate) fn logout(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
     let fields = form_fields(body);
     if !ctx.csrf_ok(site, field(&fields, "csrf")) {

@@ -4,6 +4,7 @@
 
 use askama::Template;
 
+use super::history::{row, CommitRow};
 use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::error::{Error, Result};
@@ -29,14 +30,6 @@ pub(crate) struct Crumb {
     pub(crate) url: String,
 }
 
-pub(crate) struct Latest {
-    pub(crate) short_id: String,
-    pub(crate) url: String,
-    pub(crate) summary: String,
-    pub(crate) author: String,
-    pub(crate) date: String,
-}
-
 /// What every repository page shows at the top.
 pub(crate) struct RepoHead {
     /// Shown to the owner and admins only.
@@ -60,7 +53,7 @@ struct HomePage {
     rev: String,
     branches: Vec<Crumb>,
     tags: Vec<Crumb>,
-    latest: Option<Latest>,
+    latest: Option<CommitRow>,
     files: Vec<FileRow>,
     /// README rendered by `markdown::render`: the one place a page inserts HTML it did not
     /// escape itself (see the template's `|safe`).
@@ -76,7 +69,7 @@ struct TreePage {
     head: RepoHead,
     rev: String,
     crumbs: Vec<Crumb>,
-    latest: Option<Latest>,
+    latest: Option<CommitRow>,
     files: Vec<FileRow>,
     readme_html: String,
     readme_name: String,
@@ -150,19 +143,6 @@ fn human_size(n: u64) -> String {
         n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
     }
-}
-
-fn latest(site: &Site, repo: &RepoDir, c: Option<browse::CommitSummary>) -> Option<Latest> {
-    c.map(|c| Latest {
-        url: format!(
-            "{}/{}/{}/commit/{}",
-            site.config.base_path, repo.owner, repo.name, c.id
-        ),
-        short_id: c.short_id,
-        summary: c.summary,
-        date: super::history::date(c.author.time, c.author.offset_minutes),
-        author: c.author.name,
-    })
 }
 
 fn rows(
@@ -308,7 +288,7 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
     if let Some((rev, commit)) = start {
         let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
         page.files = rows(site, repo, &rev, b"", &listing);
-        page.latest = latest(site, repo, listing.last_commit);
+        page.latest = listing.last_commit.as_ref().map(|c| row(site, repo, c));
         let (html, name) = readme_html(site, &git, repo, &rev, commit, b"")?;
         page.readme_html = html;
         page.readme_name = name;
@@ -358,7 +338,7 @@ pub(crate) fn browse(
                     head: head_at(site, ctx, repo, &rev),
                     crumbs: crumbs(site, repo, &rev, &path),
                     files: rows(site, repo, &rev, &path, &listing),
-                    latest: latest(site, repo, listing.last_commit),
+                    latest: listing.last_commit.as_ref().map(|c| row(site, repo, c)),
                     readme_html,
                     readme_name,
                     rev,
