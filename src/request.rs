@@ -103,6 +103,28 @@ impl<'a> Request<'a> {
     }
 }
 
+/// What per-client limits count a client address as: an IPv4 address as it is, an IPv6 address
+/// by its /64 (one host or home network gets a /64 and can use any address in it), an
+/// IPv4-mapped IPv6 address as its IPv4 address; anything else as written.
+pub(crate) fn client_key(addr: &str) -> String {
+    let addr = addr.trim();
+    let bare = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => addr.to_string(),
+    }
+}
+
 /// Decodes `%XX` once. The result must be UTF-8 without control characters or backslashes:
 /// none of those belong in a forgelet URL, and refusing them here keeps every later check simple.
 pub(crate) fn percent_decode(raw: &[u8]) -> Result<String> {
@@ -198,6 +220,20 @@ mod tests {
         assert_eq!(r.last_segments(2), [&b"a\xffb"[..], b"c"]);
         assert_eq!(r.last_segments(9).len(), 7);
         assert!(matches!(percent_decode(b"a%ff"), Err(Error::BadRequest(_))));
+    }
+
+    #[test]
+    fn client_keys_group_ipv6_by_64() {
+        assert_eq!(client_key("127.0.0.2"), "127.0.0.2");
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_key("2001:db8:1:2:bbbb:cccc:dddd:eeee"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(client_key("2001:db8:1:3::1"), client_key("2001:db8:1:2::1"));
+        assert_eq!(client_key("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(client_key("[::1]"), "0:0:0:0::/64");
+        assert_eq!(client_key("unknown"), "unknown");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! mode and straight on its FastCGI socket, checked against what real git produces.
 
 mod accounts;
+mod hardening;
 mod permissions;
 mod push;
 mod util;

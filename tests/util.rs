@@ -285,6 +285,11 @@ pub struct SiteOptions {
     pub sendfile: &'static str,
     /// Extra lines for the `[server]` table of the config.
     pub server_extra: &'static str,
+    /// Top-level lines for the config (before any table).
+    pub extra: &'static str,
+    /// `base_url` says `https://` (nginx still answers plain HTTP on loopback), so forgelet
+    /// makes its cookies as for HTTPS.
+    pub https: bool,
 }
 
 impl Default for SiteOptions {
@@ -293,6 +298,8 @@ impl Default for SiteOptions {
             base_path: "/git",
             sendfile: "x-accel-redirect",
             server_extra: "",
+            extra: "",
+            https: false,
         }
     }
 }
@@ -321,9 +328,10 @@ impl Site {
         let config = tmp.path().join("config.toml");
         let text = format!(
             "data_dir = \"{data}\"\n\
-             base_url = \"http://127.0.0.1:{port}{base}\"\n\
+             base_url = \"{scheme}://127.0.0.1:{port}{base}\"\n\
              sendfile = \"{sendfile}\"\n\
              internal_prefix = \"/.forgelet-repos\"\n\
+             {top}\n\
              \n\
              [server]\n\
              listen = \"unix:{socket}\"\n\
@@ -333,6 +341,8 @@ impl Site {
             sendfile = opts.sendfile,
             socket = socket.display(),
             extra = opts.server_extra,
+            top = opts.extra,
+            scheme = if opts.https { "https" } else { "http" },
         );
         fs::write(&config, text).unwrap();
         Site {
@@ -1199,4 +1209,169 @@ pub fn fcgi_send_and_drain(socket: &Path, bytes: &[u8], wait: Duration) -> Vec<u
 /// Sets a file's permission bits (e.g. 0o755 for a hook script).
 pub fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repositories made by a test
+
+/// Makes `owner_repo` on the site from a work tree's commits (a bare clone imported with
+/// `forgelet repo import`, its owner added first); returns the repository's path on the site.
+pub fn import_work_tree(site: &Site, work: &Path, owner_repo: &str) -> PathBuf {
+    let bare = site
+        .dir()
+        .join(format!("bare-{}", owner_repo.replace('/', "-")));
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    site.ensure_user(owner_repo.split('/').next().unwrap());
+    ok(site
+        .forgelet()
+        .args(["repo", "import", owner_repo])
+        .arg(&bare));
+    site.repo_path(owner_repo)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browsers and clients from other addresses
+
+/// A browser's cookie jar, just enough for these tests.
+#[derive(Default)]
+pub struct Browser {
+    pub cookies: Vec<(String, String)>,
+    /// The local address requests come from (127.0.0.1 unless set).
+    pub from: Option<String>,
+}
+
+impl Browser {
+    pub fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Takes the `Set-Cookie` headers of a response (a `Max-Age=0` deletes).
+    pub fn take(&mut self, r: &Response) {
+        for (k, v) in &r.headers {
+            if !k.eq_ignore_ascii_case("Set-Cookie") {
+                continue;
+            }
+            let first = v.split(';').next().unwrap_or_default();
+            let Some((name, value)) = first.split_once('=') else {
+                continue;
+            };
+            self.cookies.retain(|(n, _)| n != name);
+            if !v.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    pub fn get(&mut self, srv: &Server, target: &str) -> Response {
+        let cookie = self.header();
+        let mut h = Vec::new();
+        if !cookie.is_empty() {
+            h.push(("Cookie", cookie.as_str()));
+        }
+        let r = self.request(srv, "GET", target, &h, b"");
+        self.take(&r);
+        r
+    }
+
+    pub fn post(&mut self, srv: &Server, target: &str, form: &[(&str, &str)]) -> Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let cookie = self.header();
+        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !cookie.is_empty() {
+            h.push(("Cookie", cookie.as_str()));
+        }
+        let r = self.request(srv, "POST", target, &h, body.as_bytes());
+        self.take(&r);
+        r
+    }
+
+    fn request(
+        &self,
+        srv: &Server,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let stream = match &self.from {
+            Some(addr) => tcp_from(addr, srv.port),
+            None => TcpStream::connect(("127.0.0.1", srv.port)).unwrap(),
+        };
+        http_on(stream, srv.port, method, target.as_bytes(), headers, body)
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_of(page: &Response) -> String {
+    let text = page.text();
+    let at = text
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no csrf field in:\n{text}"));
+    let rest = &text[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A TCP connection to nginx on `port` (on 127.0.0.1) from the local address `source` (any of
+/// 127.0.0.0/8 is this host on Linux), so per-address limits see distinct clients.
+pub fn tcp_from(source: &str, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let src: std::net::Ipv4Addr = source.parse().expect("an IPv4 source address");
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is handed to
+    // TcpStream; the addresses are valid sockaddr_in values that live across the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let from = sockaddr(src, 0);
+        let rc = libc::bind(fd, &from as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
+        let to = sockaddr(std::net::Ipv4Addr::LOCALHOST, port);
+        let rc = libc::connect(fd, &to as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "connect from {source}: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
 }

@@ -5,95 +5,6 @@ use std::path::PathBuf;
 
 use crate::util::*;
 
-/// A browser's cookie jar, just enough for these tests.
-#[derive(Default)]
-struct Browser {
-    cookies: Vec<(String, String)>,
-}
-
-impl Browser {
-    fn header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    /// Takes the `Set-Cookie` headers of a response (a `Max-Age=0` deletes).
-    fn take(&mut self, r: &Response) {
-        for (k, v) in &r.headers {
-            if !k.eq_ignore_ascii_case("Set-Cookie") {
-                continue;
-            }
-            let first = v.split(';').next().unwrap_or_default();
-            let Some((name, value)) = first.split_once('=') else {
-                continue;
-            };
-            self.cookies.retain(|(n, _)| n != name);
-            if !v.contains("Max-Age=0") {
-                self.cookies.push((name.to_string(), value.to_string()));
-            }
-        }
-    }
-
-    fn get(&mut self, srv: &Server, target: &str) -> Response {
-        let cookie = self.header();
-        let mut h = Vec::new();
-        if !cookie.is_empty() {
-            h.push(("Cookie", cookie.as_str()));
-        }
-        let r = srv.http("GET", target.as_bytes(), &h);
-        self.take(&r);
-        r
-    }
-
-    fn post(&mut self, srv: &Server, target: &str, form: &[(&str, &str)]) -> Response {
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let cookie = self.header();
-        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        if !cookie.is_empty() {
-            h.push(("Cookie", cookie.as_str()));
-        }
-        let r = srv.http_body("POST", target.as_bytes(), &h, body.as_bytes());
-        self.take(&r);
-        r
-    }
-
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// The CSRF token in a page's forms.
-fn csrf_of(page: &Response) -> String {
-    let text = page.text();
-    let at = text
-        .find("name=\"csrf\" value=\"")
-        .unwrap_or_else(|| panic!("no csrf field in:\n{text}"));
-    let rest = &text[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
 fn site_with_private_repo(test: &str) -> (Site, Server, PathBuf) {
     let site = Site::new(test, SiteOptions::default());
     let repo = site.import_fixture("mixed", "alice/hidden");
@@ -230,6 +141,7 @@ fn tampered_and_outdated_sessions_are_anonymous() {
     ] {
         let mut t = Browser {
             cookies: vec![("forgelet_session".into(), bad.clone())],
+            ..Default::default()
         };
         assert_eq!(
             t.get(&srv, &site.target("/alice/hidden")).status,
@@ -420,30 +332,6 @@ fn new_repository_page_creates_and_refuses_clearly() {
 }
 
 /// A repository with hostile content, made with git and imported.
-/// Makes `owner_repo` on the site from a work tree's commits (a bare clone imported with
-/// `forgelet repo import`, its owner added first); returns the repository's path on the site.
-fn import_work_tree(site: &Site, work: &std::path::Path, owner_repo: &str) -> PathBuf {
-    let bare = site
-        .dir()
-        .join(format!("bare-{}", owner_repo.replace('/', "-")));
-    git_ok(
-        site.dir(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    site.ensure_user(owner_repo.split('/').next().unwrap());
-    ok(site
-        .forgelet()
-        .args(["repo", "import", owner_repo])
-        .arg(&bare));
-    site.repo_path(owner_repo)
-}
-
 fn hostile_repo(site: &Site, owner_repo: &str) -> PathBuf {
     let work = site
         .dir()
@@ -1089,16 +977,17 @@ fn forged_session(site: &Site, user: &str, expires: u64) -> String {
         .find_map(|l| l.trim().strip_prefix("stamp = \""))
         .unwrap()
         .trim_end_matches('"');
+    let nonce = "0123456789abcdef0123456789abcdef";
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&secret).unwrap();
     mac.update(b"session\0");
-    mac.update(format!("{user}\0{stamp}\0{expires}").as_bytes());
+    mac.update(format!("{user}\0{stamp}\0{expires}\0{nonce}").as_bytes());
     let hex: String = mac
         .finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("{user}~{expires}~{hex}")
+    format!("{user}~{expires}~{nonce}~{hex}")
 }
 
 #[test]
@@ -1110,6 +999,7 @@ fn expired_sessions_are_anonymous() {
         .as_secs();
     let with = |cookie: String| Browser {
         cookies: vec![("forgelet_session".into(), cookie)],
+        ..Default::default()
     };
     // The forging is right: a cookie that expires in an hour is accepted...
     let mut fresh = with(forged_session(&site, "alice", now + 3600));
@@ -1354,7 +1244,7 @@ fn names_and_text_that_are_not_utf8_show_as_text_and_open() {
     srv.finish();
 }
 
-fn sign_in_as(site: &Site, srv: &Server, b: &mut Browser, user: &str) {
+pub fn sign_in_as(site: &Site, srv: &Server, b: &mut Browser, user: &str) {
     let form = b.get(srv, &site.target("/login"));
     let csrf = csrf_of(&form);
     let r = b.post(

@@ -1,7 +1,9 @@
 //! HTTP Basic authentication for git clients: a password or a personal access token in the
-//! password field. Every password check passes one limiter, keyed by client and by user name,
-//! before any hashing; unknown names cost a dummy hash; at most as many argon2 runs at once as
-//! cores (the rest get 429). A verified password is remembered briefly, keyed by a keyed hash of
+//! password field. Every password check passes the limiters before any hashing: one per client
+//! address, and one per user name that only clients not known for that user share (a client is
+//! known once it has signed in as that user: its address for a while, and a browser by a signed
+//! cookie), so a stranger guessing from many addresses cannot lock the real user out. Unknown
+//! names cost a dummy hash; at most as many argon2 runs at once as cores (the rest get 429). A verified password is remembered briefly, keyed by a keyed hash of
 //! the name, the password and the user's stamp, so a dumb clone of a private repository does not
 //! cost an argon2 run per object, and a password change ends it at once. Tokens are checked by
 //! keyed hash on every request, so a revoked token stops working on the next one.
@@ -31,11 +33,16 @@ const PER_CLIENT: Rate = Rate {
     burst: 10.0,
     every: Duration::from_secs(6),
 };
-/// Per user name, whatever the address: guessing one account from many addresses.
+/// Per user name, for clients not known for that user: guessing one account from many
+/// addresses.
 const PER_USER: Rate = Rate {
     burst: 20.0,
     every: Duration::from_secs(3),
 };
+/// How long an address that signed in as a user stays known for that user.
+const KNOWN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Known addresses kept per user (the oldest goes first).
+const KNOWN_PER_USER: usize = 16;
 
 /// What the credentials of a request say.
 pub(crate) enum Outcome {
@@ -133,6 +140,18 @@ pub(crate) struct Gate {
     hashing: AtomicUsize,
     max_hashing: usize,
     cache: Mutex<HashMap<String, Instant>>,
+    /// Per user name (lower case): the client addresses (grouped, see `client_key`) that signed
+    /// in as that user, and when they last did.
+    known: Mutex<HashMap<String, Vec<(String, Instant)>>>,
+}
+
+/// Whether a client is known for the user it tries to sign in as, apart from its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Device {
+    /// Nothing else is known (git clients, a browser without the cookie).
+    Unknown,
+    /// A browser that carries a genuine device cookie for this user.
+    Known,
 }
 
 /// Holds one argon2 slot while alive.
@@ -155,7 +174,37 @@ impl Gate {
             hashing: AtomicUsize::new(0),
             max_hashing: cores,
             cache: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `client` (already grouped) signed in as `name_key` within [`KNOWN_TTL`].
+    fn is_known(&self, name_key: &str, client: &str, now: Instant) -> bool {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(name_key).is_some_and(|list| {
+            list.iter()
+                .any(|(c, at)| c == client && now.duration_since(*at) < KNOWN_TTL)
+        })
+    }
+
+    /// Remembers that `client` signed in as `name_key`.
+    fn remember(&self, name_key: &str, client: &str, now: Instant) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MAX_ENTRIES && !known.contains_key(name_key) {
+            known.retain(|_, list| {
+                list.retain(|(_, at)| now.duration_since(*at) < KNOWN_TTL);
+                !list.is_empty()
+            });
+            if known.len() >= MAX_ENTRIES {
+                known.clear();
+            }
+        }
+        let list = known.entry(name_key.to_string()).or_default();
+        list.retain(|(c, at)| c != client && now.duration_since(*at) < KNOWN_TTL);
+        if list.len() >= KNOWN_PER_USER {
+            list.remove(0);
+        }
+        list.push((client.to_string(), now));
     }
 
     fn slot(&self) -> Option<Slot<'_>> {
@@ -206,12 +255,13 @@ impl Gate {
             ));
         }
 
-        self.password(accounts, &users, &name, &secret, client)
+        self.password(accounts, &users, &name, &secret, client, Device::Unknown)
     }
 
-    /// Checks a user name and password (from Basic auth or the sign-in form): the limiter first,
-    /// then at most one argon2 run per core; a recent success for the same name, password and
-    /// stamp is taken from the cache.
+    /// Checks a user name and password (from Basic auth or the sign-in form): the limiters
+    /// first, then at most one argon2 run per core; a recent success for the same name, password
+    /// and stamp is taken from the cache. `client` is the client's address; `device` says whether
+    /// the browser is known for this user.
     pub(crate) fn password(
         &self,
         accounts: &Accounts,
@@ -219,7 +269,10 @@ impl Gate {
         name: &str,
         secret: &str,
         client: &str,
+        device: Device,
     ) -> Outcome {
+        let client = crate::request::client_key(client);
+        let client = client.as_str();
         let user = users.get(name);
         let cache_key = user.map(|u| {
             let data = format!("{}\0{}\0{}", u.name, secret, u.stamp);
@@ -229,22 +282,29 @@ impl Gate {
         if let (Some(u), Some(key)) = (user, &cache_key) {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.get(key).is_some_and(|&until| now_i < until) {
+                drop(cache);
+                self.remember(&name.to_ascii_lowercase(), client, now_i);
                 return Outcome::User(u.clone());
             }
         }
 
-        // The limiter comes before any hashing.
+        // The limiters come before any hashing. A client known for this user does not share
+        // the user's limiter with strangers.
         let name_key = name.to_ascii_lowercase();
+        let known = device == Device::Known || self.is_known(&name_key, client, now_i);
         let wait_client = self
             .clients
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take(client, now_i);
-        let wait_name = self
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take(&name_key, now_i);
+        let wait_name = if known {
+            None
+        } else {
+            self.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(&name_key, now_i)
+        };
         if let Some(wait) = wait_client.max(wait_name) {
             return Outcome::Refused(Refusal::Slow(wait));
         }
@@ -264,10 +324,13 @@ impl Gate {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .give_back(client);
-                self.names
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .give_back(&name_key);
+                if !known {
+                    self.names
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .give_back(&name_key);
+                }
+                self.remember(&name_key, client, now_i);
                 let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                 if cache.len() >= MAX_ENTRIES {
                     cache.retain(|_, until| now_i < *until);
@@ -376,6 +439,114 @@ mod tests {
         // A success gives its attempt back.
         l.give_back("b");
         assert_eq!(l.buckets["b"].tokens, 3.0);
+    }
+
+    fn describe(o: &Outcome) -> String {
+        match o {
+            Outcome::Anonymous => "anonymous".into(),
+            Outcome::User(u) => format!("user {}", u.name),
+            Outcome::Refused(r) => format!("refused: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn strangers_cannot_lock_out_a_known_client() {
+        let dir = std::env::temp_dir().join(format!(
+            "forgelet-basic-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = Accounts::open(&dir).unwrap();
+        a.update(|u| {
+            u.add(User {
+                name: "alice".into(),
+                admin: false,
+                stamp: "s1".into(),
+                password_hash: super::super::password::hash("right password").unwrap(),
+                tokens: Vec::new(),
+            })
+        })
+        .unwrap();
+        let users = a.users().unwrap();
+        let g = Gate::new();
+        let ok = |o: Outcome| matches!(o, Outcome::User(_));
+        // Alice signs in from her address once.
+        assert!(ok(g.password(
+            &a,
+            &users,
+            "alice",
+            "right password",
+            "10.0.0.1",
+            Device::Unknown
+        )));
+        // Strangers use up the user's limit from many addresses.
+        let mut slowed = false;
+        for i in 0..40 {
+            let o = g.password(
+                &a,
+                &users,
+                "alice",
+                "guess",
+                &format!("10.1.0.{i}"),
+                Device::Unknown,
+            );
+            slowed |= matches!(o, Outcome::Refused(Refusal::Slow(_)));
+        }
+        assert!(slowed, "the per-user limit never applied");
+        // (Not from the cache of recent successes.)
+        g.cache.lock().unwrap().clear();
+        // A new address is slowed; alice's own address and a known browser are not.
+        assert!(matches!(
+            g.password(
+                &a,
+                &users,
+                "alice",
+                "right password",
+                "10.2.0.1",
+                Device::Unknown
+            ),
+            Outcome::Refused(Refusal::Slow(_))
+        ));
+        assert!(ok(g.password(
+            &a,
+            &users,
+            "Alice",
+            "right password",
+            "10.0.0.1",
+            Device::Unknown
+        )));
+        assert!(ok(g.password(
+            &a,
+            &users,
+            "alice",
+            "right password",
+            "10.3.0.1",
+            Device::Known
+        )));
+        // An IPv6 client is known by its /64.
+        assert!(ok(g.password(
+            &a,
+            &users,
+            "alice",
+            "right password",
+            "2001:db8::1",
+            Device::Known
+        )));
+        g.cache.lock().unwrap().clear();
+        let o = g.password(
+            &a,
+            &users,
+            "alice",
+            "right password",
+            "2001:db8::2",
+            Device::Unknown,
+        );
+        assert!(matches!(o, Outcome::User(_)), "{}", describe(&o));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

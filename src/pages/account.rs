@@ -5,10 +5,10 @@ use askama::Template;
 
 use super::history::date;
 use super::login::{field, form_fields};
-use super::{cookie_header, Chrome, PageCtx};
+use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::auth::basic::Outcome;
-use crate::auth::{self, now, password, session, token, users::new_stamp, Token};
+use crate::auth::{self, now, password, token, users::new_stamp, Token};
 use crate::error::{Error, Result};
 use crate::request::Request;
 use crate::response::Response;
@@ -187,7 +187,14 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
             let again = field(&fields, "again").unwrap_or("");
             let users = site.accounts.users().map_err(Error::Internal)?;
             let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
-            match site.gate.password(&site.accounts, &users, &me, old, client) {
+            match site.gate.password(
+                &site.accounts,
+                &users,
+                &me,
+                old,
+                client,
+                auth::basic::Device::Known,
+            ) {
                 Outcome::User(_) if new != again => {
                     Err("The two new passwords differ.".to_string())
                 }
@@ -225,10 +232,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
                 })
                 .map_err(Error::Internal)?;
             let mut r = Response::redirect(303, format!("{}/login", site.config.base_path));
-            r.header(
-                "Set-Cookie",
-                cookie_header(site, req, session::COOKIE, "", Some(0)),
-            );
+            r.header("Set-Cookie", super::end_session_cookie(site, req));
             ctx.finish(site, req, &mut r);
             return Ok(r);
         }
@@ -250,7 +254,11 @@ fn keep_signed_in(site: &Site, req: &Request, ctx: &PageCtx, me: &str, what: &st
         .ok()
         .and_then(|us| us.get(me).cloned())
     {
-        r.header("Set-Cookie", super::session_cookie(site, req, &u));
+        if let Ok(cookies) = super::session_cookies(site, req, &u) {
+            for c in cookies {
+                r.header("Set-Cookie", c);
+            }
+        }
     }
     ctx.finish(site, req, &mut r);
     r

@@ -30,23 +30,32 @@ struct OwnerPage {
     repos: Vec<Entry>,
 }
 
-/// `GET /{owner}`: the owner's repositories the viewer may read. An owner with none to show is
-/// a 404, like a missing one, so the page does not tell which users exist.
+/// `GET /{owner}`: the owner's repositories the viewer may read. User names are known to
+/// everyone signed in and to nobody else (the README's "Who may learn which user names
+/// exist"): signed in, a user with nothing to show has a page that says so; signed out, an
+/// owner with nothing to show is a 404, like a missing one.
 pub(crate) fn owner(site: &Site, req: &Request, ctx: &PageCtx, owner: &str) -> Result<Response> {
     let repos: Vec<Entry> = visible(site, ctx)?
         .into_iter()
         .filter(|(o, _)| o.eq_ignore_ascii_case(owner))
         .map(|(_, e)| e)
         .collect();
-    let Some(first) = repos.first() else {
-        return Err(Error::NotFound);
+    let owner = match repos.first() {
+        Some(first) => first
+            .full_name
+            .split('/')
+            .next()
+            .unwrap_or(owner)
+            .to_string(),
+        None if ctx.viewer.is_some() => {
+            let users = site.accounts.users().map_err(Error::Internal)?;
+            match users.get(owner) {
+                Some(u) => u.name.clone(),
+                None => return Err(Error::NotFound),
+            }
+        }
+        None => return Err(Error::NotFound),
     };
-    let owner = first
-        .full_name
-        .split('/')
-        .next()
-        .unwrap_or(owner)
-        .to_string();
     ctx.render(
         site,
         req,

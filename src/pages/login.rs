@@ -3,9 +3,9 @@
 
 use askama::Template;
 
-use super::{cookie_header, Chrome, PageCtx};
+use super::{Chrome, PageCtx};
 use crate::app::Site;
-use crate::auth::basic::{Outcome, Refusal};
+use crate::auth::basic::{Device, Outcome, Refusal};
 use crate::auth::session;
 use crate::error::{Error, Result};
 use crate::request::{percent_decode, Request};
@@ -90,12 +90,33 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
         Outcome::Refused(Refusal::Bad("Give your user name and password."))
     } else {
         site.gate
-            .password(&site.accounts, &users, &name, password, client)
+            .password(&site.accounts, &users, &name, password, client, {
+                let names = super::cookie_names(site, req);
+                let value = session::cookie(req.header("COOKIE"), &names.device);
+                if session::device_is_for(&site.accounts, value, &name) {
+                    Device::Known
+                } else {
+                    Device::Unknown
+                }
+            })
     };
     let (status, error, retry) = match outcome {
         Outcome::User(user) => {
             let mut r = Response::redirect(303, next);
-            r.header("Set-Cookie", super::session_cookie(site, req, &user));
+            for c in super::session_cookies(site, req, &user)? {
+                r.header("Set-Cookie", c);
+            }
+            let names = super::cookie_names(site, req);
+            r.header(
+                "Set-Cookie",
+                super::cookie_header(
+                    site,
+                    req,
+                    &names.device,
+                    &session::device_value(&site.accounts, &user.name),
+                    Some(session::DEVICE_LIFETIME_SECS),
+                ),
+            );
             ctx.finish(site, req, &mut r);
             return Ok(r);
         }
@@ -165,10 +186,7 @@ pub(crate) fn logout(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
         ));
     }
     let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
-    r.header(
-        "Set-Cookie",
-        cookie_header(site, req, session::COOKIE, "", Some(0)),
-    );
+    r.header("Set-Cookie", super::end_session_cookie(site, req));
     ctx.finish(site, req, &mut r);
     Ok(r)
 }

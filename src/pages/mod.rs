@@ -28,35 +28,77 @@ pub(crate) struct Chrome {
     pub(crate) csrf: String,
 }
 
-/// Per-request state of a page: the signed-in user and the CSRF cookie.
+/// Per-request state of a page: the signed-in user and what the page's forms are bound to.
 pub(crate) struct PageCtx {
     pub(crate) viewer: Option<User>,
+    session: Option<session::Session>,
+    /// The cookie names for this site and scheme.
+    names: session::CookieNames,
+    /// A signed-out client's CSRF cookie (empty when signed in).
     csrf_cookie: String,
     /// The CSRF cookie is new and must be set on the response.
     new_csrf_cookie: bool,
 }
 
+/// Whether the client reaches the site over HTTPS: `base_url` says so, or the web server does.
+pub(crate) fn is_https(site: &Site, req: &Request) -> bool {
+    site.config.base_url.starts_with("https://")
+        || req
+            .var("HTTPS")
+            .is_some_and(|h| h.eq_ignore_ascii_case("on"))
+}
+
+/// The cookie names for this request's site and scheme.
+pub(crate) fn cookie_names(site: &Site, req: &Request) -> session::CookieNames {
+    session::CookieNames::new(is_https(site, req), site.config.base_path.is_empty())
+}
+
 impl PageCtx {
     pub(crate) fn new(site: &Site, req: &Request) -> PageCtx {
         let cookies = req.header("COOKIE");
-        let viewer = session::cookie(cookies, session::COOKIE)
+        let names = cookie_names(site, req);
+        let session = session::cookie(cookies, &names.session)
             .and_then(|v| session::verify(&site.accounts, v, now()));
-        let existing = session::cookie(cookies, session::CSRF_COOKIE)
-            .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_hexdigit()));
-        let (csrf_cookie, new_csrf_cookie) = match existing {
-            Some(c) => (c.to_string(), false),
-            None => (session::new_csrf_cookie().unwrap_or_default(), true),
+        let (csrf_cookie, new_csrf_cookie) = if session.is_some() {
+            (String::new(), false)
+        } else {
+            let existing = session::cookie(cookies, &names.csrf).filter(|c| {
+                !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            match existing {
+                Some(c) => (c.to_string(), false),
+                None => (session::new_csrf_cookie().unwrap_or_default(), true),
+            }
         };
         PageCtx {
-            viewer,
+            viewer: session.as_ref().map(|s| s.user.clone()),
+            session,
+            names,
             csrf_cookie,
             new_csrf_cookie,
         }
     }
 
-    /// Whether a submitted form's token belongs to this client's CSRF cookie.
+    /// Whether a submitted form's token belongs to this client: to its session when signed in,
+    /// else to the CSRF cookie it already had.
     pub(crate) fn csrf_ok(&self, site: &Site, field: Option<&str>) -> bool {
-        !self.new_csrf_cookie && session::csrf_ok(&site.accounts, Some(&self.csrf_cookie), field)
+        if self.session.is_none() && self.new_csrf_cookie {
+            return false;
+        }
+        session::csrf_ok(
+            &site.accounts,
+            self.session.as_ref(),
+            Some(&self.csrf_cookie),
+            field,
+        )
+    }
+
+    /// The token the page's forms carry.
+    fn csrf_token(&self, site: &Site) -> String {
+        match &self.session {
+            Some(s) => session::session_csrf_token(&site.accounts, s),
+            None => session::csrf_token(&site.accounts, &self.csrf_cookie),
+        }
     }
 
     pub(crate) fn chrome(&self, site: &Site) -> Chrome {
@@ -67,7 +109,7 @@ impl PageCtx {
             css_url: format!("{}/static/{}", c.base_path, site.assets.css_name),
             js_url: format!("{}/static/{}", c.base_path, site.assets.js_name),
             viewer: self.viewer.as_ref().map(|u| u.name.clone()),
-            csrf: session::csrf_token(&site.accounts, &self.csrf_cookie),
+            csrf: self.csrf_token(site),
         }
     }
 
@@ -87,7 +129,7 @@ impl PageCtx {
         if self.new_csrf_cookie && !self.csrf_cookie.is_empty() {
             r.header(
                 "Set-Cookie",
-                cookie_header(site, req, session::CSRF_COOKIE, &self.csrf_cookie, None),
+                cookie_header(site, req, &self.names.csrf, &self.csrf_cookie, None),
             );
         }
     }
@@ -128,11 +170,7 @@ pub(crate) fn cookie_header(
     if let Some(age) = max_age {
         v.push_str(&format!("; Max-Age={age}"));
     }
-    let https = c.base_url.starts_with("https://")
-        || req
-            .var("HTTPS")
-            .is_some_and(|h| h.eq_ignore_ascii_case("on"));
-    if https {
+    if is_https(site, req) {
         v.push_str("; Secure");
     }
     v
@@ -192,15 +230,28 @@ pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) ->
     }
 }
 
-/// `Set-Cookie` for a fresh session of `user`.
-pub(crate) fn session_cookie(site: &Site, req: &Request, user: &User) -> String {
-    cookie_header(
-        site,
-        req,
-        session::COOKIE,
-        &session::issue(&site.accounts, user, now()),
-        Some(session::LIFETIME_SECS),
-    )
+/// `Set-Cookie` headers for a fresh session of `user`, with a nonce of its own: the session
+/// cookie, and the removal of the signed-out CSRF cookie (whose tokens mean nothing once signed
+/// in).
+pub(crate) fn session_cookies(site: &Site, req: &Request, user: &User) -> Result<[String; 2]> {
+    let names = cookie_names(site, req);
+    let value = session::issue(&site.accounts, user, now())
+        .ok_or_else(|| Error::Internal("no randomness for a session cookie".into()))?;
+    Ok([
+        cookie_header(
+            site,
+            req,
+            &names.session,
+            &value,
+            Some(session::LIFETIME_SECS),
+        ),
+        cookie_header(site, req, &names.csrf, "", Some(0)),
+    ])
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub(crate) fn end_session_cookie(site: &Site, req: &Request) -> String {
+    cookie_header(site, req, &cookie_names(site, req).session, "", Some(0))
 }
 
 /// The stylesheet and the script, embedded so an upgrade never mixes old pages with new assets,

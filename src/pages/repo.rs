@@ -60,6 +60,9 @@ struct HomePage {
     readme_html: String,
     readme_name: String,
     empty: bool,
+    /// Snapshot links of the shown ref, encoded (a ref name may hold `%`, `#` or `..`).
+    tgz_url: String,
+    zip_url: String,
 }
 
 #[derive(Template)]
@@ -284,6 +287,8 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         readme_html: String::new(),
         readme_name: String::new(),
         empty: start.is_none(),
+        tgz_url: String::new(),
+        zip_url: String::new(),
     };
     if let Some((rev, commit)) = start {
         let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
@@ -292,6 +297,18 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         let (html, name) = readme_html(site, &git, repo, &rev, commit, b"")?;
         page.readme_html = html;
         page.readme_name = name;
+        let archive = |ext: &str| {
+            browse_url(
+                base,
+                &repo.owner,
+                &repo.name,
+                "archive",
+                &format!("{rev}.{ext}"),
+                "",
+            )
+        };
+        page.tgz_url = archive("tar.gz");
+        page.zip_url = archive("zip");
         page.rev = rev;
     }
     ctx.render(site, req, 200, &page)
