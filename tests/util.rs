@@ -1371,7 +1371,12 @@ pub fn tcp_from(source: &str, port: u16) -> TcpStream {
         assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
         let to = sockaddr(std::net::Ipv4Addr::LOCALHOST, port);
         let rc = libc::connect(fd, &to as *const _ as *const libc::sockaddr, len);
-        assert_eq!(rc, 0, "connect from {source}: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "connect from {source}: {}",
+            std::io::Error::last_os_error()
+        );
         TcpStream::from_raw_fd(fd)
     }
 }
