@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::fcgi::{self, Params};
 use crate::git::{RepoDir, RepoStore};
 use crate::git_http::archive::{self, Archive};
+use crate::git_http::blob::{BlobStream, DeltaGate};
 use crate::git_http::smart::{self, GitRunner, Identity, Rpc, Service};
 use crate::git_http::{dumb, files};
 use crate::pages::{self, PageCtx};
@@ -29,13 +30,15 @@ pub(crate) struct Site {
     pub(crate) assets: pages::Assets,
     /// Snapshots being made.
     pub(crate) archives: archive::Running,
+    /// Whether a large raw file stored as a delta is being rebuilt.
+    pub(crate) raw_deltas: DeltaGate,
 }
 
 impl Site {
     /// Fails (with a message for the sysadmin) when the users file or the secret cannot be read.
     pub(crate) fn new(config: Config) -> std::result::Result<Site, String> {
         let repos = RepoStore::new(config.repos_dir());
-        let git = GitRunner::new(&config.data_dir);
+        let git = GitRunner::new(&config);
         let accounts = Accounts::open(&config.data_dir)?;
         Ok(Site {
             config,
@@ -45,6 +48,7 @@ impl Site {
             gate: Gate::new(),
             assets: pages::Assets::new(),
             archives: archive::Running::default(),
+            raw_deltas: DeltaGate::default(),
         })
     }
 }
@@ -68,6 +72,8 @@ pub(crate) enum Answer {
     Response(Response),
     Rpc(Rpc),
     Archive(Archive),
+    /// A raw file too large to read here, streamed by git.
+    Blob(BlobStream),
 }
 
 /// Lane indices of the FastCGI server. Quick answers (pages, generated ref lists, files handed to
@@ -108,7 +114,19 @@ impl fcgi::App for Site {
         match handle(self, params, stdin) {
             Answer::Response(r) => r.write_cgi(stdout, head_only),
             Answer::Rpc(rpc) => rpc.run(&self.git, &self.config.limits, stdin, stdout),
-            Answer::Archive(a) => a.run(&self.git, &self.archives, stdout),
+            Answer::Archive(a) => a.run(
+                &self.git,
+                &self.archives,
+                self.config.limits.git_deadline,
+                stdout,
+            ),
+            Answer::Blob(b) => b.run(
+                &self.git,
+                &self.raw_deltas,
+                &self.config.limits,
+                head_only,
+                stdout,
+            ),
         }
     }
 }
@@ -130,6 +148,7 @@ pub(crate) fn handle(site: &Site, params: &Params, stdin: &mut dyn io::Read) -> 
     match answer {
         Ok(Answer::Rpc(rpc)) => Answer::Rpc(rpc),
         Ok(Answer::Archive(a)) => Answer::Archive(a),
+        Ok(Answer::Blob(b)) => Answer::Blob(b),
         Ok(Answer::Response(r)) => Answer::Response(finish(r)),
         Err(e) => Answer::Response(finish(e.into_response())),
     }
@@ -137,7 +156,13 @@ pub(crate) fn handle(site: &Site, params: &Params, stdin: &mut dyn io::Read) -> 
 
 /// Headers every response carries.
 fn finish(mut r: Response) -> Response {
-    r.header("X-Content-Type-Options", "nosniff");
+    if !r
+        .headers
+        .iter()
+        .any(|(k, _)| *k == "X-Content-Type-Options")
+    {
+        r.header("X-Content-Type-Options", "nosniff");
+    }
     r
 }
 
@@ -157,6 +182,7 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
             service: *service,
             repo: g.repo,
             who: g.who,
+            client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
             version: smart::protocol_version(req.header("GIT_PROTOCOL")),
             gzip: req.header("CONTENT_ENCODING").is_some_and(|e| {
                 e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip")
@@ -174,7 +200,7 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
         | Route::Account
         | Route::Owner(_) => true,
         Route::Repo { page, .. } => match page {
-            RepoRoute::Browse(View::Archive, _) => false,
+            RepoRoute::Browse(View::Archive | View::Raw, _) => false,
             RepoRoute::Home | RepoRoute::Browse(..) => true,
             _ => false,
         },
@@ -190,6 +216,21 @@ fn dispatch(site: &Site, req: &Request, route: Route, stdin: &mut dyn io::Read) 
     } = &route
     {
         return snapshot(site, req, owner, name, segments);
+    }
+    if let Route::Repo {
+        owner,
+        name,
+        page: RepoRoute::Browse(View::Raw, segments),
+    } = &route
+    {
+        let ctx = PageCtx::new(site, req);
+        let raw = find_page_repo(site, &ctx, owner, name)
+            .and_then(|repo| pages::repo::raw(req, &ctx, &repo, segments));
+        return Ok(match raw {
+            Ok(pages::repo::Raw::Response(r)) => Answer::Response(r),
+            Ok(pages::repo::Raw::Stream(s)) => Answer::Blob(s),
+            Err(e) => Answer::Response(pages::error_page(site, req, &ctx, e)),
+        });
     }
     respond_with(site, req, route).map(Answer::Response)
 }
@@ -281,11 +322,24 @@ fn snapshot(
         crate::git::browse::BrowseError::NotFound => Error::NotFound,
         crate::git::browse::BrowseError::Git(m) => Error::Internal(m),
     })?;
+    let cap = site.config.limits.archive_bytes;
+    let fits = git
+        .find_commit(resolved.commit)
+        .and_then(|c| archive::size_of_tree(&git, c.tree_id(), cap))
+        .map_err(|e| Error::internal(&label(&repo), e.message()))?;
+    if fits.is_none() {
+        return Err(Error::TooLarge(format!(
+            "This snapshot would be larger than the server's limit of {} MiB; clone the repository instead.",
+            cap >> 20
+        )));
+    }
     Ok(Answer::Archive(Archive {
         repo,
         commit: resolved.commit,
         rev: rev.to_string(),
         format,
+        client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
+        anonymous: ctx.viewer.is_none(),
     }))
 }
 
@@ -334,6 +388,7 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
                             service,
                             &repo,
                             &who,
+                            req.var("REMOTE_ADDR").unwrap_or("unknown"),
                             version,
                             &site.config.limits,
                         );

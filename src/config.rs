@@ -52,6 +52,15 @@ pub(crate) struct Limits {
     pub(crate) push_bytes: u64,
     /// How long one git request (clone, fetch, push) may run.
     pub(crate) git_deadline: Duration,
+    /// Address space one git child may use (`RLIMIT_AS`).
+    pub(crate) git_memory_bytes: u64,
+    /// Output waiting for slow clients in files, all requests together.
+    pub(crate) spool_bytes: u64,
+    /// The largest snapshot, counted as the sum of its files' sizes before compression.
+    pub(crate) archive_bytes: u64,
+    /// The largest file `raw/` sends when git keeps it as a delta (it must be rebuilt whole in
+    /// memory); such files are sent one at a time.
+    pub(crate) raw_delta_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -60,9 +69,16 @@ pub(crate) struct ServerConfig {
     pub(crate) listen: String,
     pub(crate) socket_group: Option<String>,
     pub(crate) workers: usize,
+    /// git work (a clone, fetch, push, ref advertisement, snapshot) running at once.
     pub(crate) git_workers: usize,
+    /// Of those, at most this many for one client address; 0 for no limit.
+    pub(crate) git_per_address: usize,
+    /// Of those, this many only for signed-in users.
+    pub(crate) git_reserved: usize,
     pub(crate) max_connections: usize,
     pub(crate) timeout: Duration,
+    /// A client that takes no byte of an answer for this long is given up.
+    pub(crate) write_timeout: Duration,
 }
 
 impl Config {
@@ -93,6 +109,10 @@ struct RawLimits {
     fetch_request_mib: i64,
     push_mib: i64,
     git_deadline: i64,
+    git_memory_mib: i64,
+    spool_mib: i64,
+    archive_mib: i64,
+    raw_delta_mib: i64,
 }
 
 impl Default for RawLimits {
@@ -101,6 +121,10 @@ impl Default for RawLimits {
             fetch_request_mib: 64,
             push_mib: 2048,
             git_deadline: 3600,
+            git_memory_mib: 2048,
+            spool_mib: 2048,
+            archive_mib: 1024,
+            raw_delta_mib: 256,
         }
     }
 }
@@ -112,8 +136,11 @@ struct RawServer {
     socket_group: String,
     workers: i64,
     git_workers: i64,
+    git_per_address: i64,
+    git_reserved: Option<i64>,
     max_connections: i64,
     timeout: i64,
+    write_timeout: i64,
 }
 
 impl Default for RawConfig {
@@ -143,8 +170,11 @@ impl Default for RawServer {
             socket_group: String::new(),
             workers: 8,
             git_workers: (2 * cores) as i64,
+            git_per_address: 2,
+            git_reserved: None,
             max_connections: 512,
             timeout: 300,
+            write_timeout: 60,
         }
     }
 }
@@ -403,7 +433,21 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
             ),
         ));
     }
+    let git_per_address = v.count("server", "git_per_address", s.git_per_address, 0, 1024)?;
+    // A quarter of the slots for signed-in users by default, at least one, and never all:
+    // anonymous clones must be able to run.
+    let git_reserved = match s.git_reserved {
+        Some(n) => v.count(
+            "server",
+            "git_reserved",
+            n,
+            0,
+            (git_workers as i64 - 1).max(0),
+        )?,
+        None => git_workers.div_ceil(4).min(git_workers - 1),
+    };
     let timeout = v.count("server", "timeout", s.timeout, 1, 86_400)?;
+    let write_timeout = v.count("server", "write_timeout", s.write_timeout, 5, 86_400)?;
     let socket_group = match s.socket_group.trim() {
         "" => None,
         g => Some(g.to_string()),
@@ -423,7 +467,21 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
             10,
             86_400,
         )? as u64),
+        git_memory_bytes: mib("git_memory_mib", l.git_memory_mib, 1 << 20)?,
+        spool_bytes: mib("spool_mib", l.spool_mib, 1 << 30)?,
+        archive_bytes: mib("archive_mib", l.archive_mib, 1 << 30)?,
+        raw_delta_bytes: mib("raw_delta_mib", l.raw_delta_mib, 1 << 20)?,
     };
+    if limits.git_memory_bytes < 256 << 20 {
+        return Err(v.err(
+            "limits",
+            "git_memory_mib",
+            format!(
+                "expected at least 256 (git maps up to 256 MiB of packs and needs room besides), found {}",
+                l.git_memory_mib
+            ),
+        ));
+    }
 
     Ok(Config {
         file: file.to_path_buf(),
@@ -441,8 +499,11 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
             socket_group,
             workers,
             git_workers,
+            git_per_address,
+            git_reserved,
             max_connections,
             timeout: Duration::from_secs(timeout as u64),
+            write_timeout: Duration::from_secs(write_timeout as u64),
         },
     })
 }
@@ -535,6 +596,31 @@ mod tests {
         assert_eq!(c.repos_dir(), PathBuf::from("/var/lib/forgelet/repos"));
         assert!(c.anonymous_read && !c.git_requires_token);
         assert_eq!(c.limits.push_bytes, 2048 << 20);
+    }
+
+    #[test]
+    fn git_slots_are_shared_out_sensibly() {
+        let c = p("[server]\ngit_workers = 8\n").unwrap();
+        assert_eq!((c.server.git_reserved, c.server.git_per_address), (2, 2));
+        let c = p("[server]\ngit_workers = 1\n").unwrap();
+        assert_eq!(c.server.git_reserved, 0, "the only slot cannot be reserved");
+        let c = p("[server]\ngit_workers = 2\n").unwrap();
+        assert_eq!(c.server.git_reserved, 1);
+        let e = p("[server]\ngit_workers = 4\ngit_reserved = 4\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("server.git_reserved"))
+        );
+        assert!(e.message.contains("from 0 to 3"), "{e}");
+        let c = p("[server]\ngit_per_address = 0\nwrite_timeout = 30\n").unwrap();
+        assert_eq!(c.server.git_per_address, 0);
+        assert_eq!(c.server.write_timeout, Duration::from_secs(30));
+        let e = p("[limits]\ngit_memory_mib = 100\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("limits.git_memory_mib"));
+        assert!(e.message.contains("at least 256"), "{e}");
+        let c = p("").unwrap();
+        assert_eq!(c.limits.archive_bytes, 1 << 30);
+        assert_eq!(c.limits.raw_delta_bytes, 256 << 20);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub(crate) enum Error {
     MethodNotAllowed(&'static str),
     /// A repository forgelet cannot serve (e.g. SHA-256); the message is safe to show.
     Unsupported(String),
+    /// What was asked for is larger than the server sends (413); the message is safe to show.
+    TooLarge(String),
     /// Something broke on our side; the detail is logged, never shown.
     Internal(String),
 }
@@ -42,6 +44,7 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Unsupported(_) => 501,
+            Error::TooLarge(_) => 413,
             Error::Internal(_) => 500,
         }
     }
@@ -53,7 +56,7 @@ impl Error {
             Error::BadRequest(m) => format!("Bad request: {m}.\n"),
             Error::NotFound => "Not found.\n".to_string(),
             Error::MethodNotAllowed(allow) => format!("Method not allowed; use {allow}.\n"),
-            Error::Unsupported(m) | Error::Forbidden(m) => format!("{m}\n"),
+            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) => format!("{m}\n"),
             Error::Unauthorized { message, .. } => format!("{message}\n"),
             Error::TooMany(secs) => {
                 format!("Too many sign-in attempts; try again in {secs} seconds.\n")
@@ -87,7 +90,7 @@ impl fmt::Display for Error {
             Error::BadRequest(m) => write!(f, "bad request: {m}"),
             Error::NotFound => f.write_str("not found"),
             Error::MethodNotAllowed(a) => write!(f, "method not allowed (allow: {a})"),
-            Error::Unsupported(m) | Error::Forbidden(m) => f.write_str(m),
+            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) => f.write_str(m),
             Error::Unauthorized { message, .. } => f.write_str(message),
             Error::TooMany(s) => write!(f, "too many attempts (retry after {s} s)"),
             Error::Internal(d) => f.write_str(d),

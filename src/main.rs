@@ -380,6 +380,12 @@ fn run_cgi(config_path: &std::path::Path) -> i32 {
 /// client runs several requests at once per clone and gives up on the first 503, so a burst of
 /// clones must wait its turn rather than fail; only a real overload is turned away.
 const QUEUE_PER_WORKER: usize = 8;
+/// Threads of the git lane at least: requests waiting for a git slot, running git, or draining
+/// what git wrote to a slow client.
+const GIT_LANE_THREADS: usize = 64;
+/// A web server sends a request's parameters at once; a connection that has not in this time is
+/// closed (and at the connection cap, one that is a second late makes room).
+const PARAMS_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
     let config = match load_config(config_path) {
@@ -438,14 +444,19 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
                 workers: s.workers,
                 queue: QUEUE_PER_WORKER * s.workers,
             },
+            // git requests wait for a git slot (`[server] git_workers` of them) in their
+            // thread, and a thread whose git is done drains the rest to a slow client without a
+            // slot: so many more threads than slots.
             fcgi::LaneConfig {
                 name: "git".into(),
-                workers: s.git_workers,
+                workers: GIT_LANE_THREADS.max(4 * s.git_workers),
                 queue: QUEUE_PER_WORKER * s.git_workers,
             },
         ],
         max_connections: s.max_connections,
         io_timeout: s.timeout,
+        write_timeout: s.write_timeout,
+        params_timeout: PARAMS_TIMEOUT,
         idle_timeout: Duration::from_secs(60),
         max_params_bytes: 1 << 20,
         retry_after_secs: 5,

@@ -77,7 +77,7 @@ impl Route {
         match self {
             Route::Repo { page, .. } => match page {
                 RepoRoute::File(..) => streams_files,
-                RepoRoute::Rpc(_) | RepoRoute::Browse(View::Archive, _) => true,
+                RepoRoute::Rpc(_) | RepoRoute::Browse(View::Archive | View::Raw, _) => true,
                 _ => false,
             },
             _ => false,

@@ -2167,7 +2167,10 @@ fn git_past_the_deadline_is_stopped() {
     let site = Site::new("smart_deadline", SiteOptions::default());
     fs::write(
         &site.config,
-        fs::read_to_string(&site.config).unwrap() + "\n[limits]\ngit_deadline = 10\n",
+        // A spool of 1 MiB: past it git waits for its client, as it would with every slow
+        // client once the spool budget is spent.
+        fs::read_to_string(&site.config).unwrap()
+            + "\n[limits]\ngit_deadline = 10\nspool_mib = 1\n",
     )
     .unwrap();
     let repo = site.import_fixture("mixed", "alice/slow");
@@ -2183,7 +2186,7 @@ fn git_past_the_deadline_is_stopped() {
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
-    // The client stays connected but reads nothing, so git waits on a full pipe.
+    // The client stays connected but reads nothing, so git waits once the spool is full.
     std::thread::sleep(Duration::from_secs(2));
     assert!(!processes_in(&repo).is_empty(), "git was not running");
     assert_no_process_left(&repo, 20, "past the 10 s deadline");

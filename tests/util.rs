@@ -658,6 +658,22 @@ impl Server {
         }
     }
 
+    /// The forgelet process's id.
+    pub fn forgelet_pid(&self) -> u32 {
+        self.forgelet.as_ref().unwrap().id()
+    }
+
+    /// The most memory forgelet has used so far (its peak resident set, VmHWM), in MiB.
+    pub fn forgelet_peak_mib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.forgelet_pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024
+    }
+
     /// Text forgelet wrote to stderr so far.
     pub fn forgelet_stderr(&self) -> String {
         fs::read_to_string(&self.forgelet_log).unwrap_or_default()
@@ -1350,6 +1366,12 @@ pub fn csrf_of(page: &Response) -> String {
 /// A TCP connection to nginx on `port` (on 127.0.0.1) from the local address `source` (any of
 /// 127.0.0.0/8 is this host on Linux), so per-address limits see distinct clients.
 pub fn tcp_from(source: &str, port: u16) -> TcpStream {
+    tcp_from_with(source, port, None)
+}
+
+/// [`tcp_from`], with the socket's receive buffer set to `rcvbuf` bytes before it connects (a
+/// small one makes a client that stops reading stall the sender at once).
+pub fn tcp_from_with(source: &str, port: u16, rcvbuf: Option<i32>) -> TcpStream {
     use std::os::fd::FromRawFd;
     let src: std::net::Ipv4Addr = source.parse().expect("an IPv4 source address");
     let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
@@ -1366,6 +1388,16 @@ pub fn tcp_from(source: &str, port: u16) -> TcpStream {
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        if let Some(size) = rcvbuf {
+            let rc = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &size as *const i32 as *const libc::c_void,
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            );
+            assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        }
         let from = sockaddr(src, 0);
         let rc = libc::bind(fd, &from as *const _ as *const libc::sockaddr, len);
         assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());

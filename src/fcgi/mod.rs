@@ -9,7 +9,8 @@
 //! - The app picks a lane for the request ([`App::lane`]); each lane has its own pre-spawned
 //!   workers and a queue. A full lane is answered at once with 503 and `Retry-After`, so slow git
 //!   clones never starve the web pages.
-//! - A worker runs [`App::respond`] with blocking I/O under `io_timeout`, then always ends the
+//! - A worker runs [`App::respond`] with blocking I/O under `io_timeout` (reads) and
+//!   `write_timeout` (writes), then always ends the
 //!   request (empty STDOUT + END_REQUEST). Keep-alive connections go back to the poll thread.
 //! - Accept errors (e.g. out of file descriptors) are logged and backed off, never fatal; at
 //!   `max_connections` the listener is not polled until a connection closes.
@@ -78,9 +79,16 @@ pub struct Config {
     pub lanes: Vec<LaneConfig>,
     /// Open connections (idle + busy); beyond it, stop accepting until one closes.
     pub max_connections: usize,
-    /// Read/write timeout on a socket while a request is being served, and the time a client
-    /// gets to send a request's params. Zero means none.
+    /// Read timeout on a socket while a request is being served (a request body that stops
+    /// arriving). Zero means none.
     pub io_timeout: Duration,
+    /// Write timeout while a request is being served: a peer that takes no byte of the answer
+    /// for this long is given up. Zero means none.
+    pub write_timeout: Duration,
+    /// The time a peer gets to send a request's BEGIN_REQUEST and complete PARAMS (a web server
+    /// sends them at once). Zero means none. At the connection cap, a connection that has been
+    /// collecting PARAMS for a second makes room for a new one.
+    pub params_timeout: Duration,
     /// Keep-alive connections idle longer are closed. Zero means never.
     pub idle_timeout: Duration,
     /// Cap on the total size of a request's PARAMS stream; over it the connection is closed.
@@ -102,6 +110,8 @@ impl Default for Config {
             lanes: vec![lane("pages", 8), lane("git", 4)],
             max_connections: 512,
             io_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            params_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             max_params_bytes: 1 << 20,
             retry_after_secs: 5,

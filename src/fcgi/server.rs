@@ -151,6 +151,7 @@ enum Back {
 struct WorkerCtx {
     app: Arc<dyn App>,
     io_timeout: Duration,
+    write_timeout: Duration,
     limits: Limits,
     back: Sender<Back>,
     stop: Arc<Stop>,
@@ -207,13 +208,13 @@ impl Conn {
         };
     }
 
-    /// Idle between requests with nothing buffered, or lingering after its answer: closing it
-    /// loses no request.
-    fn evictable(&self) -> bool {
+    /// Idle between requests with nothing buffered, lingering after its answer, or slower to
+    /// send its PARAMS than any web server is: closing it loses no request worth keeping.
+    fn evictable(&self, now: Instant) -> bool {
         match self.phase {
             Phase::Idle => self.inbuf.is_empty(),
             Phase::Linger { .. } => true,
-            Phase::Params { .. } => false,
+            Phase::Params { since, .. } => now.duration_since(since) >= EVICT_GRACE,
         }
     }
 
@@ -221,10 +222,10 @@ impl Conn {
         let after = |t: Instant, d: Duration| if d.is_zero() { None } else { Some(t + d) };
         match &self.phase {
             Phase::Idle if self.inbuf.is_empty() => after(self.last_active, config.idle_timeout),
-            // A record started but not finished: the peer is mid-request.
-            Phase::Idle => after(self.last_active, config.io_timeout),
+            // A record started but not finished: the peer is starting a request.
+            Phase::Idle => after(self.last_active, config.params_timeout),
             // Measured from the start, so a trickle of bytes cannot hold the slot forever.
-            Phase::Params { since, .. } => after(*since, config.io_timeout),
+            Phase::Params { since, .. } => after(*since, config.params_timeout),
             Phase::Linger { until } => Some(*until),
         }
     }
@@ -444,7 +445,7 @@ fn run_job(ctx: &WorkerCtx, job: Job, slot: &mut Slot<'_>) -> Back {
     if let Err(e) = conn
         .sock
         .set_nonblocking(false)
-        .and_then(|()| conn.sock.set_timeouts(ctx.io_timeout))
+        .and_then(|()| conn.sock.set_timeouts(ctx.io_timeout, ctx.write_timeout))
     {
         log::debug!("fastcgi: cannot prepare connection: {e}");
         return Back::Closed;
@@ -582,6 +583,7 @@ pub(crate) fn serve_until(
     let ctx = Arc::new(WorkerCtx {
         app: Arc::clone(&app),
         io_timeout: config.io_timeout,
+        write_timeout: config.write_timeout,
         limits,
         back: back_tx,
         stop: Arc::clone(&stop),
@@ -676,9 +678,15 @@ impl PollLoop {
                     next = Some(next.map_or(d, |n| n.min(d)));
                 }
                 // At the cap, wake up when a connection becomes old enough to make room.
-                if at_cap && !accepting && c.evictable() {
-                    let d = c.last_active + EVICT_GRACE;
-                    next = Some(next.map_or(d, |n| n.min(d)));
+                if at_cap && !accepting {
+                    let d = match c.phase {
+                        Phase::Params { since, .. } => Some(since.max(c.last_active) + EVICT_GRACE),
+                        _ if c.evictable(now) => Some(c.last_active + EVICT_GRACE),
+                        _ => None,
+                    };
+                    if let Some(d) = d {
+                        next = Some(next.map_or(d, |n| n.min(d)));
+                    }
                 }
             }
             let timeout = next.map(|d| d.saturating_duration_since(now));
@@ -865,7 +873,7 @@ impl PollLoop {
         self.conns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.evictable() && now.duration_since(c.last_active) >= EVICT_GRACE)
+            .filter(|(_, c)| c.evictable(now) && now.duration_since(c.last_active) >= EVICT_GRACE)
             .min_by_key(|(_, c)| c.last_active)
             .map(|(i, _)| i)
     }

@@ -139,13 +139,16 @@ impl Sock {
     }
 
     /// SO_RCVTIMEO and SO_SNDTIMEO; a zero duration means no timeout.
-    pub(crate) fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-        let tv = libc::timeval {
+    pub(crate) fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()> {
+        let tv = |timeout: Duration| libc::timeval {
             tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
             // Always below 1,000,000, so it fits whatever width suseconds_t has.
             tv_usec: timeout.subsec_micros() as libc::suseconds_t,
         };
-        for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        for (opt, tv) in [
+            (libc::SO_RCVTIMEO, tv(read)),
+            (libc::SO_SNDTIMEO, tv(write)),
+        ] {
             // SAFETY: passes a pointer to a live timeval and its exact size.
             cvt(unsafe {
                 libc::setsockopt(

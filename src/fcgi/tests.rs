@@ -291,6 +291,8 @@ fn test_config() -> Config {
         ],
         max_connections: 64,
         io_timeout: Duration::from_secs(5),
+        write_timeout: Duration::from_secs(5),
+        params_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(5),
         max_params_bytes: 8 * 1024,
         retry_after_secs: 7,
@@ -687,7 +689,7 @@ fn panics_and_errors_become_500_and_workers_survive() {
 fn idle_connections_are_closed_after_idle_timeout() {
     let mut config = test_config();
     config.idle_timeout = Duration::from_millis(150);
-    config.io_timeout = Duration::from_millis(300);
+    config.params_timeout = Duration::from_millis(300);
     let srv = TestServer::start(config);
     let t = Instant::now();
     let mut c = srv.client();
@@ -698,7 +700,7 @@ fn idle_connections_are_closed_after_idle_timeout() {
     c.send(&request(1, true, &[("REQUEST_URI", "/k")], b""));
     c.reply(1).unwrap();
     assert!(c.closed_by_server());
-    // A client that starts a request and stalls is cut off after io_timeout.
+    // A client that starts a request and stalls is cut off after params_timeout.
     let mut c = srv.client();
     c.send(&begin(1, 1, false));
     assert!(c.closed_by_server());

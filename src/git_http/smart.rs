@@ -2,20 +2,23 @@
 //! by spawning git with `--stateless-rpc` in an environment forgelet builds from nothing.
 //!
 //! Fetch bodies (wants and haves) are read whole before git starts, as git's own http-backend does,
-//! because upload-pack may answer before it has read every `have`; push bodies stream. The child's
-//! input and output are pumped at the same time on two threads; its whole process group is killed
-//! and reaped when the client goes away, a cap is hit, or the deadline passes.
+//! because upload-pack may answer before it has read every `have`, and checked to be pkt-lines;
+//! push bodies stream. Each exchange takes a slot (`slots`) and runs its child through `child`:
+//! input and output pumped at the same time, output a slow client has not taken yet kept aside so
+//! git can finish, the whole process group stopped and reaped when the client goes away, a cap is
+//! hit, or the deadline passes.
 
 use std::fs::{self, File};
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use crate::config::Limits;
+use super::child::{self, ChildGuard, SpoolBudget};
+use super::slots::{Busy, Slot, SlotRules, Slots};
+use crate::config::{Config, Limits};
 use crate::error::{Error, Result};
 use crate::git::RepoDir;
 use crate::response::Response;
@@ -89,39 +92,72 @@ pub(crate) struct Identity {
     pub(crate) user: Option<String>,
 }
 
-/// How forgelet runs git: the binary, and the empty home and temp folders it gives children.
+/// How forgelet runs git: the binary, the empty home and temp folders it gives children, the
+/// memory each child may use, the slots git work shares and where output waits for slow clients.
 pub(crate) struct GitRunner {
     git: PathBuf,
     path_var: std::ffi::OsString,
     home: PathBuf,
-    tmp: PathBuf,
+    pub(crate) tmp: PathBuf,
+    /// Address space a git child may use (`RLIMIT_AS`), in bytes.
+    memory: u64,
+    slots: Slots,
+    /// How long a request waits for a slot.
+    slot_wait: Duration,
+    pub(crate) spool: SpoolBudget,
 }
 
 /// Request bodies up to this size stay in memory; larger fetch requests spill to a temp file.
 const SPILL_AT: usize = 4 << 20;
+/// How long a git request waits for a slot before it gets 503.
+const SLOT_WAIT: Duration = Duration::from_secs(60);
 
 impl GitRunner {
     /// `data_dir/home` (an empty folder for `HOME`) and `data_dir/tmp` are made if missing.
-    pub(crate) fn new(data_dir: &Path) -> GitRunner {
-        let home = data_dir.join("home");
-        let tmp = data_dir.join("tmp");
+    pub(crate) fn new(config: &Config) -> GitRunner {
+        let home = config.data_dir.join("home");
+        let tmp = config.data_dir.join("tmp");
         for dir in [&home, &tmp] {
             if let Err(e) = fs::create_dir_all(dir) {
                 log::warn!("cannot create {}: {e}", dir.display());
             }
         }
+        let s = &config.server;
         GitRunner {
             git: PathBuf::from("git"),
             path_var: std::env::var_os("PATH")
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
             home,
+            spool: SpoolBudget::new(tmp.clone(), config.limits.spool_bytes),
             tmp,
+            memory: config.limits.git_memory_bytes,
+            slots: Slots::new(SlotRules {
+                total: s.git_workers,
+                per_address: s.git_per_address,
+                reserved: s.git_reserved,
+            }),
+            slot_wait: SLOT_WAIT,
         }
     }
 
+    /// A slot for git work of a client at `address` (its `REMOTE_ADDR`), waiting for one to
+    /// come free as `slots` says.
+    pub(crate) fn slot(
+        &self,
+        address: &str,
+        anonymous: bool,
+    ) -> std::result::Result<Slot<'_>, Busy> {
+        self.slots.acquire(
+            &crate::request::client_key(address),
+            anonymous,
+            self.slot_wait,
+        )
+    }
+
     /// `git` from an empty environment plus an allowlist, shut off from the host's config, in
-    /// its own process group; `-c` settings and the subcommand are the caller's.
+    /// its own process group; `-c` settings and the subcommand are the caller's. Start it with
+    /// [`GitRunner::spawn`], which limits its memory.
     pub(crate) fn git(&self) -> Command {
         let mut c = Command::new(&self.git);
         c.env_clear()
@@ -130,10 +166,57 @@ impl GitRunner {
             .env("TMPDIR", &self.tmp)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            // glibc makes an arena per thread, each reserving 64 MiB of address space; two
+            // keep git's threads within the limit below.
+            .env("MALLOC_ARENA_MAX", "2")
             .arg("-c")
             .arg("safe.directory=*")
             .process_group(0);
+        // What git maps and keeps, bounded so the address-space limit is not reached by
+        // honest work: pack windows, delta search and caches.
+        for setting in [
+            "core.packedGitLimit=256m",
+            "core.packedGitWindowSize=32m",
+            "core.deltaBaseCacheLimit=64m",
+            "core.bigFileThreshold=64m",
+            "pack.windowMemory=128m",
+            "pack.deltaCacheSize=64m",
+            "pack.threads=1",
+        ] {
+            c.arg("-c").arg(setting);
+        }
         c
+    }
+
+    /// Starts a command made by [`GitRunner::git`] and limits its address space to
+    /// `[limits] git_memory_mib` (what it starts later, such as pack-objects, inherits it).
+    pub(crate) fn spawn(&self, c: &mut Command) -> io::Result<Child> {
+        let child = c.spawn()?;
+        let limit = libc::rlimit {
+            rlim_cur: self.memory as libc::rlim_t,
+            rlim_max: self.memory as libc::rlim_t,
+        };
+        // SAFETY: prlimit(2) on our own child with a pointer to a live rlimit; the old limit
+        // is not asked for.
+        let rc = unsafe {
+            libc::prlimit(
+                child.id() as libc::pid_t,
+                libc::RLIMIT_AS,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // The child may already be gone (it failed at once); anything else is ours.
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                let mut guard = ChildGuard::new(child);
+                guard.killer().stop();
+                let _ = guard.wait();
+                return Err(e);
+            }
+        }
+        Ok(child)
     }
 
     /// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist.
@@ -158,6 +241,13 @@ impl GitRunner {
         // safe.directory is honoured there; the host's own files are shut out above.
         for setting in [
             "uploadpack.allowFilter=true".to_string(),
+            // Only the filters partial clone needs; `sparse:oid` makes git read a blob the
+            // client names whole, and combinations multiply the work.
+            "uploadpackfilter.allow=false".to_string(),
+            "uploadpackfilter.blob:none.allow=true".to_string(),
+            "uploadpackfilter.blob:limit.allow=true".to_string(),
+            "uploadpackfilter.tree.allow=true".to_string(),
+            "uploadpackfilter.tree.maxDepth=0".to_string(),
             "uploadpack.keepAlive=5".to_string(),
             "receive.fsckObjects=true".to_string(),
             "receive.autogc=false".to_string(),
@@ -185,15 +275,21 @@ impl GitRunner {
         service: Service,
         repo: &RepoDir,
         who: &Identity,
+        client: &str,
         version: Option<u8>,
         limits: &Limits,
     ) -> Result<Response> {
+        let _slot = match self.slot(client, who.user.is_none()) {
+            Ok(s) => s,
+            Err(busy) => return Ok(busy_response(busy)),
+        };
         let mut c = self.command(service, repo, who, version, limits);
         c.arg("--http-backend-info-refs").arg(&repo.path);
         c.stdin(Stdio::null());
         let label = format!("{}/{}", repo.owner, repo.name);
-        let out = c
-            .output()
+        let out = self
+            .spawn(&mut c)
+            .and_then(|child| child.wait_with_output())
             .map_err(|e| Error::internal(&format!("{label}: cannot run git"), e))?;
         if !out.status.success() {
             return Err(Error::Internal(format!(
@@ -221,6 +317,8 @@ pub(crate) struct Rpc {
     pub(crate) service: Service,
     pub(crate) repo: RepoDir,
     pub(crate) who: Identity,
+    /// The client's address (`REMOTE_ADDR`), for the per-address share of git slots.
+    pub(crate) client: String,
     pub(crate) version: Option<u8>,
     pub(crate) gzip: bool,
     pub(crate) content_length: Option<u64>,
@@ -252,34 +350,43 @@ impl Rpc {
         match self.service {
             Service::UploadPack => {
                 // Read whole first: upload-pack may answer before it has read every `have`.
-                let body = match read_body(input, self.gzip, cap, &runner.tmp) {
+                // The body is taken before a slot is: a slow uploader holds no git.
+                let mut body = match read_body(input, self.gzip, cap, &runner.tmp) {
                     Ok(b) => b,
                     Err(BodyError::TooLarge(cap)) => {
                         return too_large(self.service, cap).write_cgi(out, false)
                     }
                     Err(BodyError::Io(e)) => return Err(e),
                 };
-                self.exchange(runner, limits, body, out, &label)
+                if let Err(why) = check_pkt_lines(&mut body) {
+                    MALFORMED_LOG.warn(&format!("{label}: refused a fetch request: {why}"));
+                    return bad_request(why).write_cgi(out, false);
+                }
+                self.exchange(runner, limits, Box::new(body), out, &label)
             }
             Service::ReceivePack => {
                 let body = CappedReader::new(decoded(input, self.gzip), cap);
-                self.exchange(runner, limits, body, out, &label)
+                self.exchange(runner, limits, Box::new(body), out, &label)
             }
         }
     }
 
-    /// Starts git, feeds it `body` while its output is streamed to `out`.
+    /// Takes a slot, starts git, feeds it `body` while its output is streamed to `out`.
     fn exchange(
         &self,
         runner: &GitRunner,
         limits: &Limits,
-        mut body: impl Read + Send,
+        body: Box<dyn Read + Send + '_>,
         out: &mut (dyn Write + Send),
         label: &str,
     ) -> io::Result<()> {
+        let slot = match runner.slot(&self.client, self.who.user.is_none()) {
+            Ok(s) => s,
+            Err(busy) => return busy_response(busy).write_cgi(out, false),
+        };
         let mut c = runner.command(self.service, &self.repo, &self.who, self.version, limits);
         c.arg(&self.repo.path);
-        let child = match c.spawn() {
+        let child = match runner.spawn(&mut c) {
             Ok(child) => child,
             Err(e) => {
                 return Error::internal(&format!("{label}: cannot run git"), e)
@@ -287,88 +394,39 @@ impl Rpc {
                     .write_cgi(out, false)
             }
         };
-        let mut guard = ChildGuard::new(child);
-        let (Some(mut child_in), Some(child_out), Some(mut child_err)) = (
-            guard.child.stdin.take(),
-            guard.child.stdout.take(),
-            guard.child.stderr.take(),
-        ) else {
-            return Err(io::Error::other("child pipes missing"));
-        };
-        let pgid = guard.pgid;
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        let timed_out = AtomicBool::new(false);
         let deadline = limits.git_deadline;
-
-        let (feed, sent, stderr) = std::thread::scope(|s| {
-            // The body goes in on its own thread, so a child that writes while it reads never
-            // waits on us.
-            let feeder = s.spawn(move || {
-                let r = io::copy(&mut body, &mut child_in);
-                if let Err(e) = &r {
-                    // Over the cap, or the client went away mid-upload: stop git before it
-                    // answers a half-received request. (A git that stopped reading early
-                    // shows up here as a broken pipe; it has already said what it had to.)
-                    if e.kind() != io::ErrorKind::BrokenPipe {
-                        stop_group(pgid);
-                    }
-                }
-                drop(child_in);
-                r
-            });
-            let errors = s.spawn(move || {
-                let mut buf = Vec::new();
-                let _ = (&mut child_err).take(64 * 1024).read_to_end(&mut buf);
-                // Drain the rest so the child never blocks on a full stderr pipe.
-                let _ = io::copy(&mut child_err, &mut io::sink());
-                buf
-            });
-            let timed_out = &timed_out;
-            s.spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(deadline) {
-                    timed_out.store(true, Ordering::SeqCst);
-                    stop_group(pgid);
-                }
-            });
-            let sent = pump(self.service, child_out, out);
-            if sent.is_err() {
-                // The client went away (or the web server did): stop git now.
-                stop_group(pgid);
-            }
-            let feed = feeder
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("feeder panicked")));
-            let _ = done_tx.send(());
-            let stderr = errors.join().unwrap_or_default();
-            (feed, sent, stderr)
-        });
-        let status = guard.wait();
-        let stderr = String::from_utf8_lossy(&stderr);
+        let service = self.service;
+        let ended = child::run(
+            ChildGuard::new(child),
+            slot,
+            Some(body),
+            deadline,
+            &runner.spool,
+            out,
+            &mut |out, _| write_head(service, out),
+        );
+        let stderr = String::from_utf8_lossy(&ended.stderr);
         let stderr = stderr.trim();
-        let timed_out = timed_out.load(Ordering::SeqCst);
-
-        match sent {
+        let command = self.service.command();
+        match ended.sent {
             // Headers went out: the status is said; whatever else happened is for the log.
             Ok(true) => {
-                if timed_out {
+                if ended.timed_out {
+                    log::warn!("{label}: git {command} stopped at the deadline of {deadline:?}");
+                } else if !ended.status.as_ref().is_ok_and(|s| s.success()) && ended.feed.is_ok() {
                     log::warn!(
-                        "{label}: git {} stopped at the deadline of {deadline:?}",
-                        self.service.command()
-                    );
-                } else if !status.as_ref().is_ok_and(|s| s.success()) && feed.is_ok() {
-                    log::warn!(
-                        "{label}: git {} failed ({status:?}): {stderr}",
-                        self.service.command()
+                        "{label}: git {command} failed ({:?}): {stderr}",
+                        ended.status
                     );
                 }
                 Ok(())
             }
             // git said nothing at all: answer from what we know.
             Ok(false) => {
-                let r = match (&feed, status) {
+                let r = match (&ended.feed, &ended.status) {
                     (Err(e), _) if is_too_large(e) => too_large(self.service, cap_of(e)),
                     (Err(e), _) => return Err(io::Error::new(e.kind(), e.to_string())),
-                    (Ok(_), _) if timed_out => {
+                    (Ok(_), _) if ended.timed_out => {
                         let mut r = Response::text(
                             503,
                             format!(
@@ -381,29 +439,112 @@ impl Rpc {
                     }
                     // The `0000` probe git sends before a large push ends here: 200, no body.
                     (Ok(_), Ok(s)) if s.success() => result_head(self.service),
-                    (Ok(_), s) => {
+                    (Ok(_), s) if out_of_memory(stderr) => {
                         log::warn!(
-                            "{label}: git {} failed ({s:?}): {stderr}",
-                            self.service.command()
+                            "{label}: git {command} ran out of memory under [limits] git_memory_mib ({s:?}): {stderr}"
                         );
-                        Error::Internal(format!(
-                            "{label}: git {} produced nothing",
-                            self.service.command()
-                        ))
-                        .into_response()
+                        let mut r = Response::text(
+                            503,
+                            "This request needs more memory than the server allows git; ask the server's administrator.\n".into(),
+                        );
+                        r.no_cache();
+                        r
+                    }
+                    // Anything else git refuses before its first word is the request's fault
+                    // (a well-framed but wrong fetch): 400, and a log line at most now and then.
+                    (Ok(_), s) => {
+                        MALFORMED_LOG.warn(&format!(
+                            "{label}: git {command} refused a request ({s:?}): {stderr}"
+                        ));
+                        bad_request("git could not use this request")
                     }
                 };
                 r.write_cgi(out, false)
             }
             Err(e) => {
-                log::debug!(
-                    "{label}: client went away during {}: {e}",
-                    self.service.command()
-                );
+                log::debug!("{label}: client went away during {command}: {e}");
                 Err(e)
             }
         }
     }
+}
+
+/// Refused requests are logged at most once a minute, with the number held back: a client
+/// sending garbage must not fill the log.
+static MALFORMED_LOG: child::LogLimit = child::LogLimit::new(60);
+
+/// git's own words when an allocation fails (malloc, mmap of a pack).
+fn out_of_memory(stderr: &str) -> bool {
+    stderr.contains("Out of memory")
+        || stderr.contains("mmap failed")
+        || stderr.contains("Cannot allocate memory")
+}
+
+/// 400 with a message git prints.
+fn bad_request(why: &str) -> Response {
+    let mut r = Response::text(400, format!("Bad request: {why}.\n"));
+    r.no_cache();
+    r
+}
+
+/// 503 with `Retry-After` when no git slot came free in time.
+pub(crate) fn busy_response(busy: Busy) -> Response {
+    let mut r = Response::text(503, format!("{}\n", busy.message()));
+    r.header("Retry-After", "5");
+    r.no_cache();
+    r
+}
+
+/// Checks that a fetch request is a sequence of well-formed pkt-lines (what git's client
+/// sends); the reader is rewound for git. The reason when it is not.
+fn check_pkt_lines(body: &mut Spooled) -> std::result::Result<(), &'static str> {
+    let result = (|| {
+        let mut lines = 0usize;
+        let mut head = [0u8; 4];
+        loop {
+            match read_full(body, &mut head) {
+                Ok(0) if lines > 0 => return Ok(()),
+                Ok(0) => return Err("the request is empty"),
+                Ok(4) => {}
+                Ok(_) => return Err("the request ends inside a pkt-line header"),
+                Err(_) => return Err("the request could not be read"),
+            }
+            lines += 1;
+            let text = std::str::from_utf8(&head).map_err(|_| "a pkt-line length is not hex")?;
+            let len =
+                usize::from_str_radix(text, 16).map_err(|_| "a pkt-line length is not hex")?;
+            match len {
+                // flush, delim, response-end
+                0..=2 => continue,
+                3 => return Err("a pkt-line has the invalid length 3"),
+                n if n > 65_520 => return Err("a pkt-line is longer than 65520 bytes"),
+                n => {
+                    let want = (n - 4) as u64;
+                    let skipped = io::copy(&mut (&mut *body).take(want), &mut io::sink())
+                        .map_err(|_| "the request could not be read")?;
+                    if skipped != want {
+                        return Err("the request ends inside a pkt-line");
+                    }
+                }
+            }
+        }
+    })();
+    body.rewind().map_err(|_| "the request could not be read")?;
+    result
+}
+
+/// Reads until `buf` is full or the input ends; the number of bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// The headers of a result stream: never cached, never buffered by nginx.
@@ -413,30 +554,6 @@ fn result_head(service: Service) -> Response {
     r.no_cache();
     r.header("X-Accel-Buffering", "no");
     r
-}
-
-/// Streams the child's output. The headers go out with the first bytes, so a git that fails
-/// before saying anything still gets a proper error status. `Ok(true)` when headers were sent.
-fn pump(service: Service, mut from: ChildStdout, out: &mut (dyn Write + Send)) -> io::Result<bool> {
-    // One read fills at most one FastCGI record (65,535 bytes), so a flush sends whole records.
-    let mut buf = vec![0u8; 65_535];
-    let mut started = false;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(started),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Our end of the pipe failed: treat as the end of output.
-            Err(_) => return Ok(started),
-        };
-        if !started {
-            write_head(service, out)?;
-            started = true;
-        }
-        out.write_all(&buf[..n])?;
-        // Progress and keepalives must reach the client as git produces them.
-        out.flush()?;
-    }
 }
 
 fn write_head(service: Service, out: &mut (dyn Write + Send)) -> io::Result<()> {
@@ -482,6 +599,18 @@ enum Spooled {
     File(File),
 }
 
+impl Spooled {
+    fn rewind(&mut self) -> io::Result<()> {
+        match self {
+            Spooled::Memory(c) => c.set_position(0),
+            Spooled::File(f) => {
+                f.seek(SeekFrom::Start(0))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Read for Spooled {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -522,7 +651,7 @@ fn body_error(e: io::Error) -> BodyError {
 }
 
 /// A file in `dir` that is gone from the folder as soon as it is open.
-fn temp_file(dir: &Path) -> io::Result<File> {
+pub(crate) fn temp_file(dir: &Path) -> io::Result<File> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     for _ in 0..16 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -599,72 +728,6 @@ fn cap_of(e: &io::Error) -> u64 {
         .unwrap_or(0)
 }
 
-/// Asks a whole process group (git and everything it started) to stop. SIGTERM, not SIGKILL:
-/// git's handlers then remove a push's quarantine folder and lock files on the way out.
-fn stop_group(pgid: i32) {
-    signal_group(pgid, libc::SIGTERM);
-}
-
-fn signal_group(pgid: i32, sig: libc::c_int) {
-    if pgid > 0 {
-        // SAFETY: kill(2) with a negative pid signals the group; no memory is involved.
-        unsafe {
-            libc::kill(-pgid, sig);
-        }
-    }
-}
-
-/// How long a stopped git may take to clean up before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(2);
-
-/// Owns a child; however the request ends, the child is reaped and nothing of its group is left:
-/// whatever still runs after a grace period is killed.
-pub(crate) struct ChildGuard {
-    pub(crate) child: Child,
-    pgid: i32,
-    reaped: bool,
-}
-
-impl ChildGuard {
-    pub(crate) fn new(child: Child) -> ChildGuard {
-        // process_group(0) made the child the leader of a group with its own pid.
-        let pgid = i32::try_from(child.id()).unwrap_or(0);
-        ChildGuard {
-            child,
-            pgid,
-            reaped: false,
-        }
-    }
-
-    /// Waits for the child. A child that was asked to stop gets STOP_GRACE, then SIGKILL.
-    pub(crate) fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
-        let until = Instant::now() + STOP_GRACE;
-        let status = loop {
-            match self.child.try_wait()? {
-                Some(status) => break status,
-                None if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                None => {
-                    signal_group(self.pgid, libc::SIGKILL);
-                    break self.child.wait()?;
-                }
-            }
-        };
-        self.reaped = true;
-        // Anything git left running in its group goes too (pack-objects, index-pack...).
-        signal_group(self.pgid, libc::SIGKILL);
-        Ok(status)
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if !self.reaped {
-            stop_group(self.pgid);
-            let _ = self.wait();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +744,50 @@ mod tests {
         assert_eq!(protocol_version(Some("version=2\nX=1")), None);
         assert_eq!(protocol_version(Some("")), None);
         assert_eq!(protocol_version(None), None);
+    }
+
+    #[test]
+    fn children_run_under_the_memory_limit() {
+        let dir = std::env::temp_dir().join(format!("forgelet-runner-{}", std::process::id()));
+        let config = crate::config::parse(
+            Path::new("test.toml"),
+            &format!(
+                "data_dir = \"{}\"\n[limits]\ngit_memory_mib = 300\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let runner = GitRunner::new(&config);
+        // What the child starts after the limit is set inherits it, as pack-objects does.
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("sleep 0.3; grep 'Max address space' /proc/self/limits")
+            .stdout(Stdio::piped());
+        let out = runner.spawn(&mut c).unwrap().wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&(300u64 << 20).to_string()), "{text}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn fetch_requests_must_be_pkt_lines() {
+        let check = |body: &[u8]| {
+            let mut s = Spooled::Memory(Cursor::new(body.to_vec()));
+            let r = check_pkt_lines(&mut s);
+            // Rewound for git either way.
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).unwrap();
+            assert_eq!(back, body);
+            r
+        };
+        assert_eq!(check(b"0012command=fetch\n00010009done\n0000"), Ok(()));
+        assert_eq!(check(b"0000"), Ok(()));
+        assert!(check(b"").is_err());
+        assert!(check(b"hello").is_err());
+        assert!(check(b"0003").is_err());
+        assert!(check(b"0009don").is_err());
+        assert!(check(b"00").is_err());
+        assert!(check(b"fff0").is_err());
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub(crate) struct FileView {
     pub(crate) additions: usize,
     pub(crate) deletions: usize,
     pub(crate) binary: bool,
+    pub(crate) too_large: bool,
     pub(crate) complete: bool,
     pub(crate) counted: bool,
     /// (css class, old line, new line, text)
@@ -65,6 +66,8 @@ struct CommitPage {
     files: Vec<FileView>,
     /// Every file the commit changed, listed or not.
     files_changed: usize,
+    /// `files_changed` is a lower bound.
+    more_files: bool,
     /// Empty when not every file was counted.
     additions: String,
     deletions: String,
@@ -245,6 +248,7 @@ pub(crate) fn commit(
             additions: f.additions,
             deletions: f.deletions,
             binary: f.binary,
+            too_large: f.too_large,
             complete: f.complete,
             counted: f.counted,
             lines: f
@@ -273,6 +277,11 @@ pub(crate) fn commit(
         })
         .collect();
     let cut_note = match &c.truncated {
+        Some(cut) if cut.files_more => format!(
+            "This commit changes more than {} files; the first {} are shown. Clone the repository to see the rest.",
+            cut.files_total,
+            cut.files_total.min(c.files.len())
+        ),
         Some(cut) if cut.files_omitted > 0 => format!(
             "This commit changes {} files; the first {} are shown. Clone the repository to see the rest.",
             cut.files_total,
@@ -321,6 +330,7 @@ pub(crate) fn commit(
                 .collect(),
             files,
             files_changed: c.truncated.map_or(c.files.len(), |t| t.files_total),
+            more_files: c.truncated.is_some_and(|t| t.files_more),
             additions: c.additions.map(|n| n.to_string()).unwrap_or_default(),
             deletions: c.deletions.map(|n| n.to_string()).unwrap_or_default(),
             cut_note,

@@ -8,15 +8,16 @@ use super::history::{row, CommitRow};
 use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::error::{Error, Result};
-use crate::git::browse::{self, BrowseError, EntryKind, ResolvedRef};
+use crate::git::browse::{self, BrowseError, EntryKind};
 use crate::git::{RepoDir, Visibility};
+use crate::git_http::blob::{self, BlobStream};
 use crate::markdown;
 use crate::request::Request;
 use crate::response::Response;
 use crate::routes::{browse_url, clone_url, View};
 
-/// Files larger than this are not sent by `raw/` (clone the repository instead).
-const RAW_LIMIT: usize = 64 << 20;
+/// Images up to this size are shown on their blob page (from their raw URL).
+const IMAGE_SHOWN_LIMIT: u64 = 16 << 20;
 
 pub(crate) struct FileRow {
     pub(crate) name: String,
@@ -192,6 +193,16 @@ fn readme_html(
         return Ok((String::new(), String::new()));
     };
     let base = &site.config.base_path;
+    if readme.blob.truncated {
+        // Not read at all: it is larger than a page renders.
+        let url = browse_url(base, &repo.owner, &repo.name, "blob", rev, &readme.path);
+        let html = format!(
+            "<p class=\"muted\">This README is too large to show here ({}). <a href=\"{}\">Open the file</a>.</p>",
+            human_size(readme.blob.size),
+            escape(&url)
+        );
+        return Ok((html, readme.name));
+    }
     let text = String::from_utf8_lossy(&readme.blob.data);
     let html = if readme.markdown {
         let blob_base = browse_url(base, &repo.owner, &repo.name, "blob", rev, "");
@@ -209,12 +220,7 @@ fn readme_html(
     } else {
         format!("<pre>{}</pre>", escape(&text))
     };
-    let note = if readme.blob.truncated {
-        "<p class=\"muted\">This README is longer than the server shows; open the file for the rest.</p>"
-    } else {
-        ""
-    };
-    Ok((format!("{html}{note}"), readme.name))
+    Ok((html, readme.name))
 }
 
 fn escape(s: &str) -> String {
@@ -332,9 +338,9 @@ pub(crate) fn browse(
         View::Branches => return super::history::refs(site, req, ctx, repo, false),
         View::Tags => return super::history::refs(site, req, ctx, repo, true),
         View::Settings => return super::settings::form(site, req, ctx, repo),
-        // Streamed by the app, not a page.
-        View::Archive => return Err(Error::NotFound),
-        View::Tree | View::Blob | View::Raw => {}
+        // Streamed by the app, not pages.
+        View::Archive | View::Raw => return Err(Error::NotFound),
+        View::Tree | View::Blob => {}
     }
     let git = open(repo)?;
     let segments = req.last_segments(segments.len());
@@ -400,19 +406,19 @@ pub(crate) fn browse(
                     raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
                     lines,
                     binary: b.is_binary,
-                    image: image_type(&path).is_some() && b.size <= RAW_LIMIT as u64,
+                    image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,
                     truncated: b.truncated,
                     rev,
                 },
             )
         }
-        View::Raw => raw(&git, repo, commit, &path, &at.rev),
-        // Answered above.
+        // Answered above, and by the app (raw).
         View::Commits
         | View::Commit
         | View::Branches
         | View::Tags
         | View::Settings
+        | View::Raw
         | View::Archive => Err(Error::NotFound),
     }
 }
@@ -435,43 +441,65 @@ fn image_type(path: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// `raw/`: the bytes, typed so nothing can run in the site's origin: text (HTML and scripts
-/// included) as `text/plain`, images with their own type under a sandboxing policy, anything
-/// else as a download.
-fn raw(
-    git: &git2::Repository,
+/// What `raw/` answers: a small file from memory, a large one streamed by git.
+pub(crate) enum Raw {
+    Response(Response),
+    Stream(BlobStream),
+}
+
+/// `raw/{ref}/{path}`: the bytes, typed so nothing can run in the site's origin: text (HTML and
+/// scripts included) as `text/plain`, images with their own type under a sandboxing policy,
+/// anything else as a download. Files up to `blob::INLINE_LIMIT` are read here; larger ones are
+/// streamed by git (see `git_http::blob`), never read whole into forgelet.
+pub(crate) fn raw(
+    req: &Request,
+    ctx: &PageCtx,
     repo: &RepoDir,
-    commit: git2::Oid,
-    path: &[u8],
-    _rev: &ResolvedRef,
-) -> Result<Response> {
+    segments: &[String],
+) -> Result<Raw> {
+    let git = open(repo)?;
+    let segments = req.last_segments(segments.len());
+    let at = browse::resolve_ref_path(&git, &segments).map_err(git_err(repo))?;
+    let path = at.path;
     if path.is_empty() {
         return Err(Error::NotFound);
     }
-    let b = browse::blob(git, commit, path, RAW_LIMIT).map_err(git_err(repo))?;
-    if b.truncated {
-        let mut r = Response::text(
-            413,
-            "This file is too large to send through the web; clone the repository to get it.\n"
-                .into(),
-        );
-        r.no_cache();
-        return Ok(r);
+    let b = browse::blob(&git, at.rev.commit, &path, blob::INLINE_LIMIT as usize)
+        .map_err(git_err(repo))?;
+    if !b.truncated {
+        let mut r = raw_head(&path, &b.data);
+        r.body = crate::response::Body::Bytes(b.data);
+        return Ok(Raw::Response(r));
     }
+    Ok(Raw::Stream(BlobStream {
+        repo: repo.clone(),
+        id: b.id,
+        size: b.size,
+        head: Box::new(move |first: &[u8]| raw_head(&path, first)),
+        client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
+        anonymous: ctx.viewer.is_none(),
+    }))
+}
+
+/// The headers of a raw file, from its name and its first bytes.
+fn raw_head(path: &[u8], first: &[u8]) -> Response {
     let file_name = String::from_utf8_lossy(path.rsplit(|&b| b == b'/').next().unwrap_or(path));
     let image = image_type(path);
-    let content_type = match (image, b.is_binary) {
+    let is_binary = first[..first.len().min(8000)].contains(&0);
+    let content_type = match (image, is_binary) {
         (Some(t), _) => t,
         (None, false) => "text/plain; charset=utf-8",
         (None, true) => "application/octet-stream",
     };
-    let mut r = Response::bytes(200, content_type, b.data);
+    let mut r = Response::new(200);
+    r.header("Content-Type", content_type);
+    r.header("X-Content-Type-Options", "nosniff");
     r.no_cache();
     r.header(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; sandbox",
     );
-    if image.is_none() && b.is_binary {
+    if image.is_none() && is_binary {
         let safe: String = file_name
             .chars()
             .map(|c| {
@@ -487,5 +515,5 @@ fn raw(
             format!("attachment; filename=\"{safe}\""),
         );
     }
-    Ok(r)
+    r
 }
