@@ -1223,6 +1223,20 @@ pub(crate) fn repo_set_visibility(config: &Config, full: &str, visibility: &str)
     Ok(())
 }
 
+/// `forgelet repo purge OWNER/NAME`: drops the objects nothing reaches any more (see
+/// `git::maintenance`), saying each step as it starts.
+pub(crate) fn repo_purge(config: &Config, full: &str) -> AdminResult {
+    check_owner(config)?;
+    let repo = locate_repo(config, full)?;
+    let runner = crate::git_http::smart::GitRunner::new(config);
+    crate::git::maintenance::purge(
+        &config.data_dir,
+        &repo.path,
+        || runner.git(),
+        |step| println!("{}/{}: {step}", repo.owner, repo.name),
+    )
+}
+
 /// `forgelet repo grant OWNER/NAME USER read|write`.
 pub(crate) fn repo_grant(config: &Config, full: &str, user: &str, perm: &str) -> AdminResult {
     let perm = Perm::parse(perm)

@@ -87,11 +87,12 @@ impl fcgi::App for Site {
         let streams_files = self.config.sendfile == Handoff::None;
         let long = match Request::parse(params, &self.config.base_path) {
             Ok(Parsed::Request(req)) => match routes::route(&req.path, req.method) {
-                // A smart advertisement runs git too.
+                // A smart advertisement runs git; a dumb ref list can be megabytes, made
+                // after each push: both stay off the pages' lane.
                 Ok(Route::Repo {
                     page: RepoRoute::InfoRefs,
                     ..
-                }) => req.query_param("service").is_some(),
+                }) => true,
                 Ok(r) => r.is_long(streams_files),
                 Err(_) => false,
             },
@@ -394,9 +395,11 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
                         );
                     }
                     let git = pages::repo::open(&repo)?;
-                    let body = dumb::info_refs(&git, &label(&repo))
+                    let snap = pages::repo::refs_of(&repo)?;
+                    let body = snap
+                        .info_refs(|s| dumb::info_refs(&git, s, &label(&repo)))
                         .map_err(|e| Error::internal(&label(&repo), e.message()))?;
-                    Ok(refs_response("text/plain; charset=utf-8", body))
+                    Ok(refs_response("text/plain; charset=utf-8", body.to_vec()))
                 }
                 RepoRoute::Head => {
                     let git = pages::repo::open(&repo)?;

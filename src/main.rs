@@ -43,6 +43,7 @@ commands:
   repo list
   repo import OWNER/NAME PATH [--move]   adopt an existing bare repository (copied; --move removes the source)
   repo set OWNER/NAME --visibility public|private
+  repo purge OWNER/NAME                  drop objects no branch or tag reaches (after a force-push of a secret)
   repo grant OWNER/NAME USER read|write  make USER a collaborator
   repo revoke OWNER/NAME USER            remove USER from the collaborators
 
@@ -124,9 +125,9 @@ fn run() -> i32 {
         (Some("check"), Some(extra)) => {
             usage_error(&format!("check takes no arguments, found {extra:?}"))
         }
-        (Some("repo"), None) => {
-            usage_error("repo needs a subcommand: create, list, import, set, grant or revoke")
-        }
+        (Some("repo"), None) => usage_error(
+            "repo needs a subcommand: create, list, import, set, purge, grant or revoke",
+        ),
         (Some("repo"), Some("list")) => match words.get(2) {
             None => with_config(&config_path, admin::repo_list),
             Some(extra) => usage_error(&format!("repo list takes no arguments, found {extra:?}")),
@@ -159,6 +160,16 @@ fn run() -> i32 {
                 return usage_error("repo set takes OWNER/NAME --visibility public|private");
             };
             with_config(&config_path, |c| admin::repo_set_visibility(c, name, vis))
+        }
+        (Some("repo"), Some("purge")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &[], "repo purge") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name] = a.positional.as_slice() else {
+                return usage_error("repo purge takes OWNER/NAME");
+            };
+            with_config(&config_path, |c| admin::repo_purge(c, name))
         }
         (Some("repo"), Some("grant")) => {
             let a = match admin::Args::parse(&words[2..], &[], &[], "repo grant") {
@@ -276,7 +287,7 @@ fn run() -> i32 {
             })
         }
         (Some("repo"), Some(sub)) => usage_error(&format!(
-            "unknown repo subcommand {sub:?}; use create, list, import, set, grant or revoke"
+            "unknown repo subcommand {sub:?}; use create, list, import, set, purge, grant or revoke"
         )),
         (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
         (None, _) => usage_error("no command given"),

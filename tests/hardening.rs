@@ -880,3 +880,223 @@ fn git_takes_only_partial_clone_filters_and_refuses_garbage_quietly() {
     assert!(!log.contains("ERROR"), "{log}");
     srv.finish();
 }
+
+/// The home page of a repository with 12,001 refs answered 9 requests a second: every ref was in
+/// its branch selector, and every branch's commit was read. Now the selector shows a few with
+/// the count and a link, the branches and tags pages show a hundred at a time, and the refs are
+/// read once per change (the dumb `info/refs` too).
+#[test]
+fn a_repository_with_many_refs_shows_them_a_page_at_a_time() {
+    let site = Site::new("hard_refs", SiteOptions::default());
+    let repo = site.import_fixture("mixed", "alice/refs");
+    let head = git_ok(&repo, &["rev-parse", "main"]).trim().to_string();
+    let before_branches = git_ok(&repo, &["for-each-ref", "refs/heads"])
+        .lines()
+        .count();
+    let before_tags = git_ok(&repo, &["for-each-ref", "refs/tags"])
+        .lines()
+        .count();
+    let mut updates = String::new();
+    for i in 0..250 {
+        updates += &format!("create refs/heads/many/b{i:03} {head}\n");
+        updates += &format!("create refs/tags/t{i:03} {head}\n");
+    }
+    let out = run_with_stdin(
+        git(&repo).args(["update-ref", "--stdin"]),
+        updates.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    git_ok(&repo, &["pack-refs", "--all"]);
+    let branches = before_branches + 250;
+    let tags = before_tags + 250;
+    let srv = site.start();
+
+    let home = srv.get(&site.target("/alice/refs"));
+    assert_eq!(home.status, 200);
+    let t = home.text();
+    assert!(t.contains(&format!("All {branches} branches")), "{t}");
+    assert!(t.contains(&format!("All {tags} tags")), "{t}");
+    let listed = t.matches("/alice/refs/tree/many/b").count();
+    assert!(listed <= 10, "the selector lists {listed} branches");
+
+    let mut seen = std::collections::BTreeSet::new();
+    let mut page = 1;
+    loop {
+        let r = srv.get(&site.target(&format!("/alice/refs/branches?page={page}")));
+        if r.status == 404 {
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.describe());
+        let t = r.text();
+        let rows = t.matches("<li><a href=").count();
+        assert!(rows <= 100, "page {page} has {rows} rows");
+        for name in t.split("/alice/refs/tree/").skip(1) {
+            seen.insert(name.split('"').next().unwrap().to_string());
+        }
+        assert_eq!(
+            t.contains("Older &rarr;"),
+            page * 100 < branches,
+            "page {page}"
+        );
+        page += 1;
+        assert!(page < 10);
+    }
+    assert_eq!(seen.len(), branches);
+    assert_eq!(page - 1, branches.div_ceil(100));
+    let r = srv.get(&site.target("/alice/refs/tags?page=3"));
+    assert_eq!(r.status, 200);
+    assert!(r
+        .text()
+        .contains(&format!("Tags <span class=\"muted\">({tags})</span>")));
+
+    // The dumb ref list is git's own.
+    let dumb = srv.get(&site.target("/alice/refs.git/info/refs"));
+    assert_eq!(dumb.status, 200);
+    let copy = site.dir().join("copy.git");
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            "--mirror",
+            repo.to_str().unwrap(),
+            copy.to_str().unwrap(),
+        ],
+    );
+    git_ok(&copy, &["update-server-info"]);
+    assert_eq!(
+        dumb.text(),
+        fs::read_to_string(copy.join("info/refs")).unwrap()
+    );
+    srv.finish();
+}
+
+/// The statuses of reading object `id` (a commit, and `file` in it) by every route that takes
+/// an id: the commit page, raw, a protocol v2 `want`, and the dumb protocol's loose object
+/// (for `blob`). The v2 answer counts as read when it carries a pack.
+fn read_by_id(
+    srv: &Server,
+    site: &Site,
+    repo: &str,
+    id: &str,
+    file: &str,
+    blob: &str,
+) -> [bool; 4] {
+    let commit = srv.get(&site.target(&format!("/{repo}/commit/{id}")));
+    let raw = srv.get(&site.target(&format!("/{repo}/raw/{id}/{file}")));
+    let v2 = srv.http_body(
+        "POST",
+        site.target(&format!("/{repo}.git/git-upload-pack"))
+            .as_bytes(),
+        &[
+            ("Content-Type", "application/x-git-upload-pack-request"),
+            ("Git-Protocol", "version=2"),
+        ],
+        &{
+            let pkt = |s: &str| format!("{:04x}{s}", s.len() + 4);
+            format!(
+                "{}0001{}{}0000",
+                pkt("command=fetch\n"),
+                pkt(&format!("want {id}\n")),
+                pkt("done\n")
+            )
+            .into_bytes()
+        },
+    );
+    let loose = srv.get(&site.target(&format!(
+        "/{repo}.git/objects/{}/{}",
+        &blob[..2],
+        &blob[2..]
+    )));
+    [
+        commit.status == 200,
+        raw.status == 200,
+        v2.status == 200 && contains(&v2.body, b"PACK"),
+        loose.status == 200,
+    ]
+}
+
+/// Objects force-pushed away stayed readable by id (`commit/`, `raw/`, a v2 `want`, a dumb loose
+/// object) with no way to remove them. `forgelet repo purge`, and the button on the settings
+/// page, drop them for good, with pushes held off meanwhile.
+#[test]
+fn a_secret_force_pushed_away_is_gone_after_a_purge() {
+    let site = Site::new("hard_purge", SiteOptions::default());
+    site.import_fixture("mixed", "alice/proj");
+    let srv = site.start();
+    let url = format!(
+        "http://alice:{TEST_PASSWORD}@127.0.0.1:{}{}",
+        srv.port,
+        site.target("/alice/proj.git")
+    );
+    let work = site.dir().join("work");
+    ok(crate::smart_git(site.dir())
+        .args(["clone", "-q", &url])
+        .arg(&work));
+    let push_secret = |text: &str| -> (String, String) {
+        fs::write(work.join("secret.txt"), text).unwrap();
+        let id = commit_all(&work, "oops");
+        let blob = git_ok(&work, &["rev-parse", "HEAD:secret.txt"])
+            .trim()
+            .to_string();
+        ok(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
+        git_ok(&work, &["reset", "-q", "--hard", "HEAD~1"]);
+        ok(crate::smart_git(&work).args(["push", "-q", "--force", &url, "HEAD:main"]));
+        (id, blob)
+    };
+
+    let (id, blob) = push_secret("password=hunter2\n");
+    assert_eq!(
+        read_by_id(&srv, &site, "alice/proj", &id, "secret.txt", &blob),
+        [true; 4],
+        "before a purge, the secret is readable by id on every route"
+    );
+    let out = ok(site.forgelet().args(["repo", "purge", "alice/proj"]));
+    assert!(
+        out.contains("alice/proj: pruning the rest") && out.contains("alice/proj: done"),
+        "{out}"
+    );
+    assert_eq!(
+        read_by_id(&srv, &site, "alice/proj", &id, "secret.txt", &blob),
+        [false; 4],
+        "after a purge, the secret is gone from every route"
+    );
+    // What the branches hold is whole.
+    let fresh = site.dir().join("fresh");
+    ok(crate::smart_git(site.dir())
+        .args(["clone", "-q", &url])
+        .arg(&fresh));
+    git_ok(&fresh, &["fsck", "--no-progress"]);
+    assert_eq!(
+        git_ok(&fresh, &["rev-parse", "HEAD"]),
+        git_ok(&work, &["rev-parse", "HEAD"])
+    );
+
+    // The same from the settings page, which shows the purge's progress until it is done.
+    let (id, blob) = push_secret("token=abc\n");
+    let mut alice = Browser::default();
+    sign_in_as(&site, &srv, &mut alice, "alice");
+    let settings = site.target("/alice/proj/settings");
+    let token = csrf_of(&alice.get(&srv, &settings));
+    let r = alice.post(&srv, &settings, &[("csrf", &token), ("action", "purge")]);
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.text().contains("The purge has started"), "{}", r.text());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let page = alice.get(&srv, &settings).text();
+        if page.contains("Last purged at") {
+            break;
+        }
+        assert!(!page.contains("failed"), "{page}");
+        assert!(
+            std::time::Instant::now() < until,
+            "the purge never finished:\n{page}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        read_by_id(&srv, &site, "alice/proj", &id, "secret.txt", &blob),
+        [false; 4]
+    );
+    srv.finish();
+}

@@ -24,6 +24,12 @@ pub(crate) fn try_lock(path: &Path) -> Result<Option<FileLock>, String> {
     lock_with(path, libc::LOCK_EX | libc::LOCK_NB)
 }
 
+/// Takes a shared lock (many holders at once, none while someone holds it exclusively) only if
+/// it is free of an exclusive holder: `Ok(None)` when it is not.
+pub(crate) fn try_lock_shared(path: &Path) -> Result<Option<FileLock>, String> {
+    lock_with(path, libc::LOCK_SH | libc::LOCK_NB)
+}
+
 fn lock_with(path: &Path, op: libc::c_int) -> Result<Option<FileLock>, String> {
     let file = OpenOptions::new()
         .read(true)

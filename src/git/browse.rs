@@ -16,6 +16,8 @@ use git2::{
     Signature, Tree,
 };
 
+use super::refs::RefSnapshot;
+
 /// Bytes of a blob shown on a blob page (DESIGN.md "blob shown").
 pub(crate) const BLOB_SHOWN_LIMIT: usize = 1 << 20;
 /// Bytes of a README read for rendering (DESIGN.md "README rendered").
@@ -336,39 +338,153 @@ pub(crate) struct BranchInfo {
     pub(crate) commit: CommitSummary,
 }
 
-/// Every branch that points at a commit: the default branch first, then the most recently
-/// committed to, then by name.
-pub(crate) fn branches(repo: &Repository) -> Result<Vec<BranchInfo>> {
-    let default = default_branch(repo)?.map(|d| d.name);
-    let mut out = Vec::new();
-    for reference in repo.references()? {
-        let reference = reference?;
-        let Some(name) = reference.name_bytes().strip_prefix(b"refs/heads/") else {
-            continue;
-        };
-        let utf8 = std::str::from_utf8(name).is_ok();
-        let name = lossy(name);
-        let Ok(commit) = reference.peel_to_commit() else {
-            continue;
-        };
-        out.push(BranchInfo {
-            is_default: default.as_deref() == Some(name.as_str()),
-            rev: if utf8 {
-                name.clone()
-            } else {
-                commit.id().to_string()
-            },
-            name,
-            commit: CommitSummary::of(&commit),
-        });
+/// One page of a list of refs, and how many there are in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefPage<T> {
+    pub(crate) items: Vec<T>,
+    pub(crate) total: usize,
+}
+
+/// A branch's or tag's place in its list: what it is sorted by, its name and its target.
+type Dated = (i64, Vec<u8>, Oid);
+
+/// The branches that point at a commit, most recently committed to first, then by name; made
+/// once per snapshot of the refs (it reads every branch's commit).
+fn branches_by_date(repo: &Repository, snap: &RefSnapshot) -> Result<std::sync::Arc<Vec<Dated>>> {
+    snap.derived("branches-by-date", |s| -> Result<Vec<Dated>> {
+        let mut out = Vec::new();
+        for r in s.under(b"refs/heads/") {
+            let Some(commit) = peel_commit(repo, r.target)? else {
+                continue;
+            };
+            out.push((commit.time().seconds(), r.name.clone(), r.target));
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(out)
+    })
+}
+
+/// The commit `id` is or leads to (through tags), if any; an object that is missing or of
+/// another kind is none.
+fn peel_commit(repo: &Repository, id: Oid) -> Result<Option<Commit<'_>>> {
+    if let Ok(c) = repo.find_commit(id) {
+        return Ok(Some(c));
     }
-    out.sort_by(|a, b| {
-        b.is_default
-            .cmp(&a.is_default)
-            .then(b.commit.committer_time.cmp(&a.commit.committer_time))
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    Ok(out)
+    match repo.find_object(id, None) {
+        Ok(o) => Ok(o.peel_to_commit().ok()),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One page of the branches that point at a commit: the default branch first, then the most
+/// recently committed to, then by name. The cost is one read of every branch's commit once per
+/// change of the refs, then the shown page's commits.
+pub(crate) fn branches(
+    repo: &Repository,
+    snap: &RefSnapshot,
+    skip: usize,
+    limit: usize,
+) -> Result<RefPage<BranchInfo>> {
+    let default = default_branch(repo)?.map(|d| format!("refs/heads/{}", d.name).into_bytes());
+    let order = branches_by_date(repo, snap)?;
+    let first = order
+        .iter()
+        .position(|(_, name, _)| Some(name) == default.as_ref());
+    let listed = first.map(|i| &order[i]).into_iter().chain(
+        order
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != first)
+            .map(|(_, d)| d),
+    );
+    let mut items = Vec::new();
+    for (_, name, target) in listed.skip(skip).take(limit) {
+        let Some(commit) = peel_commit(repo, *target)? else {
+            continue;
+        };
+        items.push(branch_info(name, &commit, default.as_deref()));
+    }
+    Ok(RefPage {
+        items,
+        total: order.len(),
+    })
+}
+
+fn branch_info(full: &[u8], commit: &Commit<'_>, default: Option<&[u8]>) -> BranchInfo {
+    let raw = full.strip_prefix(b"refs/heads/").unwrap_or(full);
+    let utf8 = std::str::from_utf8(raw).is_ok();
+    let name = lossy(raw);
+    BranchInfo {
+        is_default: default == Some(full),
+        rev: if utf8 {
+            name.clone()
+        } else {
+            commit.id().to_string()
+        },
+        name,
+        commit: CommitSummary::of(commit),
+    }
+}
+
+/// A ref for a selector: its name for display and what a URL names it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefLink {
+    pub(crate) name: String,
+    pub(crate) rev: String,
+}
+
+fn ref_link(full: &[u8], prefix: &[u8], target: Oid) -> RefLink {
+    let raw = full.strip_prefix(prefix).unwrap_or(full);
+    let name = lossy(raw);
+    RefLink {
+        rev: if std::str::from_utf8(raw).is_ok() {
+            name.clone()
+        } else {
+            target.to_string()
+        },
+        name,
+    }
+}
+
+/// A few branches for a selector, without reading any commit: the default branch (when it
+/// exists), then the others by name, `limit` in all; and how many branches there are.
+pub(crate) fn some_branches(
+    repo: &Repository,
+    snap: &RefSnapshot,
+    limit: usize,
+) -> Result<RefPage<RefLink>> {
+    let default = default_branch(repo)?.map(|d| format!("refs/heads/{}", d.name).into_bytes());
+    let all = snap.under(b"refs/heads/");
+    let first = all.iter().find(|r| Some(&r.name) == default.as_ref());
+    let items = first
+        .into_iter()
+        .chain(all.iter().filter(|r| Some(&r.name) != default.as_ref()))
+        .take(limit)
+        .map(|r| ref_link(&r.name, b"refs/heads/", r.target))
+        .collect();
+    Ok(RefPage {
+        items,
+        total: all.len(),
+    })
+}
+
+/// The newest tags for a selector (see [`tags`] for the order), `limit` of them; and how many
+/// tags there are.
+pub(crate) fn some_tags(
+    repo: &Repository,
+    snap: &RefSnapshot,
+    limit: usize,
+) -> Result<RefPage<RefLink>> {
+    let order = tags_by_date(repo, snap)?;
+    Ok(RefPage {
+        items: order
+            .iter()
+            .take(limit)
+            .map(|(_, name, target)| ref_link(name, b"refs/tags/", *target))
+            .collect(),
+        total: order.len(),
+    })
 }
 
 /// What an annotated tag adds to a lightweight one.
@@ -399,60 +515,87 @@ pub(crate) struct TagInfo {
     pub(crate) time: i64,
 }
 
-/// Every tag, newest first (by [`TagInfo::time`]), then by name.
-pub(crate) fn tags(repo: &Repository) -> Result<Vec<TagInfo>> {
-    let mut out = Vec::new();
-    for reference in repo.references()? {
-        let reference = reference?;
-        let Some(name) = reference.name_bytes().strip_prefix(b"refs/tags/") else {
-            continue;
-        };
-        let utf8 = std::str::from_utf8(name).is_ok();
-        let name = lossy(name);
-        // The direct target (following symbolic refs), so the annotation shown is the
-        // outermost tag object when tags are nested.
-        let Some(id) = reference.resolve().ok().and_then(|r| r.target()) else {
-            continue;
-        };
-        let Ok(object) = repo.find_object(id, None) else {
-            continue;
-        };
-        let annotation = object.as_tag().map(|tag| TagAnnotation {
-            id: tag.id(),
-            tagger: tag.tagger().map(|s| Person::from_signature(&s)),
-            message: tag.message_bytes().map(lossy).unwrap_or_default(),
-        });
-        // `peel(Any)` follows tag objects to what they tag (but would take a commit to its
-        // tree, so only tags are peeled).
-        let target = if object.kind() == Some(ObjectType::Tag) {
-            match object.peel(ObjectType::Any) {
-                Ok(t) => t,
-                Err(_) => continue,
-            }
+/// Every tag, newest first (by [`TagInfo::time`]), then by name; made once per snapshot of the
+/// refs (it reads every tag). The target is the tag's own object, for a URL that names it.
+fn tags_by_date(repo: &Repository, snap: &RefSnapshot) -> Result<std::sync::Arc<Vec<Dated>>> {
+    snap.derived("tags-by-date", |s| -> Result<Vec<Dated>> {
+        let mut out = Vec::new();
+        for r in s.under(b"refs/tags/") {
+            let Some(info) = tag_info(repo, &r.name, r.target)? else {
+                continue;
+            };
+            out.push((info.time, r.name.clone(), r.target));
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(out)
+    })
+}
+
+/// What the tag `full` (`refs/tags/...`) pointing at `id` shows; `None` when its object is
+/// missing or cannot be peeled.
+fn tag_info(repo: &Repository, full: &[u8], id: Oid) -> Result<Option<TagInfo>> {
+    let raw = full.strip_prefix(b"refs/tags/").unwrap_or(full);
+    let utf8 = std::str::from_utf8(raw).is_ok();
+    let name = lossy(raw);
+    let object = match repo.find_object(id, None) {
+        Ok(o) => o,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let annotation = object.as_tag().map(|tag| TagAnnotation {
+        id: tag.id(),
+        tagger: tag.tagger().map(|s| Person::from_signature(&s)),
+        message: tag.message_bytes().map(lossy).unwrap_or_default(),
+    });
+    // `peel(Any)` follows tag objects to what they tag (but would take a commit to its tree,
+    // so only tags are peeled).
+    let target = if object.kind() == Some(ObjectType::Tag) {
+        match object.peel(ObjectType::Any) {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        }
+    } else {
+        object
+    };
+    let commit = target.as_commit().map(CommitSummary::of);
+    let time = annotation
+        .as_ref()
+        .and_then(|a| a.tagger.as_ref().map(|t| t.time))
+        .or(commit.as_ref().map(|c| c.committer_time))
+        .unwrap_or(0);
+    Ok(Some(TagInfo {
+        rev: if utf8 {
+            name.clone()
         } else {
-            object
-        };
-        let commit = target.as_commit().map(CommitSummary::of);
-        let time = annotation
-            .as_ref()
-            .and_then(|a| a.tagger.as_ref().map(|t| t.time))
-            .or(commit.as_ref().map(|c| c.committer_time))
-            .unwrap_or(0);
-        out.push(TagInfo {
-            rev: if utf8 {
-                name.clone()
-            } else {
-                target.id().to_string()
-            },
-            name,
-            target: target.id(),
-            commit,
-            annotation,
-            time,
-        });
+            target.id().to_string()
+        },
+        name,
+        target: target.id(),
+        commit,
+        annotation,
+        time,
+    }))
+}
+
+/// One page of the tags, newest first (by [`TagInfo::time`]), then by name. The cost is one
+/// read of every tag once per change of the refs, then the shown page's.
+pub(crate) fn tags(
+    repo: &Repository,
+    snap: &RefSnapshot,
+    skip: usize,
+    limit: usize,
+) -> Result<RefPage<TagInfo>> {
+    let order = tags_by_date(repo, snap)?;
+    let mut items = Vec::new();
+    for (_, name, target) in order.iter().skip(skip).take(limit) {
+        if let Some(info) = tag_info(repo, name, *target)? {
+            items.push(info);
+        }
     }
-    out.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.name.cmp(&b.name)));
-    Ok(out)
+    Ok(RefPage {
+        items,
+        total: order.len(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1641,6 +1784,11 @@ mod tests {
         fn repo(&self) -> Repository {
             Repository::open(self.path()).unwrap()
         }
+
+        /// The refs as they are now.
+        fn refs(&self) -> std::sync::Arc<RefSnapshot> {
+            crate::git::refs::snapshot(&self.path().join(".git")).unwrap()
+        }
     }
 
     fn make_executable(path: &Path) {
@@ -1830,8 +1978,9 @@ mod tests {
             resolve_ref_path(&repo, &segs("main/README.md")),
             Err(BrowseError::NotFound)
         );
-        assert_eq!(branches(&repo).unwrap(), vec![]);
-        assert_eq!(tags(&repo).unwrap(), vec![]);
+        let snap = f.refs();
+        assert_eq!(branches(&repo, &snap, 0, 100).unwrap().items, vec![]);
+        assert_eq!(tags(&repo, &snap, 0, 100).unwrap().items, vec![]);
         let missing = Oid::from_str(&"1".repeat(40)).unwrap();
         assert_eq!(list_tree(&repo, missing, ""), Err(BrowseError::NotFound));
         assert_eq!(log(&repo, missing, "", 0, 10), Err(BrowseError::NotFound));
@@ -1855,9 +2004,30 @@ mod tests {
         f.git(&["branch", "also-newest"]);
         f.git(&["checkout", "-q", "main"]);
         let repo = f.repo();
-        let list = branches(&repo).unwrap();
+        let snap = f.refs();
+        let page = branches(&repo, &snap, 0, 100).unwrap();
+        assert_eq!(page.total, 5);
+        let list = page.items;
         let names: Vec<_> = list.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["main", "also-newest", "newest", "newer", "old"]);
+        // Pages of two.
+        let names = |skip| -> Vec<String> {
+            branches(&repo, &snap, skip, 2)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|b| b.name)
+                .collect()
+        };
+        assert_eq!(names(0), ["main", "also-newest"]);
+        assert_eq!(names(2), ["newest", "newer"]);
+        assert_eq!(names(4), ["old"]);
+        assert!(names(6).is_empty());
+        // The selector's few: the default branch, then by name.
+        let some = some_branches(&repo, &snap, 3).unwrap();
+        assert_eq!(some.total, 5);
+        let names: Vec<_> = some.items.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["main", "also-newest", "newer"]);
         assert!(list[0].is_default && !list[1].is_default);
         assert_eq!(list[0].commit.id, c1);
         assert_eq!(list[1].commit.id, c3);
@@ -1885,8 +2055,13 @@ mod tests {
         let blob = f.git_output(&["hash-object", "-w", "--stdin"]);
         f.git(&["tag", "blob-tag", &blob]);
         let repo = f.repo();
-        let list = tags(&repo).unwrap();
+        let snap = f.refs();
+        let list = tags(&repo, &snap, 0, 100).unwrap().items;
         let names: Vec<_> = list.iter().map(|t| t.name.as_str()).collect();
+        let some = some_tags(&repo, &snap, 2).unwrap();
+        assert_eq!(some.total, 4);
+        assert_eq!(some.items[0].name, "v1");
+        assert_eq!(some.items[1].name, "light-new");
         // v1 was made last (tagger time) though it tags the oldest commit.
         assert_eq!(names, ["v1", "light-new", "light-old", "blob-tag"]);
         let v1 = &list[0];

@@ -14,7 +14,9 @@
 //!   says the same and the ref files it depends on are the same files;
 //! - libgit2 reads refs from disk on every lookup and looks for new packs when an object is not in
 //!   the ones it knows, so pushes are seen at once;
-//! - an entry is reopened after [`MAX_AGE`], so packs that `git gc` replaced are let go of.
+//! - an opened repository is opened afresh once its pack folder changed (a push of a pack, a
+//!   repack, a purge), so packs that were deleted are let go of at once (libgit2 would read on
+//!   from the ones it had mapped), and after [`MAX_AGE`] in any case.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -82,6 +84,9 @@ impl Stamp {
 struct Opened {
     path: PathBuf,
     stamp: Stamp,
+    /// The pack folder as it was: a repack (`git gc`, a purge) changes it, and libgit2 would
+    /// otherwise go on reading objects from the packs it had mapped, deleted or not.
+    packs: Option<Stamp>,
     at: Instant,
     repo: Rc<Repository>,
 }
@@ -130,11 +135,12 @@ pub(crate) fn repository(
         // Gone, or unreadable: let libgit2 say why.
         return open().map(Rc::new);
     };
+    let packs = Stamp::of(&path.join("objects").join("pack"));
     let now = Instant::now();
     let hit = OPENED.with_borrow_mut(|cache| {
         let i = cache.iter().position(|e| e.path == path)?;
         let entry = cache.remove(i);
-        if entry.stamp != stamp || now.duration_since(entry.at) > MAX_AGE {
+        if entry.stamp != stamp || entry.packs != packs || now.duration_since(entry.at) > MAX_AGE {
             return None;
         }
         let repo = Rc::clone(&entry.repo);
@@ -152,6 +158,7 @@ pub(crate) fn repository(
             Opened {
                 path: path.to_path_buf(),
                 stamp,
+                packs,
                 at: now,
                 repo: Rc::clone(&repo),
             },

@@ -3,7 +3,9 @@
 
 pub(crate) mod browse;
 pub(crate) mod cache;
+pub(crate) mod maintenance;
 pub(crate) mod names;
+pub(crate) mod refs;
 pub(crate) mod store;
 
 pub(crate) use store::{RepoDir, RepoStore, Settings, Visibility};

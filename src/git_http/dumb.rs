@@ -1,5 +1,6 @@
 //! The dumb protocol's generated files: `info/refs`, `HEAD` and `objects/info/packs`, made from the
-//! repository on every request, so they are never stale and no `update-server-info` hook is needed.
+//! repository as it is (`info/refs` once per change of the refs), so they are never stale and no
+//! `update-server-info` hook is needed.
 
 use std::fs;
 use std::io;
@@ -8,50 +9,49 @@ use std::time::SystemTime;
 
 use git2::{ObjectType, Oid, Repository};
 
+use crate::git::refs::RefSnapshot;
+
 /// `info/refs` exactly as `git update-server-info` writes it: every ref under `refs/` sorted by
 /// name, `<oid>\t<name>\n`, and for an annotated tag a second line with the fully peeled object,
-/// `<oid>\t<name>^{}\n`. Refs whose object is missing are left out (and logged).
-pub(crate) fn info_refs(repo: &Repository, label: &str) -> Result<Vec<u8>, git2::Error> {
-    let mut refs: Vec<(Vec<u8>, Oid)> = Vec::new();
-    for r in repo.references()? {
-        let r = r?;
-        let name = r.name_bytes().to_vec();
-        if !name.starts_with(b"refs/") {
+/// `<oid>\t<name>^{}\n`. Refs whose object is missing are left out (and logged). Made from a
+/// snapshot of the refs, once per snapshot (see `RefSnapshot::info_refs`); peeled tags come from
+/// `packed-refs` where git recorded them.
+pub(crate) fn info_refs(
+    repo: &Repository,
+    snap: &RefSnapshot,
+    label: &str,
+) -> Result<Vec<u8>, git2::Error> {
+    let odb = repo.odb()?;
+    let mut out = Vec::with_capacity(snap.refs.len() * 64);
+    for r in &snap.refs {
+        let name = &r.name;
+        if let Some(peeled) = r.peeled {
+            push_line(&mut out, r.target, name, b"");
+            push_line(&mut out, peeled, name, b"^{}");
             continue;
         }
-        match r.resolve().ok().and_then(|t| t.target()) {
-            Some(oid) => refs.push((name, oid)),
-            None => log::warn!(
-                "{label}: ref {} does not resolve; left out of info/refs",
-                String::from_utf8_lossy(&name)
-            ),
-        }
-    }
-    refs.sort();
-    let odb = repo.odb()?;
-    let mut out = Vec::with_capacity(refs.len() * 64);
-    for (name, oid) in refs {
-        let kind = match odb.read_header(oid) {
+        let kind = match odb.read_header(r.target) {
             Ok((_, kind)) => kind,
             Err(e) => {
                 log::warn!(
-                    "{label}: ref {} points at missing object {oid}: {}",
-                    String::from_utf8_lossy(&name),
+                    "{label}: ref {} points at missing object {}: {}",
+                    String::from_utf8_lossy(name),
+                    r.target,
                     e.message()
                 );
                 continue;
             }
         };
-        push_line(&mut out, oid, &name, b"");
+        push_line(&mut out, r.target, name, b"");
         if kind == ObjectType::Tag {
-            let mut obj = repo.find_object(oid, Some(ObjectType::Tag))?;
+            let mut obj = repo.find_object(r.target, Some(ObjectType::Tag))?;
             while obj.kind() == Some(ObjectType::Tag) {
                 match obj.peel(ObjectType::Any) {
                     Ok(next) => obj = next,
                     Err(e) => {
                         log::warn!(
                             "{label}: tag {} cannot be peeled: {}",
-                            String::from_utf8_lossy(&name),
+                            String::from_utf8_lossy(name),
                             e.message()
                         );
                         break;
@@ -59,7 +59,7 @@ pub(crate) fn info_refs(repo: &Repository, label: &str) -> Result<Vec<u8>, git2:
                 }
             }
             if obj.kind() != Some(ObjectType::Tag) {
-                push_line(&mut out, obj.id(), &name, b"^{}");
+                push_line(&mut out, obj.id(), name, b"^{}");
             }
         }
     }

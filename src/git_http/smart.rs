@@ -20,7 +20,7 @@ use super::child::{self, ChildGuard, SpoolBudget};
 use super::slots::{Busy, Slot, SlotRules, Slots};
 use crate::config::{Config, Limits};
 use crate::error::{Error, Result};
-use crate::git::RepoDir;
+use crate::git::{maintenance, RepoDir};
 use crate::response::Response;
 
 /// The two git services reachable over HTTP.
@@ -365,6 +365,24 @@ impl Rpc {
                 self.exchange(runner, limits, Box::new(body), out, &label)
             }
             Service::ReceivePack => {
+                // Held for the whole push: a purge waits for it, and none starts meanwhile.
+                let _hold = match maintenance::hold_for_push(&self.repo.path) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => {
+                        let mut r = Response::text(
+                            503,
+                            format!("{label} is being purged of unreachable objects; push again in a minute.\n"),
+                        );
+                        r.header("Retry-After", "60");
+                        r.no_cache();
+                        return r.write_cgi(out, false);
+                    }
+                    Err(e) => {
+                        return Error::Internal(format!("{label}: {e}"))
+                            .into_response()
+                            .write_cgi(out, false)
+                    }
+                };
                 let body = CappedReader::new(decoded(input, self.gzip), cap);
                 self.exchange(runner, limits, Box::new(body), out, &label)
             }

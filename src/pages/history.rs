@@ -88,6 +88,10 @@ struct RefsPage {
     head: RepoHead,
     title: &'static str,
     rows: Vec<RefRow>,
+    /// How many in all, over every page.
+    total: usize,
+    newer: Option<String>,
+    older: Option<String>,
 }
 
 /// `YYYY-MM-DD HH:MM` in the author's own time zone.
@@ -338,7 +342,10 @@ pub(crate) fn commit(
     )
 }
 
-/// `GET branches` and `GET tags`.
+/// Branches or tags on one page.
+const REFS_PAGE_SIZE: usize = 100;
+
+/// `GET branches?page=N` and `GET tags?page=N`.
 pub(crate) fn refs(
     site: &Site,
     req: &Request,
@@ -347,10 +354,18 @@ pub(crate) fn refs(
     tags: bool,
 ) -> Result<Response> {
     let git = open(repo)?;
+    let snap = super::repo::refs_of(repo)?;
     let base = &site.config.base_path;
-    let rows: Vec<RefRow> = if tags {
-        browse::tags(&git)
-            .map_err(git_err(repo))?
+    let page: usize = req
+        .query_param("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|&p| p >= 1)
+        .unwrap_or(1);
+    let skip = (page - 1).saturating_mul(REFS_PAGE_SIZE);
+    let (rows, total): (Vec<RefRow>, usize) = if tags {
+        let list = browse::tags(&git, &snap, skip, REFS_PAGE_SIZE).map_err(git_err(repo))?;
+        let rows = list
+            .items
             .into_iter()
             .map(|t| RefRow {
                 url: browse_url(base, &repo.owner, &repo.name, "tree", &t.rev, ""),
@@ -362,10 +377,12 @@ pub(crate) fn refs(
                 commit: t.commit.as_ref().map(|c| row(site, repo, c)),
                 name: t.name,
             })
-            .collect()
+            .collect();
+        (rows, list.total)
     } else {
-        browse::branches(&git)
-            .map_err(git_err(repo))?
+        let list = browse::branches(&git, &snap, skip, REFS_PAGE_SIZE).map_err(git_err(repo))?;
+        let rows = list
+            .items
             .into_iter()
             .map(|b| RefRow {
                 url: browse_url(base, &repo.owner, &repo.name, "tree", &b.rev, ""),
@@ -377,8 +394,19 @@ pub(crate) fn refs(
                 commit: Some(row(site, repo, &b.commit)),
                 name: b.name,
             })
-            .collect()
+            .collect();
+        (rows, list.total)
     };
+    if rows.is_empty() && page > 1 {
+        return Err(Error::NotFound);
+    }
+    let here = format!(
+        "{}/{}/{}/{}",
+        base,
+        repo.owner,
+        repo.name,
+        if tags { "tags" } else { "branches" }
+    );
     ctx.render(
         site,
         req,
@@ -388,6 +416,9 @@ pub(crate) fn refs(
             head: head(site, ctx, repo),
             title: if tags { "Tags" } else { "Branches" },
             rows,
+            total,
+            newer: (page > 1).then(|| format!("{here}?page={}", page - 1)),
+            older: (skip + REFS_PAGE_SIZE < total).then(|| format!("{here}?page={}", page + 1)),
         },
     )
 }

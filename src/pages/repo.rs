@@ -16,6 +16,19 @@ use crate::request::Request;
 use crate::response::Response;
 use crate::routes::{browse_url, clone_url, View};
 
+/// Branches, and tags, the home page's selector lists at most (the rest are a link away).
+const SELECTOR_SIZE: usize = 10;
+
+/// The repository's refs (see `git::refs`).
+pub(crate) fn refs_of(repo: &RepoDir) -> Result<std::sync::Arc<crate::git::refs::RefSnapshot>> {
+    crate::git::refs::snapshot(&repo.path).map_err(|e| {
+        Error::internal(
+            &format!("reading the refs of {}/{}", repo.owner, repo.name),
+            e,
+        )
+    })
+}
+
 /// Images up to this size are shown on their blob page (from their raw URL).
 const IMAGE_SHOWN_LIMIT: u64 = 16 << 20;
 
@@ -52,8 +65,11 @@ struct HomePage {
     chrome: Chrome,
     head: RepoHead,
     rev: String,
+    /// The first [`SELECTOR_SIZE`] branches and tags, and how many there are.
     branches: Vec<Crumb>,
     tags: Vec<Crumb>,
+    branches_total: usize,
+    tags_total: usize,
     latest: Option<CommitRow>,
     files: Vec<FileRow>,
     /// README rendered by `markdown::render`: the one place a page inserts HTML it did not
@@ -254,7 +270,9 @@ fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &[u8]) -> Vec<Crumb> {
 pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) -> Result<Response> {
     let git = open(repo)?;
     let base = &site.config.base_path;
-    let branches = browse::branches(&git).map_err(git_err(repo))?;
+    let snap = refs_of(repo)?;
+    let branches = browse::some_branches(&git, &snap, SELECTOR_SIZE).map_err(git_err(repo))?;
+    let tags = browse::some_tags(&git, &snap, SELECTOR_SIZE).map_err(git_err(repo))?;
     let default = browse::default_branch(&git).map_err(git_err(repo))?;
     // The default branch, or (when HEAD names a branch that does not exist) the first one.
     let start = match default {
@@ -262,23 +280,22 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
             name,
             commit: Some(c),
         }) => Some((name, c)),
-        _ => branches.first().map(|b| (b.rev.clone(), b.commit.id)),
+        _ => match branches.items.first() {
+            Some(b) => Some((
+                b.rev.clone(),
+                browse::resolve_ref(&git, &b.rev)
+                    .map_err(git_err(repo))?
+                    .commit,
+            )),
+            None => None,
+        },
     };
-    let branch_links = branches
-        .iter()
-        .map(|b| Crumb {
-            name: b.name.clone(),
-            url: browse_url(base, &repo.owner, &repo.name, "tree", &b.rev, ""),
-        })
-        .collect();
-    let tag_links = browse::tags(&git)
-        .map_err(git_err(repo))?
-        .into_iter()
-        .map(|t| Crumb {
-            url: browse_url(base, &repo.owner, &repo.name, "tree", &t.rev, ""),
-            name: t.name,
-        })
-        .collect();
+    let link = |r: &browse::RefLink| Crumb {
+        name: r.name.clone(),
+        url: browse_url(base, &repo.owner, &repo.name, "tree", &r.rev, ""),
+    };
+    let branch_links = branches.items.iter().map(link).collect();
+    let tag_links = tags.items.iter().map(link).collect();
     let mut page = HomePage {
         chrome: ctx.chrome(site),
         head: match &start {
@@ -288,6 +305,8 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         rev: String::new(),
         branches: branch_links,
         tags: tag_links,
+        branches_total: branches.total,
+        tags_total: tags.total,
         latest: None,
         files: Vec::new(),
         readme_html: String::new(),

@@ -13,7 +13,7 @@ use crate::app::Site;
 use crate::auth::{self, Perm};
 use crate::error::{Error, Result};
 use crate::git::names::valid_name;
-use crate::git::{RepoDir, Visibility};
+use crate::git::{maintenance, RepoDir, Visibility};
 use crate::request::Request;
 use crate::response::Response;
 
@@ -28,6 +28,9 @@ struct SettingsPage {
     notice: String,
     error: String,
     settings_url: String,
+    /// The last purge: what it is doing, or how it ended.
+    purge_status: String,
+    purging: bool,
 }
 
 fn settings_url(site: &Site, repo: &RepoDir) -> String {
@@ -70,7 +73,8 @@ fn render(
     error: String,
 ) -> Result<Response> {
     let settings = repo.settings();
-    ctx.render(
+    let (purge_status, purging) = purge_text(&maintenance::status(&repo.path));
+    let mut r = ctx.render(
         site,
         req,
         status,
@@ -87,8 +91,67 @@ fn render(
             notice,
             error,
             settings_url: settings_url(site, repo),
+            purge_status,
+            purging,
         },
-    )
+    )?;
+    if purging {
+        // The page follows the purge without a script.
+        r.header("Refresh", "3");
+    }
+    Ok(r)
+}
+
+/// The last purge as a sentence, and whether it is running.
+fn purge_text(status: &maintenance::Status) -> (String, bool) {
+    let when = |t: u64| format!("{} UTC", super::history::date(t as i64, 0));
+    match status {
+        maintenance::Status::Never => (String::new(), false),
+        maintenance::Status::Queued { since } => (
+            format!(
+                "A purge asked for at {} waits for another repository's purge to finish.",
+                when(*since)
+            ),
+            true,
+        ),
+        maintenance::Status::Running { step, since } => (
+            format!("A purge started at {} is running: {step}.", when(*since)),
+            true,
+        ),
+        maintenance::Status::Done { at } => (format!("Last purged at {}.", when(*at)), false),
+        maintenance::Status::Failed { at, why } => (
+            format!("The last purge failed at {}: {why}.", when(*at)),
+            false,
+        ),
+    }
+}
+
+/// Starts `forgelet repo purge` for `repo` in a process of its own, which outlives this request
+/// (and, under CGI, this process), and writes its progress where the page reads it.
+fn start_purge(site: &Site, repo: &RepoDir) -> std::result::Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find forgelet's binary: {e}"))?;
+    let mut c = std::process::Command::new(exe);
+    c.arg("--config")
+        .arg(&site.config.file)
+        .args(["repo", "purge"])
+        .arg(format!("{}/{}", repo.owner, repo.name))
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("cannot start a purge: {e}"))?;
+    // Reaped when it ends, so no zombie is left behind.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
 }
 
 /// `GET settings`.
@@ -212,6 +275,33 @@ pub(crate) fn submit(
                 let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
                 ctx.finish(site, req, &mut r);
                 return Ok(r);
+            }
+        }
+        Some("purge") => {
+            let before = maintenance::status(&repo.path);
+            if matches!(
+                before,
+                maintenance::Status::Running { .. } | maintenance::Status::Queued { .. }
+            ) {
+                Err("A purge of this repository is running already.".into())
+            } else {
+                match start_purge(site, repo) {
+                    Ok(()) => {
+                        log::warn!(
+                            "{label}: purge started by {}",
+                            ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?")
+                        );
+                        // Give it a moment to say what it is doing.
+                        for _ in 0..40 {
+                            if maintenance::status(&repo.path) != before {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(25));
+                        }
+                        Ok("The purge has started; this page shows how far it got.".into())
+                    }
+                    Err(e) => return Err(Error::Internal(format!("{label}: {e}"))),
+                }
             }
         }
         _ => Err("Unknown action.".into()),
