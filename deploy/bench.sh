@@ -20,7 +20,18 @@
 #                   commit and one blob of the repository, forgelet next to cgit through fcgiwrap
 #                   (one cgit process forked per request) behind the same nginx, with cgit's cache
 #                   off and on. Goals: at least 5x cgit without its cache, at least 2x with it.
-#                   BENCH_ONLY=web runs just this part (and the build and the repository it needs).
+#                   BENCH_ONLY=web runs just this part, F and G (and the build and the repositories
+#                   they need).
+#   F. large pages: requests/second for pages whose cost must follow what they show, not the
+#                   repository (issue 8), forgelet next to cgit (cache off and on) as in E: the
+#                   commit page of a 2-file, 8-line commit in a repository of 5,000 commits and
+#                   12,000 files ("wide"), and the home page of a repository with 12,001 refs
+#                   ("refs"). Goals: commit at least 5x cgit and 2x cgit cached; home at least 2x
+#                   cgit cached.
+#   G. ref burst:   the front page's 99th percentile latency while 24 clients fetch the dumb
+#                   info/refs of a repository with 7,800 loose branches together, four times a
+#                   second, over its idle one (same run, wrk --latency). Goal: at most 2x. (Also
+#                   printed: the same during a closed-loop flood, which only shows CPU saturation.)
 #
 # What it does:
 #   1. cargo build --release --locked
@@ -380,6 +391,128 @@ if [ "$rss" = 1 ]; then
     rss_refs=$(refs_of "$rss_repo")
 fi
 
+# F's and G's repositories (E's runs too): "wide", WIDE_COMMITS commits over WIDE_FILES text files
+# in three levels of folders, each commit after the first editing two files (three lines replaced,
+# two inserted); "refs", a copy of wide with 6,000 branches and 6,000 tags on distinct commits,
+# packed; "loose", a copy of the medium repository with 7,800 branches left loose.
+wide_commits=5000
+wide_dirs=20
+wide_subdirs=20
+wide_files=30
+wide_generator() {
+    cat <<'PERL'
+use strict;
+use warnings;
+no warnings 'portable';
+my ($commits, $dirs, $subdirs, $per) = @ARGV;
+binmode STDOUT;
+my $x = 0x853C49E6748FEA9B;
+sub words {
+    my $k = shift;
+    my @w;
+    for (1 .. $k) {
+        $x ^= $x << 13;
+        $x ^= $x >> 7;
+        $x ^= $x << 17;
+        push @w, $x;
+    }
+    return @w;
+}
+sub below { my ($n) = words(1); return $n % $_[0]; }
+sub line {
+    my $s = substr(pack('Q<*', words(8)), 0, 60);
+    $s =~ tr/\x00-\xff/A-Za-z0-9_.A-Za-z0-9_.A-Za-z0-9_.A-Za-z0-9_./;
+    return "$s\n";
+}
+my $t = 1577836800;
+sub data { my $d = shift; return 'data ' . length($d) . "\n$d\n"; }
+my @path;
+for my $d (0 .. $dirs - 1) {
+    for my $s (0 .. $subdirs - 1) {
+        for my $f (0 .. $per - 1) {
+            push @path, sprintf('lib/m%02d/s%02d/f%05d.txt', $d, $s, scalar @path);
+        }
+    }
+}
+my @text = map { [map { line() } 1 .. 40] } 0 .. $#path;
+for my $i (1 .. $commits) {
+    $t += 3600;
+    my $id = "Bench Author <author\@bench.invalid> $t +0000";
+    my @files;
+    if ($i == 1) {
+        @files = map { [$path[$_], join('', @{$text[$_]})] } 0 .. $#path;
+    } else {
+        for (1 .. 2) {
+            my $f = below(scalar @path);
+            my $l = $text[$f];
+            $l->[below(scalar @$l)] = line() for 1 .. 3;
+            splice(@$l, below(scalar @$l), 0, line()) for 1 .. 2;
+            splice(@$l, below(scalar @$l), 1) while @$l > 120;
+            push @files, [$path[$f], join('', @$l)];
+        }
+    }
+    my $msg = "Wide commit $i\n";
+    print "commit refs/heads/main\nmark :$i\nauthor $id\ncommitter $id\n", data($msg);
+    print "from :" . ($i - 1) . "\n" if $i > 1;
+    print "M 100644 inline $_->[0]\n", data($_->[1]) for @files;
+}
+PERL
+}
+# cached_repo NAME VERSION MAKE...: the repository target/bench/NAME.git, made by running MAKE
+# with the folder to fill as its last argument, unless it is there for the same VERSION.
+cached_repo() {
+    local name=$1 version=$2 dir=$bench_dir/$1.git stamp_file=$bench_dir/$1.stamp gen_start
+    shift 2
+    if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$version" ] && [ -d "$dir" ]; then
+        say "reusing $dir"
+        return 0
+    fi
+    say "generating $dir ($version)"
+    rm -rf "$dir" "$dir.tmp" "$stamp_file"
+    gen_start=$(date +%s.%N)
+    "$@" "$dir.tmp" || die "making $dir failed"
+    mv "$dir.tmp" "$dir"
+    printf '%s\n' "$version" >"$stamp_file"
+    awk -v a="$gen_start" -v b="$(date +%s.%N)" 'BEGIN { printf "generated in %.1f s\n", b - a }'
+}
+make_wide() {
+    git init -q --bare "$1"
+    git -C "$1" symbolic-ref HEAD refs/heads/main
+    perl -e "$(wide_generator)" "$wide_commits" "$wide_dirs" "$wide_subdirs" "$wide_files" |
+        git -C "$1" fast-import --quiet
+    git -C "$1" repack -a -d -f -q
+    git -C "$1" pack-refs --all
+    git -C "$1" prune-packed
+}
+make_refs() {
+    cp -a "$wide_repo" "$1"
+    git -C "$1" rev-list main | awk '{ c[NR] = $1 } END {
+        for (i = 1; i <= 6000; i++) {
+            printf "create refs/heads/topic/%04d %s\n", i, c[(i - 1) % NR + 1]
+            printf "create refs/tags/v1.%d.%d %s\n", int(i / 100), i % 100, c[(i * 7) % NR + 1]
+        } }' | git -C "$1" update-ref --stdin
+    git -C "$1" pack-refs --all
+    [ "$(git -C "$1" for-each-ref | wc -l)" = 12001 ] || die "refs: not 12,001 refs"
+}
+make_loose() {
+    cp -a "$repo" "$1"
+    git -C "$1" rev-list main | head -n 2600 | awk '{
+        for (k = 0; k < 3; k++) printf "create refs/heads/loose/%d/b%04d %s\n", k, NR, $1 }' |
+        git -C "$1" update-ref --stdin
+}
+wide_repo=$bench_dir/wide.git
+refs_repo=$bench_dir/refs.git
+loose_repo=$bench_dir/loose.git
+wide_version="generator $(wide_generator | cksum | cut -d' ' -f1) commits=$wide_commits layout=${wide_dirs}x${wide_subdirs}x${wide_files}"
+cached_repo wide "$wide_version" make_wide
+cached_repo refs "$wide_version refs=6000+6000 v2" make_refs
+cached_repo loose "$repo_version loose=7800 v1" make_loose
+printf 'wide repository: %s commits, %s files, %.1f MiB packed; refs: %s refs; loose: %s loose branches\n' \
+    "$(git -C "$wide_repo" rev-list --count main)" "$(git -C "$wide_repo" ls-tree -r main | wc -l)" \
+    "$(du -sk "$wide_repo/objects/pack" | awk '{ print $1 / 1024 }')" \
+    "$(git -C "$refs_repo" for-each-ref | wc -l)" \
+    "$(find "$loose_repo/refs/heads/loose" -type f | wc -l)"
+
 # --- 3. one nginx, three ways to the same repository ----------------------------------------------
 run=$(mktemp -d "$bench_dir/run.XXXXXX")
 nginx_pid=
@@ -489,6 +622,10 @@ if [ "$only" != web ]; then
     "$bin" --config "$config" repo import "bench/$size-private" "$repo"
     "$bin" --config "$config" repo set "bench/$size-private" --visibility private
 fi
+say "forgelet repo import bench/wide, bench/refs and bench/loose (for F and G)"
+for r in wide refs loose; do
+    "$bin" --config "$config" repo import "bench/$r" "$bench_dir/$r.git"
+done
 if [ "$rss" = 1 ]; then
     say "forgelet repo create bench/rss (empty, for D)"
     "$bin" --config "$config" repo create bench/rss
@@ -507,6 +644,8 @@ fi
 # page of a commit id). cache-root is set for both, so that "no cache" can be checked: its folder
 # stays empty.
 cp -a "$repo" "$run/cgit/$size.git"
+cp -a "$wide_repo" "$run/cgit/wide.git"
+cp -a "$refs_repo" "$run/cgit/refs.git"
 write_cgitrc() {
     cat >"$run/cgit/cgitrc-$1" <<EOF2
 cache-root=$run/cgit/cache-$1
@@ -516,6 +655,12 @@ root-title=bench
 repo.url=$size
 repo.path=$run/cgit/$size.git
 repo.desc=the benchmark repository
+repo.url=wide
+repo.path=$run/cgit/wide.git
+repo.desc=a repository of 12,000 files
+repo.url=refs
+repo.path=$run/cgit/refs.git
+repo.desc=a repository of 12,001 refs
 EOF2
 }
 write_cgitrc off 0 /cgit/
@@ -1109,6 +1254,186 @@ done
 printf '  (pages: %s; cgit: %s and %s; %s fcgiwrap workers fork one cgit a request)\n\n' \
     "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob" \
     "/cgit/" "/cgit-cached/" "$web_connections"
+
+# --- 6b. large pages and a ref burst (F, G) -----------------------------------------------------
+# wrk_url URL OUT [wrk options...]: wrk against URL (output in OUT). Prints "REQ/S BAD P50MS P99MS"
+# (BAD: non-2xx answers and socket errors; latencies in milliseconds).
+wrk_url() {
+    local url=$1 out=$2
+    shift 2
+    wrk "$@" --latency "$url" >"$out" 2>&1 || die "wrk failed on $url (see $out)"
+    awk 'function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /s$/) return v * 1000
+            return v + 0
+        }
+        $1 == "Requests/sec:" { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad += $NF }
+        /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        END {
+            if (rps == "") exit 1
+            printf "%s %d %.3f %.3f\n", rps, bad, p50, p99
+        }' "$out" || die "no Requests/sec in wrk's output (see $out)"
+}
+# fetch_check URL MARKER NAME: one GET with curl; dies unless 200 with MARKER in the body.
+fetch_check() {
+    local body=$run/web/$3.html code
+    code=$(curl -sS --noproxy '*' --max-time 120 -o "$body" -w '%{http_code}' "$1") ||
+        die "curl $1 failed"
+    [ "$code" = 200 ] || die "$1 answered HTTP $code, not 200 (body in $body)"
+    grep -qF -- "$2" "$body" || die "$1: no '$2' in the page (see $body)"
+}
+wide_commit=$(git -C "$wide_repo" rev-parse main~1)
+[ "$(git -C "$wide_repo" diff --numstat "$wide_commit~1" "$wide_commit" | wc -l)" = 2 ] ||
+    die "wide's main~1 does not change two files"
+f_pages=("commit (wide)" "home (refs)")
+f_urls_forgelet=("$base/git/bench/wide/commit/$wide_commit" "$base/git/bench/refs")
+f_paths_cgit=("/wide/commit/?id=$wide_commit" "/refs/")
+f_markers=("$(git -C "$wide_repo" log -1 --format=%s "$wide_commit")" "refs")
+f_goal_nocache=(5 "")
+f_goal_cache=(2 2)
+say "F. large pages: one GET of each with curl first (200 and the expected content; fills cgit's cache)"
+for ((k = 0; k < ${#f_pages[@]}; k++)); do
+    fetch_check "${f_urls_forgelet[k]}" "${f_markers[k]}" "f$k-forgelet"
+    fetch_check "$base/cgit${f_paths_cgit[k]}" "${f_markers[k]}" "f$k-cgit"
+    fetch_check "$base/cgit-cached${f_paths_cgit[k]}" "${f_markers[k]}" "f$k-cgit-cached"
+done
+say "F. large pages: wrk -t$web_threads -c$web_connections -d$web_duration, one URL at a time"
+printf '  %-14s %10s %10s %12s   %-32s %s\n' page forgelet cgit "cgit cached" \
+    "forgelet/cgit" "forgelet/cgit cached"
+for ((k = 0; k < ${#f_pages[@]}; k++)); do
+    read -r f fbad _ _ <<<"$(wrk_url "${f_urls_forgelet[k]}" "$run/web/wrk-f$k-forgelet.txt" \
+        -t"$web_threads" -c"$web_connections" -d"$web_duration")"
+    read -r c cbad _ _ <<<"$(wrk_url "$base/cgit${f_paths_cgit[k]}" "$run/web/wrk-f$k-cgit.txt" \
+        -t"$web_threads" -c"$web_connections" -d"$web_duration")"
+    read -r cc ccbad _ _ <<<"$(wrk_url "$base/cgit-cached${f_paths_cgit[k]}" \
+        "$run/web/wrk-f$k-cgit-cached.txt" -t"$web_threads" -c"$web_connections" -d"$web_duration")"
+    r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2f", a / b }')
+    r2=$(awk -v a="$f" -v b="$cc" 'BEGIN { printf "%.2f", a / b }')
+    if [ "$fbad" != 0 ] || [ "$cbad" != 0 ] || [ "$ccbad" != 0 ]; then
+        v1='INVALID (non-2xx answers or socket errors)' v2=$v1
+    else
+        v1=$(if [ -n "${f_goal_nocache[k]}" ]; then at_least "$r1" "${f_goal_nocache[k]}"; else echo 'no goal'; fi)
+        v2=$(at_least "$r2" "${f_goal_cache[k]}")
+    fi
+    awk -v p="${f_pages[k]}" -v f="$f" -v c="$c" -v cc="$cc" -v r1="$r1" -v r2="$r2" \
+        -v v1="${v1%% *}" -v v2="${v2%% *}" 'BEGIN {
+        printf "  %-14s %10.1f %10.1f %12.1f   %7sx %-23s %7sx %s\n", p, f, c, cc, r1, v1, r2, v2 }'
+    summary+=("$(printf '%-48s %6sx %s' "F. ${f_pages[k]}: forgelet/cgit (no cache)" "$r1" "$v1")")
+    summary+=("$(printf '%-48s %6sx %s' "F. ${f_pages[k]}: forgelet/cgit (its cache)" "$r2" "$v2")")
+done
+
+goal_burst=2
+front=$base/git/
+burst_url=$base/git/bench/loose.git/info/refs
+curl -sS --noproxy '*' --max-time 60 -o "$run/web/loose-info-refs.txt" "$burst_url" ||
+    die "curl $burst_url failed"
+[ "$(grep -c 'refs/heads/loose/' "$run/web/loose-info-refs.txt")" = 7800 ] ||
+    die "$burst_url does not list the 7,800 loose branches (see $run/web/loose-info-refs.txt)"
+fetch_check "$front" "bench/loose" front
+say "G. the front page, idle: wrk -t1 -c2 -d$web_duration"
+read -r _ ibad ip50 ip99 <<<"$(wrk_url "$front" "$run/web/wrk-front-idle.txt" -t1 -c2 -d"$web_duration")"
+printf '  p50 %.2f ms, p99 %.2f ms\n' "$ip50" "$ip99"
+# burst_driver: 24 clients on keep-alive connections, each sending one GET of the URL at every
+# tick (all 24 at once, as when 24 CI jobs start a dumb clone together), PERIOD seconds apart, for
+# SECONDS; each writes "requests bad" to OUT.N. (A closed loop at full speed would measure how
+# fast 2 cores copy bytes through nginx, not whether ref requests hold up pages; it is printed
+# for reference.)
+burst_driver() {
+    cat <<'PERL'
+use strict;
+use warnings;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+my ($port, $path, $clients, $period, $seconds, $out) = @ARGV;
+my $start = time() + 0.5;
+my @kids;
+for my $c (1 .. $clients) {
+    my $pid = fork() // die "fork: $!";
+    if ($pid) { push @kids, $pid; next; }
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die "connect: $!";
+    my ($n, $bad) = (0, 0);
+    for (my $k = 0; ; $k++) {
+        my $at = $start + $k * $period;
+        last if $at > $start + $seconds;
+        my $wait = $at - time();
+        sleep($wait) if $wait > 0;
+        print $s "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) {
+            my $got = sysread($s, my $buf, 1) or die "read: $!";
+            $head .= $buf;
+        }
+        my ($len) = $head =~ /Content-Length: (\d+)/i;
+        die "no Content-Length" unless defined $len;
+        my $left = $len;
+        while ($left > 0) {
+            my $got = sysread($s, my $buf, $left < 65536 ? $left : 65536) or die "read: $!";
+            $left -= $got;
+        }
+        $n++;
+        $bad++ unless $head =~ m{^HTTP/1\.1 200 };
+    }
+    open(my $f, '>', "$out.$c") or die; print $f "$n $bad\n"; close($f);
+    exit 0;
+}
+waitpid($_, 0) for @kids;
+PERL
+}
+burst_clients=24
+burst_period=0.25
+burst_seconds=12
+# front_during_burst PATH NAME: the front page's p99 while the burst asks for PATH; sets
+# burst_p99 and adds the burst's failures to burst_failed.
+burst_failed=0
+front_during_burst() {
+    local n bad
+    rm -f "$run/web/burst.out."*
+    perl -e "$(burst_driver)" "$port" "$1" "$burst_clients" "$burst_period" "$burst_seconds" \
+        "$run/web/burst.out" &
+    local pid=$!
+    sleep 3
+    read -r _ bbad bp50 burst_p99 <<<"$(wrk_url "$front" "$run/web/wrk-front-burst-$2.txt" -t1 -c2 -d"$web_duration")"
+    wait "$pid" || die "the burst driver failed ($2)"
+    read -r n bad <<<"$(cat "$run/web/burst.out."* | awk '{ n += $1; b += $2 } END { print n, b }')"
+    burst_failed=$((burst_failed + bad + bbad))
+    printf '  p50 %.2f ms, p99 %.2f ms (the burst: %s requests of %s KiB, %s not 200)\n' "$bp50" \
+        "$burst_p99" "$n" "$(($(wc -c <"$run/web/loose-info-refs.txt") / 1024))" "$bad"
+}
+say "G. the front page while $burst_clients clients fetch $burst_url at once every ${burst_period} s"
+front_during_burst /git/bench/loose.git/info/refs forgelet
+bp99=$burst_p99
+# The reference: nginx sending the very same bytes as a static file, with the same burst. What
+# the front page loses to it is what two cores lose to moving the bytes at all.
+cp "$run/web/loose-info-refs.txt" "$run/static/loose-info-refs"
+say "G. the front page while the same burst fetches the same bytes as a static file from nginx"
+front_during_burst /static/loose-info-refs static
+sp99=$burst_p99
+say "G. (for reference) the front page while 24 clients fetch it in a closed loop at full speed (wrk -t2 -c24)"
+wrk -t2 -c24 -d10s "$burst_url" >"$run/web/wrk-flood.txt" 2>&1 &
+flood_pid=$!
+sleep 2
+read -r _ _ fp50 fp99 <<<"$(wrk_url "$front" "$run/web/wrk-front-flood.txt" -t1 -c2 -d"$web_duration")"
+wait "$flood_pid" || die "the flood's wrk failed (see $run/web/wrk-flood.txt)"
+printf '  p50 %.2f ms, p99 %.2f ms (the flood: %s info/refs a second)\n' "$fp50" "$fp99" \
+    "$(awk '$1 == "Requests/sec:" { print $2 }' "$run/web/wrk-flood.txt")"
+g_ratio=$(awk -v a="$bp99" -v b="$ip99" 'BEGIN { printf "%.2f", a / b }')
+s_ratio=$(awk -v a="$sp99" -v b="$ip99" 'BEGIN { printf "%.2f", a / b }')
+fs_ratio=$(awk -v a="$bp99" -v b="$sp99" 'BEGIN { printf "%.2f", a / b }')
+if [ "$ibad" != 0 ] || [ "$burst_failed" != 0 ]; then
+    g_verdict='INVALID (non-2xx answers or socket errors)'
+else
+    g_verdict=$(verdict "$g_ratio" "$goal_burst")
+fi
+printf '  front page p99 during the burst / idle: %s  %s\n' "$g_ratio" "$g_verdict"
+printf '  front page p99 during the static burst / idle: %s (the reference)\n' "$s_ratio"
+printf '  front page p99, forgelet burst / static burst: %s\n\n' "$fs_ratio"
+summary+=("$(printf '%-48s %6sx %s' "G. front page p99, ref burst/idle" "$g_ratio" "$g_verdict")")
+summary+=("$(printf '%-48s %6sx %s' "G. the same with nginx's static burst/idle" "$s_ratio" "(reference)")")
+summary+=("$(printf '%-48s %6sx %s' "G. front page p99, forgelet/static burst" "$fs_ratio" "(no goal)")")
 
 # --- 7. summary ----------------------------------------------------------------------------------
 say "summary"

@@ -396,10 +396,7 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
                     }
                     let git = pages::repo::open(&repo)?;
                     let snap = pages::repo::refs_of(&repo)?;
-                    let body = snap
-                        .info_refs(|s| dumb::info_refs(&git, s, &label(&repo)))
-                        .map_err(|e| Error::internal(&label(&repo), e.message()))?;
-                    Ok(refs_response("text/plain; charset=utf-8", body.to_vec()))
+                    dumb::info_refs_response(&site.config, &repo, &git, &snap)
                 }
                 RepoRoute::Head => {
                     let git = pages::repo::open(&repo)?;

@@ -394,6 +394,8 @@ const QUEUE_PER_WORKER: usize = 8;
 /// Threads of the git lane at least: requests waiting for a git slot, running git, or draining
 /// what git wrote to a slow client.
 const GIT_LANE_THREADS: usize = 64;
+/// The git lane's nice value, and its git children's.
+const GIT_LANE_NICE: i32 = 5;
 /// A web server sends a request's parameters at once; a connection that has not in this time is
 /// closed (and at the connection cap, one that is a second late makes room).
 const PARAMS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -454,6 +456,7 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
                 name: "quick".into(),
                 workers: s.workers,
                 queue: QUEUE_PER_WORKER * s.workers,
+                nice: 0,
             },
             // git requests wait for a git slot (`[server] git_workers` of them) in their
             // thread, and a thread whose git is done drains the rest to a slow client without a
@@ -462,6 +465,9 @@ fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
                 name: "git".into(),
                 workers: GIT_LANE_THREADS.max(4 * s.git_workers),
                 queue: QUEUE_PER_WORKER * s.git_workers,
+                // Pages are waited for by a person; git transfers by a progress bar. When the
+                // CPU is short, the pages' lane goes first (git's children inherit this too).
+                nice: GIT_LANE_NICE,
             },
         ],
         max_connections: s.max_connections,

@@ -968,6 +968,19 @@ fn a_repository_with_many_refs_shows_them_a_page_at_a_time() {
         dumb.text(),
         fs::read_to_string(copy.join("info/refs")).unwrap()
     );
+    // nginx sends it from a file forgelet keeps in the repository, reachable by no URL of its
+    // own: only through forgelet's answer.
+    let kept: Vec<String> = fs::read_dir(repo.join("forgelet-cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    for target in [
+        site.target(&format!("/alice/refs.git/forgelet-cache/{}", kept[0])),
+        format!("/.forgelet-repos/alice/refs.git/forgelet-cache/{}", kept[0]),
+    ] {
+        assert_eq!(srv.get(&target).status, 404, "{target}");
+    }
     srv.finish();
 }
 
@@ -1098,5 +1111,49 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
         read_by_id(&srv, &site, "alice/proj", &id, "secret.txt", &blob),
         [false; 4]
     );
+    srv.finish();
+}
+
+/// A client that takes nothing for `write_timeout` seconds is dropped and its git stopped, even
+/// when the spool is spent and git waits for it (before, only the web server's own timeout, or
+/// git's deadline of an hour, ended it).
+#[test]
+fn a_client_that_takes_nothing_is_dropped_at_the_write_timeout() {
+    let site = Site::new(
+        "hard_write",
+        SiteOptions {
+            server_extra: "write_timeout = 5",
+            ..Default::default()
+        },
+    );
+    fs::write(
+        &site.config,
+        fs::read_to_string(&site.config).unwrap() + "\n[limits]\nspool_mib = 1\n",
+    )
+    .unwrap();
+    let repo = site.import_fixture("mixed", "alice/big");
+    crate::add_big_commit(&repo, 24 << 20);
+    let srv = site.start();
+    let head = git_ok(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let request = v2_fetch_request(&site, "/alice/big.git/git-upload-pack", &head);
+    let (stalled, status) = stall(srv.port, "127.0.0.5", &request);
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let running = crate::processes_in(&repo);
+    assert!(!running.is_empty(), "git ended: the spool took everything");
+    // git runs below the pages' priority (the git lane's nice value, inherited).
+    for p in &running {
+        let pid = p.split(' ').next().unwrap();
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+        assert_eq!(nice, 5, "{p}");
+    }
+    let start = std::time::Instant::now();
+    crate::assert_no_process_left(&repo, 20, "after the write timeout");
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    drop(stalled);
     srv.finish();
 }

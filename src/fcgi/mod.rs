@@ -71,6 +71,9 @@ pub struct LaneConfig {
     pub workers: usize,
     /// Requests that may wait for a free worker; beyond workers + queue the answer is 503.
     pub queue: usize,
+    /// The workers' nice value (0 as the process; higher yields the CPU to the other lanes).
+    /// What they start inherits it.
+    pub nice: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +108,7 @@ impl Default for Config {
             name: name.to_string(),
             workers,
             queue: workers * 2,
+            nice: 0,
         };
         Config {
             lanes: vec![lane("pages", 8), lane("git", 4)],

@@ -507,6 +507,21 @@ fn run_job(ctx: &WorkerCtx, job: Job, slot: &mut Slot<'_>) -> Back {
     }
 }
 
+/// Sets this thread's nice value (on Linux a thread's own, inherited by what it starts).
+fn set_thread_nice(nice: i32) {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc != 0 {
+        log::debug!(
+            "fastcgi: cannot set a worker's nice value to {nice}: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 fn worker_loop(rx: Arc<Mutex<Receiver<Job>>>, count: Arc<AtomicUsize>, ctx: Arc<WorkerCtx>) {
     loop {
         // The lock is held only while waiting for a job; whoever holds it takes the next one.
@@ -596,9 +611,15 @@ pub(crate) fn serve_until(
         let mut threads = Vec::new();
         for i in 0..lc.workers {
             let (rx, count, ctx) = (Arc::clone(&rx), Arc::clone(&count), Arc::clone(&ctx));
+            let nice = lc.nice;
             let t = std::thread::Builder::new()
                 .name(format!("fcgi-{}-{i}", lc.name))
-                .spawn(move || worker_loop(rx, count, ctx))?;
+                .spawn(move || {
+                    if nice != 0 {
+                        set_thread_nice(nice);
+                    }
+                    worker_loop(rx, count, ctx)
+                })?;
             threads.push(t);
         }
         lanes.push(Lane {

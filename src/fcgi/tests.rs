@@ -282,11 +282,13 @@ fn test_config() -> Config {
                 name: "pages".into(),
                 workers: 2,
                 queue: 2,
+                nice: 0,
             },
             LaneConfig {
                 name: "git".into(),
                 workers: 1,
                 queue: 0,
+                nice: 5,
             },
         ],
         max_connections: 64,

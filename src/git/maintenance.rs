@@ -12,8 +12,9 @@
 //! time on the whole site (`{data_dir}/purge.lock`). The status file says how far a purge got,
 //! for the settings page.
 //!
-//! The caches follow by themselves: a worker's opened repository is opened again once the pack
-//! folder changed (see `cache`), and no other cache holds objects.
+//! The caches follow: a worker's opened repository is opened again once the pack folder changed
+//! (see `cache`), and the files forgelet made for the web server to send (`forgelet-cache/`) are
+//! removed; no other cache holds objects.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -177,6 +178,15 @@ pub(crate) fn purge(
             Err(e) => Some(e),
         };
         if let Some(why) = failed {
+            write_status(repo, "failed", crate::auth::now(), &why)?;
+            return Err(why);
+        }
+    }
+    // Files made from the repository for the web server to send: none may outlive a purge.
+    let cache = repo.join(crate::git_http::dumb::CACHE_DIR);
+    if cache.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&cache) {
+            let why = format!("cannot remove {}: {e}", cache.display());
             write_status(repo, "failed", crate::auth::now(), &why)?;
             return Err(why);
         }

@@ -9,7 +9,105 @@ use std::time::SystemTime;
 
 use git2::{ObjectType, Oid, Repository};
 
+use crate::config::{Config, Handoff};
+use crate::error::{Error, Result as PageResult};
 use crate::git::refs::RefSnapshot;
+use crate::git::RepoDir;
+use crate::response::Response;
+
+/// The folder in a repository for files forgelet makes from it for the web server to send.
+pub(crate) const CACHE_DIR: &str = "forgelet-cache";
+/// Older files of a kind are removed once this many newer ones exist and they are this old.
+const CACHE_KEEP: usize = 3;
+const CACHE_KEEP_SECS: u64 = 60;
+
+/// `GET info/refs` (dumb): the ref list made once per change of the refs. With a sendfile header
+/// configured, it is written once to a file in the repository's [`CACHE_DIR`], named by its
+/// content, and the web server sends that file (with sendfile, not through forgelet); else it is
+/// sent from memory.
+pub(crate) fn info_refs_response(
+    config: &Config,
+    repo: &RepoDir,
+    git: &Repository,
+    snap: &RefSnapshot,
+) -> PageResult<Response> {
+    let label = format!("{}/{}", repo.owner, repo.name);
+    let body = snap
+        .info_refs(|s| info_refs(git, s, &label))
+        .map_err(|e| Error::internal(&label, e.message()))?;
+    let mut r = Response::new(200);
+    r.header("Content-Type", "text/plain; charset=utf-8");
+    r.no_cache();
+    if config.sendfile == Handoff::None {
+        r.body = crate::response::Body::Bytes(body.to_vec());
+        return Ok(r);
+    }
+    let file = snap.derived(
+        "info-refs-file",
+        |_| -> std::result::Result<String, String> { write_cached(&repo.path, "info-refs", body) },
+    );
+    match file {
+        Ok(name) => {
+            match config.sendfile {
+                Handoff::XAccelRedirect => r.header(
+                    "X-Accel-Redirect",
+                    format!(
+                        "{}/{}/{}.git/{CACHE_DIR}/{name}",
+                        config.internal_prefix, repo.owner, repo.name
+                    ),
+                ),
+                _ => r.header(
+                    "X-Sendfile",
+                    repo.path
+                        .join(CACHE_DIR)
+                        .join(name.as_str())
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+            }
+            Ok(r)
+        }
+        Err(e) => {
+            log::warn!("{label}: cannot keep info/refs for the web server to send: {e}");
+            r.body = crate::response::Body::Bytes(body.to_vec());
+            Ok(r)
+        }
+    }
+}
+
+/// Writes `bytes` to `{repo}/{CACHE_DIR}/{kind}-{hash of bytes}` (unless that file is there
+/// already) and removes older files of the kind; the file's name.
+fn write_cached(repo: &Path, kind: &str, bytes: &[u8]) -> std::result::Result<String, String> {
+    let dir = repo.join(CACHE_DIR);
+    let hash = crate::auth::secret::keyed_hash(b"forgelet-cache", kind, bytes);
+    let name = format!("{kind}-{}", &hash[..32]);
+    let path = dir.join(&name);
+    if !path.is_file() {
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        crate::auth::fsfile::replace(&path, bytes, 0o644)?;
+    }
+    // Older files go once newer ones replaced them a while ago: a request given an older name
+    // a moment ago still finds its file.
+    let prefix = format!("{kind}-");
+    let mut older: Vec<(SystemTime, std::path::PathBuf)> = fs::read_dir(&dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && n != name)
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    older.sort_by_key(|o| std::cmp::Reverse(o.0));
+    for (at, old) in older.into_iter().skip(CACHE_KEEP.saturating_sub(1)) {
+        let age = at.elapsed().unwrap_or_default();
+        if age.as_secs() >= CACHE_KEEP_SECS {
+            let _ = fs::remove_file(old);
+        }
+    }
+    Ok(name)
+}
 
 /// `info/refs` exactly as `git update-server-info` writes it: every ref under `refs/` sorted by
 /// name, `<oid>\t<name>\n`, and for an annotated tag a second line with the fully peeled object,
