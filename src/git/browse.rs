@@ -469,22 +469,61 @@ pub(crate) fn some_branches(
     })
 }
 
-/// The newest tags for a selector (see [`tags`] for the order), `limit` of them; and how many
-/// tags there are.
-pub(crate) fn some_tags(
-    repo: &Repository,
-    snap: &RefSnapshot,
-    limit: usize,
-) -> Result<RefPage<RefLink>> {
-    let order = tags_by_date(repo, snap)?;
+/// A few tags for a selector, without reading any object: the highest versions first (names
+/// compared with their runs of digits as numbers, so `v1.10` comes before `v1.9`), `limit` of
+/// them; and how many tags there are. The order is made once per snapshot of the refs.
+pub(crate) fn some_tags(snap: &RefSnapshot, limit: usize) -> Result<RefPage<RefLink>> {
+    let all = snap.under(b"refs/tags/");
+    let order = snap.derived("tags-by-version", |s| -> Result<Vec<usize>> {
+        let tags = s.under(b"refs/tags/");
+        let mut order: Vec<usize> = (0..tags.len()).collect();
+        order.sort_by(|&a, &b| version_cmp(&tags[b].name, &tags[a].name));
+        Ok(order)
+    })?;
     Ok(RefPage {
         items: order
             .iter()
             .take(limit)
-            .map(|(_, name, target)| ref_link(name, b"refs/tags/", *target))
+            .map(|&i| ref_link(&all[i].name, b"refs/tags/", all[i].target))
             .collect(),
-        total: order.len(),
+        total: all.len(),
     })
+}
+
+/// Compares names as versions: runs of ASCII digits by their value, everything else by byte.
+fn version_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            // Leading zeros aside, a longer run is a larger number.
+            let x = &a[si..i];
+            let y = &b[sj..j];
+            let x = &x[x.iter().position(|&c| c != b'0').unwrap_or(x.len())..];
+            let y = &y[y.iter().position(|&c| c != b'0').unwrap_or(y.len())..];
+            match x.len().cmp(&y.len()).then_with(|| x.cmp(y)) {
+                Ordering::Equal => {}
+                other => return other,
+            }
+        } else {
+            match a[i].cmp(&b[j]) {
+                Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j)).then_with(|| a.cmp(b))
 }
 
 /// What an annotated tag adds to a lightweight one.
@@ -2058,10 +2097,10 @@ mod tests {
         let snap = f.refs();
         let list = tags(&repo, &snap, 0, 100).unwrap().items;
         let names: Vec<_> = list.iter().map(|t| t.name.as_str()).collect();
-        let some = some_tags(&repo, &snap, 2).unwrap();
+        let some = some_tags(&snap, 2).unwrap();
         assert_eq!(some.total, 4);
         assert_eq!(some.items[0].name, "v1");
-        assert_eq!(some.items[1].name, "light-new");
+        assert_eq!(some.items[1].name, "light-old");
         // v1 was made last (tagger time) though it tags the oldest commit.
         assert_eq!(names, ["v1", "light-new", "light-old", "blob-tag"]);
         let v1 = &list[0];
@@ -2645,6 +2684,26 @@ mod tests {
         assert_eq!(d.additions, Some(9));
         assert!(d.files[0].complete && !d.files[1].complete);
         assert!(d.files[1].hunks.is_empty(), "no hunk without a line shown");
+    }
+
+    #[test]
+    fn versions_compare_by_their_numbers() {
+        let mut v: Vec<&[u8]> = vec![
+            b"v1.9",
+            b"v1.10",
+            b"v1.2",
+            b"v2.0-rc1",
+            b"v2.0",
+            b"release",
+            b"v01.11",
+            b"v10",
+        ];
+        v.sort_by(|a, b| version_cmp(b, a));
+        let v: Vec<&str> = v.iter().map(|s| std::str::from_utf8(s).unwrap()).collect();
+        assert_eq!(
+            v,
+            ["v10", "v2.0-rc1", "v2.0", "v01.11", "v1.10", "v1.9", "v1.2", "release"]
+        );
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
     let base = &site.config.base_path;
     let snap = refs_of(repo)?;
     let branches = browse::some_branches(&git, &snap, SELECTOR_SIZE).map_err(git_err(repo))?;
-    let tags = browse::some_tags(&git, &snap, SELECTOR_SIZE).map_err(git_err(repo))?;
+    let tags = browse::some_tags(&snap, SELECTOR_SIZE).map_err(git_err(repo))?;
     let default = browse::default_branch(&git).map_err(git_err(repo))?;
     // The default branch, or (when HEAD names a branch that does not exist) the first one.
     let start = match default {
