@@ -1157,3 +1157,83 @@ fn a_client_that_takes_nothing_is_dropped_at_the_write_timeout() {
     drop(stalled);
     srv.finish();
 }
+
+/// Anonymous clients cannot take git away from the people who push: with every slot anonymous
+/// clients may use held (three stalled clones, and no spool left to finish into), a signed-in
+/// user's push still runs at once, on the slot kept for users, while an anonymous request waits.
+#[test]
+fn a_slot_is_kept_for_signed_in_users() {
+    let site = Site::new(
+        "hard_reserve",
+        SiteOptions {
+            server_extra: "git_workers = 4\ngit_per_address = 1",
+            ..Default::default()
+        },
+    );
+    fs::write(
+        &site.config,
+        fs::read_to_string(&site.config).unwrap() + "\n[limits]\nspool_mib = 1\n",
+    )
+    .unwrap();
+    let repo = site.import_fixture("mixed", "alice/big");
+    crate::add_big_commit(&repo, 16 << 20);
+    let srv = site.start();
+    let head = git_ok(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    let request = v2_fetch_request(&site, "/alice/big.git/git-upload-pack", &head);
+    // Three addresses, one slot each (git_per_address = 1): the three anonymous slots.
+    let stalled: Vec<_> = (2..5)
+        .map(|i| stall(srv.port, &format!("127.0.0.{i}"), &request).0)
+        .collect();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while crate::processes_in(&repo)
+        .iter()
+        .filter(|p| p.contains("upload-pack"))
+        .count()
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the stalled clones never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // An anonymous ls-remote from a fourth address waits for a slot...
+    let anonymous = std::thread::spawn({
+        let port = srv.port;
+        let target = site.target("/alice/big.git/info/refs?service=git-upload-pack");
+        move || {
+            let mut s = tcp_from("127.0.0.9", port);
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                .unwrap();
+            use std::io::{Read, Write};
+            write!(
+                s,
+                "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut buf = [0u8; 64];
+            s.read(&mut buf).map(|n| n > 0).unwrap_or(false)
+        }
+    });
+    // ...while alice pushes at once.
+    let work = work_tree(&site, "reserve");
+    fs::write(work.join("f.txt"), "pushed\n").unwrap();
+    commit_all(&work, "push while anonymous clones hold git");
+    let url = format!(
+        "http://alice:{TEST_PASSWORD}@127.0.0.1:{}{}",
+        srv.port,
+        site.target("/alice/big.git")
+    );
+    let start = std::time::Instant::now();
+    let out = run(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:refs/heads/pushed"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    assert!(
+        !anonymous.join().unwrap(),
+        "an anonymous request got a slot kept for users"
+    );
+    drop(stalled);
+    let mut srv = srv;
+    srv.assert_forgelet_alive("a push beside stalled clones");
+}
