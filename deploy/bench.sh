@@ -66,6 +66,8 @@
 #   BENCH_RSS      1 runs D, 0 skips it (default: 1 for medium, 0 for small; generating the 300 MB
 #                  repository the first time takes a while, and the push and clone about a minute)
 #   BENCH_KEEP     1 keeps the run folder (configs, logs) after a successful run
+#   BENCH_BIN      a forgelet binary to measure instead of building this checkout (an older
+#                  build, say, for figures before and after a change; same configs and snippet)
 #   BENCH_ONLY     web runs only E (skipping A to D and what only they need); empty runs everything
 #   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
 #   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
@@ -184,10 +186,16 @@ if [ -z "$fcgiwrap_bin" ] || [ ! -x "$fcgiwrap_bin" ]; then
 fi
 
 # --- 1. build ------------------------------------------------------------------------------------
-say "cargo build --release --locked"
-(cd "$root" && cargo build --release --locked) || die "cargo build --release failed"
-bin=$target_dir/release/forgelet
-[ -x "$bin" ] || die "no binary at $bin after the build"
+if [ -n "${BENCH_BIN:-}" ]; then
+    bin=$BENCH_BIN
+    [ -x "$bin" ] || die "BENCH_BIN=$bin is not an executable file"
+    say "measuring $bin (BENCH_BIN; nothing is built)"
+else
+    say "cargo build --release --locked"
+    (cd "$root" && cargo build --release --locked) || die "cargo build --release failed"
+    bin=$target_dir/release/forgelet
+    [ -x "$bin" ] || die "no binary at $bin after the build"
+fi
 
 # --- 2. the repository ---------------------------------------------------------------------------
 # The generator: a fast-import stream from a seeded xorshift64 generator, so the same arguments

@@ -124,9 +124,15 @@ pub(crate) fn purge(
     };
     let _purging = fsfile::try_lock(&repo.join(PURGING))?
         .ok_or("a purge of this repository is running already")?;
-    say("waiting for other purges to finish");
-    write_status(repo, "queued", started, "")?;
-    let _site = fsfile::lock(&data_dir.join("purge.lock"))?;
+    let site_lock = data_dir.join("purge.lock");
+    let _site = match fsfile::try_lock(&site_lock)? {
+        Some(l) => l,
+        None => {
+            say("waiting for other purges to finish");
+            write_status(repo, "queued", started, "")?;
+            fsfile::lock(&site_lock)?
+        }
+    };
     step("waiting for pushes to finish", &mut say)?;
     let until = Instant::now() + WAIT_FOR_PUSHES;
     let _lock = loop {
