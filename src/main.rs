@@ -10,6 +10,7 @@ mod error;
 mod fcgi;
 mod git;
 mod git_http;
+mod log_limit;
 mod markdown;
 mod pages;
 mod request;

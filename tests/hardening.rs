@@ -1092,12 +1092,16 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
     let settings = site.target("/alice/proj/settings");
     let token = csrf_of(&alice.get(&srv, &settings));
     let r = alice.post(&srv, &settings, &[("csrf", &token), ("action", "purge")]);
-    assert_eq!(r.status, 200, "{}", r.describe());
-    assert!(r.text().contains("The purge has started"), "{}", r.text());
+    // Answered by a redirect to the page, so reloading it does not start another purge.
+    assert_eq!(r.status, 303, "{}", r.describe());
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("{settings}?purge").as_str())
+    );
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let page = alice.get(&srv, &settings).text();
-        if page.contains("Last purged at") {
+        let page = alice.get(&srv, &format!("{settings}?purge")).text();
+        if page.contains("<p class=\"box notice\" role=\"status\">Last purged at") {
             break;
         }
         assert!(!page.contains("failed"), "{page}");
@@ -1111,6 +1115,92 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
         read_by_id(&srv, &site, "alice/proj", &id, "secret.txt", &blob),
         [false; 4]
     );
+
+    // While a purge runs, the settings page says so at its top and reloads itself (to the
+    // page, not to a fragment, which a browser would only scroll to), and a push is refused
+    // with a message git shows.
+    let repo = site.repo_path("alice/proj");
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo.join("forgelet-purge.lock"))
+        .unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) },
+        0
+    );
+    fs::write(
+        repo.join("forgelet-maintenance.status"),
+        "running\n1700000000\nrepacking what is reachable\n",
+    )
+    .unwrap();
+    let page = alice.get(&srv, &settings);
+    assert!(
+        page.text()
+            .contains("is running: repacking what is reachable. This page reloads itself"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(
+        page.header("Refresh"),
+        Some(format!("3; url={settings}?purge").as_str())
+    );
+    fs::write(work.join("more.txt"), "more\n").unwrap();
+    commit_all(&work, "during a purge");
+    let out = run(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
+    assert!(!out.status.success(), "a push went through during a purge");
+    let text = all_output(&out);
+    assert!(
+        text.contains("remote: alice/proj is being purged of unreachable objects; pushes are refused until it is done."),
+        "{text}"
+    );
+    drop(held);
+    fs::write(
+        repo.join("forgelet-maintenance.status"),
+        "done\n1700000000\n\n",
+    )
+    .unwrap();
+    ok(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
+    srv.finish();
+}
+
+/// On a file's page, the last crumb (the file's name) linked to `tree/{ref}/{path}`, a 404 for
+/// a file. Every link on a file's page and a folder's page now leads to a page.
+#[test]
+fn every_link_on_a_file_page_leads_somewhere() {
+    let site = Site::new("hard_crumbs", SiteOptions::default());
+    let repo = site.import_fixture("mixed", "alice/proj");
+    let srv = site.start();
+    let listing = git_ok(&repo, &["ls-tree", "-r", "--name-only", "main"]);
+    let file = listing
+        .lines()
+        .find(|l| l.contains('/'))
+        .unwrap_or_else(|| listing.lines().next().unwrap());
+    let folder = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    for page in [
+        site.target(&format!("/alice/proj/blob/main/{file}")),
+        site.target(&format!("/alice/proj/tree/main/{folder}")),
+    ] {
+        let r = srv.get(&page);
+        assert_eq!(r.status, 200, "{page}");
+        let text = r.text();
+        let links: std::collections::BTreeSet<String> = text
+            .split("href=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+            .filter(|l| l.starts_with('/'))
+            .collect();
+        assert!(links.len() > 5, "{links:?}");
+        for link in links {
+            let status = srv.get(&link).status;
+            assert!(
+                status == 200 || status == 302 || status == 303,
+                "{page} links to {link}: {status}"
+            );
+        }
+    }
     srv.finish();
 }
 

@@ -3,9 +3,12 @@
 //! address, and one per user name that only clients not known for that user share (a client is
 //! known once it has signed in as that user: its address for a while, and a browser by a signed
 //! cookie), so a stranger guessing from many addresses cannot lock the real user out. Unknown
-//! names cost a dummy hash; at most as many argon2 runs at once as cores (the rest get 429). A verified password is remembered briefly, keyed by a keyed hash of
-//! the name, the password and the user's stamp, so a dumb clone of a private repository does not
-//! cost an argon2 run per object, and a password change ends it at once. Tokens are checked by
+//! names cost a dummy hash; at most as many argon2 runs at once as cores (the rest get 429).
+//! A verified password is remembered briefly, keyed by a keyed hash of the name, the password and
+//! the user's stamp, so a dumb clone of a private repository does not cost an argon2 run per
+//! object, and a password change ends it at once; only clients known for that user are answered
+//! from that memory (for anyone else, a right guess answered at once beside wrong ones refused by
+//! the limiters would say which guess was right). Tokens are checked by
 //! keyed hash on every request, so a revoked token stops working on the next one.
 
 use std::collections::HashMap;
@@ -15,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::secret::keyed_hash;
 use super::{dummy_verify, now, token, Accounts, User, Users};
+
+/// Password attempts refused by the limiters are logged at most once a minute.
+static SLOWED_LOG: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new(60);
 
 /// How long a verified password is remembered in this process.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -279,19 +285,21 @@ impl Gate {
             keyed_hash(accounts.secret(), "basic-cache", data.as_bytes())
         });
         let now_i = Instant::now();
-        if let (Some(u), Some(key)) = (user, &cache_key) {
+        let name_key = name.to_ascii_lowercase();
+        let known = device == Device::Known || self.is_known(&name_key, client, now_i);
+        // The memory of recent successes is for clients known for this user only: for anyone
+        // else it would answer a right guess at once where the limiters refuse wrong ones.
+        if let (true, Some(u), Some(key)) = (known, user, &cache_key) {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.get(key).is_some_and(|&until| now_i < until) {
                 drop(cache);
-                self.remember(&name.to_ascii_lowercase(), client, now_i);
+                self.remember(&name_key, client, now_i);
                 return Outcome::User(u.clone());
             }
         }
 
         // The limiters come before any hashing. A client known for this user does not share
         // the user's limiter with strangers.
-        let name_key = name.to_ascii_lowercase();
-        let known = device == Device::Known || self.is_known(&name_key, client, now_i);
         let wait_client = self
             .clients
             .lock()
@@ -306,6 +314,14 @@ impl Gate {
                 .take(&name_key, now_i)
         };
         if let Some(wait) = wait_client.max(wait_name) {
+            SLOWED_LOG.warn(&format!(
+                "password attempts for {name_key:?} from {client} refused for {wait} s: too many {}",
+                if wait_client.is_some() {
+                    "from this address"
+                } else {
+                    "for this user from addresses it has not signed in from"
+                }
+            ));
             return Outcome::Refused(Refusal::Slow(wait));
         }
         let Some(_slot) = self.slot() else {
@@ -546,6 +562,46 @@ mod tests {
             Device::Unknown,
         );
         assert!(matches!(o, Outcome::User(_)), "{}", describe(&o));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// While alice's password was remembered after her sign-in, a stranger's wrong guesses got
+    /// 429 and the right one 200 at once: the memory answered before the limiters.
+    #[test]
+    fn a_right_guess_is_not_answered_from_memory_for_a_stranger() {
+        let dir =
+            std::env::temp_dir().join(format!("forgelet-basic-oracle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = Accounts::open(&dir).unwrap();
+        a.update(|u| {
+            u.add(User {
+                name: "alice".into(),
+                admin: false,
+                stamp: "s1".into(),
+                password_hash: super::super::password::hash("right password").unwrap(),
+                tokens: Vec::new(),
+            })
+        })
+        .unwrap();
+        let users = a.users().unwrap();
+        let g = Gate::new();
+        let pw = |secret: &str, client: &str| {
+            g.password(&a, &users, "alice", secret, client, Device::Unknown)
+        };
+        assert!(matches!(pw("right password", "10.0.0.1"), Outcome::User(_)));
+        // The stranger uses up their address's attempts...
+        let mut slowed = false;
+        for _ in 0..15 {
+            slowed |= matches!(pw("guess", "10.9.0.1"), Outcome::Refused(Refusal::Slow(_)));
+        }
+        assert!(slowed);
+        // ...and the right password is refused the same way, not let through from memory.
+        assert!(matches!(
+            pw("right password", "10.9.0.1"),
+            Outcome::Refused(Refusal::Slow(_))
+        ));
+        // Alice herself is still answered from memory.
+        assert!(matches!(pw("right password", "10.0.0.1"), Outcome::User(_)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -554,7 +554,7 @@ pub(crate) struct TagInfo {
     pub(crate) time: i64,
 }
 
-/// Every tag, newest first (by [`TagInfo::time`]), then by name; made once per snapshot of the
+/// Every tag, newest first (by [`TagInfo::time`]), then by version; made once per snapshot of the
 /// refs (it reads every tag). The target is the tag's own object, for a URL that names it.
 fn tags_by_date(repo: &Repository, snap: &RefSnapshot) -> Result<std::sync::Arc<Vec<Dated>>> {
     snap.derived("tags-by-date", |s| -> Result<Vec<Dated>> {
@@ -565,7 +565,8 @@ fn tags_by_date(repo: &Repository, snap: &RefSnapshot) -> Result<std::sync::Arc<
             };
             out.push((info.time, r.name.clone(), r.target));
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        // Tags made at the same moment (or tagging the same commit) by version, highest first.
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| version_cmp(&b.1, &a.1)));
         Ok(out)
     })
 }
@@ -616,7 +617,7 @@ fn tag_info(repo: &Repository, full: &[u8], id: Oid) -> Result<Option<TagInfo>> 
     }))
 }
 
-/// One page of the tags, newest first (by [`TagInfo::time`]), then by name. The cost is one
+/// One page of the tags, newest first (by [`TagInfo::time`]), then by version. The cost is one
 /// read of every tag once per change of the refs, then the shown page's.
 pub(crate) fn tags(
     repo: &Repository,

@@ -206,8 +206,8 @@ impl Archive {
             Ok(true) => {
                 if failed {
                     log::warn!(
-                        "{label}: git archive failed ({:?}): {}",
-                        ended.status,
+                        "{label}: git archive failed ({}): {}",
+                        child::status_text(&ended.status),
                         String::from_utf8_lossy(&ended.stderr).trim()
                     );
                 }
@@ -215,8 +215,8 @@ impl Archive {
             }
             Ok(false) => {
                 log::error!(
-                    "{label}: git archive wrote nothing ({:?}): {}",
-                    ended.status,
+                    "{label}: git archive wrote nothing ({}): {}",
+                    child::status_text(&ended.status),
                     String::from_utf8_lossy(&ended.stderr).trim()
                 );
                 crate::error::Error::Internal(format!("{label}: git archive failed"))

@@ -191,18 +191,18 @@ impl BlobStream {
             Ok(true) => {
                 if !ended.status.as_ref().is_ok_and(|s| s.success()) {
                     log::warn!(
-                        "{label}: git cat-file blob {} failed ({:?}): {}",
+                        "{label}: git cat-file blob {} failed ({}): {}",
                         self.id,
-                        ended.status,
+                        child::status_text(&ended.status),
                         stderr.trim()
                     );
                 }
                 Ok(())
             }
             Ok(false) => Error::Internal(format!(
-                "{label}: git cat-file blob {} wrote nothing ({:?}): {}",
+                "{label}: git cat-file blob {} wrote nothing ({}): {}",
                 self.id,
-                ended.status,
+                child::status_text(&ended.status),
                 stderr.trim()
             ))
             .into_response()

@@ -318,6 +318,15 @@ impl Drop for Spool<'_> {
     }
 }
 
+/// How a child ended, for a log line: "exit status: 128", "signal: 9 (SIGKILL)", or why it
+/// could not be waited for.
+pub(crate) fn status_text(status: &io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("not waited for: {e}"),
+    }
+}
+
 /// Writes a response's headers, given the first bytes of the content.
 pub(crate) type WriteHead<'a> = dyn FnMut(&mut (dyn Write + Send), &[u8]) -> io::Result<()> + 'a;
 
@@ -463,39 +472,6 @@ pub(crate) fn run<H: Send>(
             timed_out: timed_out.load(Ordering::SeqCst),
         }
     })
-}
-
-/// A warning logged at most once per period, with the number held back since the last one.
-pub(crate) struct LogLimit {
-    every_secs: u64,
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl LogLimit {
-    pub(crate) const fn new(every_secs: u64) -> LogLimit {
-        LogLimit {
-            every_secs,
-            state: Mutex::new((None, 0)),
-        }
-    }
-
-    pub(crate) fn warn(&self, message: &str) {
-        let now = Instant::now();
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match s.0 {
-            Some(t) if now.duration_since(t) < Duration::from_secs(self.every_secs) => s.1 += 1,
-            _ => {
-                let held = std::mem::take(&mut s.1);
-                s.0 = Some(now);
-                drop(s);
-                if held > 0 {
-                    log::warn!("{message} ({held} more like it since the last such line)");
-                } else {
-                    log::warn!("{message}");
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -279,6 +279,14 @@ impl GitRunner {
         version: Option<u8>,
         limits: &Limits,
     ) -> Result<Response> {
+        if service == Service::ReceivePack
+            && matches!(
+                maintenance::status(&repo.path),
+                maintenance::Status::Running { .. }
+            )
+        {
+            return Ok(being_purged(&format!("{}/{}", repo.owner, repo.name)));
+        }
         let _slot = match self.slot(client, who.user.is_none()) {
             Ok(s) => s,
             Err(busy) => return Ok(busy_response(busy)),
@@ -368,15 +376,7 @@ impl Rpc {
                 // Held for the whole push: a purge waits for it, and none starts meanwhile.
                 let _hold = match maintenance::hold_for_push(&self.repo.path) {
                     Ok(Some(h)) => h,
-                    Ok(None) => {
-                        let mut r = Response::text(
-                            503,
-                            format!("{label} is being purged of unreachable objects; push again in a minute.\n"),
-                        );
-                        r.header("Retry-After", "60");
-                        r.no_cache();
-                        return r.write_cgi(out, false);
-                    }
+                    Ok(None) => return being_purged(&label).write_cgi(out, false),
                     Err(e) => {
                         return Error::Internal(format!("{label}: {e}"))
                             .into_response()
@@ -432,10 +432,12 @@ impl Rpc {
                 if ended.timed_out {
                     log::warn!("{label}: git {command} stopped at the deadline of {deadline:?}");
                 } else if !ended.status.as_ref().is_ok_and(|s| s.success()) && ended.feed.is_ok() {
-                    log::warn!(
-                        "{label}: git {command} failed ({:?}): {stderr}",
-                        ended.status
-                    );
+                    // Mostly a client's doing (a want git refuses, a push fsck rejects), which
+                    // git has told that client: logged, but not once per request.
+                    FAILED_LOG.warn(&format!(
+                        "{label}: git {command} failed ({}): {stderr}",
+                        child::status_text(&ended.status)
+                    ));
                 }
                 Ok(())
             }
@@ -459,7 +461,8 @@ impl Rpc {
                     (Ok(_), Ok(s)) if s.success() => result_head(self.service),
                     (Ok(_), s) if out_of_memory(stderr) => {
                         log::warn!(
-                            "{label}: git {command} ran out of memory under [limits] git_memory_mib ({s:?}): {stderr}"
+                            "{label}: git {command} ran out of memory under [limits] git_memory_mib ({}): {stderr}",
+                            child::status_text(s)
                         );
                         let mut r = Response::text(
                             503,
@@ -472,7 +475,8 @@ impl Rpc {
                     // (a well-framed but wrong fetch): 400, and a log line at most now and then.
                     (Ok(_), s) => {
                         MALFORMED_LOG.warn(&format!(
-                            "{label}: git {command} refused a request ({s:?}): {stderr}"
+                            "{label}: git {command} refused a request ({}): {stderr}",
+                            child::status_text(s)
                         ));
                         bad_request("git could not use this request")
                     }
@@ -487,15 +491,30 @@ impl Rpc {
     }
 }
 
-/// Refused requests are logged at most once a minute, with the number held back: a client
-/// sending garbage must not fill the log.
-static MALFORMED_LOG: child::LogLimit = child::LogLimit::new(60);
+/// Refused and failed requests are logged at most once a minute, with the number held back: a
+/// client sending garbage must not fill the log.
+static MALFORMED_LOG: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new(60);
+static FAILED_LOG: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new(60);
 
 /// git's own words when an allocation fails (malloc, mmap of a pack).
 fn out_of_memory(stderr: &str) -> bool {
     stderr.contains("Out of memory")
         || stderr.contains("mmap failed")
         || stderr.contains("Cannot allocate memory")
+}
+
+/// 503 for a push while the repository is purged: git prints the message when it comes with
+/// the ref advertisement (`info/refs?service=git-receive-pack`), where it is checked first.
+pub(crate) fn being_purged(label: &str) -> Response {
+    let mut r = Response::text(
+        503,
+        format!(
+            "{label} is being purged of unreachable objects; pushes are refused until it is done. Push again in a minute.\n"
+        ),
+    );
+    r.header("Retry-After", "60");
+    r.no_cache();
+    r
 }
 
 /// 400 with a message git prints.

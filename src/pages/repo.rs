@@ -246,21 +246,32 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &[u8]) -> Vec<Crumb> {
+/// The path's crumbs: the repository, then each folder, then the last part, which is a file
+/// when `file` (its crumb links to the file's page, not to a folder of that name).
+fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &[u8], file: bool) -> Vec<Crumb> {
     let base = &site.config.base_path;
     let mut out = vec![Crumb {
         name: repo.name.clone(),
         url: browse_url(base, &repo.owner, &repo.name, "tree", rev, ""),
     }];
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let mut so_far = Vec::new();
-    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+    for (i, part) in parts.iter().enumerate() {
         if !so_far.is_empty() {
             so_far.push(b'/');
         }
         so_far.extend_from_slice(part);
+        let view = if file && i + 1 == parts.len() {
+            "blob"
+        } else {
+            "tree"
+        };
         out.push(Crumb {
             name: String::from_utf8_lossy(part).into_owned(),
-            url: browse_url(base, &repo.owner, &repo.name, "tree", rev, &so_far),
+            url: browse_url(base, &repo.owner, &repo.name, view, rev, &so_far),
         });
     }
     out
@@ -378,7 +389,7 @@ pub(crate) fn browse(
                 &TreePage {
                     chrome: ctx.chrome(site),
                     head: head_at(site, ctx, repo, &rev),
-                    crumbs: crumbs(site, repo, &rev, &path),
+                    crumbs: crumbs(site, repo, &rev, &path, false),
                     files: rows(site, repo, &rev, &path, &listing),
                     latest: listing.last_commit.as_ref().map(|c| row(site, repo, c)),
                     readme_html,
@@ -420,7 +431,7 @@ pub(crate) fn browse(
                 &BlobPage {
                     chrome: ctx.chrome(site),
                     head: head_at(site, ctx, repo, &rev),
-                    crumbs: crumbs(site, repo, &rev, &path),
+                    crumbs: crumbs(site, repo, &rev, &path, true),
                     size: human_size(b.size),
                     raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
                     lines,

@@ -96,8 +96,12 @@ fn render(
         },
     )?;
     if purging {
-        // The page follows the purge without a script.
-        r.header("Refresh", "3");
+        // The page follows the purge without a script: a fresh load of the page itself (a
+        // refresh to a URL with a fragment would only scroll).
+        r.header(
+            "Refresh",
+            format!("3; url={}?purge", settings_url(site, repo)),
+        );
     }
     Ok(r)
 }
@@ -140,9 +144,23 @@ fn start_purge(site: &Site, repo: &RepoDir) -> std::result::Result<(), String> {
             "PATH",
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stdin(std::process::Stdio::null());
+    // Its steps and any failure go where forgelet's own log goes (stderr: the journal, or the web
+    // server's error log under CGI, whose stdout is the answer and must not be written to).
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            let copy = fd
+                .try_clone()
+                .map_err(|e| format!("cannot pass the log to a purge: {e}"))?;
+            c.stdout(std::process::Stdio::from(fd))
+                .stderr(std::process::Stdio::from(copy));
+        }
+        Err(_) => {
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+    }
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = c
         .spawn()
@@ -157,7 +175,17 @@ fn start_purge(site: &Site, repo: &RepoDir) -> std::result::Result<(), String> {
 /// `GET settings`.
 pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) -> Result<Response> {
     check_manager(site, ctx, repo)?;
-    render(site, req, ctx, repo, 200, String::new(), String::new())
+    // After "Purge" (`?purge`), the page's top says how the purge is doing or how it ended.
+    let notice = match req.query_param("purge") {
+        Some(_) => match maintenance::status(&repo.path) {
+            maintenance::Status::Running { .. } | maintenance::Status::Queued { .. } => {
+                String::new()
+            }
+            status => purge_text(&status).0,
+        },
+        None => String::new(),
+    };
+    render(site, req, ctx, repo, 200, notice, String::new())
 }
 
 /// `POST settings`: one action per form.
@@ -291,14 +319,18 @@ pub(crate) fn submit(
                             "{label}: purge started by {}",
                             ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?")
                         );
-                        // Give it a moment to say what it is doing.
+                        // Give it a moment to say what it is doing, then show the page by a
+                        // GET (so a reload does not post again), which follows the purge.
                         for _ in 0..40 {
                             if maintenance::status(&repo.path) != before {
                                 break;
                             }
                             std::thread::sleep(std::time::Duration::from_millis(25));
                         }
-                        Ok("The purge has started; this page shows how far it got.".into())
+                        let mut r =
+                            Response::redirect(303, format!("{}?purge", settings_url(site, repo)));
+                        ctx.finish(site, req, &mut r);
+                        return Ok(r);
                     }
                     Err(e) => return Err(Error::Internal(format!("{label}: {e}"))),
                 }

@@ -210,6 +210,17 @@ try {
     await page.setViewportSize(LAPTOP);
   });
 
+  await step('a purge from the settings page ends on the page, saying when it was done', async () => {
+    await page.goto(`${BASE}/${USER}/${REPO}/settings`);
+    await Promise.all([
+      page.waitForURL((u) => pathOf(u) === `${repoPath}/settings` && !u.toString().includes('#')),
+      page.getByRole('button', { name: 'Purge unreachable objects' }).click(),
+    ]);
+    // While it runs the page reloads itself; it ends with the time of the purge.
+    await page.locator('p.notice', { hasText: /Last purged at \d{4}-\d\d-\d\d \d\d:\d\d UTC\./ }).waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(SHOTS, 'purged.png'), fullPage: true });
+  });
+
   assert.deepEqual(problems, [], 'the browser saw no errors');
   ok = true;
 } catch (e) {
