@@ -1,0 +1,493 @@
+//! The command line: the mode (serve, CGI, or an admin command) from the arguments, with the
+//! logger and the config set up first.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::Site;
+use crate::config::Config;
+use crate::{admin, cgi, config, fcgi, git};
+
+const USAGE: &str = "\
+usage: forgelet [--config PATH] COMMAND
+
+commands:
+  serve [--listen unix:PATH|HOST:PORT]   answer FastCGI requests (socket from systemd, fd 0, or --listen)
+  check                                  validate the config and the data directory
+  user add NAME [--admin] [--password-stdin]
+                                         add a user (asks for the password, or reads one line with --password-stdin)
+  user passwd NAME [--password-stdin]    set a new password (ends the user's web sessions)
+  user del NAME [--reassign USER]        delete a user (refused while they own repositories, unless moved to USER)
+  user list                              one line per user: name, admin or user, number of tokens
+  token create USER --name N [--expires DAYS]
+                                         make a personal access token for git; printed once, on the last line
+  token list USER                        name, created, expiry and last use of each token
+  token revoke USER NAME
+  repo create OWNER/NAME [--private] [--description TEXT]
+  repo list
+  repo import OWNER/NAME PATH [--move]   adopt an existing bare repository (copied; --move removes the source)
+  repo set OWNER/NAME --visibility public|private
+  repo purge OWNER/NAME                  drop objects no branch or tag reaches (after a force-push of a secret)
+  repo grant OWNER/NAME USER read|write  make USER a collaborator
+  repo revoke OWNER/NAME USER            remove USER from the collaborators
+
+OWNER is a user's name: add the user before their repositories.
+
+With no command, forgelet serves FastCGI when fd 0 is a listening socket (spawn-fcgi, mod_fcgid),
+or answers one CGI request when GATEWAY_INTERFACE is set.
+The config is --config PATH, else $FORGELET_CONFIG, else /etc/forgelet/config.toml.
+Logging: RUST_LOG=warn|info|debug (default warn).
+";
+
+/// Runs forgelet with the process's arguments; the exit code: 0 ok, 1 failure, 2 usage error.
+pub fn run() -> i32 {
+    // Warnings and errors, plus the server's one start and one stop line; nothing per request.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,forgelet::fcgi::server=info"),
+    )
+    .format_timestamp(None)
+    .init();
+
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let config_flag = match take_option(&mut args, "--config") {
+        Ok(v) => v.map(PathBuf::from),
+        Err(e) => return usage_error(&e),
+    };
+    let words: Vec<String> = match args.iter().map(|a| a.clone().into_string()).collect() {
+        Ok(w) => w,
+        Err(_) => return usage_error("arguments must be UTF-8"),
+    };
+    if words.iter().any(|w| w == "--help" || w == "-h")
+        || words.first().map(String::as_str) == Some("help")
+    {
+        print!("{USAGE}");
+        return 0;
+    }
+    if words.iter().any(|w| w == "--version" || w == "-V") {
+        println!("forgelet {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+
+    if let Err(e) = git::isolate_libgit2() {
+        eprintln!("forgelet: cannot set up libgit2: {}", e.message());
+        return 1;
+    }
+
+    let config_path = config::choose_path(config_flag.as_deref());
+    let word = |i: usize| words.get(i).map(String::as_str);
+
+    if words.is_empty() {
+        // A socket on fd 0 wins over CGI variables: under spawn-fcgi or mod_fcgid the environment
+        // may carry anything.
+        if fcgi::fd0_is_listening_socket() {
+            return serve(&config_path, None);
+        }
+        if std::env::var_os("GATEWAY_INTERFACE").is_some() {
+            return run_cgi(&config_path);
+        }
+        eprint!("{USAGE}");
+        return 2;
+    }
+
+    match (word(0), word(1)) {
+        (Some("serve"), _) => {
+            let mut rest: Vec<OsString> = words[1..].iter().map(OsString::from).collect();
+            let listen = match take_option(&mut rest, "--listen") {
+                Ok(v) => v.map(|v| v.to_string_lossy().into_owned()),
+                Err(e) => return usage_error(&e),
+            };
+            if !rest.is_empty() {
+                return usage_error(&format!("unexpected argument {:?}", rest[0]));
+            }
+            serve(&config_path, listen)
+        }
+        (Some("check"), None) => with_config(&config_path, admin::check),
+        (Some("check"), Some(extra)) => {
+            usage_error(&format!("check takes no arguments, found {extra:?}"))
+        }
+        (Some("repo"), None) => usage_error(
+            "repo needs a subcommand: create, list, import, set, purge, grant or revoke",
+        ),
+        (Some("repo"), Some("list")) => match words.get(2) {
+            None => with_config(&config_path, admin::repo_list),
+            Some(extra) => usage_error(&format!("repo list takes no arguments, found {extra:?}")),
+        },
+        (Some("repo"), Some("create")) => {
+            let a = match admin::Args::parse(
+                &words[2..],
+                &["--private"],
+                &["--description"],
+                "repo create",
+            ) {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name] = a.positional.as_slice() else {
+                return usage_error(
+                    "repo create takes OWNER/NAME [--private] [--description TEXT]",
+                );
+            };
+            with_config(&config_path, |c| {
+                admin::repo_create(c, name, a.option("--description"), a.flag("--private"))
+            })
+        }
+        (Some("repo"), Some("set")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &["--visibility"], "repo set") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let ([name], Some(vis)) = (a.positional.as_slice(), a.option("--visibility")) else {
+                return usage_error("repo set takes OWNER/NAME --visibility public|private");
+            };
+            with_config(&config_path, |c| admin::repo_set_visibility(c, name, vis))
+        }
+        (Some("repo"), Some("purge")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &[], "repo purge") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name] = a.positional.as_slice() else {
+                return usage_error("repo purge takes OWNER/NAME");
+            };
+            with_config(&config_path, |c| admin::repo_purge(c, name))
+        }
+        (Some("repo"), Some("grant")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &[], "repo grant") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name, user, perm] = a.positional.as_slice() else {
+                return usage_error("repo grant takes OWNER/NAME USER read|write");
+            };
+            with_config(&config_path, |c| admin::repo_grant(c, name, user, perm))
+        }
+        (Some("repo"), Some("revoke")) => {
+            let a = match admin::Args::parse(&words[2..], &[], &[], "repo revoke") {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            let [name, user] = a.positional.as_slice() else {
+                return usage_error("repo revoke takes OWNER/NAME USER");
+            };
+            with_config(&config_path, |c| admin::repo_revoke(c, name, user))
+        }
+        (Some("user"), sub) => {
+            let (flags, options, form): (&[&str], &[&str], &str) = match sub {
+                Some("add") => (
+                    &["--admin", "--password-stdin"],
+                    &[],
+                    "user add NAME [--admin] [--password-stdin]",
+                ),
+                Some("passwd") => (
+                    &["--password-stdin"],
+                    &[],
+                    "user passwd NAME [--password-stdin]",
+                ),
+                Some("del") => (&[], &["--reassign"], "user del NAME [--reassign USER]"),
+                Some("list") => (&[], &[], "user list"),
+                Some(other) => {
+                    return usage_error(&format!(
+                        "unknown user subcommand {other:?}; use add, passwd, del or list"
+                    ))
+                }
+                None => return usage_error("user needs a subcommand: add, passwd, del or list"),
+            };
+            let a = match admin::Args::parse(
+                &words[2..],
+                flags,
+                options,
+                &format!("user {}", word(1).unwrap_or("")),
+            ) {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            match (sub, a.positional.as_slice()) {
+                (Some("add"), [name]) => with_config(&config_path, |c| {
+                    admin::user_add(c, name, a.flag("--admin"), a.flag("--password-stdin"))
+                }),
+                (Some("passwd"), [name]) => with_config(&config_path, |c| {
+                    admin::user_passwd(c, name, a.flag("--password-stdin"))
+                }),
+                (Some("del"), [name]) => with_config(&config_path, |c| {
+                    admin::user_del(c, name, a.option("--reassign"))
+                }),
+                (Some("list"), []) => with_config(&config_path, admin::user_list),
+                _ => usage_error(&format!("expected: forgelet {form}")),
+            }
+        }
+        (Some("token"), sub) => {
+            let (options, form): (&[&str], &str) = match sub {
+                Some("create") => (
+                    &["--name", "--expires"],
+                    "token create USER --name N [--expires DAYS]",
+                ),
+                Some("list") => (&[], "token list USER"),
+                Some("revoke") => (&[], "token revoke USER NAME"),
+                Some(other) => {
+                    return usage_error(&format!(
+                        "unknown token subcommand {other:?}; use create, list or revoke"
+                    ))
+                }
+                None => return usage_error("token needs a subcommand: create, list or revoke"),
+            };
+            let a = match admin::Args::parse(
+                &words[2..],
+                &[],
+                options,
+                &format!("token {}", word(1).unwrap_or("")),
+            ) {
+                Ok(a) => a,
+                Err(e) => return usage_error(&e),
+            };
+            match (sub, a.positional.as_slice(), a.option("--name")) {
+                (Some("create"), [user], Some(name)) => with_config(&config_path, |c| {
+                    admin::token_create(c, user, name, a.option("--expires"))
+                }),
+                (Some("list"), [user], _) => {
+                    with_config(&config_path, |c| admin::token_list(c, user))
+                }
+                (Some("revoke"), [user, name], _) => {
+                    with_config(&config_path, |c| admin::token_revoke(c, user, name))
+                }
+                _ => usage_error(&format!("expected: forgelet {form}")),
+            }
+        }
+        (Some("repo"), Some("import")) => {
+            let rest = &words[2..];
+            let move_src = rest.iter().any(|w| w == "--move");
+            let positional: Vec<&String> = rest.iter().filter(|w| *w != "--move").collect();
+            if let Some(flag) = positional.iter().find(|w| w.starts_with("--")) {
+                return usage_error(&format!("unknown option {flag} for repo import"));
+            }
+            let [name, path] = positional.as_slice() else {
+                return usage_error("repo import takes OWNER/NAME PATH [--move]");
+            };
+            with_config(&config_path, |c| {
+                admin::repo_import(c, name, &PathBuf::from(path), move_src)
+            })
+        }
+        (Some("repo"), Some(sub)) => usage_error(&format!(
+            "unknown repo subcommand {sub:?}; use create, list, import, set, purge, grant or revoke"
+        )),
+        (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
+        (None, _) => usage_error("no command given"),
+    }
+}
+
+/// Messages for people: io errors print as "No such file or directory (os error 2)"; the
+/// number helps no one reading it.
+fn plain(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(" (os error ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + " (os error ".len()..];
+        match tail.find(')') {
+            Some(j) if tail[..j].bytes().all(|b| b.is_ascii_digit()) => rest = &tail[j + 1..],
+            _ => {
+                out.push_str(" (os error ");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprintln!("forgelet: {message}\n\n{USAGE}");
+    2
+}
+
+/// Removes `--name VALUE` or `--name=VALUE` from `args`, returning the value.
+fn take_option(args: &mut Vec<OsString>, name: &str) -> Result<Option<OsString>, String> {
+    let prefix = format!("{name}=");
+    for i in 0..args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        if a == name {
+            if i + 1 >= args.len() {
+                return Err(format!("{name} needs a value"));
+            }
+            let v = args.remove(i + 1);
+            args.remove(i);
+            return Ok(Some(v));
+        }
+        if let Some(v) = a.strip_prefix(&prefix) {
+            let v = OsString::from(v);
+            args.remove(i);
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, i32> {
+    config::load(path).map_err(|e| {
+        eprintln!("forgelet: {}", plain(&e.to_string()));
+        1
+    })
+}
+
+fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> admin::AdminResult) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match f(&config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("forgelet: {}", plain(&e));
+            1
+        }
+    }
+}
+
+fn run_cgi(config_path: &std::path::Path) -> i32 {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => {
+            let _ = cgi::write_error(&mut std::io::stdout());
+            return code;
+        }
+    };
+    let site = match Site::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("forgelet: {}", plain(&e));
+            let _ = cgi::write_error(&mut std::io::stdout());
+            return 1;
+        }
+    };
+    match cgi::run(&site) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::debug!("CGI response not completed: {e}");
+            1
+        }
+    }
+}
+
+/// Requests that may wait for a worker, per worker, before the server answers 503. git's dumb
+/// client runs several requests at once per clone and gives up on the first 503, so a burst of
+/// clones must wait its turn rather than fail; only a real overload is turned away.
+const QUEUE_PER_WORKER: usize = 8;
+/// Threads of the git lane at least: requests waiting for a git slot, running git, or draining
+/// what git wrote to a slow client.
+const GIT_LANE_THREADS: usize = 64;
+/// The git lane's nice value, and its git children's.
+const GIT_LANE_NICE: i32 = 5;
+/// A web server sends a request's parameters at once; a connection that has not in this time is
+/// closed (and at the connection cap, one that is a second late makes room).
+const PARAMS_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listener = match fcgi::Listener::inherited() {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            let spec_text = listen.unwrap_or_else(|| config.server.listen.clone());
+            if spec_text.is_empty() {
+                eprintln!("forgelet: no socket to serve: give --listen unix:PATH|HOST:PORT, set server.listen in {}, or start forgelet with a socket (systemd, spawn-fcgi)", config.file.display());
+                return 1;
+            }
+            let spec = match spec_text.parse::<fcgi::ListenSpec>() {
+                Ok(fcgi::ListenSpec::Unix { path, .. }) => fcgi::ListenSpec::Unix {
+                    path,
+                    group: config.server.socket_group.clone(),
+                },
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("forgelet: {e}");
+                    return 1;
+                }
+            };
+            if let fcgi::ListenSpec::Unix { path, .. } = &spec {
+                if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+                    eprintln!(
+                        "forgelet: cannot listen on {spec_text}: the folder {} does not exist (create it, owned by the user forgelet runs as, or let systemd's RuntimeDirectory= make it)",
+                        dir.display()
+                    );
+                    return 1;
+                }
+            }
+            match fcgi::Listener::bind(&spec) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!(
+                        "forgelet: cannot listen on {spec_text}: {}",
+                        plain(&e.to_string())
+                    );
+                    return 1;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("forgelet: cannot use the socket handed over: {e}");
+            return 1;
+        }
+    };
+    let s = &config.server;
+    let fcgi_config = fcgi::Config {
+        lanes: vec![
+            fcgi::LaneConfig {
+                name: "quick".into(),
+                workers: s.workers,
+                queue: QUEUE_PER_WORKER * s.workers,
+                nice: 0,
+            },
+            // git requests wait for a git slot (`[server] git_workers` of them) in their
+            // thread, and a thread whose git is done drains the rest to a slow client without a
+            // slot: so many more threads than slots.
+            fcgi::LaneConfig {
+                name: "git".into(),
+                workers: GIT_LANE_THREADS.max(4 * s.git_workers),
+                queue: QUEUE_PER_WORKER * s.git_workers,
+                // Pages are waited for by a person; git transfers by a progress bar. When the
+                // CPU is short, the pages' lane goes first (git's children inherit this too).
+                nice: GIT_LANE_NICE,
+            },
+        ],
+        max_connections: s.max_connections,
+        io_timeout: s.timeout,
+        write_timeout: s.write_timeout,
+        params_timeout: PARAMS_TIMEOUT,
+        idle_timeout: Duration::from_secs(60),
+        max_params_bytes: 1 << 20,
+        retry_after_secs: 5,
+        drain_timeout: Duration::from_secs(30),
+    };
+    let site = match Site::new(config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("forgelet: {}", plain(&e));
+            return 1;
+        }
+    };
+    match fcgi::serve(listener, fcgi_config, site) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("forgelet: serving failed: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn os_error_numbers_are_dropped() {
+        assert_eq!(
+            plain("cannot open /x: No such file or directory (os error 2)"),
+            "cannot open /x: No such file or directory"
+        );
+        assert_eq!(plain("a (os error 13) b (os error x)"), "a b (os error x)");
+        assert_eq!(plain("nothing to drop"), "nothing to drop");
+    }
+}

@@ -1,0 +1,20 @@
+//! forgelet: a small self-hosted git forge served as FastCGI (or CGI) behind nginx or Apache.
+//! The library holds every module; the binary (`main.rs`) only calls [`cli::run`]. See
+//! `ARCHITECTURE.md` for the layers and what each may use.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod cgi;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fcgi;
+pub mod git;
+pub mod git_http;
+pub mod log_limit;
+pub mod markdown;
+pub mod pages;
+pub mod request;
+pub mod response;
+pub mod routes;
