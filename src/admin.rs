@@ -9,10 +9,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::auth::{self, password, token, Accounts, Perm, User};
+use crate::auth::{self, password, token, Accounts, User};
 use crate::config::Config;
 use crate::git::names::{parse_full_name, valid_name, valid_owner};
-use crate::git::{RepoDir, RepoStore, Visibility};
+use crate::git::{Perm, RepoDir, RepoStore, Visibility};
 
 /// An admin command's failure, as the message printed for the sysadmin.
 pub(crate) type AdminResult = Result<(), String>;
@@ -1183,7 +1183,7 @@ pub(crate) fn token_revoke(config: &Config, user: &str, name: &str) -> AdminResu
 
 /// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
 fn format_time(secs: u64) -> String {
-    format!("{} UTC", crate::pages::history::date(secs as i64, 0))
+    format!("{} UTC", crate::time::date(secs as i64, 0))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use crate::auth::basic::{Gate, Outcome, Refusal};
 use crate::auth::{self, Accounts};
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
-use crate::fcgi::{self, Params};
+use crate::gateway::{self, Params};
 use crate::git::{RepoDir, RepoStore};
 use crate::git_http::archive::{self, Archive};
 use crate::git_http::blob::{BlobStream, DeltaGate};
@@ -82,7 +82,7 @@ pub(crate) enum Answer {
 pub(crate) const LANE_QUICK: usize = 0;
 pub(crate) const LANE_GIT: usize = 1;
 
-impl fcgi::App for Site {
+impl gateway::App for Site {
     fn lane(&self, params: &Params) -> usize {
         let streams_files = self.config.sendfile == Handoff::None;
         let long = match Request::parse(params, &self.config.base_path) {

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::fcgi::{App, Params};
+use crate::gateway::{App, Params};
 
 /// Answers the one request this process was started for.
 pub(crate) fn run(app: &dyn App) -> io::Result<()> {

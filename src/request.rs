@@ -2,7 +2,7 @@
 //! exactly once here, so nginx, Apache and plain CGI all give forgelet the same path.
 
 use crate::error::{Error, Result};
-use crate::fcgi::Params;
+use crate::gateway::Params;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Method {

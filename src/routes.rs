@@ -274,49 +274,6 @@ fn match_path(path: &str) -> Result<(Route, &'static str)> {
     Err(Error::NotFound)
 }
 
-/// `{base_path}/{owner}/{name}`: a repository's page.
-pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
-    format!("{base_path}/{owner}/{name}")
-}
-
-/// Percent-encodes a path for a URL, keeping `/` and the unreserved characters. Any bytes,
-/// UTF-8 or not, as a repository's file names may be.
-pub(crate) fn encode_path(path: impl AsRef<[u8]>) -> String {
-    let path = path.as_ref();
-    let mut out = String::with_capacity(path.len());
-    for &b in path {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `{base}/{owner}/{name}/{view}/{ref}[/{path}]`, encoded.
-pub(crate) fn browse_url(
-    base: &str,
-    owner: &str,
-    name: &str,
-    view: &str,
-    rev: &str,
-    path: impl AsRef<[u8]>,
-) -> String {
-    let path = path.as_ref();
-    let mut u = format!("{base}/{owner}/{name}/{view}/{}", encode_path(rev));
-    if !path.is_empty() {
-        u.push('/');
-        u.push_str(&encode_path(path));
-    }
-    u
-}
-
-/// `{base_url}/{owner}/{name}.git`: what `git clone` is given.
-pub(crate) fn clone_url(base_url: &str, owner: &str, name: &str) -> String {
-    format!("{base_url}/{owner}/{name}.git")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,7 +404,6 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(encode_path("a b/c#d?é"), "a%20b/c%23d%3F%C3%A9");
         assert_eq!(ok("/alice/proj/commits/main"), b(View::Commits, &["main"]));
         assert_eq!(
             ok("/alice/proj/commit/abc123"),

@@ -2,34 +2,7 @@
 //! name, the repository's settings and the site's `anonymous_read` switch.
 
 use super::User;
-use crate::git::{Settings, Visibility};
-
-/// A collaborator's permission, as written in the repository's config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Perm {
-    Read,
-    Write,
-}
-
-impl Perm {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Perm::Read => "read",
-            Perm::Write => "write",
-        }
-    }
-
-    /// `read` or `write`, ignoring ASCII case.
-    pub(crate) fn parse(s: &str) -> Option<Perm> {
-        if s.eq_ignore_ascii_case("read") {
-            Some(Perm::Read)
-        } else if s.eq_ignore_ascii_case("write") {
-            Some(Perm::Write)
-        } else {
-            None
-        }
-    }
-}
+use crate::git::{Perm, Settings, Visibility};
 
 /// What a viewer may do with a repository; each level includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

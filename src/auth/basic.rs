@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::secret::keyed_hash;
 use super::{dummy_verify, now, token, Accounts, User, Users};
+use crate::keyed::keyed_hash;
 
 /// Password attempts refused by the limiters are logged at most once a minute.
 static SLOWED_LOG: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new(60);

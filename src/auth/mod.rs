@@ -7,9 +7,11 @@
 
 pub(crate) mod access;
 pub(crate) mod basic;
-pub(crate) mod fsfile;
 pub(crate) mod password;
 pub(crate) mod secret;
+
+use crate::fsfile;
+pub(crate) use crate::time::now;
 pub(crate) mod session;
 pub(crate) mod token;
 pub(crate) mod users;
@@ -20,7 +22,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub(crate) use access::{access, may_manage, Perm};
+pub(crate) use access::{access, may_manage};
 pub(crate) use password::dummy_verify;
 pub(crate) use users::{Token, User, Users};
 
@@ -76,14 +78,6 @@ impl Locked<'_> {
         let text = self.users.to_toml()?;
         fsfile::replace(&self.accounts.file, text.as_bytes(), 0o600)
     }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Accounts {
@@ -223,7 +217,7 @@ impl Accounts {
 
     /// The keyed hash a token is stored and looked up by (hex HMAC-SHA256 under the secret).
     pub(crate) fn token_hash(&self, plaintext: &str) -> String {
-        secret::keyed_hash(&self.secret, "token", plaintext.as_bytes())
+        crate::keyed::keyed_hash(&self.secret, "token", plaintext.as_bytes())
     }
 
     /// The site secret, for other keyed hashes (credential cache keys, cookies); give each use

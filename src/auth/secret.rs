@@ -5,10 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use super::fsfile;
+use crate::fsfile;
 
 pub(crate) const SECRET_LEN: usize = 32;
 
@@ -48,25 +45,6 @@ pub(crate) fn load_or_create(data_dir: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Hex HMAC-SHA256 of `data` under `key`, for the purpose `label`: a label keeps hashes made
-/// for one use (tokens) from ever equalling those made for another (cache keys, cookies).
-pub(crate) fn keyed_hash(key: &[u8], label: &str, data: &[u8]) -> String {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(label.as_bytes());
-    mac.update(&[0]);
-    mac.update(data);
-    fsfile::hex(&mac.finalize().into_bytes())
-}
-
-/// Compares two strings in time that depends only on their lengths.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,17 +67,5 @@ mod tests {
         fs::write(d.join("secret"), b"short").unwrap();
         assert!(load_or_create(&d).unwrap_err().contains("expected 32"));
         fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn keyed_hashes_depend_on_key_label_and_data() {
-        let h = keyed_hash(b"k", "token", b"x");
-        assert_eq!(h.len(), 64);
-        assert_eq!(h, keyed_hash(b"k", "token", b"x"));
-        assert_ne!(h, keyed_hash(b"K", "token", b"x"));
-        assert_ne!(h, keyed_hash(b"k", "cache", b"x"));
-        assert_ne!(h, keyed_hash(b"k", "token", b"y"));
-        assert!(constant_time_eq(b"ab", b"ab"));
-        assert!(!constant_time_eq(b"ab", b"ac") && !constant_time_eq(b"ab", b"abc"));
     }
 }

@@ -13,8 +13,8 @@
 //! (so no other host under the same domain, and no other path, can set them) and `__Secure-`
 //! otherwise.
 
-use super::secret::{constant_time_eq, keyed_hash};
 use super::{Accounts, User};
+use crate::keyed::{constant_time_eq, keyed_hash};
 
 /// The session cookie's name, before any prefix.
 const SESSION_NAME: &str = "forgelet_session";
@@ -104,7 +104,7 @@ pub(crate) fn verify(accounts: &Accounts, value: &str, now: u64) -> Option<Sessi
 fn random_hex() -> Option<String> {
     let mut r = [0u8; 16];
     getrandom::getrandom(&mut r).ok()?;
-    Some(super::fsfile::hex(&r))
+    Some(crate::fsfile::hex(&r))
 }
 
 /// A fresh random value for the sign-in form's CSRF cookie.

@@ -1,7 +1,7 @@
 //! Personal access tokens: `flt_` and 40 hex digits (20 random bytes). Only a keyed hash of a
 //! token is stored; the plaintext is shown once, when it is made.
 
-use super::fsfile::hex;
+use crate::fsfile::hex;
 
 /// What every token starts with, so secret scanners and people can tell one on sight.
 pub(crate) const PREFIX: &str = "flt_";

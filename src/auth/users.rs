@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::password;
-use super::secret::constant_time_eq;
 use super::token;
 use crate::config::line_of;
 use crate::git::names::valid_owner;
+use crate::keyed::constant_time_eq;
 
 /// One account.
 #[derive(Debug, Clone)]
@@ -257,7 +257,7 @@ fn invalid_name_message(name: &str) -> String {
 pub(crate) fn new_stamp() -> Result<String, String> {
     let mut r = [0u8; 16];
     getrandom::getrandom(&mut r).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(super::fsfile::hex(&r))
+    Ok(crate::fsfile::hex(&r))
 }
 
 #[derive(Deserialize)]

@@ -29,38 +29,14 @@ mod sys;
 #[cfg(test)]
 mod tests;
 
-use std::io;
 use std::time::Duration;
 
 pub use listener::{fd0_is_listening_socket, group_id, ListenSpec, Listener};
 // The error type of `ListenSpec::from_str`, exported so callers can name it.
+pub use crate::gateway::{App, Params};
 #[allow(unused_imports)]
 pub use listener::ListenSpecError;
-pub use params::Params;
 pub use server::serve;
-
-/// What the server calls; implemented by forgelet's app (and by test apps).
-pub trait App: Send + Sync + 'static {
-    /// Which lane (worker pool) serves this request: an index into [`Config::lanes`]. Called on
-    /// the poll thread once the params are complete, before any body is read, so it must be
-    /// quick and must not block. An index out of range means lane 0.
-    fn lane(&self, params: &Params) -> usize;
-
-    /// Answers one request by writing a CGI-style response to `stdout`
-    /// ("Status: 200 OK\r\nContent-Type: ...\r\n\r\n" then the body). `stdin` yields the request
-    /// body (FCGI_STDIN) and returns an error, not a silent EOF, when the web server aborted the
-    /// request (kind `ConnectionAborted`) or the connection closed before the body's end (kind
-    /// `UnexpectedEof`). `stdout` is buffered; `flush` sends what is buffered. The end of the
-    /// request is sent for you after this returns, whether Ok or Err; an Err or a panic before
-    /// any output becomes a 500. Both streams are `Send`, so a handler may read the body on one
-    /// thread while it writes the answer on another (e.g. pumping a child process).
-    fn respond(
-        &self,
-        params: &Params,
-        stdin: &mut (dyn io::Read + Send),
-        stdout: &mut (dyn io::Write + Send),
-    ) -> io::Result<()>;
-}
 
 /// One worker pool.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,32 +3,7 @@
 
 use std::fmt;
 
-/// A request's parameters as the web server sent them: bytes, not strings (a header may hold any
-/// byte), in arrival order. Duplicate names are kept; [`Params::get`] returns the first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl Params {
-    pub fn from_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Params {
-        Params { pairs }
-    }
-
-    /// The value of the first parameter named exactly `name`.
-    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n.as_slice() == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    // Part of the interface even while forgelet's binary does not call it.
-    #[allow(dead_code)]
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice()))
-    }
-}
+pub use crate::gateway::Params;
 
 /// What can be wrong with a PARAMS stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

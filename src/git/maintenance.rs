@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::auth::fsfile::{self, FileLock};
+use crate::fsfile::{self, FileLock};
 
 /// Held shared by pushes, exclusively by a purge.
 const LOCK: &str = "forgelet-maintenance.lock";
@@ -117,7 +117,7 @@ pub(crate) fn purge(
     git: impl Fn() -> Command,
     mut say: impl FnMut(&str),
 ) -> Result<(), String> {
-    let started = crate::auth::now();
+    let started = crate::time::now();
     let step = |text: &str, say: &mut dyn FnMut(&str)| -> Result<(), String> {
         say(text);
         write_status(repo, "running", started, text)
@@ -144,7 +144,7 @@ pub(crate) fn purge(
                 "pushes were still running after {} minutes",
                 WAIT_FOR_PUSHES.as_secs() / 60
             );
-            write_status(repo, "failed", crate::auth::now(), &why)?;
+            write_status(repo, "failed", crate::time::now(), &why)?;
             return Err(why);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -184,20 +184,20 @@ pub(crate) fn purge(
             Err(e) => Some(e),
         };
         if let Some(why) = failed {
-            write_status(repo, "failed", crate::auth::now(), &why)?;
+            write_status(repo, "failed", crate::time::now(), &why)?;
             return Err(why);
         }
     }
     // Files made from the repository for the web server to send: none may outlive a purge.
-    let cache = repo.join(crate::git_http::dumb::CACHE_DIR);
+    let cache = repo.join(super::store::CACHE_DIR);
     if cache.exists() {
         if let Err(e) = std::fs::remove_dir_all(&cache) {
             let why = format!("cannot remove {}: {e}", cache.display());
-            write_status(repo, "failed", crate::auth::now(), &why)?;
+            write_status(repo, "failed", crate::time::now(), &why)?;
             return Err(why);
         }
     }
-    write_status(repo, "done", crate::auth::now(), "")?;
+    write_status(repo, "done", crate::time::now(), "")?;
     say("done");
     Ok(())
 }

@@ -8,7 +8,7 @@ pub(crate) mod names;
 pub(crate) mod refs;
 pub(crate) mod store;
 
-pub(crate) use store::{RepoDir, RepoStore, Settings, Visibility};
+pub(crate) use store::{Perm, RepoDir, RepoStore, Settings, Visibility};
 
 /// The most libgit2's object cache (parsed commits and trees, for all threads) may hold.
 const OBJECT_CACHE_BYTES: usize = 32 << 20;

@@ -9,11 +9,41 @@ use std::rc::Rc;
 use git2::{Repository, RepositoryOpenFlags};
 
 use super::names::{valid_name, valid_owner};
-use crate::auth::Perm;
 
 /// The multi-valued config key holding one `NAME read|write` per collaborator (git's variable
 /// names cannot hold every user name, so the name is in the value).
 const COLLABORATOR_KEY: &str = "forgelet.collaborator";
+
+/// A collaborator's permission, as written in the repository's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Perm {
+    Read,
+    Write,
+}
+
+impl Perm {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Perm::Read => "read",
+            Perm::Write => "write",
+        }
+    }
+
+    /// `read` or `write`, ignoring ASCII case.
+    pub(crate) fn parse(s: &str) -> Option<Perm> {
+        if s.eq_ignore_ascii_case("read") {
+            Some(Perm::Read)
+        } else if s.eq_ignore_ascii_case("write") {
+            Some(Perm::Write)
+        } else {
+            None
+        }
+    }
+}
+
+/// The folder in a repository for files forgelet makes from it for the web server to send (the
+/// dumb protocol's ref list); a purge removes it.
+pub(crate) const CACHE_DIR: &str = "forgelet-cache";
 
 /// The folder holding every repository.
 pub(crate) struct RepoStore {

@@ -15,8 +15,7 @@ use crate::git::refs::RefSnapshot;
 use crate::git::RepoDir;
 use crate::response::Response;
 
-/// The folder in a repository for files forgelet makes from it for the web server to send.
-pub(crate) const CACHE_DIR: &str = "forgelet-cache";
+use crate::git::store::CACHE_DIR;
 /// Older files of a kind are removed once this many newer ones exist and they are this old.
 const CACHE_KEEP: usize = 3;
 const CACHE_KEEP_SECS: u64 = 60;
@@ -79,12 +78,12 @@ pub(crate) fn info_refs_response(
 /// already) and removes older files of the kind; the file's name.
 fn write_cached(repo: &Path, kind: &str, bytes: &[u8]) -> std::result::Result<String, String> {
     let dir = repo.join(CACHE_DIR);
-    let hash = crate::auth::secret::keyed_hash(b"forgelet-cache", kind, bytes);
+    let hash = crate::keyed::keyed_hash(b"forgelet-cache", kind, bytes);
     let name = format!("{kind}-{}", &hash[..32]);
     let path = dir.join(&name);
     if !path.is_file() {
         fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-        crate::auth::fsfile::replace(&path, bytes, 0o644)?;
+        crate::fsfile::replace(&path, bytes, 0o644)?;
     }
     // Older files go once newer ones replaced them a while ago: a request given an older name
     // a moment ago still finds its file.

@@ -3,8 +3,7 @@
 
 use askama::Template;
 
-use super::history::date;
-use super::login::{field, form_fields};
+use crate::forms::{field, form_fields};
 use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::auth::basic::Outcome;
@@ -12,6 +11,7 @@ use crate::auth::{self, now, password, token, users::new_stamp, Token};
 use crate::error::{Error, Result};
 use crate::request::Request;
 use crate::response::Response;
+use crate::time::date;
 
 /// Longest lifetime a token may be given here, in days.
 const MAX_DAYS: u64 = 3650;

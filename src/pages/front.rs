@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::git::Visibility;
 use crate::request::Request;
 use crate::response::Response;
-use crate::routes::{clone_url, repo_url};
+use crate::urls::{clone_url, repo_url};
 
 pub(crate) struct Entry {
     pub(crate) full_name: String,
@@ -83,7 +83,7 @@ fn compute_last_update(repo: &crate::git::RepoDir) -> String {
         .map(|c| c.committer().when());
     match when {
         Ok(t) => {
-            let d = super::history::date(t.seconds(), t.offset_minutes());
+            let d = crate::time::date(t.seconds(), t.offset_minutes());
             d.split(' ').next().unwrap_or("").to_string()
         }
         Err(_) => String::new(),

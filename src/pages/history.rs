@@ -11,7 +11,8 @@ use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
 use crate::git::RepoDir;
 use crate::request::Request;
 use crate::response::Response;
-use crate::routes::browse_url;
+use crate::urls::browse_url;
+use crate::time::date;
 
 /// One commit in a list.
 pub(crate) struct CommitRow {
@@ -92,28 +93,6 @@ struct RefsPage {
     total: usize,
     newer: Option<String>,
     older: Option<String>,
-}
-
-/// `YYYY-MM-DD HH:MM` in the author's own time zone.
-pub(crate) fn date(unix: i64, offset_minutes: i32) -> String {
-    let t = unix + i64::from(offset_minutes) * 60;
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60
-    )
 }
 
 pub(crate) fn row(site: &Site, repo: &RepoDir, c: &browse::CommitSummary) -> CommitRow {
@@ -421,18 +400,4 @@ pub(crate) fn refs(
             older: (skip + REFS_PAGE_SIZE < total).then(|| format!("{here}?page={}", page + 1)),
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::date;
-
-    #[test]
-    fn dates() {
-        assert_eq!(date(0, 0), "1970-01-01 00:00");
-        assert_eq!(date(1_710_000_000, 0), "2024-03-09 16:00");
-        assert_eq!(date(1_710_000_000, 120), "2024-03-09 18:00");
-        assert_eq!(date(951_782_400, 0), "2000-02-29 00:00");
-        assert_eq!(date(-86_400, 0), "1969-12-31 00:00");
-    }
 }

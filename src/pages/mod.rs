@@ -268,7 +268,7 @@ pub(crate) struct Assets {
 impl Assets {
     pub(crate) fn new() -> Assets {
         let name = |stem: &str, ext: &str, text: &str| {
-            let hash = crate::auth::secret::keyed_hash(b"forgelet-static", ext, text.as_bytes());
+            let hash = crate::keyed::keyed_hash(b"forgelet-static", ext, text.as_bytes());
             format!("{stem}-{}.{ext}", &hash[..12])
         };
         Assets {

@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::login::{field, form_fields};
+use crate::forms::{field, form_fields};
 use super::{Chrome, PageCtx};
 use crate::admin;
 use crate::app::Site;
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::git::names::valid_name;
 use crate::request::Request;
 use crate::response::Response;
-use crate::routes::repo_url;
+use crate::urls::repo_url;
 
 #[derive(Template)]
 #[template(path = "new_repo.html")]

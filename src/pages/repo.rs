@@ -14,7 +14,8 @@ use crate::git_http::blob::{self, BlobStream};
 use crate::markdown;
 use crate::request::Request;
 use crate::response::Response;
-use crate::routes::{browse_url, clone_url, View};
+use crate::routes::View;
+use crate::urls::{browse_url, clone_url};
 
 /// Branches, and tags, the home page's selector lists at most (the rest are a link away).
 const SELECTOR_SIZE: usize = 10;

@@ -6,14 +6,14 @@ use std::fs;
 
 use askama::Template;
 
-use super::login::{field, form_fields};
+use crate::forms::{field, form_fields};
 use super::repo::{head, RepoHead};
 use super::{Chrome, PageCtx};
 use crate::app::Site;
-use crate::auth::{self, Perm};
+use crate::auth;
 use crate::error::{Error, Result};
 use crate::git::names::valid_name;
-use crate::git::{maintenance, RepoDir, Visibility};
+use crate::git::{maintenance, Perm, RepoDir, Visibility};
 use crate::request::Request;
 use crate::response::Response;
 
@@ -108,7 +108,7 @@ fn render(
 
 /// The last purge as a sentence, and whether it is running.
 fn purge_text(status: &maintenance::Status) -> (String, bool) {
-    let when = |t: u64| format!("{} UTC", super::history::date(t as i64, 0));
+    let when = |t: u64| format!("{} UTC", crate::time::date(t as i64, 0));
     match status {
         maintenance::Status::Never => (String::new(), false),
         maintenance::Status::Queued { since } => (
@@ -215,7 +215,7 @@ pub(crate) fn submit(
                 } else {
                     Visibility::Public
                 };
-                auth::fsfile::replace(
+                crate::fsfile::replace(
                     &repo.path.join("description"),
                     format!("{description}\n").as_bytes(),
                     0o644,

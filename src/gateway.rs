@@ -1,0 +1,57 @@
+//! What a web server's gateway hands forgelet and what it calls: a request's parameters (the
+//! CGI variables, as bytes) and the [`App`] that answers it. FastCGI (`fcgi`) and plain CGI
+//! (`cgi`) are two gateways over this interface; neither knows what the app does, and the app
+//! knows neither.
+
+use std::io;
+
+/// A request's parameters as the web server sent them: bytes, not strings (a header may hold any
+/// byte), in arrival order. Duplicate names are kept; [`Params::get`] returns the first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Params {
+    pub fn from_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Params {
+        Params { pairs }
+    }
+
+    /// The value of the first parameter named exactly `name`.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n.as_slice() == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    // Part of the interface even while forgelet's binary does not call it.
+    #[allow(dead_code)]
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice()))
+    }
+}
+
+/// What the server calls; implemented by forgelet's app (and by test apps).
+pub trait App: Send + Sync + 'static {
+    /// Which lane (worker pool) serves this request: an index into the FastCGI server's lanes
+    /// (`fcgi::Config::lanes`; CGI has one). Called on
+    /// the poll thread once the params are complete, before any body is read, so it must be
+    /// quick and must not block. An index out of range means lane 0.
+    fn lane(&self, params: &Params) -> usize;
+
+    /// Answers one request by writing a CGI-style response to `stdout`
+    /// ("Status: 200 OK\r\nContent-Type: ...\r\n\r\n" then the body). `stdin` yields the request
+    /// body (FCGI_STDIN) and returns an error, not a silent EOF, when the web server aborted the
+    /// request (kind `ConnectionAborted`) or the connection closed before the body's end (kind
+    /// `UnexpectedEof`). `stdout` is buffered; `flush` sends what is buffered. The end of the
+    /// request is sent for you after this returns, whether Ok or Err; an Err or a panic before
+    /// any output becomes a 500. Both streams are `Send`, so a handler may read the body on one
+    /// thread while it writes the answer on another (e.g. pumping a child process).
+    fn respond(
+        &self,
+        params: &Params,
+        stdin: &mut (dyn io::Read + Send),
+        stdout: &mut (dyn io::Write + Send),
+    ) -> io::Result<()>;
+}

@@ -1,0 +1,61 @@
+//! Every URL forgelet puts in a page or a header, built here: paths percent-encoded once, so a
+//! name holding `%`, `#`, `?` or bytes that are not UTF-8 stays one name.
+
+/// `{base_path}/{owner}/{name}`: a repository's page.
+pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
+    format!("{base_path}/{owner}/{name}")
+}
+
+/// Percent-encodes a path for a URL, keeping `/` and the unreserved characters. Any bytes,
+/// UTF-8 or not, as a repository's file names may be.
+pub(crate) fn encode_path(path: impl AsRef<[u8]>) -> String {
+    let path = path.as_ref();
+    let mut out = String::with_capacity(path.len());
+    for &b in path {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `{base}/{owner}/{name}/{view}/{ref}[/{path}]`, encoded.
+pub(crate) fn browse_url(
+    base: &str,
+    owner: &str,
+    name: &str,
+    view: &str,
+    rev: &str,
+    path: impl AsRef<[u8]>,
+) -> String {
+    let path = path.as_ref();
+    let mut u = format!("{base}/{owner}/{name}/{view}/{}", encode_path(rev));
+    if !path.is_empty() {
+        u.push('/');
+        u.push_str(&encode_path(path));
+    }
+    u
+}
+
+/// `{base_url}/{owner}/{name}.git`: what `git clone` is given.
+pub(crate) fn clone_url(base_url: &str, owner: &str, name: &str) -> String {
+    format!("{base_url}/{owner}/{name}.git")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_encoded_once() {
+        assert_eq!(encode_path("a b/c#d?é"), "a%20b/c%23d%3F%C3%A9");
+        assert_eq!(encode_path("q/%2e%2e/x"), "q/%252e%252e/x");
+        assert_eq!(
+            browse_url("/git", "o", "r", "archive", "v1.0#x.zip", ""),
+            "/git/o/r/archive/v1.0%23x.zip"
+        );
+        assert_eq!(clone_url("https://h/git", "o", "r"), "https://h/git/o/r.git");
+    }
+}
