@@ -1228,7 +1228,7 @@ pub(crate) fn repo_set_visibility(config: &Config, full: &str, visibility: &str)
 pub(crate) fn repo_purge(config: &Config, full: &str) -> AdminResult {
     check_owner(config)?;
     let repo = locate_repo(config, full)?;
-    let runner = crate::git_http::smart::GitRunner::new(config);
+    let runner = crate::gitrun::GitRunner::new(config);
     crate::git::maintenance::purge(
         &config.data_dir,
         &repo.path,

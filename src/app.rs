@@ -11,9 +11,11 @@ use crate::error::{Error, Result};
 use crate::gateway::{self, Params};
 use crate::git::{RepoDir, RepoStore};
 use crate::git_http::archive::{self, Archive};
-use crate::git_http::blob::{BlobStream, DeltaGate};
-use crate::git_http::smart::{self, GitRunner, Identity, Rpc, Service};
+use crate::git_http::blob::BlobStream;
+use crate::git_http::smart::{self, Identity, Rpc, Service};
 use crate::git_http::{dumb, files};
+use crate::gitrun::GitRunner;
+use crate::gitrun::{DeltaGate, Snapshots};
 use crate::pages::{self, PageCtx};
 use crate::request::{Method, Parsed, Request};
 use crate::response::Response;
@@ -29,7 +31,7 @@ pub(crate) struct Site {
     /// The embedded stylesheet's and script's content-hashed names.
     pub(crate) assets: pages::Assets,
     /// Snapshots being made.
-    pub(crate) archives: archive::Running,
+    pub(crate) archives: Snapshots,
     /// Whether a large raw file stored as a delta is being rebuilt.
     pub(crate) raw_deltas: DeltaGate,
 }
@@ -47,7 +49,7 @@ impl Site {
             accounts,
             gate: Gate::new(),
             assets: pages::Assets::new(),
-            archives: archive::Running::default(),
+            archives: Snapshots::default(),
             raw_deltas: DeltaGate::default(),
         })
     }
@@ -385,7 +387,8 @@ fn respond_with(site: &Site, req: &Request, route: Route) -> Result<Response> {
                 RepoRoute::InfoRefs => {
                     if let Some(service) = service {
                         let version = smart::protocol_version(req.header("GIT_PROTOCOL"));
-                        return site.git.advertise(
+                        return smart::advertise(
+                            &site.git,
                             service,
                             &repo,
                             &who,

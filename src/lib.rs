@@ -15,6 +15,7 @@ pub mod fsfile;
 pub mod gateway;
 pub mod git;
 pub mod git_http;
+pub mod gitrun;
 pub mod keyed;
 pub mod log_limit;
 pub mod markdown;

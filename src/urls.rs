@@ -56,6 +56,9 @@ mod tests {
             browse_url("/git", "o", "r", "archive", "v1.0#x.zip", ""),
             "/git/o/r/archive/v1.0%23x.zip"
         );
-        assert_eq!(clone_url("https://h/git", "o", "r"), "https://h/git/o/r.git");
+        assert_eq!(
+            clone_url("https://h/git", "o", "r"),
+            "https://h/git/o/r.git"
+        );
     }
 }

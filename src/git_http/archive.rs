@@ -2,23 +2,19 @@
 //! resolves to (never from a name the client typed), streamed as git produces them. What a
 //! snapshot would hold is added up from the object headers first (files counted every time they
 //! appear, as the archive repeats them), and one over `[limits] archive_mib` is refused before
-//! git starts. At most [`MAX_AT_ONCE`] are made at a time, each also holding a git slot; more get
+//! git starts. At most `gitrun::SNAPSHOTS_AT_ONCE` are made at a time, each also holding a git slot; more get
 //! 503 with `Retry-After`. Both are given back when git is done, not when a slow client is.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::child::{self, ChildGuard};
-use super::smart::{busy_response, GitRunner};
 use crate::git::RepoDir;
+use crate::gitrun::child::{self, ChildGuard};
+use crate::gitrun::{busy_response, GitRunner, Snapshots};
 use crate::response::Response;
-
-/// Archives made at once by one process.
-pub(crate) const MAX_AT_ONCE: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -106,19 +102,6 @@ fn size_of(
     Ok(Some(total))
 }
 
-/// Counts archives in progress.
-#[derive(Default)]
-pub(crate) struct Running(AtomicUsize);
-
-/// One of the [`MAX_AT_ONCE`] snapshots in the making.
-struct Slot<'a>(&'a AtomicUsize);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// `{name}-{ref}` with anything but letters, digits, `.`, `_` and `-` made `-`.
 fn stem(name: &str, rev: &str) -> String {
     let clean: String = rev
@@ -138,13 +121,11 @@ impl Archive {
     pub(crate) fn run(
         self,
         runner: &GitRunner,
-        running: &Running,
+        running: &Snapshots,
         deadline: std::time::Duration,
         out: &mut (dyn Write + Send),
     ) -> io::Result<()> {
-        let prev = running.0.fetch_add(1, Ordering::SeqCst);
-        let making = Slot(&running.0);
-        if prev >= MAX_AT_ONCE {
+        let Some(making) = running.enter() else {
             let mut r = Response::text(
                 503,
                 "Other snapshots are being made right now; try again in a few seconds.\n".into(),
@@ -152,7 +133,7 @@ impl Archive {
             r.header("Retry-After", "5");
             r.no_cache();
             return r.write_cgi(out, false);
-        }
+        };
         let slot = match runner.slot(&self.client, self.anonymous) {
             Ok(s) => s,
             Err(busy) => return busy_response(busy).write_cgi(out, false),

@@ -7,16 +7,15 @@
 
 use std::io::{self, Write};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use git2::Oid;
 
-use super::child::{self, ChildGuard};
-use super::smart::{busy_response, GitRunner};
 use crate::config::Limits;
 use crate::error::Error;
 use crate::git::RepoDir;
+use crate::gitrun::child::{self, ChildGuard};
+use crate::gitrun::{busy_response, DeltaGate, GitRunner};
 use crate::response::Response;
 
 /// Files at most this large are read by libgit2 and sent from memory; larger ones are streamed.
@@ -36,28 +35,6 @@ pub(crate) struct BlobStream {
     /// The client's address and whether it is signed in, for its share of git slots.
     pub(crate) client: String,
     pub(crate) anonymous: bool,
-}
-
-/// Whether a large delta is being rebuilt in this process right now.
-#[derive(Default)]
-pub(crate) struct DeltaGate(AtomicBool);
-
-/// Holds the [`DeltaGate`] while alive.
-struct DeltaTurn<'a>(&'a AtomicBool);
-
-impl Drop for DeltaTurn<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-impl DeltaGate {
-    fn enter(&self) -> Option<DeltaTurn<'_>> {
-        self.0
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .ok()
-            .map(|_| DeltaTurn(&self.0))
-    }
 }
 
 /// Whether git keeps `id` as a delta against another object (so reading it means rebuilding it

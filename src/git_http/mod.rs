@@ -4,8 +4,6 @@
 
 pub(crate) mod archive;
 pub(crate) mod blob;
-pub(crate) mod child;
 pub(crate) mod dumb;
 pub(crate) mod files;
-pub(crate) mod slots;
 pub(crate) mod smart;

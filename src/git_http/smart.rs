@@ -8,19 +8,17 @@
 //! git can finish, the whole process group stopped and reaped when the client goes away, a cap is
 //! hit, or the deadline passes.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use super::child::{self, ChildGuard, SpoolBudget};
-use super::slots::{Busy, Slot, SlotRules, Slots};
-use crate::config::{Config, Limits};
+use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::git::{maintenance, RepoDir};
+use crate::gitrun::child::{self, ChildGuard};
+use crate::gitrun::{busy_response, temp_file, GitRunner};
 use crate::response::Response;
 
 /// The two git services reachable over HTTP.
@@ -92,232 +90,107 @@ pub(crate) struct Identity {
     pub(crate) user: Option<String>,
 }
 
-/// How forgelet runs git: the binary, the empty home and temp folders it gives children, the
-/// memory each child may use, the slots git work shares and where output waits for slow clients.
-pub(crate) struct GitRunner {
-    git: PathBuf,
-    path_var: std::ffi::OsString,
-    home: PathBuf,
-    pub(crate) tmp: PathBuf,
-    /// Address space a git child may use (`RLIMIT_AS`), in bytes.
-    memory: u64,
-    slots: Slots,
-    /// How long a request waits for a slot.
-    slot_wait: Duration,
-    pub(crate) spool: SpoolBudget,
-}
-
 /// Request bodies up to this size stay in memory; larger fetch requests spill to a temp file.
 const SPILL_AT: usize = 4 << 20;
-/// How long a git request waits for a slot before it gets 503.
-const SLOT_WAIT: Duration = Duration::from_secs(60);
 
-impl GitRunner {
-    /// `data_dir/home` (an empty folder for `HOME`) and `data_dir/tmp` are made if missing.
-    pub(crate) fn new(config: &Config) -> GitRunner {
-        let home = config.data_dir.join("home");
-        let tmp = config.data_dir.join("tmp");
-        for dir in [&home, &tmp] {
-            if let Err(e) = fs::create_dir_all(dir) {
-                log::warn!("cannot create {}: {e}", dir.display());
-            }
-        }
-        let s = &config.server;
-        GitRunner {
-            git: PathBuf::from("git"),
-            path_var: std::env::var_os("PATH")
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-            home,
-            spool: SpoolBudget::new(tmp.clone(), config.limits.spool_bytes),
-            tmp,
-            memory: config.limits.git_memory_bytes,
-            slots: Slots::new(SlotRules {
-                total: s.git_workers,
-                per_address: s.git_per_address,
-                reserved: s.git_reserved,
-            }),
-            slot_wait: SLOT_WAIT,
-        }
+/// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist.
+fn command(
+    runner: &GitRunner,
+    service: Service,
+    repo: &RepoDir,
+    who: &Identity,
+    version: Option<u8>,
+    limits: &Limits,
+) -> Command {
+    let mut c = runner.git();
+    c.env("FORGELET_REPO", format!("{}/{}", repo.owner, repo.name));
+    if let Some(user) = &who.user {
+        c.env("REMOTE_USER", user).env("FORGELET_USER", user);
     }
+    // receive-pack speaks v0 only; upload-pack gets the version the client asked for.
+    if let (Service::UploadPack, Some(v)) = (service, version) {
+        c.env("GIT_PROTOCOL", format!("version={v}"));
+    }
+    // Settings on the command line are "protected" configuration, like the system file, so
+    // safe.directory is honoured there; the host's own files are shut out above.
+    for setting in [
+        "uploadpack.allowFilter=true".to_string(),
+        // Only the filters partial clone needs; `sparse:oid` makes git read a blob the
+        // client names whole, and combinations multiply the work.
+        "uploadpackfilter.allow=false".to_string(),
+        "uploadpackfilter.blob:none.allow=true".to_string(),
+        "uploadpackfilter.blob:limit.allow=true".to_string(),
+        "uploadpackfilter.tree.allow=true".to_string(),
+        "uploadpackfilter.tree.maxDepth=0".to_string(),
+        "uploadpack.keepAlive=5".to_string(),
+        "receive.fsckObjects=true".to_string(),
+        "receive.autogc=false".to_string(),
+        "receive.keepAlive=5".to_string(),
+        format!("receive.maxInputSize={}", limits.push_bytes),
+        "core.logAllRefUpdates=true".to_string(),
+    ] {
+        c.arg("-c").arg(setting);
+    }
+    c.arg(service.command()).arg("--stateless-rpc");
+    if service == Service::UploadPack {
+        c.arg("--strict");
+    }
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    c
+}
 
-    /// A slot for git work of a client at `address` (its `REMOTE_ADDR`), waiting for one to
-    /// come free as `slots` says.
-    pub(crate) fn slot(
-        &self,
-        address: &str,
-        anonymous: bool,
-    ) -> std::result::Result<Slot<'_>, Busy> {
-        self.slots.acquire(
-            &crate::request::client_key(address),
-            anonymous,
-            self.slot_wait,
+/// `GET info/refs?service=...`: the ref advertisement, with the `# service=` preamble unless
+/// the client speaks protocol v2 (which receive-pack never does).
+pub(crate) fn advertise(
+    runner: &GitRunner,
+    service: Service,
+    repo: &RepoDir,
+    who: &Identity,
+    client: &str,
+    version: Option<u8>,
+    limits: &Limits,
+) -> Result<Response> {
+    if service == Service::ReceivePack
+        && matches!(
+            maintenance::status(&repo.path),
+            maintenance::Status::Running { .. }
         )
+    {
+        return Ok(being_purged(&format!("{}/{}", repo.owner, repo.name)));
     }
-
-    /// `git` from an empty environment plus an allowlist, shut off from the host's config, in
-    /// its own process group; `-c` settings and the subcommand are the caller's. Start it with
-    /// [`GitRunner::spawn`], which limits its memory.
-    pub(crate) fn git(&self) -> Command {
-        let mut c = Command::new(&self.git);
-        c.env_clear()
-            .env("PATH", &self.path_var)
-            .env("HOME", &self.home)
-            .env("TMPDIR", &self.tmp)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            // glibc makes an arena per thread, each reserving 64 MiB of address space; two
-            // keep git's threads within the limit below.
-            .env("MALLOC_ARENA_MAX", "2")
-            .arg("-c")
-            .arg("safe.directory=*")
-            .process_group(0);
-        // What git maps and keeps, bounded so the address-space limit is not reached by
-        // honest work: pack windows, delta search and caches.
-        for setting in [
-            "core.packedGitLimit=256m",
-            "core.packedGitWindowSize=32m",
-            "core.deltaBaseCacheLimit=64m",
-            "core.bigFileThreshold=64m",
-            "pack.windowMemory=128m",
-            "pack.deltaCacheSize=64m",
-            "pack.threads=1",
-        ] {
-            c.arg("-c").arg(setting);
-        }
-        c
+    let _slot = match runner.slot(client, who.user.is_none()) {
+        Ok(s) => s,
+        Err(busy) => return Ok(busy_response(busy)),
+    };
+    let mut c = command(runner, service, repo, who, version, limits);
+    c.arg("--http-backend-info-refs").arg(&repo.path);
+    c.stdin(Stdio::null());
+    let label = format!("{}/{}", repo.owner, repo.name);
+    let out = runner
+        .spawn(&mut c)
+        .and_then(|child| child.wait_with_output())
+        .map_err(|e| Error::internal(&format!("{label}: cannot run git"), e))?;
+    if !out.status.success() {
+        return Err(Error::Internal(format!(
+            "{label}: git {} --http-backend-info-refs failed ({}): {}",
+            service.command(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
-
-    /// Starts a command made by [`GitRunner::git`] and limits its address space to
-    /// `[limits] git_memory_mib` (what it starts later, such as pack-objects, inherits it).
-    pub(crate) fn spawn(&self, c: &mut Command) -> io::Result<Child> {
-        let child = c.spawn()?;
-        let limit = libc::rlimit {
-            rlim_cur: self.memory as libc::rlim_t,
-            rlim_max: self.memory as libc::rlim_t,
-        };
-        // SAFETY: prlimit(2) on our own child with a pointer to a live rlimit; the old limit
-        // is not asked for.
-        let rc = unsafe {
-            libc::prlimit(
-                child.id() as libc::pid_t,
-                libc::RLIMIT_AS,
-                &limit,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            // The child may already be gone (it failed at once); anything else is ours.
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                let mut guard = ChildGuard::new(child);
-                guard.killer().stop();
-                let _ = guard.wait();
-                return Err(e);
-            }
-        }
-        Ok(child)
+    let v2 = service == Service::UploadPack && version == Some(2);
+    let mut body = Vec::with_capacity(out.stdout.len() + 64);
+    if !v2 {
+        let line = format!("# service=git-{}\n", service.command());
+        body.extend_from_slice(format!("{:04x}{line}0000", line.len() + 4).as_bytes());
     }
-
-    /// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist.
-    fn command(
-        &self,
-        service: Service,
-        repo: &RepoDir,
-        who: &Identity,
-        version: Option<u8>,
-        limits: &Limits,
-    ) -> Command {
-        let mut c = self.git();
-        c.env("FORGELET_REPO", format!("{}/{}", repo.owner, repo.name));
-        if let Some(user) = &who.user {
-            c.env("REMOTE_USER", user).env("FORGELET_USER", user);
-        }
-        // receive-pack speaks v0 only; upload-pack gets the version the client asked for.
-        if let (Service::UploadPack, Some(v)) = (service, version) {
-            c.env("GIT_PROTOCOL", format!("version={v}"));
-        }
-        // Settings on the command line are "protected" configuration, like the system file, so
-        // safe.directory is honoured there; the host's own files are shut out above.
-        for setting in [
-            "uploadpack.allowFilter=true".to_string(),
-            // Only the filters partial clone needs; `sparse:oid` makes git read a blob the
-            // client names whole, and combinations multiply the work.
-            "uploadpackfilter.allow=false".to_string(),
-            "uploadpackfilter.blob:none.allow=true".to_string(),
-            "uploadpackfilter.blob:limit.allow=true".to_string(),
-            "uploadpackfilter.tree.allow=true".to_string(),
-            "uploadpackfilter.tree.maxDepth=0".to_string(),
-            "uploadpack.keepAlive=5".to_string(),
-            "receive.fsckObjects=true".to_string(),
-            "receive.autogc=false".to_string(),
-            "receive.keepAlive=5".to_string(),
-            format!("receive.maxInputSize={}", limits.push_bytes),
-            "core.logAllRefUpdates=true".to_string(),
-        ] {
-            c.arg("-c").arg(setting);
-        }
-        c.arg(service.command()).arg("--stateless-rpc");
-        if service == Service::UploadPack {
-            c.arg("--strict");
-        }
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        c
-    }
-
-    /// `GET info/refs?service=...`: the ref advertisement, with the `# service=` preamble unless
-    /// the client speaks protocol v2 (which receive-pack never does).
-    pub(crate) fn advertise(
-        &self,
-        service: Service,
-        repo: &RepoDir,
-        who: &Identity,
-        client: &str,
-        version: Option<u8>,
-        limits: &Limits,
-    ) -> Result<Response> {
-        if service == Service::ReceivePack
-            && matches!(
-                maintenance::status(&repo.path),
-                maintenance::Status::Running { .. }
-            )
-        {
-            return Ok(being_purged(&format!("{}/{}", repo.owner, repo.name)));
-        }
-        let _slot = match self.slot(client, who.user.is_none()) {
-            Ok(s) => s,
-            Err(busy) => return Ok(busy_response(busy)),
-        };
-        let mut c = self.command(service, repo, who, version, limits);
-        c.arg("--http-backend-info-refs").arg(&repo.path);
-        c.stdin(Stdio::null());
-        let label = format!("{}/{}", repo.owner, repo.name);
-        let out = self
-            .spawn(&mut c)
-            .and_then(|child| child.wait_with_output())
-            .map_err(|e| Error::internal(&format!("{label}: cannot run git"), e))?;
-        if !out.status.success() {
-            return Err(Error::Internal(format!(
-                "{label}: git {} --http-backend-info-refs failed ({}): {}",
-                service.command(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        let v2 = service == Service::UploadPack && version == Some(2);
-        let mut body = Vec::with_capacity(out.stdout.len() + 64);
-        if !v2 {
-            let line = format!("# service=git-{}\n", service.command());
-            body.extend_from_slice(format!("{:04x}{line}0000", line.len() + 4).as_bytes());
-        }
-        body.extend_from_slice(&out.stdout);
-        let mut r = Response::bytes(200, service.advertisement_type(), body);
-        r.no_cache();
-        Ok(r)
-    }
+    body.extend_from_slice(&out.stdout);
+    let mut r = Response::bytes(200, service.advertisement_type(), body);
+    r.no_cache();
+    Ok(r)
 }
 
 /// One `POST git-upload-pack|git-receive-pack`, everything checked, ready to run.
@@ -402,7 +275,14 @@ impl Rpc {
             Ok(s) => s,
             Err(busy) => return busy_response(busy).write_cgi(out, false),
         };
-        let mut c = runner.command(self.service, &self.repo, &self.who, self.version, limits);
+        let mut c = command(
+            runner,
+            self.service,
+            &self.repo,
+            &self.who,
+            self.version,
+            limits,
+        );
         c.arg(&self.repo.path);
         let child = match runner.spawn(&mut c) {
             Ok(child) => child,
@@ -520,14 +400,6 @@ pub(crate) fn being_purged(label: &str) -> Response {
 /// 400 with a message git prints.
 fn bad_request(why: &str) -> Response {
     let mut r = Response::text(400, format!("Bad request: {why}.\n"));
-    r.no_cache();
-    r
-}
-
-/// 503 with `Retry-After` when no git slot came free in time.
-pub(crate) fn busy_response(busy: Busy) -> Response {
-    let mut r = Response::text(503, format!("{}\n", busy.message()));
-    r.header("Retry-After", "5");
     r.no_cache();
     r
 }
@@ -687,33 +559,6 @@ fn body_error(e: io::Error) -> BodyError {
     }
 }
 
-/// A file in `dir` that is gone from the folder as soon as it is open.
-pub(crate) fn temp_file(dir: &Path) -> io::Result<File> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    for _ in 0..16 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = dir.join(format!(".body-{}-{n}-{nanos:x}", std::process::id()));
-        match fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => {
-                let _ = fs::remove_file(&path);
-                return Ok(f);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("cannot make a temporary file"))
-}
-
 /// A reader that fails with a recognisable error once more than `cap` bytes came through.
 struct CappedReader<R> {
     inner: R,
@@ -781,29 +626,6 @@ mod tests {
         assert_eq!(protocol_version(Some("version=2\nX=1")), None);
         assert_eq!(protocol_version(Some("")), None);
         assert_eq!(protocol_version(None), None);
-    }
-
-    #[test]
-    fn children_run_under_the_memory_limit() {
-        let dir = std::env::temp_dir().join(format!("forgelet-runner-{}", std::process::id()));
-        let config = crate::config::parse(
-            Path::new("test.toml"),
-            &format!(
-                "data_dir = \"{}\"\n[limits]\ngit_memory_mib = 300\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let runner = GitRunner::new(&config);
-        // What the child starts after the limit is set inherits it, as pack-objects does.
-        let mut c = Command::new("sh");
-        c.arg("-c")
-            .arg("sleep 0.3; grep 'Max address space' /proc/self/limits")
-            .stdout(Stdio::piped());
-        let out = runner.spawn(&mut c).unwrap().wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&(300u64 << 20).to_string()), "{text}");
-        let _ = fs::remove_dir_all(dir);
     }
 
     #[test]

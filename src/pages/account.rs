@@ -3,12 +3,12 @@
 
 use askama::Template;
 
-use crate::forms::{field, form_fields};
 use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::auth::basic::Outcome;
 use crate::auth::{self, now, password, token, users::new_stamp, Token};
 use crate::error::{Error, Result};
+use crate::forms::{field, form_fields};
 use crate::request::Request;
 use crate::response::Response;
 use crate::time::date;

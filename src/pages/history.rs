@@ -11,8 +11,8 @@ use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
 use crate::git::RepoDir;
 use crate::request::Request;
 use crate::response::Response;
-use crate::urls::browse_url;
 use crate::time::date;
+use crate::urls::browse_url;
 
 /// One commit in a list.
 pub(crate) struct CommitRow {

@@ -194,5 +194,4 @@ mod tests {
         assert_eq!(safe_next("", Some("//evil")), "/");
         assert_eq!(safe_next("", None), "/");
     }
-
 }

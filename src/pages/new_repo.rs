@@ -3,11 +3,11 @@
 
 use askama::Template;
 
-use crate::forms::{field, form_fields};
 use super::{Chrome, PageCtx};
 use crate::admin;
 use crate::app::Site;
 use crate::error::{Error, Result};
+use crate::forms::{field, form_fields};
 use crate::git::names::valid_name;
 use crate::request::Request;
 use crate::response::Response;

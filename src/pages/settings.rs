@@ -6,12 +6,12 @@ use std::fs;
 
 use askama::Template;
 
-use crate::forms::{field, form_fields};
 use super::repo::{head, RepoHead};
 use super::{Chrome, PageCtx};
 use crate::app::Site;
 use crate::auth;
 use crate::error::{Error, Result};
+use crate::forms::{field, form_fields};
 use crate::git::names::valid_name;
 use crate::git::{maintenance, Perm, RepoDir, Visibility};
 use crate::request::Request;

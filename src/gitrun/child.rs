@@ -216,7 +216,7 @@ impl<'b> Spool<'b> {
             let n = data.len() as u64;
             if self.budget.take(n) {
                 if s.file.is_none() {
-                    match super::smart::temp_file(&self.budget.dir) {
+                    match super::temp_file(&self.budget.dir) {
                         Ok(f) => s.file = Some(f),
                         Err(e) => {
                             log::warn!(

@@ -1,0 +1,258 @@
+//! Running git for a request: the isolated `git` command every child starts from, its memory
+//! limit, the slots git work shares ([`slots`]), and the pump that streams a child's output to
+//! a client without letting a slow client hold git ([`child`]). Also the two other gates on git
+//! work: snapshots made at once, and large raw files rebuilt from deltas at once.
+
+pub(crate) mod child;
+pub(crate) mod slots;
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use child::{ChildGuard, SpoolBudget};
+use slots::{Busy, Slot, SlotRules, Slots};
+
+use crate::config::Config;
+use crate::response::Response;
+
+/// How forgelet runs git: the binary, the empty home and temp folders it gives children, the
+/// memory each child may use, the slots git work shares and where output waits for slow clients.
+pub(crate) struct GitRunner {
+    git: PathBuf,
+    path_var: std::ffi::OsString,
+    home: PathBuf,
+    pub(crate) tmp: PathBuf,
+    /// Address space a git child may use (`RLIMIT_AS`), in bytes.
+    memory: u64,
+    slots: Slots,
+    /// How long a request waits for a slot.
+    slot_wait: Duration,
+    pub(crate) spool: SpoolBudget,
+}
+
+/// How long a git request waits for a slot before it gets 503.
+const SLOT_WAIT: Duration = Duration::from_secs(60);
+
+impl GitRunner {
+    /// `data_dir/home` (an empty folder for `HOME`) and `data_dir/tmp` are made if missing.
+    pub(crate) fn new(config: &Config) -> GitRunner {
+        let home = config.data_dir.join("home");
+        let tmp = config.data_dir.join("tmp");
+        for dir in [&home, &tmp] {
+            if let Err(e) = fs::create_dir_all(dir) {
+                log::warn!("cannot create {}: {e}", dir.display());
+            }
+        }
+        let s = &config.server;
+        GitRunner {
+            git: PathBuf::from("git"),
+            path_var: std::env::var_os("PATH")
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+            home,
+            spool: SpoolBudget::new(tmp.clone(), config.limits.spool_bytes),
+            tmp,
+            memory: config.limits.git_memory_bytes,
+            slots: Slots::new(SlotRules {
+                total: s.git_workers,
+                per_address: s.git_per_address,
+                reserved: s.git_reserved,
+            }),
+            slot_wait: SLOT_WAIT,
+        }
+    }
+
+    /// A slot for git work of a client at `address` (its `REMOTE_ADDR`), waiting for one to
+    /// come free as `slots` says.
+    pub(crate) fn slot(
+        &self,
+        address: &str,
+        anonymous: bool,
+    ) -> std::result::Result<Slot<'_>, Busy> {
+        self.slots.acquire(
+            &crate::request::client_key(address),
+            anonymous,
+            self.slot_wait,
+        )
+    }
+
+    /// `git` from an empty environment plus an allowlist, shut off from the host's config, in
+    /// its own process group; `-c` settings and the subcommand are the caller's. Start it with
+    /// [`GitRunner::spawn`], which limits its memory.
+    pub(crate) fn git(&self) -> Command {
+        let mut c = Command::new(&self.git);
+        c.env_clear()
+            .env("PATH", &self.path_var)
+            .env("HOME", &self.home)
+            .env("TMPDIR", &self.tmp)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            // glibc makes an arena per thread, each reserving 64 MiB of address space; two
+            // keep git's threads within the limit below.
+            .env("MALLOC_ARENA_MAX", "2")
+            .arg("-c")
+            .arg("safe.directory=*")
+            .process_group(0);
+        // What git maps and keeps, bounded so the address-space limit is not reached by
+        // honest work: pack windows, delta search and caches.
+        for setting in [
+            "core.packedGitLimit=256m",
+            "core.packedGitWindowSize=32m",
+            "core.deltaBaseCacheLimit=64m",
+            "core.bigFileThreshold=64m",
+            "pack.windowMemory=128m",
+            "pack.deltaCacheSize=64m",
+            "pack.threads=1",
+        ] {
+            c.arg("-c").arg(setting);
+        }
+        c
+    }
+
+    /// Starts a command made by [`GitRunner::git`] and limits its address space to
+    /// `[limits] git_memory_mib` (what it starts later, such as pack-objects, inherits it).
+    pub(crate) fn spawn(&self, c: &mut Command) -> io::Result<Child> {
+        let child = c.spawn()?;
+        let limit = libc::rlimit {
+            rlim_cur: self.memory as libc::rlim_t,
+            rlim_max: self.memory as libc::rlim_t,
+        };
+        // SAFETY: prlimit(2) on our own child with a pointer to a live rlimit; the old limit
+        // is not asked for.
+        let rc = unsafe {
+            libc::prlimit(
+                child.id() as libc::pid_t,
+                libc::RLIMIT_AS,
+                &limit,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // The child may already be gone (it failed at once); anything else is ours.
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                let mut guard = ChildGuard::new(child);
+                guard.killer().stop();
+                let _ = guard.wait();
+                return Err(e);
+            }
+        }
+        Ok(child)
+    }
+}
+
+/// 503 with `Retry-After` when no git slot came free in time.
+pub(crate) fn busy_response(busy: Busy) -> Response {
+    let mut r = Response::text(503, format!("{}\n", busy.message()));
+    r.header("Retry-After", "5");
+    r.no_cache();
+    r
+}
+
+/// A file in `dir` that is gone from the folder as soon as it is open.
+pub(crate) fn temp_file(dir: &Path) -> io::Result<File> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..16 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!(".body-{}-{n}-{nanos:x}", std::process::id()));
+        match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => {
+                let _ = fs::remove_file(&path);
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("cannot make a temporary file"))
+}
+
+/// Snapshots made at once by one process.
+pub(crate) const SNAPSHOTS_AT_ONCE: usize = 2;
+
+/// Counts snapshots being made.
+#[derive(Default)]
+pub(crate) struct Snapshots(AtomicUsize);
+
+/// One of the [`SNAPSHOTS_AT_ONCE`] snapshots in the making.
+pub(crate) struct SnapshotTurn<'a>(&'a AtomicUsize);
+
+impl Drop for SnapshotTurn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Snapshots {
+    /// A turn to make a snapshot, unless [`SNAPSHOTS_AT_ONCE`] are being made.
+    pub(crate) fn enter(&self) -> Option<SnapshotTurn<'_>> {
+        let prev = self.0.fetch_add(1, Ordering::SeqCst);
+        let turn = SnapshotTurn(&self.0);
+        (prev < SNAPSHOTS_AT_ONCE).then_some(turn)
+    }
+}
+
+/// Whether a large delta is being rebuilt in this process right now.
+#[derive(Default)]
+pub(crate) struct DeltaGate(AtomicBool);
+
+/// Holds the [`DeltaGate`] while alive.
+pub(crate) struct DeltaTurn<'a>(&'a AtomicBool);
+
+impl Drop for DeltaTurn<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl DeltaGate {
+    pub(crate) fn enter(&self) -> Option<DeltaTurn<'_>> {
+        self.0
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| DeltaTurn(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio;
+
+    #[test]
+    fn children_run_under_the_memory_limit() {
+        let dir = std::env::temp_dir().join(format!("forgelet-runner-{}", std::process::id()));
+        let config = crate::config::parse(
+            Path::new("test.toml"),
+            &format!(
+                "data_dir = \"{}\"\n[limits]\ngit_memory_mib = 300\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let runner = GitRunner::new(&config);
+        // What the child starts after the limit is set inherits it, as pack-objects does.
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("sleep 0.3; grep 'Max address space' /proc/self/limits")
+            .stdout(Stdio::piped());
+        let out = runner.spawn(&mut c).unwrap().wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&(300u64 << 20).to_string()), "{text}");
+        let _ = fs::remove_dir_all(dir);
+    }
+}
