@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::Site;
 use crate::config::Config;
+use crate::site::Site;
 use crate::{admin, cgi, config, fcgi, git};
 
 const USAGE: &str = "\

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod assets;
 pub mod auth;
 pub mod cgi;
 pub mod cli;
@@ -23,5 +24,6 @@ pub mod pages;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod site;
 pub mod time;
 pub mod urls;

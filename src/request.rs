@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gateway::Params;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Method {
+pub enum Method {
     Get,
     Head,
     Post,
@@ -23,6 +23,16 @@ pub(crate) struct Request<'a> {
     pub(crate) path_bytes: Vec<u8>,
     /// The raw query string (still percent-encoded).
     query: String,
+}
+
+/// What a route's variable segments matched: the owner (`/{owner}` and every repository route),
+/// the repository's name (without `.git`), and the rest of the path where a route takes any
+/// (`tree/{ref}/{path...}`), percent-decoded, split on `/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Captures {
+    pub(crate) owner: String,
+    pub(crate) name: String,
+    pub(crate) rest: Vec<String>,
 }
 
 /// What became of the raw request line before routing.
@@ -85,11 +95,19 @@ impl<'a> Request<'a> {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
-    /// The last `n` segments of the path (split on `/`) as bytes: the part of a browse URL
-    /// that names a file, which routing saw with U+FFFD in place of bytes that are not UTF-8.
+    /// The last `n` segments of the path (split on `/`, a trailing `/` left out) as bytes: the
+    /// part of a browse URL that names a file, which routing saw with U+FFFD in place of bytes
+    /// that are not UTF-8.
     pub(crate) fn last_segments(&self, n: usize) -> Vec<&[u8]> {
-        let all: Vec<&[u8]> = self.path_bytes.split(|&b| b == b'/').collect();
+        let path = self.path_bytes.as_slice();
+        let path = path.strip_suffix(b"/").unwrap_or(path);
+        let all: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
         all[all.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// The raw query string (still percent-encoded).
+    pub(crate) fn query(&self) -> &str {
+        &self.query
     }
 
     /// The first value of a query parameter, decoded.
@@ -219,6 +237,12 @@ mod tests {
         assert_eq!(r.path, "/o/r/blob/main/a\u{fffd}b/c");
         assert_eq!(r.last_segments(2), [&b"a\xffb"[..], b"c"]);
         assert_eq!(r.last_segments(9).len(), 7);
+        // A trailing slash (`tree/main/`) ends no segment.
+        let p = params("GET", "/o/r/tree/main/");
+        let Ok(Parsed::Request(r)) = Request::parse(&p, "") else {
+            panic!("parse failed")
+        };
+        assert_eq!(r.last_segments(1), [&b"main"[..]]);
         assert!(matches!(percent_decode(b"a%ff"), Err(Error::BadRequest(_))));
     }
 

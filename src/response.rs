@@ -15,6 +15,31 @@ pub(crate) enum Body {
     },
 }
 
+/// What a request turns into: a response ready to send, or something that writes its own answer
+/// as it runs (git's output, a snapshot, a large file), borrowing from the site for as long.
+pub(crate) enum Answer<'s> {
+    Response(Response),
+    Stream(Box<dyn Stream + 's>),
+}
+
+impl From<Response> for Answer<'_> {
+    fn from(r: Response) -> Self {
+        Answer::Response(r)
+    }
+}
+
+/// An answer that writes itself.
+pub(crate) trait Stream {
+    /// Writes a CGI answer to `out`, reading the request body from `input` as it needs it.
+    /// `head_only`: the request is a HEAD (headers, no body).
+    fn run(
+        self: Box<Self>,
+        input: &mut (dyn Read + Send),
+        out: &mut (dyn Write + Send),
+        head_only: bool,
+    ) -> io::Result<()>;
+}
+
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(&'static str, String)>,

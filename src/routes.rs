@@ -1,277 +1,325 @@
-//! The route table: which paths exist, which methods they take, and which lane serves them; plus
-//! the URL builders. Routes are data, matched segment by segment after the path is decoded once.
+//! The route table: every URL forgelet answers, one row each, and the only place a request is
+//! matched to what answers it. A row says which methods it takes, its path (segment by segment,
+//! after the base path), what the request needs before its handler runs (nothing, a signed-in
+//! user, or read, write or manage access to the repository the path names), whether it is a form
+//! (its body read, capped, and its CSRF token checked), its lane, and its handler. The dispatcher
+//! (`app`) does the rest alike for every row; handlers never check access themselves.
+//!
+//! Adding a route is adding a row here (with an `example` the tests use) and its handler.
 
 use crate::error::{Error, Result};
 use crate::git::names::{valid_name, valid_owner};
-use crate::git_http::dumb::{is_hex, is_pack_name};
-use crate::git_http::files::FileKind;
-use crate::git_http::smart::Service;
-use crate::request::Method;
+use crate::git_http::{self, dumb, files, smart};
+use crate::pages::{self, account, front, history, login, new_repo, repo, settings};
+use crate::request::{Captures, Method};
 
-/// A matched route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// `/`: the front page.
-    Front,
-    /// `GET,POST /login`
-    Login,
-    /// `POST /logout`
-    Logout,
-    /// `GET,POST /new`: create a repository.
-    NewRepo,
-    /// `GET,POST /settings/tokens`: your tokens and password.
-    Account,
-    /// `GET /static/{name}`: embedded assets.
-    Static(String),
-    /// `GET /{owner}`: an owner's repositories.
-    Owner(String),
-    /// `/{owner}/{repo}[.git]/...`
-    Repo {
-        owner: String,
-        name: String,
-        page: RepoRoute,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RepoRoute {
-    /// `/{owner}/{repo}`: the repository's home page.
-    Home,
-    /// `info/refs` (dumb; a `?service=` request is answered the same way until smart HTTP exists,
-    /// which git clients take as "dumb server").
-    InfoRefs,
-    Head,
-    PacksList,
-    /// `objects/...` relative path and its kind.
-    File(String, FileKind),
-    /// `POST git-upload-pack` / `POST git-receive-pack`.
-    Rpc(Service),
-    /// `tree|blob|raw/{ref}/{path...}`: the segments after the first (ref and path, which the
-    /// page splits by finding the longest existing ref).
-    Browse(View, Vec<String>),
-}
-
-/// The browsing pages.
+/// One segment of a route's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum View {
-    Tree,
-    Blob,
-    Raw,
-    /// `commits/{ref}[/{path}]`: history.
-    Commits,
-    /// `commit/{id}`: one commit with its diff.
-    Commit,
-    Branches,
-    Tags,
-    /// `settings`: owner and admins only.
-    Settings,
-    /// `archive/{ref}.tar.gz|.zip`: a snapshot.
-    Archive,
+pub enum Seg {
+    /// Exactly this text.
+    Lit(&'static str),
+    /// A valid owner name.
+    Owner,
+    /// A valid repository name, with or without `.git`.
+    Repo,
+    /// Exactly this many lowercase hex digits.
+    Hex(usize),
+    /// `pack-<40 hex>` and this extension.
+    Pack(&'static str),
+    /// Any one segment (kept in `Captures::rest`).
+    One,
+    /// One or more segments, the rest of the path (kept in `Captures::rest`).
+    Rest,
 }
 
-impl Route {
-    /// Whether forgelet itself streams git data for this route, which may take long: such
-    /// requests get their own lane so they never starve pages. `streams_files` is true when
-    /// forgelet sends object and pack files itself (no web-server handoff).
-    pub(crate) fn is_long(&self, streams_files: bool) -> bool {
-        match self {
-            Route::Repo { page, .. } => match page {
-                RepoRoute::File(..) => streams_files,
-                RepoRoute::Rpc(_) | RepoRoute::Browse(View::Archive | View::Raw, _) => true,
-                _ => false,
-            },
-            _ => false,
-        }
+/// What a request needs before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: the handler shows what the viewer may see.
+    Anyone,
+    /// A signed-in user; anyone else is sent to sign in.
+    SignedIn,
+    /// Read access to the repository the path names.
+    Read,
+    /// Write access (a push).
+    Write,
+    /// The repository's owner or a site admin.
+    Manage,
+}
+
+/// Which pool of workers serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Pages, generated ref lists and files handed to the web server: answered at once.
+    Quick,
+    /// Where forgelet runs git or streams its output, which may take minutes.
+    Git,
+    /// Files of a repository: `Git` when forgelet streams them itself (`sendfile = "none"`),
+    /// `Quick` when the web server sends them.
+    Files,
+}
+
+/// Who answers.
+#[derive(Clone, Copy)]
+pub(crate) enum Handler {
+    /// A page (or a download from the web pages): the viewer signs in with a session cookie,
+    /// and errors are pages in the site's layout.
+    Page(pages::Handler),
+    /// git over HTTP: the client signs in with HTTP Basic, a missing or hidden repository is
+    /// the same 401 for anonymous clients, and errors are plain text git prints.
+    Git(git_http::Handler),
+}
+
+/// One route.
+pub struct Row {
+    /// A name for logs and tests.
+    pub name: &'static str,
+    /// `Get` (which takes `HEAD` too) or `Post`.
+    pub method: Method,
+    pub path: &'static [Seg],
+    /// A trailing slash is taken as the same URL.
+    pub slash: bool,
+    /// Only when this query parameter has this value.
+    pub query: Option<(&'static str, &'static str)>,
+    pub need: Need,
+    /// A form: the body is read (up to 64 KiB) and its CSRF token checked first.
+    pub form: bool,
+    pub lane: Lane,
+    pub(crate) handler: Handler,
+    /// A path (and query) this row answers, with `OWNER` and `REPO` for a repository the tests
+    /// make, and `{...}` for what they fill in: the route and permission tests use it.
+    pub example: &'static str,
+}
+
+use Lane::{Files, Git, Quick};
+use Need::{Anyone, Manage, Read, SignedIn, Write};
+use Seg::{Hex, Lit, One, Owner, Pack, Rest};
+
+const fn page(
+    name: &'static str,
+    method: Method,
+    path: &'static [Seg],
+    need: Need,
+    handler: pages::Handler,
+    example: &'static str,
+) -> Row {
+    Row {
+        name,
+        method,
+        path,
+        slash: false,
+        query: None,
+        need,
+        form: matches!(method, Method::Post),
+        lane: Quick,
+        handler: Handler::Page(handler),
+        example,
     }
 }
 
-/// The shape of one segment in a repository route.
-#[derive(Clone, Copy)]
-enum Seg {
-    Lit(&'static str),
-    Hex(usize),
-    Pack(&'static str),
+const fn git(
+    name: &'static str,
+    method: Method,
+    path: &'static [Seg],
+    need: Need,
+    lane: Lane,
+    handler: git_http::Handler,
+    example: &'static str,
+) -> Row {
+    Row {
+        name,
+        method,
+        path,
+        slash: false,
+        query: None,
+        need,
+        form: false,
+        lane,
+        handler: Handler::Git(handler),
+        example,
+    }
 }
 
-/// Repository routes: the segments after `{owner}/{repo}`, the methods allowed, what it is.
-const REPO_ROUTES: &[(&[Seg], &str, RepoKind)] = &[
-    (&[], "GET, HEAD", RepoKind::Home),
-    (
-        &[Seg::Lit("info"), Seg::Lit("refs")],
-        "GET, HEAD",
-        RepoKind::InfoRefs,
-    ),
-    (&[Seg::Lit("HEAD")], "GET, HEAD", RepoKind::Head),
-    (
-        &[Seg::Lit("objects"), Seg::Lit("info"), Seg::Lit("packs")],
-        "GET, HEAD",
-        RepoKind::PacksList,
-    ),
-    (
-        &[Seg::Lit("objects"), Seg::Hex(2), Seg::Hex(38)],
-        "GET, HEAD",
-        RepoKind::File(FileKind::Loose),
-    ),
-    (
-        &[Seg::Lit("objects"), Seg::Lit("pack"), Seg::Pack(".pack")],
-        "GET, HEAD",
-        RepoKind::File(FileKind::Pack),
-    ),
-    (
-        &[Seg::Lit("objects"), Seg::Lit("pack"), Seg::Pack(".idx")],
-        "GET, HEAD",
-        RepoKind::File(FileKind::Index),
-    ),
-    (
-        &[Seg::Lit("git-upload-pack")],
-        "POST",
-        RepoKind::Rpc(Service::UploadPack),
-    ),
-    (
-        &[Seg::Lit("git-receive-pack")],
-        "POST",
-        RepoKind::Rpc(Service::ReceivePack),
-    ),
+const fn slash(mut row: Row) -> Row {
+    row.slash = true;
+    row
+}
+
+const fn lane(mut row: Row, lane: Lane) -> Row {
+    row.lane = lane;
+    row
+}
+
+const fn query(mut row: Row, name: &'static str, value: &'static str) -> Row {
+    row.query = Some((name, value));
+    row
+}
+
+const GET: Method = Method::Get;
+const POST: Method = Method::Post;
+const REPO: Seg = Seg::Repo;
+
+/// Every route, tried in order: the first whose path, query and method fit answers.
+#[rustfmt::skip]
+pub static ROUTES: &[Row] = &[
+    // Site pages.
+    slash(page("front", GET, &[], Anyone, front::front, "/")),
+    page("login", GET, &[Lit("login")], Anyone, login::form, "/login"),
+    page("login.submit", POST, &[Lit("login")], Anyone, login::submit, "/login"),
+    page("logout", GET, &[Lit("logout")], Anyone, login::logout_form, "/logout"),
+    page("logout.submit", POST, &[Lit("logout")], Anyone, login::logout, "/logout"),
+    page("new", GET, &[Lit("new")], SignedIn, new_repo::form, "/new"),
+    page("new.submit", POST, &[Lit("new")], SignedIn, new_repo::submit, "/new"),
+    page("account", GET, &[Lit("settings"), Lit("tokens")], SignedIn, account::form, "/settings/tokens"),
+    page("account.submit", POST, &[Lit("settings"), Lit("tokens")], SignedIn, account::submit, "/settings/tokens"),
+    page("static", GET, &[Lit("static"), One], Anyone, pages::static_file, "/static/{asset}"),
+    slash(page("owner", GET, &[Owner], Anyone, front::owner, "/OWNER")),
+    // A repository's pages.
+    slash(page("repo.home", GET, &[Owner, REPO], Read, repo::home, "/OWNER/REPO")),
+    slash(page("repo.tree", GET, &[Owner, REPO, Lit("tree"), Rest], Read, repo::tree, "/OWNER/REPO/tree/main")),
+    page("repo.blob", GET, &[Owner, REPO, Lit("blob"), Rest], Read, repo::blob, "/OWNER/REPO/blob/main/{file}"),
+    lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, repo::raw, "/OWNER/REPO/raw/main/{file}"), Git),
+    page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, history::commits, "/OWNER/REPO/commits/main"),
+    page("repo.commit", GET, &[Owner, REPO, Lit("commit"), One], Read, history::commit, "/OWNER/REPO/commit/{head}"),
+    page("repo.branches", GET, &[Owner, REPO, Lit("branches")], Read, history::branches, "/OWNER/REPO/branches"),
+    page("repo.tags", GET, &[Owner, REPO, Lit("tags")], Read, history::tags, "/OWNER/REPO/tags"),
+    lane(page("repo.archive", GET, &[Owner, REPO, Lit("archive"), Rest], Read, repo::archive, "/OWNER/REPO/archive/main.tar.gz"), Git),
+    page("repo.settings", GET, &[Owner, REPO, Lit("settings")], Manage, settings::form, "/OWNER/REPO/settings"),
+    page("repo.settings.submit", POST, &[Owner, REPO, Lit("settings")], Manage, settings::submit, "/OWNER/REPO/settings"),
+    // git over HTTP: smart.
+    query(git("git.advertise.push", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Write, Git, smart::advertise, "/OWNER/REPO.git/info/refs?service=git-receive-pack"), "service", "git-receive-pack"),
+    query(git("git.advertise.fetch", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, smart::advertise, "/OWNER/REPO.git/info/refs?service=git-upload-pack"), "service", "git-upload-pack"),
+    git("git.upload-pack", POST, &[Owner, REPO, Lit("git-upload-pack")], Read, Git, smart::upload_pack, "/OWNER/REPO.git/git-upload-pack"),
+    git("git.receive-pack", POST, &[Owner, REPO, Lit("git-receive-pack")], Write, Git, smart::receive_pack, "/OWNER/REPO.git/git-receive-pack"),
+    // git over HTTP: dumb.
+    git("git.info-refs", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, dumb::info_refs, "/OWNER/REPO.git/info/refs"),
+    git("git.head", GET, &[Owner, REPO, Lit("HEAD")], Read, Quick, dumb::head, "/OWNER/REPO.git/HEAD"),
+    git("git.packs", GET, &[Owner, REPO, Lit("objects"), Lit("info"), Lit("packs")], Read, Quick, dumb::packs, "/OWNER/REPO.git/objects/info/packs"),
+    git("git.loose", GET, &[Owner, REPO, Lit("objects"), Hex(2), Hex(38)], Read, Files, files::loose, "/OWNER/REPO.git/objects/{loose}"),
+    git("git.pack", GET, &[Owner, REPO, Lit("objects"), Lit("pack"), Pack(".pack")], Read, Files, files::pack, "/OWNER/REPO.git/objects/pack/{pack}.pack"),
+    git("git.idx", GET, &[Owner, REPO, Lit("objects"), Lit("pack"), Pack(".idx")], Read, Files, files::index, "/OWNER/REPO.git/objects/pack/{pack}.idx"),
 ];
 
-#[derive(Clone, Copy)]
-enum RepoKind {
-    Home,
-    InfoRefs,
-    Head,
-    PacksList,
-    File(FileKind),
-    Rpc(Service),
+/// A request matched to its row.
+pub(crate) struct Matched {
+    pub(crate) row: &'static Row,
+    pub(crate) caps: Captures,
 }
 
-fn seg_matches(seg: Seg, s: &str) -> bool {
-    match seg {
-        Seg::Lit(l) => s == l,
-        Seg::Hex(n) => is_hex(s, n),
-        Seg::Pack(ext) => is_pack_name(s, ext),
-    }
-}
-
-fn allows(allow: &str, method: Method) -> bool {
-    let name = match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Other => return false,
-    };
-    allow.split(", ").any(|m| m == name)
-}
-
-/// Matches a decoded path (below the base path) and method to a route.
-pub(crate) fn route(path: &str, method: Method) -> Result<Route> {
-    let (route, allow) = match_path(path)?;
-    if !allows(allow, method) {
-        return Err(Error::MethodNotAllowed(allow));
-    }
-    Ok(route)
-}
-
-fn match_path(path: &str) -> Result<(Route, &'static str)> {
-    if path == "/" {
-        return Ok((Route::Front, "GET, HEAD"));
-    }
+/// Matches a decoded path (below the base path, starting with `/`), a method and the raw query
+/// to a row: 404 when no row's path fits, 405 (with the methods that would do) when only the
+/// method does not.
+pub(crate) fn route(path: &str, method: Method, query: &str) -> Result<Matched> {
     let body = path.strip_prefix('/').ok_or(Error::NotFound)?;
-    // One trailing slash is tolerated on a repository's page (`/alice/repo/`), nowhere else.
-    let (body, trailing_slash) = match body.strip_suffix('/') {
-        Some(b) => (b, true),
-        None => (body, false),
+    let (body, trailing) = match body.strip_suffix('/') {
+        Some(b) if !b.is_empty() => (b, true),
+        _ => (body, false),
     };
-    let segs: Vec<&str> = body.split('/').collect();
+    let segs: Vec<&str> = if body.is_empty() {
+        Vec::new()
+    } else {
+        body.split('/').collect()
+    };
     if segs.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
         return Err(Error::NotFound);
     }
-    // Below `tree|blob|raw/` come a ref and a path inside the repository (read from git's
-    // objects, never from the disk), where dotfiles such as `.gitignore` are ordinary names.
-    let browse_at = match segs.get(2).copied() {
-        Some("tree") => Some(View::Tree),
-        Some("blob") => Some(View::Blob),
-        Some("raw") => Some(View::Raw),
-        Some("commits") => Some(View::Commits),
-        Some("commit") => Some(View::Commit),
-        Some("branches") => Some(View::Branches),
-        Some("tags") => Some(View::Tags),
-        Some("settings") => Some(View::Settings),
-        Some("archive") => Some(View::Archive),
-        _ => None,
-    };
-    let checked = if browse_at.is_some() { 2 } else { segs.len() };
-    if segs[..checked.min(segs.len())]
-        .iter()
-        .any(|s| s.starts_with('.'))
-    {
-        return Err(Error::NotFound);
-    }
-    // Site pages: their first segments are names no owner may take.
-    match (segs.as_slice(), trailing_slash) {
-        (["login"], false) => return Ok((Route::Login, "GET, HEAD, POST")),
-        (["logout"], false) => return Ok((Route::Logout, "GET, HEAD, POST")),
-        (["new"], false) => return Ok((Route::NewRepo, "GET, HEAD, POST")),
-        (["settings", "tokens"], false) => return Ok((Route::Account, "GET, HEAD, POST")),
-        (["static", name], false) => return Ok((Route::Static(name.to_string()), "GET, HEAD")),
-        ([owner], _) if valid_owner(owner) => {
-            return Ok((Route::Owner(owner.to_string()), "GET, HEAD"))
+    let mut allowed: Vec<Method> = Vec::new();
+    for row in ROUTES {
+        if trailing && !row.slash {
+            continue;
         }
-        _ => {}
-    }
-    let [owner, repo, rest @ ..] = segs.as_slice() else {
-        return Err(Error::NotFound);
-    };
-    let name = repo.strip_suffix(".git").unwrap_or(repo);
-    if !valid_owner(owner) || !valid_name(name) {
-        return Err(Error::NotFound);
-    }
-    if let (Some(view), [_, tail @ ..]) = (browse_at, rest) {
-        let fits = match view {
-            View::Tree => !tail.is_empty(),
-            View::Blob | View::Raw | View::Commits | View::Archive => {
-                !tail.is_empty() && !trailing_slash
+        if let Some((name, value)) = row.query {
+            if query_value(query, name).as_deref() != Some(value) {
+                continue;
             }
-            View::Commit => tail.len() == 1 && !trailing_slash,
-            View::Branches | View::Tags | View::Settings => tail.is_empty() && !trailing_slash,
-        };
-        if !fits {
-            return Err(Error::NotFound);
         }
-        let route = Route::Repo {
-            owner: owner.to_string(),
-            name: name.to_string(),
-            page: RepoRoute::Browse(view, tail.iter().map(|s| s.to_string()).collect()),
+        let Some(caps) = match_path(row.path, &segs) else {
+            continue;
         };
-        let allow = if view == View::Settings {
-            "GET, HEAD, POST"
-        } else {
-            "GET, HEAD"
-        };
-        return Ok((route, allow));
+        let fits = row.method == method || (row.method == Method::Get && method == Method::Head);
+        if fits {
+            return Ok(Matched { row, caps });
+        }
+        if !allowed.contains(&row.method) {
+            allowed.push(row.method);
+        }
     }
-    if trailing_slash && !rest.is_empty() {
+    if allowed.is_empty() {
         return Err(Error::NotFound);
     }
-    for (pattern, allow, kind) in REPO_ROUTES {
-        if pattern.len() == rest.len() && pattern.iter().zip(rest).all(|(p, s)| seg_matches(*p, s))
-        {
-            let page = match kind {
-                RepoKind::Home => RepoRoute::Home,
-                RepoKind::InfoRefs => RepoRoute::InfoRefs,
-                RepoKind::Head => RepoRoute::Head,
-                RepoKind::PacksList => RepoRoute::PacksList,
-                RepoKind::File(k) => RepoRoute::File(rest.join("/"), *k),
-                RepoKind::Rpc(service) => RepoRoute::Rpc(*service),
-            };
-            let route = Route::Repo {
-                owner: owner.to_string(),
-                name: name.to_string(),
-                page,
-            };
-            return Ok((route, allow));
+    Err(Error::MethodNotAllowed(allow_header(&allowed)))
+}
+
+/// The `Allow` header for these methods (`GET` stands for `GET, HEAD`).
+fn allow_header(methods: &[Method]) -> &'static str {
+    match (
+        methods.contains(&Method::Get),
+        methods.contains(&Method::Post),
+    ) {
+        (true, true) => "GET, HEAD, POST",
+        (true, false) => "GET, HEAD",
+        _ => "POST",
+    }
+}
+
+/// The first value of a query parameter, still percent-encoded (every value a row asks for is
+/// plain ASCII).
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// The captures when `pattern` fits `segs`.
+fn match_path(pattern: &[Seg], segs: &[&str]) -> Option<Captures> {
+    let mut caps = Captures::default();
+    let mut i = 0;
+    for (k, seg) in pattern.iter().enumerate() {
+        match seg {
+            Rest => {
+                // Last in a pattern: one segment or more.
+                if k + 1 != pattern.len() || i >= segs.len() {
+                    return None;
+                }
+                caps.rest = segs[i..].iter().map(|s| s.to_string()).collect();
+                return Some(caps);
+            }
+            _ => {
+                let s = segs.get(i)?;
+                let fits = match seg {
+                    Lit(l) => s == l,
+                    Owner => {
+                        caps.owner = s.to_string();
+                        valid_owner(s)
+                    }
+                    Seg::Repo => {
+                        let name = s.strip_suffix(".git").unwrap_or(s);
+                        caps.name = name.to_string();
+                        valid_name(name)
+                    }
+                    Hex(n) => {
+                        caps.rest.push(s.to_string());
+                        dumb::is_hex(s, *n)
+                    }
+                    Pack(ext) => {
+                        caps.rest.push(s.to_string());
+                        dumb::is_pack_name(s, ext)
+                    }
+                    One => {
+                        caps.rest.push(s.to_string());
+                        true
+                    }
+                    Rest => false,
+                };
+                if !fits {
+                    return None;
+                }
+                i += 1;
+            }
         }
     }
-    Err(Error::NotFound)
+    (i == segs.len()).then_some(caps)
 }
 
 #[cfg(test)]
@@ -280,65 +328,140 @@ mod tests {
 
     const PACK: &str = "pack-0123456789abcdef0123456789abcdef01234567.pack";
 
-    fn ok(path: &str) -> Route {
-        route(path, Method::Get).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn repo(page: RepoRoute) -> Route {
-        Route::Repo {
-            owner: "alice".into(),
-            name: "proj".into(),
-            page,
+    fn name_of(path: &str, method: Method, query: &str) -> String {
+        match route(path, method, query) {
+            Ok(m) => m.row.name.to_string(),
+            Err(e) => format!("error {}", e.status()),
         }
     }
 
+    fn get(path: &str) -> String {
+        let (p, q) = path.split_once('?').unwrap_or((path, ""));
+        name_of(p, Method::Get, q)
+    }
+
+    /// Every row's example routes to that row, with the placeholders the tests fill in.
     #[test]
-    fn matches_repo_routes_with_and_without_suffix() {
-        assert_eq!(ok("/"), Route::Front);
-        assert_eq!(ok("/login"), Route::Login);
-        assert_eq!(ok("/alice"), Route::Owner("alice".into()));
-        assert_eq!(ok("/alice/"), Route::Owner("alice".into()));
-        assert_eq!(route("/logout", Method::Post).unwrap(), Route::Logout);
-        assert_eq!(route("/logout", Method::Get).unwrap(), Route::Logout);
+    fn every_example_reaches_its_row() {
+        for row in ROUTES {
+            let example = row
+                .example
+                .replace("OWNER", "alice")
+                .replace("REPO", "proj")
+                .replace("{asset}", "forgelet-abc.css")
+                .replace("{file}", "README.md")
+                .replace("{head}", &"a".repeat(40))
+                .replace("{loose}", &format!("ab/{}", "c".repeat(38)))
+                .replace("{pack}", &PACK.replace(".pack", ""));
+            let (p, q) = example.split_once('?').unwrap_or((&example, ""));
+            assert_eq!(name_of(p, row.method, q), row.name, "{example}");
+        }
+    }
+
+    /// What a route needs is said by the table, so the dispatcher checks it: every route whose
+    /// path names a repository needs read, write or manage access to it, and only forms post.
+    #[test]
+    fn every_repository_route_names_its_access() {
+        for row in ROUTES {
+            let names_repo = row.path.contains(&Seg::Repo);
+            assert_eq!(
+                names_repo,
+                matches!(row.need, Read | Write | Manage),
+                "{}",
+                row.name
+            );
+            if let Handler::Page(_) = row.handler {
+                assert_eq!(row.form, row.method == Method::Post, "{}", row.name);
+            } else {
+                assert!(!row.form, "{}", row.name);
+            }
+            // Pushes need write access.
+            if row.name.contains("receive") || row.name.contains("push") {
+                assert_eq!(row.need, Write, "{}", row.name);
+            }
+        }
+        let mut names: Vec<&str> = ROUTES.iter().map(|r| r.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ROUTES.len(), "two rows share a name");
+    }
+
+    #[test]
+    fn matches_repository_routes_with_and_without_suffix() {
+        assert_eq!(get("/"), "front");
+        assert_eq!(get("/login"), "login");
+        assert_eq!(name_of("/login", Method::Post, ""), "login.submit");
+        assert_eq!(get("/alice"), "owner");
+        assert_eq!(get("/alice/"), "owner");
+        assert_eq!(get("/static/forgelet-abc.css"), "static");
+        assert_eq!(get("/alice/proj"), "repo.home");
+        assert_eq!(get("/alice/proj/"), "repo.home");
+        assert_eq!(get("/alice/proj.git/info/refs"), "git.info-refs");
+        assert_eq!(get("/alice/proj/info/refs"), "git.info-refs");
+        assert_eq!(
+            get("/alice/proj.git/info/refs?service=git-upload-pack"),
+            "git.advertise.fetch"
+        );
+        assert_eq!(
+            get("/alice/proj.git/info/refs?a=b&service=git-receive-pack"),
+            "git.advertise.push"
+        );
+        assert_eq!(
+            get("/alice/proj.git/info/refs?service=git-other"),
+            "git.info-refs"
+        );
+        assert_eq!(get("/alice/proj.git/HEAD"), "git.head");
+        assert_eq!(get("/alice/proj.git/objects/info/packs"), "git.packs");
+        assert_eq!(
+            get(&format!("/alice/proj.git/objects/ab/{}", "c".repeat(38))),
+            "git.loose"
+        );
+        assert_eq!(
+            get(&format!("/alice/proj.git/objects/pack/{PACK}")),
+            "git.pack"
+        );
+        assert_eq!(
+            name_of("/alice/proj.git/git-upload-pack", Method::Post, ""),
+            "git.upload-pack"
+        );
         assert!(matches!(
-            route("/logout", Method::Other),
-            Err(Error::MethodNotAllowed("GET, HEAD, POST"))
-        ));
-        assert_eq!(
-            ok("/static/forgelet-abc.css"),
-            Route::Static("forgelet-abc.css".into())
-        );
-        assert_eq!(ok("/alice/proj"), repo(RepoRoute::Home));
-        assert_eq!(ok("/alice/proj/"), repo(RepoRoute::Home));
-        assert_eq!(ok("/alice/proj.git/info/refs"), repo(RepoRoute::InfoRefs));
-        assert_eq!(ok("/alice/proj/info/refs"), repo(RepoRoute::InfoRefs));
-        assert_eq!(ok("/alice/proj.git/HEAD"), repo(RepoRoute::Head));
-        assert_eq!(
-            ok("/alice/proj.git/objects/info/packs"),
-            repo(RepoRoute::PacksList)
-        );
-        let loose = format!("objects/ab/{}", "c".repeat(38));
-        assert_eq!(
-            ok(&format!("/alice/proj.git/{loose}")),
-            repo(RepoRoute::File(loose.clone(), FileKind::Loose))
-        );
-        assert_eq!(
-            ok(&format!("/alice/proj.git/objects/pack/{PACK}")),
-            repo(RepoRoute::File(
-                format!("objects/pack/{PACK}"),
-                FileKind::Pack
-            ))
-        );
-        let pack = ok(&format!("/alice/proj.git/objects/pack/{PACK}"));
-        assert!(pack.is_long(true) && !pack.is_long(false));
-        assert!(!ok("/alice/proj.git/info/refs").is_long(true));
-        let rpc = route("/alice/proj.git/git-upload-pack", Method::Post).unwrap();
-        assert_eq!(rpc, repo(RepoRoute::Rpc(Service::UploadPack)));
-        assert!(rpc.is_long(false));
-        assert!(matches!(
-            route("/alice/proj.git/git-receive-pack", Method::Get),
+            route("/alice/proj.git/git-receive-pack", Method::Get, ""),
             Err(Error::MethodNotAllowed("POST"))
         ));
+        assert!(matches!(
+            route("/logout", Method::Other, ""),
+            Err(Error::MethodNotAllowed("GET, HEAD, POST"))
+        ));
+        assert!(matches!(
+            route("/alice/proj.git/info/refs", Method::Post, ""),
+            Err(Error::MethodNotAllowed("GET, HEAD"))
+        ));
+        assert_eq!(
+            name_of("/alice/proj.git/HEAD", Method::Head, ""),
+            "git.head"
+        );
+        let m = route("/alice/proj.git/objects/pack/x", Method::Get, "");
+        assert!(matches!(m, Err(Error::NotFound)));
+    }
+
+    #[test]
+    fn lanes_follow_the_table() {
+        let lane_of = |p: &str, m| route(p, m, "").map(|m| m.row.lane).ok();
+        assert_eq!(lane_of("/alice/proj/tree/main", Method::Get), Some(Quick));
+        assert_eq!(
+            lane_of(&format!("/alice/proj.git/objects/pack/{PACK}"), Method::Get),
+            Some(Files)
+        );
+        assert_eq!(
+            lane_of("/alice/proj.git/git-upload-pack", Method::Post),
+            Some(Git)
+        );
+        assert_eq!(
+            lane_of("/alice/proj/archive/main.zip", Method::Get),
+            Some(Git)
+        );
+        assert_eq!(lane_of("/alice/proj/raw/main/x", Method::Get), Some(Git));
+        assert_eq!(lane_of("/alice/proj.git/info/refs", Method::Get), Some(Git));
     }
 
     #[test]
@@ -364,33 +487,6 @@ mod tests {
             "/alice/proj.git/objects/pack/pack-x.pack",
             &format!("/{long}/proj.git/HEAD"),
             &format!("/alice/{long}.git/HEAD"),
-        ] {
-            assert!(
-                matches!(route(bad, Method::Get), Err(Error::NotFound)),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn browse_routes_take_refs_and_dotfile_paths() {
-        let b = |v, t: &[&str]| {
-            repo(RepoRoute::Browse(
-                v,
-                t.iter().map(|s| s.to_string()).collect(),
-            ))
-        };
-        assert_eq!(ok("/alice/proj/tree/main"), b(View::Tree, &["main"]));
-        assert_eq!(ok("/alice/proj/tree/main/"), b(View::Tree, &["main"]));
-        assert_eq!(
-            ok("/alice/proj/blob/feature/x/.gitignore"),
-            b(View::Blob, &["feature", "x", ".gitignore"])
-        );
-        assert_eq!(
-            ok("/alice/proj/raw/v1/a.png"),
-            b(View::Raw, &["v1", "a.png"])
-        );
-        for bad in [
             "/alice/proj/tree",
             "/alice/proj/tree/",
             "/alice/proj/blob/main/../x",
@@ -398,39 +494,37 @@ mod tests {
             "/alice/proj/blob/main/a//b",
             "/alice/proj/blob/main/a/",
             "/alice/.proj/tree/main",
-        ] {
-            assert!(
-                matches!(route(bad, Method::Get), Err(Error::NotFound)),
-                "{bad}"
-            );
-        }
-        assert_eq!(ok("/alice/proj/commits/main"), b(View::Commits, &["main"]));
-        assert_eq!(
-            ok("/alice/proj/commit/abc123"),
-            b(View::Commit, &["abc123"])
-        );
-        assert_eq!(ok("/alice/proj/branches"), b(View::Branches, &[]));
-        assert_eq!(ok("/alice/proj/tags"), b(View::Tags, &[]));
-        for bad in [
             "/alice/proj/commit",
             "/alice/proj/commit/a/b",
             "/alice/proj/tags/x",
+            "/login/",
+            "/settings/tokens/",
         ] {
-            assert!(
-                matches!(route(bad, Method::Get), Err(Error::NotFound)),
-                "{bad}"
-            );
+            assert_eq!(get(bad), "error 404", "{bad:?}");
         }
     }
 
     #[test]
-    fn wrong_method_names_allowed_ones() {
-        let e = route("/alice/proj.git/info/refs", Method::Post).unwrap_err();
-        assert!(matches!(e, Error::MethodNotAllowed("GET, HEAD")));
-        assert!(route("/alice/proj.git/HEAD", Method::Head).is_ok());
-        assert!(matches!(
-            route("/", Method::Other),
-            Err(Error::MethodNotAllowed(_))
-        ));
+    fn browse_routes_take_refs_and_dotfile_paths() {
+        let caps = |p: &str| route(p, Method::Get, "").unwrap().caps;
+        let c = caps("/alice/proj/blob/feature/x/.gitignore");
+        assert_eq!((c.owner.as_str(), c.name.as_str()), ("alice", "proj"));
+        assert_eq!(c.rest, ["feature", "x", ".gitignore"]);
+        assert_eq!(caps("/alice/proj/tree/main/").rest, ["main"]);
+        assert_eq!(caps("/alice/proj.git/HEAD").name, "proj");
+        assert_eq!(caps("/alice/proj/commit/abc123").rest, ["abc123"]);
+        assert_eq!(get("/alice/proj/branches"), "repo.branches");
+        assert_eq!(get("/alice/proj/raw/v1/a.png"), "repo.raw");
+    }
+
+    /// A site page's first segment is a name no owner may take (else the owner's page and
+    /// the site's would share a URL).
+    #[test]
+    fn site_pages_are_reserved_names() {
+        for row in ROUTES {
+            if let Some(Lit(first)) = row.path.first() {
+                assert!(!valid_owner(first), "{first} can be taken by an owner");
+            }
+        }
     }
 }

@@ -14,7 +14,8 @@ use git2::{ObjectType, Oid, Repository};
 use crate::git::RepoDir;
 use crate::gitrun::child::{self, ChildGuard};
 use crate::gitrun::{busy_response, GitRunner, Snapshots};
-use crate::response::Response;
+use crate::response::{Answer, Response, Stream};
+use crate::site::Site;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -118,6 +119,14 @@ fn stem(name: &str, rev: &str) -> String {
 }
 
 impl Archive {
+    /// The snapshot as an answer: git runs when it is written.
+    pub(crate) fn answer(self, site: &Site) -> Answer<'_> {
+        Answer::Stream(Box::new(Making {
+            archive: self,
+            site,
+        }))
+    }
+
     pub(crate) fn run(
         self,
         runner: &GitRunner,
@@ -206,6 +215,29 @@ impl Archive {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A snapshot and the site whose git makes it.
+struct Making<'s> {
+    archive: Archive,
+    site: &'s Site,
+}
+
+impl Stream for Making<'_> {
+    fn run(
+        self: Box<Self>,
+        _input: &mut (dyn io::Read + Send),
+        out: &mut (dyn Write + Send),
+        _head_only: bool,
+    ) -> io::Result<()> {
+        let site = self.site;
+        self.archive.run(
+            &site.git,
+            &site.archives,
+            site.config.limits.git_deadline,
+            out,
+        )
     }
 }
 

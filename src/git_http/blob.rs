@@ -16,7 +16,8 @@ use crate::error::Error;
 use crate::git::RepoDir;
 use crate::gitrun::child::{self, ChildGuard};
 use crate::gitrun::{busy_response, DeltaGate, GitRunner};
-use crate::response::Response;
+use crate::response::{Answer, Response, Stream};
+use crate::site::Site;
 
 /// Files at most this large are read by libgit2 and sent from memory; larger ones are streamed.
 pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
@@ -71,6 +72,11 @@ fn stored_as_delta(runner: &GitRunner, repo: &RepoDir, id: Oid) -> Result<bool, 
 }
 
 impl BlobStream {
+    /// The file as an answer: git runs when it is written.
+    pub(crate) fn answer(self, site: &Site) -> Answer<'_> {
+        Answer::Stream(Box::new(Sending { blob: self, site }))
+    }
+
     pub(crate) fn run(
         self,
         runner: &GitRunner,
@@ -186,5 +192,29 @@ impl BlobStream {
             .write_cgi(out, false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A file and the site whose git sends it.
+struct Sending<'s> {
+    blob: BlobStream,
+    site: &'s Site,
+}
+
+impl Stream for Sending<'_> {
+    fn run(
+        self: Box<Self>,
+        _input: &mut (dyn io::Read + Send),
+        out: &mut (dyn Write + Send),
+        head_only: bool,
+    ) -> io::Result<()> {
+        let site = self.site;
+        self.blob.run(
+            &site.git,
+            &site.raw_deltas,
+            &site.config.limits,
+            head_only,
+            out,
+        )
     }
 }

@@ -9,11 +9,13 @@ use std::time::SystemTime;
 
 use git2::{ObjectType, Oid, Repository};
 
+use super::{open, refs_of, GitCall};
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result as PageResult};
 use crate::git::refs::RefSnapshot;
 use crate::git::RepoDir;
-use crate::response::Response;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 
 use crate::git::store::CACHE_DIR;
 /// Older files of a kind are removed once this many newer ones exist and they are this old.
@@ -24,7 +26,7 @@ const CACHE_KEEP_SECS: u64 = 60;
 /// configured, it is written once to a file in the repository's [`CACHE_DIR`], named by its
 /// content, and the web server sends that file (with sendfile, not through forgelet); else it is
 /// sent from memory.
-pub(crate) fn info_refs_response(
+fn info_refs_response(
     config: &Config,
     repo: &RepoDir,
     git: &Repository,
@@ -32,7 +34,7 @@ pub(crate) fn info_refs_response(
 ) -> PageResult<Response> {
     let label = format!("{}/{}", repo.owner, repo.name);
     let body = snap
-        .info_refs(|s| info_refs(git, s, &label))
+        .info_refs(|s| ref_list(git, s, &label))
         .map_err(|e| Error::internal(&label, e.message()))?;
     let mut r = Response::new(200);
     r.header("Content-Type", "text/plain; charset=utf-8");
@@ -74,6 +76,41 @@ pub(crate) fn info_refs_response(
     }
 }
 
+/// `GET info/refs` without `?service=` (the dumb protocol); a service git does not have is
+/// refused, as git's own http-backend does.
+pub(crate) fn info_refs<'s>(site: &'s Site, c: &GitCall<'_>) -> PageResult<Answer<'s>> {
+    if c.req.query_param("service").is_some() {
+        return Err(Error::Forbidden("Unsupported service.".into()));
+    }
+    let git = open(c.repo)?;
+    let snap = refs_of(c.repo)?;
+    info_refs_response(&site.config, c.repo, &git, &snap).map(Answer::from)
+}
+
+/// `GET HEAD`.
+pub(crate) fn head<'s>(_site: &'s Site, c: &GitCall<'_>) -> PageResult<Answer<'s>> {
+    let git = open(c.repo)?;
+    let body = head_file(&git).map_err(|e| Error::internal(&label(c.repo), e.message()))?;
+    Ok(generated("text/plain", body).into())
+}
+
+/// `GET objects/info/packs`.
+pub(crate) fn packs<'s>(_site: &'s Site, c: &GitCall<'_>) -> PageResult<Answer<'s>> {
+    let body = packs_list(&c.repo.path).map_err(|e| Error::internal(&label(c.repo), e))?;
+    Ok(generated("text/plain; charset=utf-8", body).into())
+}
+
+/// A generated, changing git file: never cached.
+fn generated(content_type: &str, body: Vec<u8>) -> Response {
+    let mut r = Response::bytes(200, content_type, body);
+    r.no_cache();
+    r
+}
+
+fn label(repo: &RepoDir) -> String {
+    format!("{}/{}", repo.owner, repo.name)
+}
+
 /// Writes `bytes` to `{repo}/{CACHE_DIR}/{kind}-{hash of bytes}` (unless that file is there
 /// already) and removes older files of the kind; the file's name.
 fn write_cached(repo: &Path, kind: &str, bytes: &[u8]) -> std::result::Result<String, String> {
@@ -113,7 +150,7 @@ fn write_cached(repo: &Path, kind: &str, bytes: &[u8]) -> std::result::Result<St
 /// `<oid>\t<name>^{}\n`. Refs whose object is missing are left out (and logged). Made from a
 /// snapshot of the refs, once per snapshot (see `RefSnapshot::info_refs`); peeled tags come from
 /// `packed-refs` where git recorded them.
-pub(crate) fn info_refs(
+pub(crate) fn ref_list(
     repo: &Repository,
     snap: &RefSnapshot,
     label: &str,
@@ -173,7 +210,7 @@ fn push_line(out: &mut Vec<u8>, oid: Oid, name: &[u8], suffix: &[u8]) {
 
 /// `HEAD` as git's http-backend sends it: `ref: <target>\n` for a symbolic HEAD (unborn too),
 /// else the object id.
-pub(crate) fn head(repo: &Repository) -> Result<Vec<u8>, git2::Error> {
+pub(crate) fn head_file(repo: &Repository) -> Result<Vec<u8>, git2::Error> {
     let head = repo.find_reference("HEAD")?;
     let line = match head.symbolic_target_bytes() {
         Some(target) => {
@@ -193,7 +230,7 @@ pub(crate) fn head(repo: &Repository) -> Result<Vec<u8>, git2::Error> {
 
 /// `objects/info/packs`: a `P pack-<id>.pack` line for every pack that has its index, newest first,
 /// then an empty line.
-pub(crate) fn packs(repo_dir: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn packs_list(repo_dir: &Path) -> io::Result<Vec<u8>> {
     let dir = repo_dir.join("objects").join("pack");
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,

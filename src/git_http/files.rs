@@ -8,7 +8,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::git::RepoDir;
-use crate::response::{Body, Response};
+use crate::request::Method;
+use crate::response::{Answer, Body, Response};
+use crate::site::Site;
+
+use super::GitCall;
 
 /// The kinds of immutable file the dumb protocol fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +32,37 @@ impl FileKind {
     }
 }
 
+/// `GET objects/{2 hex}/{38 hex}`.
+pub(crate) fn loose<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s>> {
+    answer(site, c, FileKind::Loose)
+}
+
+/// `GET objects/pack/pack-{40 hex}.pack`.
+pub(crate) fn pack<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s>> {
+    answer(site, c, FileKind::Pack)
+}
+
+/// `GET objects/pack/pack-{40 hex}.idx`.
+pub(crate) fn index<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s>> {
+    answer(site, c, FileKind::Index)
+}
+
+/// The file the route's captured segments name below `objects/` (checked against their
+/// patterns by the route table).
+fn answer<'s>(site: &'s Site, c: &GitCall<'_>, kind: FileKind) -> Result<Answer<'s>> {
+    let rel = match kind {
+        FileKind::Loose => format!("objects/{}", c.caps.rest.join("/")),
+        FileKind::Pack | FileKind::Index => format!("objects/pack/{}", c.caps.rest.join("/")),
+    };
+    let range = (c.req.method == Method::Get)
+        .then(|| c.req.header("RANGE"))
+        .flatten();
+    send(&site.config, c.repo, &rel, kind, c.public, range).map(Answer::from)
+}
+
 /// Answers a request for `rel` (`objects/ab/cd…` or `objects/pack/pack-….pack|idx`, already
 /// checked against its pattern by the router) in `repo`.
-pub(crate) fn send(
+fn send(
     config: &Config,
     repo: &RepoDir,
     rel: &str,

@@ -1,9 +1,61 @@
 //! Git over HTTP: the dumb protocol's files, generated from the repository on each request, and
-//! the smart protocol, run by git itself; git's children (`child`) and the slots they share
-//! (`slots`).
+//! the smart protocol, run by git itself; snapshots and large raw files, which git streams too.
+//!
+//! A git route's handler runs after the dispatcher has found the repository and checked the
+//! client's access to it (HTTP Basic, the row's need): it is given the repository, who the
+//! client is, and whether anyone may read it.
 
 pub(crate) mod archive;
 pub(crate) mod blob;
 pub(crate) mod dumb;
 pub(crate) mod files;
 pub(crate) mod smart;
+
+use crate::error::Result;
+use crate::git::RepoDir;
+use crate::request::{Captures, Request};
+use crate::response::Answer;
+use crate::site::Site;
+
+pub(crate) use smart::Identity;
+
+/// What a git route's handler is given.
+pub(crate) struct GitCall<'r> {
+    pub(crate) req: &'r Request<'r>,
+    /// The repository the path names, which the client may use as the row needs.
+    pub(crate) repo: &'r RepoDir,
+    pub(crate) who: &'r Identity,
+    /// Anyone may read the repository, so shared caches may keep what is sent.
+    pub(crate) public: bool,
+    pub(crate) caps: &'r Captures,
+}
+
+impl GitCall<'_> {
+    /// The client's address, for logs and its share of git slots.
+    pub(crate) fn client(&self) -> &str {
+        self.req.var("REMOTE_ADDR").unwrap_or("unknown")
+    }
+}
+
+/// A git route's handler.
+pub(crate) type Handler = for<'s> fn(&'s Site, &GitCall<'_>) -> Result<Answer<'s>>;
+
+/// Opens a repository for a request (an error is logged, the client told only that it failed).
+pub(crate) fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
+    repo.open().map_err(|e| {
+        crate::error::Error::internal(
+            &format!("opening {}/{}", repo.owner, repo.name),
+            e.message(),
+        )
+    })
+}
+
+/// The repository's refs (see `git::refs`).
+pub(crate) fn refs_of(repo: &RepoDir) -> Result<std::sync::Arc<crate::git::refs::RefSnapshot>> {
+    crate::git::refs::snapshot(&repo.path).map_err(|e| {
+        crate::error::Error::internal(
+            &format!("reading the refs of {}/{}", repo.owner, repo.name),
+            e,
+        )
+    })
+}

@@ -19,7 +19,11 @@ use crate::error::{Error, Result};
 use crate::git::{maintenance, RepoDir};
 use crate::gitrun::child::{self, ChildGuard};
 use crate::gitrun::{busy_response, temp_file, GitRunner};
-use crate::response::Response;
+use crate::request::Request;
+use crate::response::{Answer, Response, Stream};
+use crate::site::Site;
+
+use super::GitCall;
 
 /// The two git services reachable over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +148,7 @@ fn command(
 
 /// `GET info/refs?service=...`: the ref advertisement, with the `# service=` preamble unless
 /// the client speaks protocol v2 (which receive-pack never does).
-pub(crate) fn advertise(
+pub(crate) fn advertisement(
     runner: &GitRunner,
     service: Service,
     repo: &RepoDir,
@@ -191,6 +195,76 @@ pub(crate) fn advertise(
     let mut r = Response::bytes(200, service.advertisement_type(), body);
     r.no_cache();
     Ok(r)
+}
+
+/// `GET info/refs?service=git-upload-pack|git-receive-pack`.
+pub(crate) fn advertise<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s>> {
+    let service = c
+        .req
+        .query_param("service")
+        .and_then(|s| Service::from_name(&s))
+        .ok_or(Error::NotFound)?;
+    let version = protocol_version(c.req.header("GIT_PROTOCOL"));
+    advertisement(
+        &site.git,
+        service,
+        c.repo,
+        c.who,
+        c.client(),
+        version,
+        &site.config.limits,
+    )
+    .map(Answer::from)
+}
+
+/// `POST git-upload-pack`: a fetch.
+pub(crate) fn upload_pack<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s>> {
+    Ok(exchange(site, c, Service::UploadPack))
+}
+
+/// `POST git-receive-pack`: a push.
+pub(crate) fn receive_pack<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s>> {
+    Ok(exchange(site, c, Service::ReceivePack))
+}
+
+/// The exchange, to run when the answer is written (it reads the request body as it goes).
+fn exchange<'s>(site: &'s Site, c: &GitCall<'_>, service: Service) -> Answer<'s> {
+    let req: &Request = c.req;
+    Answer::Stream(Box::new(Running {
+        rpc: Rpc {
+            service,
+            repo: c.repo.clone(),
+            who: c.who.clone(),
+            client: c.client().to_string(),
+            version: protocol_version(req.header("GIT_PROTOCOL")),
+            gzip: req.header("CONTENT_ENCODING").is_some_and(|e| {
+                e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip")
+            }),
+            content_length: req
+                .var("CONTENT_LENGTH")
+                .and_then(|l| l.trim().parse().ok()),
+        },
+        runner: &site.git,
+        limits: &site.config.limits,
+    }))
+}
+
+/// An exchange and what it runs under.
+struct Running<'s> {
+    rpc: Rpc,
+    runner: &'s GitRunner,
+    limits: &'s Limits,
+}
+
+impl Stream for Running<'_> {
+    fn run(
+        self: Box<Self>,
+        input: &mut (dyn Read + Send),
+        out: &mut (dyn Write + Send),
+        _head_only: bool,
+    ) -> io::Result<()> {
+        self.rpc.run(self.runner, self.limits, input, out)
+    }
 }
 
 /// One `POST git-upload-pack|git-receive-pack`, everything checked, ready to run.

@@ -3,14 +3,14 @@
 
 use askama::Template;
 
-use super::{Chrome, PageCtx};
-use crate::app::Site;
+use super::{Chrome, PageCall, PageCtx};
 use crate::auth::basic::Outcome;
 use crate::auth::{self, now, password, token, users::new_stamp, Token};
 use crate::error::{Error, Result};
-use crate::forms::{field, form_fields};
+use crate::forms::field;
 use crate::request::Request;
-use crate::response::Response;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 use crate::time::date;
 
 /// Longest lifetime a token may be given here, in days.
@@ -83,41 +83,25 @@ fn render(
     )
 }
 
-fn sign_in_first(site: &Site, req: &Request, ctx: &PageCtx) -> Response {
-    let base = &site.config.base_path;
-    let mut r = Response::redirect(303, format!("{base}/login?next={base}/settings/tokens"));
-    ctx.finish(site, req, &mut r);
-    r
-}
-
 /// `GET /settings/tokens`.
-pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
-    if ctx.viewer.is_none() {
-        return Ok(sign_in_first(site, req, ctx));
-    }
+pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx) = (c.req, c.ctx);
     let notice = match req.query_param("changed").as_deref() {
         Some("password") => "Your password is changed; every other session is signed out.".into(),
         _ => String::new(),
     };
-    render(site, req, ctx, 200, String::new(), notice, String::new())
+    render(site, req, ctx, 200, String::new(), notice, String::new()).map(Answer::from)
 }
 
 /// `POST /settings/tokens`.
-pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
-    let fields = form_fields(body);
-    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
-        return Err(Error::Forbidden(
-            "This form has expired. Go back, reload the page and try again.".into(),
-        ));
-    }
-    let Some(viewer) = &ctx.viewer else {
-        return Ok(sign_in_first(site, req, ctx));
-    };
+pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, fields) = (c.req, c.ctx, c.fields);
+    let viewer = c.viewer()?;
     let me = viewer.name.clone();
-    let outcome: std::result::Result<(String, String), String> = match field(&fields, "action") {
+    let outcome: std::result::Result<(String, String), String> = match field(fields, "action") {
         Some("create") => {
-            let name = field(&fields, "name").unwrap_or("").trim().to_string();
-            let days = field(&fields, "expires").unwrap_or("").trim();
+            let name = field(fields, "name").unwrap_or("").trim().to_string();
+            let days = field(fields, "expires").unwrap_or("").trim();
             let days = if days.is_empty() {
                 Ok(None)
             } else {
@@ -163,7 +147,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
             }
         }
         Some("revoke") => {
-            let name = field(&fields, "name").unwrap_or("").to_string();
+            let name = field(fields, "name").unwrap_or("").to_string();
             site.accounts
                 .update(|users| {
                     let u = users.get_mut(&me).ok_or("Your account is gone.")?;
@@ -182,9 +166,9 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
                 })
         }
         Some("password") => {
-            let old = field(&fields, "old").unwrap_or("");
-            let new = field(&fields, "new").unwrap_or("");
-            let again = field(&fields, "again").unwrap_or("");
+            let old = field(fields, "old").unwrap_or("");
+            let new = field(fields, "new").unwrap_or("");
+            let again = field(fields, "again").unwrap_or("");
             let users = site.accounts.users().map_err(Error::Internal)?;
             let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
             match site.gate.password(
@@ -212,7 +196,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
                             })
                         });
                     match changed {
-                        Ok(()) => return Ok(keep_signed_in(site, req, ctx, &me, "password")),
+                        Ok(()) => return Ok(keep_signed_in(site, req, ctx, &me, "password").into()),
                         Err(e) => Err(e),
                     }
                 }
@@ -234,7 +218,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
             let mut r = Response::redirect(303, format!("{}/login", site.config.base_path));
             r.header("Set-Cookie", super::end_session_cookie(site, req));
             ctx.finish(site, req, &mut r);
-            return Ok(r);
+            return Ok(r.into());
         }
         _ => Err("Unknown action.".into()),
     };
@@ -242,6 +226,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
         Ok((new_token, notice)) => render(site, req, ctx, 200, new_token, notice, String::new()),
         Err(e) => render(site, req, ctx, 400, String::new(), String::new(), e),
     }
+    .map(Answer::from)
 }
 
 /// After a password change every session made before it is dead (the stamp changed); this

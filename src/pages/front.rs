@@ -3,13 +3,12 @@
 
 use askama::Template;
 
-use super::{Chrome, PageCtx};
-use crate::app::Site;
+use super::{Chrome, PageCall, PageCtx};
 use crate::auth;
 use crate::error::{Error, Result};
 use crate::git::Visibility;
-use crate::request::Request;
-use crate::response::Response;
+use crate::response::Answer;
+use crate::site::Site;
 use crate::urls::{clone_url, repo_url};
 
 pub(crate) struct Entry {
@@ -34,7 +33,8 @@ struct OwnerPage {
 /// everyone signed in and to nobody else (the README's "Who may learn which user names
 /// exist"): signed in, a user with nothing to show has a page that says so; signed out, an
 /// owner with nothing to show is a 404, like a missing one.
-pub(crate) fn owner(site: &Site, req: &Request, ctx: &PageCtx, owner: &str) -> Result<Response> {
+pub(crate) fn owner<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, owner) = (c.req, c.ctx, c.caps.owner.as_str());
     let repos: Vec<Entry> = visible(site, ctx)?
         .into_iter()
         .filter(|(o, _)| o.eq_ignore_ascii_case(owner))
@@ -66,6 +66,7 @@ pub(crate) fn owner(site: &Site, req: &Request, ctx: &PageCtx, owner: &str) -> R
             repos,
         },
     )
+    .map(Answer::from)
 }
 
 /// The date of the default branch's latest commit (computed again only when the branch moves).
@@ -128,7 +129,9 @@ struct FrontPage {
     signed_in: bool,
 }
 
-pub(crate) fn handle(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+/// `GET /`: the repositories the viewer may read, their own first.
+pub(crate) fn front<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx) = (c.req, c.ctx);
     let viewer = ctx.viewer.as_ref();
     let (own, others): (Vec<_>, Vec<_>) = visible(site, ctx)?
         .into_iter()
@@ -144,4 +147,5 @@ pub(crate) fn handle(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Respon
             signed_in: viewer.is_some(),
         },
     )
+    .map(Answer::from)
 }

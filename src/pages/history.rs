@@ -4,13 +4,13 @@
 use askama::Template;
 
 use super::repo::{git_err, head, open, Crumb, RepoHead};
-use super::{Chrome, PageCtx};
-use crate::app::Site;
+use super::{Chrome, PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
 use crate::git::RepoDir;
 use crate::request::Request;
-use crate::response::Response;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 use crate::time::date;
 use crate::urls::browse_url;
 
@@ -113,16 +113,19 @@ fn commit_url(site: &Site, repo: &RepoDir, id: &str) -> String {
 }
 
 /// `GET commits/{ref}[/{path}]?page=N`.
-pub(crate) fn commits(
+pub(crate) fn commits<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    log_page(site, c.req, c.ctx, c.repo()?, &c.rest_bytes()).map(Answer::from)
+}
+
+fn log_page(
     site: &Site,
     req: &Request,
     ctx: &PageCtx,
     repo: &RepoDir,
-    segments: &[String],
+    segments: &[&[u8]],
 ) -> Result<Response> {
     let git = open(repo)?;
-    let segments = req.last_segments(segments.len());
-    let at = match browse::resolve_ref_path(&git, &segments) {
+    let at = match browse::resolve_ref_path(&git, segments) {
         Ok(at) => at,
         Err(browse::BrowseError::NotFound) => {
             // The default branch before its first push: an empty history, not a 404.
@@ -197,7 +200,12 @@ pub(crate) fn commits(
 }
 
 /// `GET commit/{id}`.
-pub(crate) fn commit(
+pub(crate) fn commit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let id = c.caps.rest.first().map(String::as_str).unwrap_or("");
+    commit_page(site, c.req, c.ctx, c.repo()?, id).map(Answer::from)
+}
+
+fn commit_page(
     site: &Site,
     req: &Request,
     ctx: &PageCtx,
@@ -324,14 +332,17 @@ pub(crate) fn commit(
 /// Branches or tags on one page.
 const REFS_PAGE_SIZE: usize = 100;
 
-/// `GET branches?page=N` and `GET tags?page=N`.
-pub(crate) fn refs(
-    site: &Site,
-    req: &Request,
-    ctx: &PageCtx,
-    repo: &RepoDir,
-    tags: bool,
-) -> Result<Response> {
+/// `GET branches?page=N`.
+pub(crate) fn branches<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    refs(site, c.req, c.ctx, c.repo()?, false).map(Answer::from)
+}
+
+/// `GET tags?page=N`.
+pub(crate) fn tags<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    refs(site, c.req, c.ctx, c.repo()?, true).map(Answer::from)
+}
+
+fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -> Result<Response> {
     let git = open(repo)?;
     let snap = super::repo::refs_of(repo)?;
     let base = &site.config.base_path;

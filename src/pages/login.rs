@@ -3,14 +3,13 @@
 
 use askama::Template;
 
-use super::{Chrome, PageCtx};
-use crate::app::Site;
+use super::{Chrome, PageCall};
 use crate::auth::basic::{Device, Outcome, Refusal};
 use crate::auth::session;
 use crate::error::{Error, Result};
-use crate::forms::{field, form_fields};
-use crate::request::Request;
-use crate::response::Response;
+use crate::forms::field;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -36,7 +35,8 @@ pub(crate) fn safe_next(base: &str, next: Option<&str>) -> String {
 }
 
 /// `GET /login`.
-pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx) = (c.req, c.ctx);
     let next = safe_next(&site.config.base_path, req.query_param("next").as_deref());
     ctx.render(
         site,
@@ -49,20 +49,16 @@ pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response
             next,
         },
     )
+    .map(Answer::from)
 }
 
 /// `POST /login`.
-pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
-    let fields = form_fields(body);
-    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
-        return Err(Error::Forbidden(
-            "This form has expired. Go back, reload the page and try again.".into(),
-        ));
-    }
+pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, fields) = (c.req, c.ctx, c.fields);
     let base = &site.config.base_path;
-    let next = safe_next(base, field(&fields, "next"));
-    let name = field(&fields, "user").unwrap_or("").trim().to_string();
-    let password = field(&fields, "password").unwrap_or("");
+    let next = safe_next(base, field(fields, "next"));
+    let name = field(fields, "user").unwrap_or("").trim().to_string();
+    let password = field(fields, "password").unwrap_or("");
     let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
     let users = site.accounts.users().map_err(Error::Internal)?;
     let outcome = if name.is_empty() || password.is_empty() {
@@ -97,7 +93,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
                 ),
             );
             ctx.finish(site, req, &mut r);
-            return Ok(r);
+            return Ok(r.into());
         }
         Outcome::Anonymous => (401, "Give your user name and password.".to_string(), None),
         Outcome::Refused(Refusal::Bad(_)) => {
@@ -129,7 +125,7 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
     if let Some(secs) = retry {
         r.header("Retry-After", secs.to_string());
     }
-    Ok(r)
+    Ok(r.into())
 }
 
 #[derive(Template)]
@@ -140,11 +136,12 @@ struct LogoutPage {
 
 /// `GET /logout` (a typed or bookmarked address): a button that signs out, since a GET must
 /// not; the front page for someone not signed in.
-pub(crate) fn logout_form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
+pub(crate) fn logout_form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx) = (c.req, c.ctx);
     if ctx.viewer.is_none() {
         let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
         ctx.finish(site, req, &mut r);
-        return Ok(r);
+        return Ok(r.into());
     }
     ctx.render(
         site,
@@ -154,20 +151,16 @@ pub(crate) fn logout_form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<R
             chrome: ctx.chrome(site),
         },
     )
+    .map(Answer::from)
 }
 
 /// `POST /logout`: ends this browser's session.
-pub(crate) fn logout(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
-    let fields = form_fields(body);
-    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
-        return Err(Error::Forbidden(
-            "This form has expired. Go back, reload the page and try again.".into(),
-        ));
-    }
+pub(crate) fn logout<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx) = (c.req, c.ctx);
     let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
     r.header("Set-Cookie", super::end_session_cookie(site, req));
     ctx.finish(site, req, &mut r);
-    Ok(r)
+    Ok(r.into())
 }
 
 #[cfg(test)]

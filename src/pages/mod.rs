@@ -10,11 +10,47 @@ pub(crate) mod new_repo;
 pub(crate) mod repo;
 pub(crate) mod settings;
 
-use crate::app::Site;
+use crate::assets;
 use crate::auth::{now, session, User};
 use crate::error::{Error, Result};
-use crate::request::Request;
-use crate::response::Response;
+use crate::git::RepoDir;
+use crate::request::{Captures, Request};
+use crate::response::{Answer, Response};
+use crate::site::Site;
+
+/// What a page's handler is given. The dispatcher has already checked what the route needs
+/// (a signed-in viewer, access to the repository its path names) and, for a form, read the
+/// body and checked its CSRF token.
+pub(crate) struct PageCall<'r> {
+    pub(crate) req: &'r Request<'r>,
+    pub(crate) ctx: &'r PageCtx,
+    /// The repository the path names, when it does.
+    pub(crate) repo: Option<&'r RepoDir>,
+    pub(crate) caps: &'r Captures,
+    /// A form's fields (empty for a GET).
+    pub(crate) fields: &'r [(String, String)],
+}
+
+impl PageCall<'_> {
+    /// The repository the path names (every repository route has one).
+    pub(crate) fn repo(&self) -> Result<&RepoDir> {
+        self.repo.ok_or(Error::NotFound)
+    }
+
+    /// The segments the route's `Rest` took, as bytes: the part of a browse URL that names a
+    /// ref and a file, which routing saw with U+FFFD in place of bytes that are not UTF-8.
+    pub(crate) fn rest_bytes(&self) -> Vec<&[u8]> {
+        self.req.last_segments(self.caps.rest.len())
+    }
+
+    /// The viewer, whom the route needs signed in.
+    pub(crate) fn viewer(&self) -> Result<&User> {
+        self.ctx.viewer.as_ref().ok_or(Error::NotFound)
+    }
+}
+
+/// A page route's handler.
+pub(crate) type Handler = for<'s> fn(&'s Site, &PageCall<'_>) -> Result<Answer<'s>>;
 
 /// What the shared layout shows.
 pub(crate) struct Chrome {
@@ -254,40 +290,17 @@ pub(crate) fn end_session_cookie(site: &Site, req: &Request) -> String {
     cookie_header(site, req, &cookie_names(site, req).session, "", Some(0))
 }
 
-/// The stylesheet and the script, embedded so an upgrade never mixes old pages with new assets,
-/// and served under names that change with their content, so they can be cached forever.
-const CSS: &str = include_str!("../../static/forgelet.css");
-const JS: &str = include_str!("../../static/forgelet.js");
-
-/// The embedded assets' content-hashed names, computed once at start.
-pub(crate) struct Assets {
-    pub(crate) css_name: String,
-    pub(crate) js_name: String,
-}
-
-impl Assets {
-    pub(crate) fn new() -> Assets {
-        let name = |stem: &str, ext: &str, text: &str| {
-            let hash = crate::keyed::keyed_hash(b"forgelet-static", ext, text.as_bytes());
-            format!("{stem}-{}.{ext}", &hash[..12])
-        };
-        Assets {
-            css_name: name("forgelet", "css", CSS),
-            js_name: name("forgelet", "js", JS),
-        }
-    }
-}
-
 /// `GET /static/{name}`.
-pub(crate) fn static_file(site: &Site, name: &str) -> Result<Response> {
+pub(crate) fn static_file<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let name = c.caps.rest.first().map(String::as_str).unwrap_or("");
     let (text, content_type) = if name == site.assets.css_name {
-        (CSS, "text/css; charset=utf-8")
+        (assets::CSS, "text/css; charset=utf-8")
     } else if name == site.assets.js_name {
-        (JS, "text/javascript; charset=utf-8")
+        (assets::JS, "text/javascript; charset=utf-8")
     } else {
         return Err(Error::NotFound);
     };
     let mut r = Response::bytes(200, content_type, text.as_bytes().to_vec());
     r.cache_forever(true);
-    Ok(r)
+    Ok(r.into())
 }

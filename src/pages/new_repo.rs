@@ -3,14 +3,13 @@
 
 use askama::Template;
 
-use super::{Chrome, PageCtx};
+use super::{Chrome, PageCall};
 use crate::admin;
-use crate::app::Site;
 use crate::error::{Error, Result};
-use crate::forms::{field, form_fields};
+use crate::forms::field;
 use crate::git::names::valid_name;
-use crate::request::Request;
-use crate::response::Response;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 use crate::urls::repo_url;
 
 #[derive(Template)]
@@ -24,19 +23,9 @@ struct NewRepoPage {
     readme: bool,
 }
 
-/// Anonymous visitors are sent to sign in first.
-fn need_sign_in(site: &Site) -> Response {
-    let base = &site.config.base_path;
-    Response::redirect(303, format!("{base}/login?next={base}/new"))
-}
-
 /// `GET /new`.
-pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response> {
-    if ctx.viewer.is_none() {
-        let mut r = need_sign_in(site);
-        ctx.finish(site, req, &mut r);
-        return Ok(r);
-    }
+pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx) = (c.req, c.ctx);
     ctx.render(
         site,
         req,
@@ -50,29 +39,21 @@ pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx) -> Result<Response
             readme: true,
         },
     )
+    .map(Answer::from)
 }
 
 /// `POST /new`.
-pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> Result<Response> {
-    let fields = form_fields(body);
-    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
-        return Err(Error::Forbidden(
-            "This form has expired. Go back, reload the page and try again.".into(),
-        ));
-    }
-    let Some(viewer) = &ctx.viewer else {
-        let mut r = need_sign_in(site);
-        ctx.finish(site, req, &mut r);
-        return Ok(r);
-    };
-    let name = field(&fields, "name").unwrap_or("").trim().to_string();
+pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, fields) = (c.req, c.ctx, c.fields);
+    let viewer = c.viewer()?;
+    let name = field(fields, "name").unwrap_or("").trim().to_string();
     let name = name.strip_suffix(".git").unwrap_or(&name).to_string();
-    let description = field(&fields, "description")
+    let description = field(fields, "description")
         .unwrap_or("")
         .trim()
         .to_string();
-    let private = field(&fields, "visibility") == Some("private");
-    let readme = field(&fields, "readme").is_some();
+    let private = field(fields, "visibility") == Some("private");
+    let readme = field(fields, "readme").is_some();
     let problem = if !valid_name(&name) {
         Some((
             400,
@@ -109,21 +90,23 @@ pub(crate) fn submit(site: &Site, req: &Request, ctx: &PageCtx, body: &[u8]) -> 
         }
     };
     if let Some((status, error)) = problem {
-        return ctx.render(
-            site,
-            req,
-            status,
-            &NewRepoPage {
-                chrome: ctx.chrome(site),
-                error,
-                name,
-                description,
-                private,
-                readme,
-            },
-        );
+        return ctx
+            .render(
+                site,
+                req,
+                status,
+                &NewRepoPage {
+                    chrome: ctx.chrome(site),
+                    error,
+                    name,
+                    description,
+                    private,
+                    readme,
+                },
+            )
+            .map(Answer::from);
     }
     let mut r = Response::redirect(303, repo_url(&site.config.base_path, &viewer.name, &name));
     ctx.finish(site, req, &mut r);
-    Ok(r)
+    Ok(r.into())
 }

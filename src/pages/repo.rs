@@ -5,30 +5,21 @@
 use askama::Template;
 
 use super::history::{row, CommitRow};
-use super::{Chrome, PageCtx};
-use crate::app::Site;
+use super::{Chrome, PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::git::browse::{self, BrowseError, EntryKind};
 use crate::git::{RepoDir, Visibility};
+use crate::git_http::archive::{self, Archive};
 use crate::git_http::blob::{self, BlobStream};
 use crate::markdown;
-use crate::request::Request;
-use crate::response::Response;
-use crate::routes::View;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 use crate::urls::{browse_url, clone_url};
 
 /// Branches, and tags, the home page's selector lists at most (the rest are a link away).
 const SELECTOR_SIZE: usize = 10;
 
-/// The repository's refs (see `git::refs`).
-pub(crate) fn refs_of(repo: &RepoDir) -> Result<std::sync::Arc<crate::git::refs::RefSnapshot>> {
-    crate::git::refs::snapshot(&repo.path).map_err(|e| {
-        Error::internal(
-            &format!("reading the refs of {}/{}", repo.owner, repo.name),
-            e,
-        )
-    })
-}
+pub(crate) use crate::git_http::{open, refs_of};
 
 /// Images up to this size are shown on their blob page (from their raw URL).
 const IMAGE_SHOWN_LIMIT: u64 = 16 << 20;
@@ -117,15 +108,6 @@ pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
         BrowseError::NotFound => Error::NotFound,
         BrowseError::Git(m) => Error::Internal(format!("{}/{}: {m}", repo.owner, repo.name)),
     }
-}
-
-pub(crate) fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
-    repo.open().map_err(|e| {
-        Error::internal(
-            &format!("opening {}/{}", repo.owner, repo.name),
-            e.message(),
-        )
-    })
 }
 
 /// The repository's title and tabs, the Commits tab on the default branch.
@@ -279,7 +261,8 @@ fn crumbs(site: &Site, repo: &RepoDir, rev: &str, path: &[u8], file: bool) -> Ve
 }
 
 /// `GET /{owner}/{repo}`.
-pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) -> Result<Response> {
+pub(crate) fn home<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
     let git = open(repo)?;
     let base = &site.config.base_path;
     let snap = refs_of(repo)?;
@@ -348,34 +331,29 @@ pub(crate) fn home(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         page.zip_url = archive("zip");
         page.rev = rev;
     }
-    ctx.render(site, req, 200, &page)
+    ctx.render(site, req, 200, &page).map(Answer::from)
 }
 
-/// `GET tree|blob|raw/{ref}/{path}`.
-pub(crate) fn browse(
-    site: &Site,
-    req: &Request,
-    ctx: &PageCtx,
-    repo: &RepoDir,
-    view: View,
-    segments: &[String],
-) -> Result<Response> {
-    match view {
-        View::Commits => return super::history::commits(site, req, ctx, repo, segments),
-        View::Commit => {
-            let id = segments.first().map(String::as_str).unwrap_or("");
-            return super::history::commit(site, req, ctx, repo, id);
-        }
-        View::Branches => return super::history::refs(site, req, ctx, repo, false),
-        View::Tags => return super::history::refs(site, req, ctx, repo, true),
-        View::Settings => return super::settings::form(site, req, ctx, repo),
-        // Streamed by the app, not pages.
-        View::Archive | View::Raw => return Err(Error::NotFound),
-        View::Tree | View::Blob => {}
-    }
+/// `GET tree/{ref}[/{path}]`.
+pub(crate) fn tree<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    browse(site, c, View::Tree)
+}
+
+/// `GET blob/{ref}/{path}`.
+pub(crate) fn blob<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    browse(site, c, View::Blob)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    Tree,
+    Blob,
+}
+
+fn browse<'s>(site: &'s Site, c: &PageCall<'_>, view: View) -> Result<Answer<'s>> {
+    let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
     let git = open(repo)?;
-    let segments = req.last_segments(segments.len());
-    let at = browse::resolve_ref_path(&git, &segments).map_err(git_err(repo))?;
+    let at = browse::resolve_ref_path(&git, &c.rest_bytes()).map_err(git_err(repo))?;
     let rev = at.rev.name.clone();
     let path = at.path.clone();
     let commit = at.rev.commit;
@@ -411,7 +389,8 @@ pub(crate) fn browse(
                     return Ok(Response::redirect(
                         302,
                         browse_url(base, &repo.owner, &repo.name, "tree", &rev, &path),
-                    ));
+                    )
+                    .into());
                 }
                 Err(e) => return Err(git_err(repo)(e)),
             };
@@ -443,15 +422,8 @@ pub(crate) fn browse(
                 },
             )
         }
-        // Answered above, and by the app (raw).
-        View::Commits
-        | View::Commit
-        | View::Branches
-        | View::Tags
-        | View::Settings
-        | View::Raw
-        | View::Archive => Err(Error::NotFound),
     }
+    .map(Answer::from)
 }
 
 /// The content type of an image file, by its name's extension; `None` for anything else.
@@ -472,25 +444,14 @@ fn image_type(path: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// What `raw/` answers: a small file from memory, a large one streamed by git.
-pub(crate) enum Raw {
-    Response(Response),
-    Stream(BlobStream),
-}
-
 /// `raw/{ref}/{path}`: the bytes, typed so nothing can run in the site's origin: text (HTML and
 /// scripts included) as `text/plain`, images with their own type under a sandboxing policy,
 /// anything else as a download. Files up to `blob::INLINE_LIMIT` are read here; larger ones are
 /// streamed by git (see `git_http::blob`), never read whole into forgelet.
-pub(crate) fn raw(
-    req: &Request,
-    ctx: &PageCtx,
-    repo: &RepoDir,
-    segments: &[String],
-) -> Result<Raw> {
+pub(crate) fn raw<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
     let git = open(repo)?;
-    let segments = req.last_segments(segments.len());
-    let at = browse::resolve_ref_path(&git, &segments).map_err(git_err(repo))?;
+    let at = browse::resolve_ref_path(&git, &c.rest_bytes()).map_err(git_err(repo))?;
     let path = at.path;
     if path.is_empty() {
         return Err(Error::NotFound);
@@ -500,16 +461,47 @@ pub(crate) fn raw(
     if !b.truncated {
         let mut r = raw_head(&path, &b.data);
         r.body = crate::response::Body::Bytes(b.data);
-        return Ok(Raw::Response(r));
+        return Ok(r.into());
     }
-    Ok(Raw::Stream(BlobStream {
+    Ok(BlobStream {
         repo: repo.clone(),
         id: b.id,
         size: b.size,
         head: Box::new(move |first: &[u8]| raw_head(&path, first)),
         client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
         anonymous: ctx.viewer.is_none(),
-    }))
+    }
+    .answer(site))
+}
+
+/// `archive/{ref}.tar.gz|.zip`: the ref resolved to a commit id before git sees it, and a
+/// snapshot over `[limits] archive_mib` refused before git starts.
+pub(crate) fn archive<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
+    let joined = c.caps.rest.join("/");
+    let (rev, format) = archive::Format::split(&joined).ok_or(Error::NotFound)?;
+    let git = open(repo)?;
+    let resolved = browse::resolve_ref(&git, rev).map_err(git_err(repo))?;
+    let cap = site.config.limits.archive_bytes;
+    let fits = git
+        .find_commit(resolved.commit)
+        .and_then(|c| archive::size_of_tree(&git, c.tree_id(), cap))
+        .map_err(|e| Error::internal(&format!("{}/{}", repo.owner, repo.name), e.message()))?;
+    if fits.is_none() {
+        return Err(Error::TooLarge(format!(
+            "This snapshot would be larger than the server's limit of {} MiB; clone the repository instead.",
+            cap >> 20
+        )));
+    }
+    Ok(Archive {
+        repo: repo.clone(),
+        commit: resolved.commit,
+        rev: rev.to_string(),
+        format,
+        client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
+        anonymous: ctx.viewer.is_none(),
+    }
+    .answer(site))
 }
 
 /// The headers of a raw file, from its name and its first bytes.

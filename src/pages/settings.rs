@@ -7,15 +7,15 @@ use std::fs;
 use askama::Template;
 
 use super::repo::{head, RepoHead};
-use super::{Chrome, PageCtx};
-use crate::app::Site;
+use super::{Chrome, PageCall, PageCtx};
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::forms::{field, form_fields};
+use crate::forms::field;
 use crate::git::names::valid_name;
 use crate::git::{maintenance, Perm, RepoDir, Visibility};
 use crate::request::Request;
-use crate::response::Response;
+use crate::response::{Answer, Response};
+use crate::site::Site;
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -38,29 +38,6 @@ fn settings_url(site: &Site, repo: &RepoDir) -> String {
         "{}/{}/{}/settings",
         site.config.base_path, repo.owner, repo.name
     )
-}
-
-/// Only the owner and admins manage a repository; others get the same 404 as for a missing one
-/// when they may not read it, else 403.
-fn check_manager(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> Result<()> {
-    if auth::may_manage(ctx.viewer.as_ref(), &repo.owner) {
-        return Ok(());
-    }
-    let settings = repo.settings();
-    let reads = auth::access(
-        ctx.viewer.as_ref(),
-        &repo.owner,
-        &settings,
-        site.config.anonymous_read,
-    )
-    .may_read();
-    Err(if reads {
-        Error::Forbidden(
-            "Only the owner and site admins can change this repository's settings.".into(),
-        )
-    } else {
-        Error::NotFound
-    })
 }
 
 fn render(
@@ -173,8 +150,8 @@ fn start_purge(site: &Site, repo: &RepoDir) -> std::result::Result<(), String> {
 }
 
 /// `GET settings`.
-pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) -> Result<Response> {
-    check_manager(site, ctx, repo)?;
+pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
     // After "Purge" (`?purge`), the page's top says how the purge is doing or how it ended.
     let notice = match req.query_param("purge") {
         Some(_) => match maintenance::status(&repo.path) {
@@ -185,32 +162,20 @@ pub(crate) fn form(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir) ->
         },
         None => String::new(),
     };
-    render(site, req, ctx, repo, 200, notice, String::new())
+    render(site, req, ctx, repo, 200, notice, String::new()).map(Answer::from)
 }
 
 /// `POST settings`: one action per form.
-pub(crate) fn submit(
-    site: &Site,
-    req: &Request,
-    ctx: &PageCtx,
-    repo: &RepoDir,
-    body: &[u8],
-) -> Result<Response> {
-    check_manager(site, ctx, repo)?;
-    let fields = form_fields(body);
-    if !ctx.csrf_ok(site, field(&fields, "csrf")) {
-        return Err(Error::Forbidden(
-            "This form has expired. Go back, reload the page and try again.".into(),
-        ));
-    }
+pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, repo, fields) = (c.req, c.ctx, c.repo()?, c.fields);
     let label = format!("{}/{}", repo.owner, repo.name);
-    let outcome: std::result::Result<String, String> = match field(&fields, "action") {
+    let outcome: std::result::Result<String, String> = match field(fields, "action") {
         Some("general") => {
-            let description = field(&fields, "description").unwrap_or("").trim();
+            let description = field(fields, "description").unwrap_or("").trim();
             if description.chars().count() > 300 || description.chars().any(char::is_control) {
                 Err("The description must be one line of at most 300 characters.".into())
             } else {
-                let visibility = if field(&fields, "visibility") == Some("private") {
+                let visibility = if field(fields, "visibility") == Some("private") {
                     Visibility::Private
                 } else {
                     Visibility::Public
@@ -225,8 +190,8 @@ pub(crate) fn submit(
             }
         }
         Some("add_collaborator") => {
-            let user = field(&fields, "user").unwrap_or("").trim();
-            let perm = match field(&fields, "perm") {
+            let user = field(fields, "user").unwrap_or("").trim();
+            let perm = match field(fields, "perm") {
                 Some("write") => Perm::Write,
                 _ => Perm::Read,
             };
@@ -250,12 +215,12 @@ pub(crate) fn submit(
             }
         }
         Some("remove_collaborator") => {
-            let user = field(&fields, "user").unwrap_or("");
+            let user = field(fields, "user").unwrap_or("");
             repo.set_collaborator(user, None)
                 .map(|_| format!("{user} no longer has access."))
         }
         Some("rename") => {
-            let new = field(&fields, "name").unwrap_or("").trim();
+            let new = field(fields, "name").unwrap_or("").trim();
             let new = new.strip_suffix(".git").unwrap_or(new);
             if !valid_name(new) {
                 Err("That name cannot be used: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.".into())
@@ -276,14 +241,14 @@ pub(crate) fn submit(
                             format!("{}/{}/{new}/settings", site.config.base_path, repo.owner),
                         );
                         ctx.finish(site, req, &mut r);
-                        return Ok(r);
+                        return Ok(r.into());
                     }
                     Err(e) => return Err(Error::internal(&format!("renaming {label}"), e)),
                 }
             }
         }
         Some("delete") => {
-            if field(&fields, "confirm").map(str::trim) != Some(repo.name.as_str()) {
+            if field(fields, "confirm").map(str::trim) != Some(repo.name.as_str()) {
                 Err(format!(
                     "Type the repository's name, {}, to delete it.",
                     repo.name
@@ -302,7 +267,7 @@ pub(crate) fn submit(
                 );
                 let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
                 ctx.finish(site, req, &mut r);
-                return Ok(r);
+                return Ok(r.into());
             }
         }
         Some("purge") => {
@@ -330,7 +295,7 @@ pub(crate) fn submit(
                         let mut r =
                             Response::redirect(303, format!("{}?purge", settings_url(site, repo)));
                         ctx.finish(site, req, &mut r);
-                        return Ok(r);
+                        return Ok(r.into());
                     }
                     Err(e) => return Err(Error::Internal(format!("{label}: {e}"))),
                 }
@@ -342,4 +307,5 @@ pub(crate) fn submit(
         Ok(notice) => render(site, req, ctx, repo, 200, notice, String::new()),
         Err(error) => render(site, req, ctx, repo, 400, String::new(), error),
     }
+    .map(Answer::from)
 }
