@@ -6,6 +6,7 @@
 //! panics on input and never lets an internal detail reach the client.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use crate::auth::basic::{Outcome, Refusal};
 use crate::auth::{self, User};
@@ -18,7 +19,7 @@ use crate::git_http::{self, GitCall, Identity};
 use crate::pages::{self, PageCall, PageCtx};
 use crate::request::{Captures, Parsed, Request};
 use crate::response::{Answer, Response};
-use crate::routes::{self, Handler, Lane, Need, Row};
+use crate::routes::{self, Handler, Lane, Matched, Need, Row};
 use crate::site::Site;
 use crate::urls::encode_path;
 
@@ -29,29 +30,69 @@ pub(crate) const LANE_QUICK: usize = 0;
 pub(crate) const LANE_GIT: usize = 1;
 
 impl gateway::App for Site {
-    fn lane(&self, params: &Params) -> usize {
-        let row = match Request::parse(params, &self.config.base_path) {
-            Ok(Parsed::Request(req)) => routes::route(&req.path, req.method, req.query())
-                .ok()
-                .map(|m| m.row),
-            _ => None,
+    fn call(self: Arc<Self>, params: Params) -> Box<dyn gateway::Call> {
+        let head_only = params.get(b"REQUEST_METHOD") == Some(b"HEAD");
+        let routed = match Request::parse(params, &self.config.base_path) {
+            Ok(Parsed::Request(req)) => match routes::route(&req.path, req.method, req.query()) {
+                Ok(matched) => Routed::Row(req, matched),
+                Err(e) => Routed::Refused(e.into_response()),
+            },
+            Ok(Parsed::RedirectToBase) => Routed::Refused(Response::redirect(
+                301,
+                format!("{}/", self.config.base_path),
+            )),
+            Err(e) => Routed::Refused(e.into_response()),
         };
-        match row.map(|r| r.lane) {
-            Some(Lane::Git) => LANE_GIT,
-            Some(Lane::Files) if self.config.sendfile == Handoff::None => LANE_GIT,
-            _ => LANE_QUICK,
+        Box::new(SiteCall {
+            site: self,
+            routed,
+            head_only,
+        })
+    }
+}
+
+/// A request, parsed and routed once.
+struct SiteCall {
+    site: Arc<Site>,
+    routed: Routed,
+    head_only: bool,
+}
+
+enum Routed {
+    /// Its row, and what the path captured.
+    Row(Request, Matched),
+    /// Answered without a row: no route fits, or the request is malformed.
+    Refused(Response),
+}
+
+impl gateway::Call for SiteCall {
+    fn lane(&self) -> usize {
+        let Routed::Row(_, matched) = &self.routed else {
+            return LANE_QUICK;
+        };
+        match matched.row.lane {
+            Lane::Git => LANE_GIT,
+            Lane::Files if self.site.config.sendfile == Handoff::None => LANE_GIT,
+            Lane::Files | Lane::Quick => LANE_QUICK,
         }
     }
 
     fn respond(
-        &self,
-        params: &Params,
+        self: Box<Self>,
         stdin: &mut (dyn io::Read + Send),
         stdout: &mut (dyn io::Write + Send),
     ) -> io::Result<()> {
-        let head_only = params.get(b"REQUEST_METHOD") == Some(b"HEAD");
-        match handle(self, params, stdin) {
-            Answer::Response(r) => r.write_cgi(stdout, head_only),
+        let SiteCall {
+            site,
+            routed,
+            head_only,
+        } = *self;
+        let answer = match routed {
+            Routed::Row(req, matched) => handle(&site, &req, &matched, stdin),
+            Routed::Refused(r) => r.into(),
+        };
+        match answer {
+            Answer::Response(r) => finish(r).write_cgi(stdout, head_only),
             Answer::Stream(s) => s.run(stdin, stdout, head_only),
         }
     }
@@ -60,30 +101,20 @@ impl gateway::App for Site {
 /// The most a form may send.
 const FORM_BODY_MAX: u64 = 64 * 1024;
 
-/// Answers one request. Only forms read `stdin` here; a streamed answer reads it as it runs.
-pub(crate) fn handle<'s>(site: &'s Site, params: &Params, stdin: &mut dyn io::Read) -> Answer<'s> {
-    let req = match Request::parse(params, &site.config.base_path) {
-        Ok(Parsed::Request(req)) => req,
-        Ok(Parsed::RedirectToBase) => {
-            let to_base = Response::redirect(301, format!("{}/", site.config.base_path));
-            return finish(to_base).into();
-        }
-        Err(e) => return finish(e.into_response()).into(),
-    };
-    let matched = match routes::route(&req.path, req.method, req.query()) {
-        Ok(m) => m,
-        Err(e) => return finish(e.into_response()).into(),
-    };
+/// Answers a routed request. Only forms read `stdin` here; a streamed answer reads it as it
+/// runs.
+fn handle<'s>(
+    site: &'s Site,
+    req: &Request,
+    matched: &Matched,
+    stdin: &mut dyn io::Read,
+) -> Answer<'s> {
     let (row, caps) = (matched.row, &matched.caps);
-    let answer = match row.handler {
-        Handler::Page(handler) => page(site, &req, row, caps, handler, stdin),
+    match row.handler {
+        Handler::Page(handler) => page(site, req, row, caps, handler, stdin),
         Handler::Git(handler) => {
-            git(site, &req, row, caps, handler).unwrap_or_else(|e| e.into_response().into())
+            git(site, req, row, caps, handler).unwrap_or_else(|e| e.into_response().into())
         }
-    };
-    match answer {
-        Answer::Response(r) => Answer::Response(finish(r)),
-        stream => stream,
     }
 }
 

@@ -7,10 +7,12 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::gateway::{App, Params};
+use std::sync::Arc;
+
+use crate::gateway::{App, Params, INTERNAL_ERROR};
 
 /// Answers the one request this process was started for.
-pub(crate) fn run(app: &dyn App) -> io::Result<()> {
+pub(crate) fn run(app: Arc<dyn App>) -> io::Result<()> {
     let params = Params::from_pairs(
         std::env::vars_os()
             .map(|(k, v)| (k.into_vec(), v.into_vec()))
@@ -20,7 +22,7 @@ pub(crate) fn run(app: &dyn App) -> io::Result<()> {
     let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
     let mut stdout = BufWriter::new(File::from(io::stdout().as_fd().try_clone_to_owned()?));
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        app.respond(&params, &mut stdin, &mut stdout)
+        app.call(params).respond(&mut stdin, &mut stdout)
     }));
     match result {
         Ok(r) => r.and_then(|_| stdout.flush()),
@@ -33,8 +35,6 @@ pub(crate) fn run(app: &dyn App) -> io::Result<()> {
 
 /// A 500 for when forgelet cannot start (bad config); the details go to stderr, the server's log.
 pub(crate) fn write_error(out: &mut dyn Write) -> io::Result<()> {
-    out.write_all(
-        b"Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nInternal server error; the details are in the server's log.\n",
-    )?;
+    out.write_all(INTERNAL_ERROR)?;
     out.flush()
 }

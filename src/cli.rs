@@ -360,7 +360,7 @@ fn run_cgi(config_path: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    match cgi::run(&site) {
+    match cgi::run(std::sync::Arc::new(site)) {
         Ok(()) => 0,
         Err(e) => {
             log::debug!("CGI response not completed: {e}");

@@ -4,6 +4,7 @@
 //! knows neither.
 
 use std::io;
+use std::sync::Arc;
 
 /// A request's parameters as the web server sent them: bytes, not strings (a header may hold any
 /// byte), in arrival order. Duplicate names are kept; [`Params::get`] returns the first.
@@ -32,15 +33,21 @@ impl Params {
     }
 }
 
-/// What the server calls; implemented by forgelet's app (and by test apps).
+/// What a gateway hands each request to; implemented by forgelet's app (and by test apps).
 pub trait App: Send + Sync + 'static {
-    /// Which lane (worker pool) serves this request: an index into the FastCGI server's lanes
-    /// (`fcgi::Config::lanes`; CGI has one). Called on
-    /// the poll thread once the params are complete, before any body is read, so it must be
-    /// quick and must not block. An index out of range means lane 0.
-    fn lane(&self, params: &Params) -> usize;
+    /// Reads a request's parameters, once, into the call that answers it. A FastCGI server calls
+    /// this on its poll thread as soon as the params are complete, before any body is read, so
+    /// it must be quick and must not block.
+    fn call(self: Arc<Self>, params: Params) -> Box<dyn Call>;
+}
 
-    /// Answers one request by writing a CGI-style response to `stdout`
+/// One request, read and ready to answer.
+pub trait Call: Send {
+    /// Which lane (worker pool) serves it: an index into the FastCGI server's lanes
+    /// (`fcgi::Config::lanes`; CGI has one). An index out of range means lane 0.
+    fn lane(&self) -> usize;
+
+    /// Answers by writing a CGI-style response to `stdout`
     /// ("Status: 200 OK\r\nContent-Type: ...\r\n\r\n" then the body). `stdin` yields the request
     /// body (FCGI_STDIN) and returns an error, not a silent EOF, when the web server aborted the
     /// request (kind `ConnectionAborted`) or the connection closed before the body's end (kind
@@ -49,9 +56,31 @@ pub trait App: Send + Sync + 'static {
     /// any output becomes a 500. Both streams are `Send`, so a handler may read the body on one
     /// thread while it writes the answer on another (e.g. pumping a child process).
     fn respond(
-        &self,
-        params: &Params,
+        self: Box<Self>,
         stdin: &mut (dyn io::Read + Send),
         stdout: &mut (dyn io::Write + Send),
     ) -> io::Result<()>;
 }
+
+/// What a gateway answers when the app could not even read a request (it panicked in
+/// [`App::call`]): a 500.
+pub struct Failed;
+
+impl Call for Failed {
+    fn lane(&self) -> usize {
+        0
+    }
+
+    fn respond(
+        self: Box<Self>,
+        _stdin: &mut (dyn io::Read + Send),
+        stdout: &mut (dyn io::Write + Send),
+    ) -> io::Result<()> {
+        stdout.write_all(INTERNAL_ERROR)
+    }
+}
+
+/// A 500 with no detail (the detail goes to the log).
+pub const INTERNAL_ERROR: &[u8] = b"Status: 500 Internal Server Error\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\n\
+Internal server error; the details are in the server's log.\n";

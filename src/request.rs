@@ -13,8 +13,8 @@ pub enum Method {
 }
 
 /// A request as the handlers see it.
-pub(crate) struct Request<'a> {
-    params: &'a Params,
+pub(crate) struct Request {
+    params: Params,
     pub(crate) method: Method,
     /// The decoded path below the base path; always starts with `/`. Bytes that are not
     /// UTF-8 are replaced by U+FFFD here (see `path_bytes`).
@@ -36,15 +36,15 @@ pub(crate) struct Captures {
 }
 
 /// What became of the raw request line before routing.
-pub(crate) enum Parsed<'a> {
-    Request(Request<'a>),
+pub(crate) enum Parsed {
+    Request(Request),
     /// The base path without its trailing slash: send the client to `{base}/`.
     RedirectToBase,
 }
 
-impl<'a> Request<'a> {
+impl Request {
     /// Reads method and `REQUEST_URI` from params. `base_path` is `""` or `/seg...`.
-    pub(crate) fn parse(params: &'a Params, base_path: &str) -> Result<Parsed<'a>> {
+    pub(crate) fn parse(params: Params, base_path: &str) -> Result<Parsed> {
         let method = match params.get(b"REQUEST_METHOD") {
             Some(b"GET") => Method::Get,
             Some(b"HEAD") => Method::Head,
@@ -83,13 +83,13 @@ impl<'a> Request<'a> {
     }
 
     /// A request header, e.g. `header("RANGE")` reads `HTTP_RANGE`.
-    pub(crate) fn header(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let key = format!("HTTP_{name}");
         self.var(&key)
     }
 
     /// A CGI variable as text, when it is valid UTF-8.
-    pub(crate) fn var(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn var(&self, name: &str) -> Option<&str> {
         self.params
             .get(name.as_bytes())
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -203,7 +203,7 @@ mod tests {
 
     fn path(uri: &str, base: &str) -> Result<String> {
         let p = params("GET", uri);
-        match Request::parse(&p, base)? {
+        match Request::parse(p.clone(), base)? {
             Parsed::Request(r) => Ok(r.path),
             Parsed::RedirectToBase => Ok("<redirect>".into()),
         }
@@ -231,7 +231,7 @@ mod tests {
         }
         // Bytes that are not UTF-8 reach the handlers as they are (routing sees U+FFFD).
         let p = params("GET", "/o/r/blob/main/a%ffb/c");
-        let Ok(Parsed::Request(r)) = Request::parse(&p, "") else {
+        let Ok(Parsed::Request(r)) = Request::parse(p.clone(), "") else {
             panic!("parse failed")
         };
         assert_eq!(r.path, "/o/r/blob/main/a\u{fffd}b/c");
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(r.last_segments(9).len(), 7);
         // A trailing slash (`tree/main/`) ends no segment.
         let p = params("GET", "/o/r/tree/main/");
-        let Ok(Parsed::Request(r)) = Request::parse(&p, "") else {
+        let Ok(Parsed::Request(r)) = Request::parse(p.clone(), "") else {
             panic!("parse failed")
         };
         assert_eq!(r.last_segments(1), [&b"main"[..]]);
@@ -263,7 +263,7 @@ mod tests {
     #[test]
     fn method_headers_and_query() {
         let p = params("HEAD", "/x?service=git-upload-pack&a=%41");
-        let Ok(Parsed::Request(r)) = Request::parse(&p, "") else {
+        let Ok(Parsed::Request(r)) = Request::parse(p.clone(), "") else {
             panic!("parse failed")
         };
         assert_eq!(r.method, Method::Head);

@@ -91,6 +91,13 @@ pub struct Row {
     pub example: &'static str,
 }
 
+impl Row {
+    /// A git route (HTTP Basic, plain-text errors), not a page.
+    pub fn is_git(&self) -> bool {
+        matches!(self.handler, Handler::Git(_))
+    }
+}
+
 use Lane::{Files, Git, Quick};
 use Need::{Anyone, Manage, Read, SignedIn, Write};
 use Seg::{Hex, Lit, One, Owner, Pack, Rest};

@@ -6,7 +6,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::util::*;
-use crate::web::sign_in_as;
 
 /// A new work tree with `main` checked out.
 fn work_tree(site: &Site, name: &str) -> PathBuf {

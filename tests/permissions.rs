@@ -12,6 +12,9 @@ use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use forgelet::request::Method;
+use forgelet::routes::{Lane, Need, Row, ROUTES as ROUTE_TABLE};
+
 use crate::util::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -240,52 +243,47 @@ const EVERYONE: [Who; 10] = [
     Who::ExpiredToken,
 ];
 
-/// Every git route, smart and dumb.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum GitRoute {
-    InfoRefsDumb,
-    AdvertiseUploadPack,
-    AdvertiseReceivePack,
-    Head,
-    PacksList,
-    PackFile,
-    PackIndex,
-    LooseObject,
-    UploadPack,
-    ReceivePack,
+/// A git route: a row of forgelet's route table.
+type GitRoute = &'static Row;
+
+/// Every git route, smart and dumb, read from forgelet's route table: the matrix follows the
+/// table, so a route added there is in the matrix without a word here.
+fn git_routes() -> Vec<GitRoute> {
+    let rows: Vec<GitRoute> = ROUTE_TABLE.iter().filter(|r| r.is_git()).collect();
+    assert!(
+        rows.len() >= 10,
+        "the table has only {} git routes",
+        rows.len()
+    );
+    rows
 }
 
-const ROUTES: [GitRoute; 10] = [
-    GitRoute::InfoRefsDumb,
-    GitRoute::AdvertiseUploadPack,
-    GitRoute::AdvertiseReceivePack,
-    GitRoute::Head,
-    GitRoute::PacksList,
-    GitRoute::PackFile,
-    GitRoute::PackIndex,
-    GitRoute::LooseObject,
-    GitRoute::UploadPack,
-    GitRoute::ReceivePack,
-];
+/// The git route of this name.
+fn git_route(name: &str) -> GitRoute {
+    git_routes()
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no git route {name} in the route table"))
+}
 
-impl GitRoute {
-    /// Whether the route changes the repository (push), not only reads it.
-    fn pushes(self) -> bool {
-        matches!(self, GitRoute::AdvertiseReceivePack | GitRoute::ReceivePack)
-    }
+/// Whether the route changes the repository (push), not only reads it.
+fn pushes(route: GitRoute) -> bool {
+    route.need == Need::Write
+}
 
-    /// A content-named object file (cached forever, `public` or `private`).
-    fn is_object(self) -> bool {
-        matches!(
-            self,
-            GitRoute::PackFile | GitRoute::PackIndex | GitRoute::LooseObject
-        )
-    }
+/// A content-named object file (cached forever, `public` or `private`).
+fn is_object(route: GitRoute) -> bool {
+    route.lane == Lane::Files
 }
 
 /// The answer the rules (items 4-6, DESIGN.md "Who may do what") give; written from
 /// their text, not from forgelet's code. The site allows anonymous reading (the default).
 fn expected(who: Who, private: bool, route: GitRoute) -> u16 {
+    assert!(
+        matches!(route.need, Need::Read | Need::Write),
+        "{}: a git route needs read or write access",
+        route.name
+    );
     #[derive(PartialEq, PartialOrd)]
     enum May {
         Nothing,
@@ -303,11 +301,7 @@ fn expected(who: Who, private: bool, route: GitRoute) -> u16 {
         Who::WriteCollaborator | Who::Owner | Who::Admin | Who::ValidToken => May::Write,
     };
     let signed_in = who != Who::Anonymous;
-    let need = if route.pushes() {
-        May::Write
-    } else {
-        May::Read
-    };
+    let need = if pushes(route) { May::Write } else { May::Read };
     if may >= need {
         200
     } else if !signed_in {
@@ -332,45 +326,45 @@ struct MatrixRepo {
 }
 
 impl MatrixRepo {
-    /// Method, target path under the base path, extra headers, body.
+    /// Method, target path under the base path, extra headers, body: the row's example with
+    /// this repository's names and files filled in.
     fn request(
         &self,
         route: GitRoute,
     ) -> (&'static str, String, Vec<(&'static str, String)>, Vec<u8>) {
-        let base = format!("/{}.git", self.owner_repo);
-        let get = |p: &str| ("GET", format!("{base}/{p}"), Vec::new(), Vec::new());
-        match route {
-            GitRoute::InfoRefsDumb => get("info/refs"),
-            GitRoute::AdvertiseUploadPack => get("info/refs?service=git-upload-pack"),
-            GitRoute::AdvertiseReceivePack => get("info/refs?service=git-receive-pack"),
-            GitRoute::Head => get("HEAD"),
-            GitRoute::PacksList => get("objects/info/packs"),
-            GitRoute::PackFile => get(&self.pack),
-            GitRoute::PackIndex => get(&self.pack.replace(".pack", ".idx")),
-            GitRoute::LooseObject => get(&self.loose),
-            GitRoute::UploadPack => {
-                let want = format!("want {}\n", self.head);
-                let body = format!("{:04x}{want}00000009done\n", want.len() + 4);
-                (
-                    "POST",
-                    format!("{base}/git-upload-pack"),
-                    vec![(
-                        "Content-Type",
-                        "application/x-git-upload-pack-request".to_string(),
-                    )],
-                    body.into_bytes(),
-                )
-            }
-            GitRoute::ReceivePack => (
-                "POST",
-                format!("{base}/git-receive-pack"),
-                vec![(
-                    "Content-Type",
-                    "application/x-git-receive-pack-request".to_string(),
-                )],
-                b"0000".to_vec(),
-            ),
+        let path = route
+            .example
+            .replace("OWNER/REPO", self.owner_repo)
+            .replace("{loose}", self.loose.trim_start_matches("objects/"))
+            .replace(
+                "{pack}",
+                self.pack
+                    .trim_start_matches("objects/pack/")
+                    .trim_end_matches(".pack"),
+            )
+            .replace("{head}", &self.head);
+        assert!(
+            !path.contains('{'),
+            "{}: the matrix cannot fill in {path}",
+            route.name
+        );
+        if route.method == Method::Get {
+            return ("GET", path, Vec::new(), Vec::new());
         }
+        // A POST is a git service: a fetch of the head, or an empty push.
+        let service = path.rsplit('/').next().unwrap_or_default().to_string();
+        let body = if service == "git-upload-pack" {
+            let want = format!("want {}\n", self.head);
+            format!("{:04x}{want}00000009done\n", want.len() + 4).into_bytes()
+        } else {
+            b"0000".to_vec()
+        };
+        (
+            "POST",
+            path,
+            vec![("Content-Type", format!("application/x-{service}-request"))],
+            body,
+        )
     }
 }
 
@@ -469,6 +463,7 @@ fn expire_token(site: &Site, user: &str, name: &str) {
 #[test]
 fn permission_matrix_every_git_route() {
     let started = Instant::now();
+    let routes = git_routes();
     let site = Site::new("perm_matrix", SiteOptions::default());
     let public_path = site.import_fixture("mixed", "alice/pub");
     let private_path = site.import_fixture("mixed", "alice/priv");
@@ -591,7 +586,7 @@ fn permission_matrix_every_git_route() {
         Who::Owner,
         Who::Admin,
     ] {
-        let r = ask(Ipv4Addr::LOCALHOST, who, &repos[0], GitRoute::Head);
+        let r = ask(Ipv4Addr::LOCALHOST, who, &repos[0], git_route("git.head"));
         assert_eq!(r.status, 200, "{who:?} signing in: {}", r.describe());
     }
 
@@ -614,11 +609,11 @@ fn permission_matrix_every_git_route() {
         }
         let mut row = format!("{:<18}", format!("{who:?}"));
         for repo in &repos {
-            for route in ROUTES {
+            for &route in &routes {
                 cells += 1;
                 let want = expected(who, repo.private, route);
                 let r = ask(source(who), who, repo, route);
-                let cell = format!("{} {:?}", repo.owner_repo, route);
+                let cell = format!("{} {}", repo.owner_repo, route.name);
                 if r.status == want {
                     let _ = write!(row, " {}", r.status);
                 } else {
@@ -640,7 +635,7 @@ fn permission_matrix_every_git_route() {
                 if r.status == 403 && r.text().trim().is_empty() {
                     problems.push(format!("{who:?} {cell}: 403 without a message"));
                 }
-                let may_read_private = expected(who, true, GitRoute::InfoRefsDumb) == 200;
+                let may_read_private = expected(who, true, git_route("git.info-refs")) == 200;
                 if !may_read_private {
                     let leaks = secrets.leaked_in(&r);
                     if !leaks.is_empty() {
@@ -651,7 +646,7 @@ fn permission_matrix_every_git_route() {
                         ));
                     }
                 }
-                if route.is_object() && r.status == 200 {
+                if is_object(route) && r.status == 200 {
                     let cc = r.header("Cache-Control").unwrap_or_default();
                     let scope = cc.split(',').next().unwrap_or_default().trim();
                     let want_scope = if repo.private { "private" } else { "public" };
@@ -680,9 +675,10 @@ fn permission_matrix_every_git_route() {
         }
         table.push(row);
     }
+    let names: Vec<&str> = routes.iter().map(|r| r.name).collect();
     let header = format!(
-        "{:<18} routes {:?}, first for alice/pub then for alice/priv",
-        "", ROUTES
+        "{:<18} routes {names:?}, first for alice/pub then for alice/priv",
+        ""
     );
     assert!(
         problems.is_empty(),
@@ -691,11 +687,155 @@ fn permission_matrix_every_git_route() {
         problems.join("\n"),
         table.join("\n")
     );
-    assert_eq!(cells, 200);
+    assert_eq!(cells, EVERYONE.len() * repos.len() * routes.len());
     eprintln!(
         "permission matrix: {cells} cells in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    srv.finish();
+}
+
+/// Every page route of the table that names a repository, for every kind of viewer signed in
+/// with the web form, against a public, a private and a missing repository: the pages follow the
+/// same rules as git's routes, seen from a browser. Whoever may not read a repository gets the
+/// same 404 page as for a missing one, with nothing of it inside; a reader gets the page; only
+/// the owner and admins reach settings (a reader gets 403). Forms are sent with a valid CSRF
+/// token, so what answers is the access decision, then the form's handler. The route list is
+/// the table's: a new page route is in this matrix without a word here.
+#[test]
+fn permission_matrix_every_page_route() {
+    let site = Site::new("perm_pages", SiteOptions::default());
+    let public_path = site.import_fixture("mixed", "alice/pub");
+    let private_path = site.import_fixture("mixed", "alice/priv");
+    make_private(&site, "alice/priv");
+    for u in ["bob", "reader", "writer"] {
+        site.ensure_user(u);
+    }
+    add_user(&site, "root", true);
+    for (user, perm) in [("reader", "read"), ("writer", "write")] {
+        ok(site
+            .forgelet()
+            .args(["repo", "grant", "alice/priv", user, perm]));
+    }
+    let marker = unique_marker();
+    let (_, _, secret_commit) = add_secret_branch(&private_path, &marker);
+    let file = git_ok(&public_path, &["ls-tree", "--name-only", "main"])
+        .lines()
+        .find(|n| n.ends_with(".md") || n.ends_with(".txt"))
+        .expect("the fixture has a text file at its top")
+        .to_string();
+    let rows: Vec<&'static Row> = ROUTE_TABLE
+        .iter()
+        .filter(|r| !r.is_git() && matches!(r.need, Need::Read | Need::Write | Need::Manage))
+        .collect();
+    assert!(rows.len() >= 10, "only {} repository pages", rows.len());
+    let srv = site.start();
+    let target = |row: &Row, owner_repo: &str, head: &str| -> String {
+        let path = row
+            .example
+            .replace("OWNER/REPO", owner_repo)
+            .replace("{file}", &file)
+            .replace("{head}", head);
+        assert!(!path.contains('{'), "{}: cannot fill in {path}", row.name);
+        site.target(&path)
+    };
+    let heads = [
+        (
+            "alice/pub",
+            false,
+            git_ok(&public_path, &["rev-parse", "main"]),
+        ),
+        ("alice/priv", true, secret_commit.clone()),
+    ];
+
+    let mut problems: Vec<String> = Vec::new();
+    let mut cells = 0;
+    for who in [
+        Who::Anonymous,
+        Who::OtherUser,
+        Who::ReadCollaborator,
+        Who::WriteCollaborator,
+        Who::Owner,
+        Who::Admin,
+    ] {
+        let mut b = Browser::default();
+        let user = match who {
+            Who::Anonymous => None,
+            Who::OtherUser => Some("bob"),
+            Who::ReadCollaborator => Some("reader"),
+            Who::WriteCollaborator => Some("writer"),
+            Who::Owner => Some("alice"),
+            Who::Admin => Some("root"),
+            _ => unreachable!(),
+        };
+        if let Some(u) = user {
+            sign_in_as(&site, &srv, &mut b, u);
+        }
+        // A token from a page's form, valid for this browser.
+        let csrf = csrf_of(&b.get(&srv, &site.target("/login")));
+        for &row in &rows {
+            for (owner_repo, private, head) in &heads {
+                cells += 1;
+                let head = head.trim();
+                let may_read = !private || !matches!(who, Who::Anonymous | Who::OtherUser);
+                let may_manage = matches!(who, Who::Owner | Who::Admin);
+                let post = row.method == Method::Post;
+                let want = if !may_read {
+                    404
+                } else {
+                    match (row.need, post) {
+                        (Need::Manage, _) if !may_manage => 403,
+                        (Need::Write, _)
+                            if !matches!(who, Who::WriteCollaborator | Who::Owner | Who::Admin) =>
+                        {
+                            403
+                        }
+                        // A form without an action: its handler says it does not know it.
+                        (_, true) => 400,
+                        (_, false) => 200,
+                    }
+                };
+                let ask = |b: &mut Browser, t: &str| {
+                    if post {
+                        b.post(&srv, t, &[("csrf", &csrf)])
+                    } else {
+                        b.get(&srv, t)
+                    }
+                };
+                let r = ask(&mut b, &target(row, owner_repo, head));
+                let cell = format!("{who:?} {} {owner_repo}", row.name);
+                if r.status != want {
+                    problems.push(format!("{cell}: expected {want}, got {}", r.describe()));
+                }
+                if !may_read {
+                    let body = r.text();
+                    for needle in [marker.as_str(), head, "alice/priv"] {
+                        if body.contains(needle)
+                            || r.headers.iter().any(|(_, v)| v.contains(needle))
+                        {
+                            problems.push(format!("{cell}: the answer contains {needle:?}"));
+                        }
+                    }
+                    // The same answer as for a repository that does not exist.
+                    let m = ask(&mut b, &target(row, "alice/nosuch", head));
+                    if (m.status, m.text()) != (r.status, r.text()) {
+                        problems.push(format!(
+                            "{cell}: differs from a missing repository's answer:\n  private: {}\n  missing: {}",
+                            r.describe(),
+                            m.describe()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in the page permission matrix ({cells} cells):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert_eq!(cells, 6 * 2 * rows.len());
     srv.finish();
 }
 
@@ -709,13 +849,7 @@ fn check_fcgi_rows(
 ) {
     for who in [Who::Anonymous, Who::Owner] {
         for repo in repos {
-            for route in [
-                GitRoute::InfoRefsDumb,
-                GitRoute::Head,
-                GitRoute::PacksList,
-                GitRoute::PackFile,
-                GitRoute::LooseObject,
-            ] {
+            for route in git_routes().into_iter().filter(|r| r.method == Method::Get) {
                 let (_, path, _, _) = repo.request(route);
                 let auth = credentials(who).unwrap_or_default();
                 let mut headers: Vec<(&str, &[u8])> = Vec::new();
@@ -724,14 +858,14 @@ fn check_fcgi_rows(
                 }
                 let r = srv.fcgi("GET", site.target(&path).as_bytes(), &headers);
                 let want = expected(who, repo.private, route);
-                let cell = format!("FastCGI {who:?} {} {route:?}", repo.owner_repo);
+                let cell = format!("FastCGI {who:?} {} {}", repo.owner_repo, route.name);
                 if r.status != want {
                     problems.push(format!("{cell}: expected {want}, got {}", r.describe()));
                 }
                 if r.status == 401 && r.header("WWW-Authenticate").is_none() {
                     problems.push(format!("{cell}: 401 without WWW-Authenticate"));
                 }
-                if route.is_object() && r.status == 200 {
+                if is_object(route) && r.status == 200 {
                     let cc = r.header("Cache-Control").unwrap_or_default();
                     let want_scope = if repo.private { "private" } else { "public" };
                     if !cc.starts_with(want_scope) || r.header("X-Accel-Redirect").is_none() {

@@ -1244,17 +1244,6 @@ fn names_and_text_that_are_not_utf8_show_as_text_and_open() {
     srv.finish();
 }
 
-pub fn sign_in_as(site: &Site, srv: &Server, b: &mut Browser, user: &str) {
-    let form = b.get(srv, &site.target("/login"));
-    let csrf = csrf_of(&form);
-    let r = b.post(
-        srv,
-        &site.target("/login"),
-        &[("csrf", &csrf), ("user", user), ("password", TEST_PASSWORD)],
-    );
-    assert_eq!(r.status, 303, "{user} signs in: {}", r.describe());
-}
-
 /// Settings belong to the owner and the site's admins: a collaborator, even with write
 /// access, gets 403 for the page and for its form; someone who may not read gets 404.
 #[test]

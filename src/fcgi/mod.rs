@@ -6,10 +6,10 @@
 //!   request. It reads records without blocking until a request's BEGIN_REQUEST and complete
 //!   PARAMS are in, so a slow client never holds a worker; management records
 //!   (FCGI_GET_VALUES, unknown types), other roles and multiplexing attempts are answered there.
-//! - The app picks a lane for the request ([`App::lane`]); each lane has its own pre-spawned
-//!   workers and a queue. A full lane is answered at once with 503 and `Retry-After`, so slow git
+//! - The app reads the request's params once into a [`Call`] ([`App::call`]), which names its
+//!   lane ([`Call::lane`]); each lane has its own pre-spawned workers and a queue. A full lane is answered at once with 503 and `Retry-After`, so slow git
 //!   clones never starve the web pages.
-//! - A worker runs [`App::respond`] with blocking I/O under `io_timeout` (reads) and
+//! - A worker runs [`Call::respond`] with blocking I/O under `io_timeout` (reads) and
 //!   `write_timeout` (writes), then always ends the
 //!   request (empty STDOUT + END_REQUEST). Keep-alive connections go back to the poll thread.
 //! - Accept errors (e.g. out of file descriptors) are logged and backed off, never fatal; at
@@ -33,7 +33,7 @@ use std::time::Duration;
 
 pub use listener::{fd0_is_listening_socket, group_id, ListenSpec, Listener};
 // The error type of `ListenSpec::from_str`, exported so callers can name it.
-pub use crate::gateway::{App, Params};
+pub use crate::gateway::{App, Call, Params};
 #[allow(unused_imports)]
 pub use listener::ListenSpecError;
 pub use server::serve;

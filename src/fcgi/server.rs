@@ -38,8 +38,7 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const ACCEPTS_PER_ROUND: usize = 64;
 const POLL_READ_CHUNK: usize = 16 * 1024;
 
-const INTERNAL_ERROR: &[u8] = b"Status: 500 Internal Server Error\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\r\nInternal Server Error\n";
+use crate::gateway::{Call, Failed, INTERNAL_ERROR};
 
 /// Asks a running server to shut down (tests, and serve()'s signal handlers).
 #[derive(Debug)]
@@ -135,7 +134,7 @@ struct Job {
     conn: Conn,
     id: u16,
     keep_conn: bool,
-    params: Params,
+    call: Box<dyn Call>,
 }
 
 /// What a worker hands back to the poll thread when it is done with a connection.
@@ -149,7 +148,6 @@ enum Back {
 
 /// What the workers share.
 struct WorkerCtx {
-    app: Arc<dyn App>,
     io_timeout: Duration,
     write_timeout: Duration,
     limits: Limits,
@@ -440,7 +438,7 @@ fn run_job(ctx: &WorkerCtx, job: Job, slot: &mut Slot<'_>) -> Back {
         mut conn,
         id,
         keep_conn,
-        params,
+        call,
     } = job;
     if let Err(e) = conn
         .sock
@@ -453,9 +451,7 @@ fn run_job(ctx: &WorkerCtx, job: Job, slot: &mut Slot<'_>) -> Back {
     let (ended, stdin_state) = {
         let mut stdin = Stdin::new(&conn.sock, &mut conn.inbuf, id, &ctx.limits);
         let mut stdout = Stdout::new(&conn.sock, id);
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            ctx.app.respond(&params, &mut stdin, &mut stdout)
-        }));
+        let result = catch_unwind(AssertUnwindSafe(|| call.respond(&mut stdin, &mut stdout)));
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -596,7 +592,6 @@ pub(crate) fn serve_until(
     };
     let (back_tx, back_rx) = mpsc::channel();
     let ctx = Arc::new(WorkerCtx {
-        app: Arc::clone(&app),
         io_timeout: config.io_timeout,
         write_timeout: config.write_timeout,
         limits,
@@ -787,8 +782,25 @@ impl PollLoop {
         }
     }
 
-    fn pick_lane(&self, params: &Params) -> usize {
-        match catch_unwind(AssertUnwindSafe(|| self.app.lane(params))) {
+    /// The app's call for a request, and its lane.
+    fn admit(&self, params: Params) -> (Box<dyn Call>, usize) {
+        let app = Arc::clone(&self.app);
+        let call = match catch_unwind(AssertUnwindSafe(|| app.call(params))) {
+            Ok(call) => call,
+            Err(payload) => {
+                log::error!(
+                    "fastcgi: App::call panicked: {}; answering 500",
+                    panic_message(payload.as_ref())
+                );
+                Box::new(Failed)
+            }
+        };
+        let lane = self.pick_lane(call.as_ref());
+        (call, lane)
+    }
+
+    fn pick_lane(&self, call: &dyn Call) -> usize {
+        match catch_unwind(AssertUnwindSafe(|| call.lane())) {
             Ok(lane) if lane < self.lanes.len() => lane,
             Ok(lane) => {
                 log::debug!("fastcgi: app chose lane {lane}, which does not exist; using lane 0");
@@ -796,7 +808,7 @@ impl PollLoop {
             }
             Err(payload) => {
                 log::error!(
-                    "fastcgi: App::lane panicked: {}; using lane 0",
+                    "fastcgi: Call::lane panicked: {}; using lane 0",
                     panic_message(payload.as_ref())
                 );
                 0
@@ -822,7 +834,7 @@ impl PollLoop {
                     keep_conn,
                     params,
                 } => {
-                    let lane_ix = self.pick_lane(&params);
+                    let (call, lane_ix) = self.admit(params);
                     let lane = &self.lanes[lane_ix];
                     if lane.count.load(Ordering::SeqCst) >= lane.cap {
                         if let Some(held) = self.overflow_warn.allow(now) {
@@ -849,7 +861,7 @@ impl PollLoop {
                         conn,
                         id,
                         keep_conn,
-                        params,
+                        call,
                     };
                     let Some(tx) = &lane.tx else { return };
                     lane.count.fetch_add(1, Ordering::SeqCst);

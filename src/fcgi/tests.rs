@@ -17,7 +17,7 @@ use super::record::{
     UNKNOWN_TYPE,
 };
 use super::server::{serve_until, Stop};
-use super::{App, Config, LaneConfig, ListenSpec, Listener, Params};
+use super::{App, Call, Config, LaneConfig, ListenSpec, Listener, Params};
 
 /// A directory removed (with its contents) on drop.
 pub(crate) struct TempDir(PathBuf);
@@ -192,8 +192,22 @@ fn header(out: &mut dyn Write, status: &str) -> io::Result<()> {
 }
 
 impl App for TestApp {
-    fn lane(&self, params: &Params) -> usize {
-        match params.get(b"LANE") {
+    fn call(self: Arc<Self>, params: Params) -> Box<dyn Call> {
+        if params.get(b"MODE") == Some(b"call-panic") {
+            panic!("call panic");
+        }
+        Box::new(TestCall { app: self, params })
+    }
+}
+
+struct TestCall {
+    app: Arc<TestApp>,
+    params: Params,
+}
+
+impl Call for TestCall {
+    fn lane(&self) -> usize {
+        match self.params.get(b"LANE") {
             Some(b"git") => 1,
             Some(b"bogus") => 99,
             Some(b"panic") => panic!("lane panic"),
@@ -202,17 +216,17 @@ impl App for TestApp {
     }
 
     fn respond(
-        &self,
-        params: &Params,
+        self: Box<Self>,
         stdin: &mut (dyn Read + Send),
         stdout: &mut (dyn Write + Send),
     ) -> io::Result<()> {
+        let params = &self.params;
         let mode = params.get(b"MODE").unwrap_or(b"echo");
         match mode {
             b"echo" => {
                 let mut body = Vec::new();
                 if let Err(e) = stdin.read_to_end(&mut body) {
-                    self.event(format!("stdin-error:{:?}", e.kind()));
+                    self.app.event(format!("stdin-error:{:?}", e.kind()));
                     return Err(e);
                 }
                 header(stdout, "200 OK")?;
@@ -234,18 +248,18 @@ impl App for TestApp {
             }
             b"noread" => header(stdout, "200 OK").and_then(|()| stdout.write_all(b"no body read")),
             b"slow" => {
-                self.event("started".into());
-                let _ = self.gate.lock().unwrap().recv_timeout(WAIT);
+                self.app.event("started".into());
+                let _ = self.app.gate.lock().unwrap().recv_timeout(WAIT);
                 header(stdout, "200 OK")?;
                 stdout.write_all(b"slow done")
             }
             b"read-then-wait" => {
                 let mut first = [0u8; 4];
                 stdin.read_exact(&mut first)?;
-                self.event("started".into());
+                self.app.event("started".into());
                 let mut rest = Vec::new();
                 if let Err(e) = stdin.read_to_end(&mut rest) {
-                    self.event(format!("stdin-error:{:?}", e.kind()));
+                    self.app.event(format!("stdin-error:{:?}", e.kind()));
                     return Err(e);
                 }
                 header(stdout, "200 OK")
@@ -673,7 +687,10 @@ fn panics_and_errors_become_500_and_workers_survive() {
     assert_eq!(r.end, (0, REQUEST_COMPLETE));
     let r = srv.get(&[("MODE", "error")], b"");
     assert!(r.text().starts_with("Status: 500"));
-    // A panic in App::lane falls back to lane 0.
+    // A panic in App::call is a 500; one in Call::lane falls back to lane 0.
+    let r = srv.get(&[("MODE", "call-panic")], b"");
+    assert!(r.text().starts_with("Status: 500"), "{}", r.text());
+    assert_eq!(r.end, (0, REQUEST_COMPLETE));
     assert_ok_echo(
         &srv.get(&[("LANE", "panic"), ("REQUEST_URI", "/l")], b""),
         "/l",

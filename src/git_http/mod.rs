@@ -21,7 +21,7 @@ pub(crate) use smart::Identity;
 
 /// What a git route's handler is given.
 pub(crate) struct GitCall<'r> {
-    pub(crate) req: &'r Request<'r>,
+    pub(crate) req: &'r Request,
     /// The repository the path names, which the client may use as the row needs.
     pub(crate) repo: &'r RepoDir,
     pub(crate) who: &'r Identity,

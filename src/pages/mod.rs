@@ -22,7 +22,7 @@ use crate::site::Site;
 /// (a signed-in viewer, access to the repository its path names) and, for a form, read the
 /// body and checked its CSRF token.
 pub(crate) struct PageCall<'r> {
-    pub(crate) req: &'r Request<'r>,
+    pub(crate) req: &'r Request,
     pub(crate) ctx: &'r PageCtx,
     /// The repository the path names, when it does.
     pub(crate) repo: Option<&'r RepoDir>,
