@@ -187,7 +187,7 @@ pub static ROUTES: &[Row] = &[
     page("repo.blob", GET, &[Owner, REPO, Lit("blob"), Rest], Read, repo::blob, "/OWNER/REPO/blob/main/{file}"),
     lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, repo::raw, "/OWNER/REPO/raw/main/{file}"), Git),
     page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, history::commits, "/OWNER/REPO/commits/main"),
-    page("repo.commit", GET, &[Owner, REPO, Lit("commit"), One], Read, history::commit, "/OWNER/REPO/commit/{head}"),
+    page("repo.commit", GET, &[Owner, REPO, Lit("commit"), Rest], Read, history::commit, "/OWNER/REPO/commit/{head}"),
     page("repo.branches", GET, &[Owner, REPO, Lit("branches")], Read, history::branches, "/OWNER/REPO/branches"),
     page("repo.tags", GET, &[Owner, REPO, Lit("tags")], Read, history::tags, "/OWNER/REPO/tags"),
     lane(page("repo.archive", GET, &[Owner, REPO, Lit("archive"), Rest], Read, repo::archive, "/OWNER/REPO/archive/main.tar.gz"), Git),
@@ -502,7 +502,6 @@ mod tests {
             "/alice/proj/blob/main/a/",
             "/alice/.proj/tree/main",
             "/alice/proj/commit",
-            "/alice/proj/commit/a/b",
             "/alice/proj/tags/x",
             "/login/",
             "/settings/tokens/",
@@ -520,6 +519,10 @@ mod tests {
         assert_eq!(caps("/alice/proj/tree/main/").rest, ["main"]);
         assert_eq!(caps("/alice/proj.git/HEAD").name, "proj");
         assert_eq!(caps("/alice/proj/commit/abc123").rest, ["abc123"]);
+        assert_eq!(
+            caps("/alice/proj/commit/feature/x~2").rest,
+            ["feature", "x~2"]
+        );
         assert_eq!(get("/alice/proj/branches"), "repo.branches");
         assert_eq!(get("/alice/proj/raw/v1/a.png"), "repo.raw");
     }

@@ -374,6 +374,11 @@ fn repository_pages_show_files_and_readme_safely() {
     for want in [clone_url.as_str(), "README.md", "docs/", "page.html", "<h1"] {
         assert!(text.contains(want), "home lacks {want:?}:\n{text}");
     }
+    // The clone box said "Clone with HTTPS" on a plain-HTTP site.
+    assert!(
+        text.contains("Clone with HTTP<") && clone_url.starts_with("http://"),
+        "{text}"
+    );
     for never in ["<script>", "javascript:", "<img src=x onerror"] {
         assert!(!text.contains(never), "home contains {never:?}:\n{text}");
     }
@@ -494,6 +499,28 @@ fn empty_repository_page_says_how_to_push() {
     srv.finish();
 }
 
+/// The clone box names the scheme of the clone URL it shows: HTTPS when `base_url` says so.
+#[test]
+fn the_clone_box_says_https_for_an_https_site() {
+    let site = Site::new(
+        "web_clone_https",
+        SiteOptions {
+            https: true,
+            ..Default::default()
+        },
+    );
+    site.import_fixture("mixed", "alice/proj");
+    let srv = site.start();
+    let text = Browser::default()
+        .get(&srv, &site.target("/alice/proj"))
+        .text();
+    assert!(
+        text.contains("Clone with HTTPS<") && text.contains("value=\"https://"),
+        "{text}"
+    );
+    srv.finish();
+}
+
 #[test]
 fn history_pages_show_commits_diffs_and_refs_safely() {
     let site = Site::new("web_history", SiteOptions::default());
@@ -541,6 +568,28 @@ fn history_pages_show_commits_diffs_and_refs_safely() {
             .status,
         404
     );
+    // commit/{ref} for a branch or tag name was a 404: a branch, a tag and one step back show
+    // the commit they name; what would search history or the reflogs is a 404.
+    let first = git_ok(&repo, &["rev-parse", "main~1"]);
+    for (rev, id) in [
+        ("main", second.trim()),
+        ("v1", second.trim()),
+        ("main~1", first.trim()),
+        ("v1%5E", first.trim()),
+    ] {
+        let r = b.get(&srv, &site.target(&format!("/alice/web/commit/{rev}")));
+        assert_eq!(r.status, 200, "commit/{rev}: {}", r.describe());
+        assert!(r.text().contains(id), "commit/{rev} does not show {id}");
+    }
+    for rev in [
+        "main@%7B0%7D",
+        ":%2Fguide",
+        "main%5E%7B%2Fguide%7D",
+        &second.trim()[..6],
+    ] {
+        let r = b.get(&srv, &site.target(&format!("/alice/web/commit/{rev}")));
+        assert_eq!(r.status, 404, "commit/{rev}: {}", r.describe());
+    }
     // A path's history.
     let path_log = b
         .get(&srv, &site.target("/alice/web/commits/main/page.html"))

@@ -227,15 +227,80 @@ pub(crate) fn resolve_ref(repo: &Repository, name: &str) -> Result<ResolvedRef> 
     lookup_ref(repo, name)?.ok_or(BrowseError::NotFound)
 }
 
-/// Resolves the id in `commit/{id}`: 4 to 40 hex digits naming exactly one commit.
-/// `NotFound` for anything else, including an ambiguous prefix.
-pub(crate) fn resolve_commit_id(repo: &Repository, hex: &str) -> Result<Oid> {
-    if !(4..=40).contains(&hex.len()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(BrowseError::NotFound);
+/// The most steps `~N` or `^N` may ask for in `commit/{rev}`.
+pub(crate) const REV_STEPS_MAX: u32 = 1000;
+
+/// The shortest commit id `commit/{rev}` takes: as long as git's own short ids.
+pub(crate) const SHORT_ID_MIN: usize = 7;
+
+/// Resolves what `commit/{rev}` names: a branch or tag name, or a commit id of at least
+/// [`SHORT_ID_MIN`] hex digits naming exactly one commit; either may be followed by one `~N`
+/// (the Nth first-parent ancestor) or `^N` (the Nth parent, `^0` the commit itself), N at most
+/// [`REV_STEPS_MAX`], `~` and `^` alone meaning 1. Nothing that searches history or the reflogs
+/// (`:/text`, `^{/re}`, `@{...}`) is taken. `NotFound` for anything else, an ambiguous id too.
+pub(crate) fn resolve_commit_rev(repo: &Repository, rev: &str) -> Result<Oid> {
+    let (base, step) = split_step(rev).ok_or(BrowseError::NotFound)?;
+    let start = match lookup_ref(repo, base)? {
+        Some(r) => r.commit,
+        None => {
+            if !(SHORT_ID_MIN..=40).contains(&base.len())
+                || !base.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(BrowseError::NotFound);
+            }
+            repo.find_commit_by_prefix(base)
+                .map(|c| c.id())
+                .map_err(not_found_or_git)?
+        }
+    };
+    let parent = |id: Oid, nth: usize| -> Result<Oid> {
+        let c = repo.find_commit(id).map_err(not_found_or_git)?;
+        if nth >= c.parent_count() {
+            return Err(BrowseError::NotFound);
+        }
+        c.parent_id(nth).map_err(not_found_or_git)
+    };
+    match step {
+        Step::None | Step::Parent(0) => Ok(start),
+        Step::Parent(n) => parent(start, n as usize - 1),
+        Step::Ancestor(n) => (0..n).try_fold(start, |id, _| parent(id, 0)),
     }
-    repo.find_commit_by_prefix(hex)
-        .map(|c| c.id())
-        .map_err(not_found_or_git)
+}
+
+/// The one `~N` / `^N` a `commit/{rev}` may end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    None,
+    Ancestor(u32),
+    Parent(u32),
+}
+
+/// Splits `rev` into what it starts from and its step; `None` when the step is not one of ours.
+/// A ref name holds neither `~` nor `^`, so the last of them starts the step.
+fn split_step(rev: &str) -> Option<(&str, Step)> {
+    let Some(at) = rev.rfind(['~', '^']) else {
+        return Some((rev, Step::None));
+    };
+    let (base, op) = rev.split_at(at);
+    let digits = &op[1..];
+    let n = if digits.is_empty() {
+        1
+    } else if digits.len() <= 4 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<u32>().ok()?
+    } else {
+        return None;
+    };
+    if base.is_empty() || n > REV_STEPS_MAX {
+        return None;
+    }
+    Some((
+        base,
+        if op.starts_with('~') {
+            Step::Ancestor(n)
+        } else {
+            Step::Parent(n)
+        },
+    ))
 }
 
 fn lookup_ref(repo: &Repository, name: &str) -> Result<Option<ResolvedRef>> {
@@ -1842,6 +1907,64 @@ mod tests {
 
     // --- refs -----------------------------------------------------------------------------
 
+    /// `commit/{rev}` for a branch or tag name was a 404: refs, short ids and one `~N` / `^N`
+    /// step are taken now, and nothing that searches history or the reflogs.
+    #[test]
+    fn commit_urls_take_ref_names_short_ids_and_one_step() {
+        let f = Fixture::new();
+        f.write("a.txt", "1\n");
+        let first = f.commit("first");
+        f.write("a.txt", "2\n");
+        let second = f.commit("second");
+        f.git(&["checkout", "-q", "-b", "feature/x", &first.to_string()]);
+        f.write("b.txt", "b\n");
+        let side = f.commit("side");
+        f.git(&["checkout", "-q", "main"]);
+        f.git(&["merge", "-q", "--no-ff", "-m", "merge", "feature/x"]);
+        let merge = f.rev("main");
+        f.git(&["tag", "-a", "-m", "release", "v1", &second.to_string()]);
+        let repo = f.repo();
+        let rev = |r: &str| resolve_commit_rev(&repo, r);
+        assert_eq!(rev("main"), Ok(merge));
+        assert_eq!(rev("feature/x"), Ok(side));
+        assert_eq!(rev("v1"), Ok(second));
+        assert_eq!(rev("main~1"), Ok(second));
+        assert_eq!(rev("main~"), Ok(second));
+        assert_eq!(rev("main~2"), Ok(first));
+        assert_eq!(rev("main^"), Ok(second));
+        assert_eq!(rev("main^2"), Ok(side));
+        assert_eq!(rev("main^0"), Ok(merge));
+        assert_eq!(rev("v1~1"), Ok(first));
+        let hex = merge.to_string();
+        assert_eq!(rev(&format!("{}~2", &hex[..7])), Ok(first));
+        for refused in [
+            "main~3",
+            "main^3",
+            "main~1001",
+            "main~99999",
+            "main~1~1",
+            "main~-1",
+            "main~x",
+            "~1",
+            "main@{0}",
+            "main@{1}",
+            "@{-1}",
+            ":/first",
+            "main^{/first}",
+            "main^{commit}",
+            "HEAD",
+            "main:a.txt",
+            "main..feature/x",
+            "",
+        ] {
+            assert_eq!(rev(refused), Err(BrowseError::NotFound), "{refused}");
+        }
+        assert_eq!(
+            split_step("main~1000"),
+            Some(("main", Step::Ancestor(1000)))
+        );
+    }
+
     #[test]
     fn longest_ref_wins_and_branches_beat_tags() {
         let f = Fixture::new();
@@ -1893,21 +2016,25 @@ mod tests {
             resolve_ref_path(&repo, &segs(&hex[..7])),
             Err(BrowseError::NotFound)
         );
-        assert_eq!(resolve_commit_id(&repo, &hex[..7]), Ok(first));
-        assert_eq!(resolve_commit_id(&repo, &hex), Ok(first));
+        assert_eq!(resolve_commit_rev(&repo, &hex[..7]), Ok(first));
+        assert_eq!(resolve_commit_rev(&repo, &hex), Ok(first));
         assert_eq!(
-            resolve_commit_id(&repo, "zzzzzzz"),
+            resolve_commit_rev(&repo, "zzzzzzz"),
             Err(BrowseError::NotFound)
         );
-        assert_eq!(resolve_commit_id(&repo, "abc"), Err(BrowseError::NotFound));
+        assert_eq!(resolve_commit_rev(&repo, "abc"), Err(BrowseError::NotFound));
         assert_eq!(
-            resolve_commit_id(&repo, &"0".repeat(40)),
+            resolve_commit_rev(&repo, &hex[..6]),
+            Err(BrowseError::NotFound)
+        );
+        assert_eq!(
+            resolve_commit_rev(&repo, &"0".repeat(40)),
             Err(BrowseError::NotFound)
         );
         // A tree's id is no commit.
         let tree = f.rev("HEAD^{tree}").to_string();
         assert_eq!(resolve_ref(&repo, &tree), Err(BrowseError::NotFound));
-        assert_eq!(resolve_commit_id(&repo, &tree), Err(BrowseError::NotFound));
+        assert_eq!(resolve_commit_rev(&repo, &tree), Err(BrowseError::NotFound));
     }
 
     #[test]

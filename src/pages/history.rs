@@ -199,10 +199,10 @@ fn log_page(
     )
 }
 
-/// `GET commit/{id}`.
+/// `GET commit/{rev}`: a commit id, a branch or a tag, with one `~N` or `^N` at most (see
+/// `browse::resolve_commit_rev`).
 pub(crate) fn commit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
-    let id = c.caps.rest.first().map(String::as_str).unwrap_or("");
-    commit_page(site, c.req, c.ctx, c.repo()?, id).map(Answer::from)
+    commit_page(site, c.req, c.ctx, c.repo()?, &c.caps.rest.join("/")).map(Answer::from)
 }
 
 fn commit_page(
@@ -213,7 +213,7 @@ fn commit_page(
     id: &str,
 ) -> Result<Response> {
     let git = open(repo)?;
-    let oid = browse::resolve_commit_id(&git, id).map_err(git_err(repo))?;
+    let oid = browse::resolve_commit_rev(&git, id).map_err(git_err(repo))?;
     let c = browse::commit_diff(&git, oid, &DiffLimits::default()).map_err(git_err(repo))?;
     let files = c
         .files
