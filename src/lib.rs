@@ -2,7 +2,7 @@
 //! The library holds every module; the binary (`main.rs`) only calls [`cli::run`]. See
 //! `ARCHITECTURE.md` for the layers and what each may use.
 
-pub mod admin;
+pub mod accounts;
 pub mod app;
 pub mod assets;
 pub mod auth;
@@ -21,6 +21,7 @@ pub mod keyed;
 pub mod log_limit;
 pub mod markdown;
 pub mod pages;
+pub mod repos;
 pub mod request;
 pub mod response;
 pub mod routes;

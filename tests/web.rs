@@ -309,7 +309,8 @@ fn new_repository_page_creates_and_refuses_clearly() {
     let r = create(&mut b, "FRESH", "public", false);
     assert_eq!(r.status, 409);
     assert!(
-        r.text().contains("already have a repository named FRESH"),
+        r.text()
+            .contains("A repository named alice/fresh already exists"),
         "{}",
         r.text()
     );
@@ -871,6 +872,81 @@ fn tokens_and_password_from_the_settings_page() {
     let r = b.post(&srv, &url, &[("csrf", &csrf), ("action", "signout_all")]);
     assert_eq!(r.status, 303);
     assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
+    srv.finish();
+}
+
+/// The command line let a token live 36,500 days and the settings page 3,650: one limit now,
+/// 3,650 days, refused beyond by both in the same words (the page makes a sentence of them).
+#[test]
+fn token_lifetime_limit_is_the_same_on_the_command_line_and_the_web() {
+    let (site, srv, _) = site_with_private_repo("web_token_limit");
+    let cli = |name: &str, days: &str| {
+        run(site.forgelet().args([
+            "token",
+            "create",
+            "alice",
+            "--name",
+            name,
+            "--expires",
+            days,
+        ]))
+    };
+    let out = cli("long", "3651");
+    assert!(!out.status.success(), "{}", all_output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = stderr
+        .trim()
+        .strip_prefix("forgelet: ")
+        .unwrap_or_else(|| panic!("not a forgelet message: {stderr}"));
+    assert!(said.contains("from 1 to 3650"), "{said}");
+    assert!(
+        run(site.forgelet().args(["token", "list", "alice"]))
+            .stdout
+            .is_empty(),
+        "a refused token was made"
+    );
+
+    let mut b = Browser::default();
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    let url = site.target("/settings/tokens");
+    let csrf = csrf_of(&b.get(&srv, &url));
+    let web = |b: &mut Browser, name: &str, days: &str| {
+        b.post(
+            &srv,
+            &url,
+            &[
+                ("csrf", &csrf),
+                ("action", "create"),
+                ("name", name),
+                ("expires", days),
+            ],
+        )
+    };
+    let r = web(&mut b, "long", "3651");
+    assert_eq!(r.status, 400, "{}", r.describe());
+    let text = r
+        .text()
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let sentence = format!("{}{}.", said[..1].to_uppercase(), &said[1..]);
+    assert!(
+        text.contains(&sentence),
+        "the page does not say {sentence:?}:\n{text}"
+    );
+    assert!(!text.contains("flt_"), "a refused token was shown");
+
+    // The limit itself is allowed by both.
+    let out = cli("cli-max", "3650");
+    assert!(out.status.success(), "{}", all_output(&out));
+    let r = web(&mut b, "web-max", "3650");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(new_token_of(&r).starts_with("flt_"));
+    let list = ok(site.forgelet().args(["token", "list", "alice"]));
+    assert!(
+        list.contains("cli-max\t") && list.contains("web-max\t") && !list.contains("long"),
+        "{list}"
+    );
     srv.finish();
 }
 

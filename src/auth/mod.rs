@@ -161,11 +161,12 @@ impl Accounts {
     }
 
     /// Reads the users, changes them with `change` and writes them back, all under the lock.
-    /// Nothing is written when `change` fails.
-    pub(crate) fn update<T>(
+    /// Nothing is written when `change` fails. `change` fails with an error of its own type,
+    /// which also carries a failure to read, lock or write the file.
+    pub(crate) fn update<T, E: From<String>>(
         &self,
-        change: impl FnOnce(&mut Users) -> Result<T, String>,
-    ) -> Result<T, String> {
+        change: impl FnOnce(&mut Users) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut locked = self.lock()?;
         let out = change(&mut locked.users)?;
         locked.save()?;

@@ -26,19 +26,38 @@ fn hasher() -> Argon2<'static> {
 }
 
 /// Why a new password is refused, said to the person choosing it.
-pub(crate) fn check_new(password: &str) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Weak {
+    TooShort,
+    TooLong,
+    ControlCharacters,
+}
+
+impl std::fmt::Display for Weak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Weak::TooShort => write!(
+                f,
+                "the password is too short: use at least {MIN_LEN} characters"
+            ),
+            Weak::TooLong => write!(f, "the password is too long: use at most {MAX_LEN} bytes"),
+            Weak::ControlCharacters => {
+                f.write_str("the password may not contain control characters")
+            }
+        }
+    }
+}
+
+/// Refuses a new password that is too short, too long or holds control characters.
+pub(crate) fn check_new(password: &str) -> Result<(), Weak> {
     if password.chars().count() < MIN_LEN {
-        return Err(format!(
-            "the password is too short: use at least {MIN_LEN} characters"
-        ));
+        return Err(Weak::TooShort);
     }
     if password.len() > MAX_LEN {
-        return Err(format!(
-            "the password is too long: use at most {MAX_LEN} bytes"
-        ));
+        return Err(Weak::TooLong);
     }
     if password.chars().any(char::is_control) {
-        return Err("the password may not contain control characters".into());
+        return Err(Weak::ControlCharacters);
     }
     Ok(())
 }
@@ -118,11 +137,12 @@ mod tests {
 
     #[test]
     fn new_password_rules() {
-        assert!(check_new("1234567").is_err());
+        assert_eq!(check_new("1234567"), Err(Weak::TooShort));
         assert!(check_new("12345678").is_ok());
         assert!(check_new("ééééééé").is_err());
         assert!(check_new("éééééééé").is_ok());
-        assert!(check_new("tab\there!").is_err());
-        assert!(check_new(&"x".repeat(MAX_LEN + 1)).is_err());
+        assert_eq!(check_new("tab\there!"), Err(Weak::ControlCharacters));
+        assert_eq!(check_new(&"x".repeat(MAX_LEN + 1)), Err(Weak::TooLong));
+        assert!(Weak::TooShort.to_string().contains("at least 8"));
     }
 }

@@ -218,7 +218,7 @@ mod tests {
         // A new stamp (password change, sign out everywhere) ends the session.
         a.update(|u| {
             u.get_mut("alice").unwrap().stamp = "s2".into();
-            Ok(())
+            Ok::<_, String>(())
         })
         .unwrap();
         assert!(verify(&a, &c, now + 10).is_none());

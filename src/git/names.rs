@@ -2,7 +2,7 @@
 //! and owners may not take the name of a route.
 
 /// Names an owner may not have, because the first URL segment already means something else.
-const RESERVED_OWNERS: &[&str] = &[
+pub(crate) const RESERVED_OWNERS: &[&str] = &[
     "new",
     "login",
     "logout",
@@ -40,31 +40,6 @@ pub(crate) fn valid_name(s: &str) -> bool {
 /// True for a valid owner name (a valid name that is not a route's).
 pub(crate) fn valid_owner(s: &str) -> bool {
     valid_name(s) && !RESERVED_OWNERS.iter().any(|r| r.eq_ignore_ascii_case(s))
-}
-
-/// Splits `OWNER/NAME` (as typed on the command line) and checks both parts.
-pub(crate) fn parse_full_name(s: &str) -> Result<(String, String), String> {
-    let s = s.strip_suffix(".git").unwrap_or(s);
-    let Some((owner, name)) = s.split_once('/') else {
-        return Err(format!("expected OWNER/NAME, found {s:?}"));
-    };
-    if valid_name(owner) && !valid_owner(owner) {
-        return Err(format!(
-            "{owner:?} cannot be an owner name: it is reserved for forgelet's own pages (reserved: {})",
-            RESERVED_OWNERS.join(", ")
-        ));
-    }
-    if !valid_owner(owner) {
-        return Err(format!(
-            "invalid owner name {owner:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock"
-        ));
-    }
-    if !valid_name(name) {
-        return Err(format!(
-            "invalid repository name {name:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock"
-        ));
-    }
-    Ok((owner.to_string(), name.to_string()))
 }
 
 #[cfg(test)]
@@ -105,16 +80,5 @@ mod tests {
             assert!(!valid_name(bad), "{bad:?}");
         }
         assert!(!valid_owner("new") && !valid_owner("Settings") && valid_owner("newt"));
-    }
-
-    #[test]
-    fn full_names() {
-        assert_eq!(
-            parse_full_name("alice/proj.git").unwrap(),
-            ("alice".into(), "proj".into())
-        );
-        assert!(parse_full_name("alice").is_err());
-        assert!(parse_full_name("alice/a/b").is_err());
-        assert!(parse_full_name("login/x").is_err());
     }
 }

@@ -1,20 +1,19 @@
 //! `/settings/tokens`: your personal access tokens (created, shown once with how to use them with
-//! git, revoked), your password (the old one asked for), and "sign out everywhere".
+//! git, revoked), your password (the old one asked for), and "sign out everywhere". The changes
+//! are `accounts`'s, as for the command line; checking the old password stays here.
 
 use askama::Template;
 
-use super::{Chrome, PageCall, PageCtx};
+use super::{account_refusal, Chrome, PageCall, PageCtx};
+use crate::accounts::{self, AccountError};
 use crate::auth::basic::Outcome;
-use crate::auth::{self, now, password, token, users::new_stamp, Token};
+use crate::auth::{self, Token};
 use crate::error::{Error, Result};
 use crate::forms::field;
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
 use crate::time::date;
-
-/// Longest lifetime a token may be given here, in days.
-const MAX_DAYS: u64 = 3650;
 
 pub(crate) struct TokenRow {
     pub(crate) name: String,
@@ -98,133 +97,77 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
     let (req, ctx, fields) = (c.req, c.ctx, c.fields);
     let viewer = c.viewer()?;
     let me = viewer.name.clone();
-    let outcome: std::result::Result<(String, String), String> = match field(fields, "action") {
-        Some("create") => {
-            let name = field(fields, "name").unwrap_or("").trim().to_string();
-            let days = field(fields, "expires").unwrap_or("").trim();
-            let days = if days.is_empty() {
-                Ok(None)
-            } else {
-                match days.parse::<u64>() {
-                    Ok(n) if (1..=MAX_DAYS).contains(&n) => Ok(Some(n)),
-                    _ => Err(format!("Give the lifetime as a number of days from 1 to {MAX_DAYS}, or leave it empty.")),
-                }
-            };
-            match (token::valid_name(&name), days) {
-                (false, _) => Err(
-                    "Name the token with 1-64 letters, digits, '.', '_' or '-' (e.g. laptop)."
-                        .into(),
-                ),
-                (_, Err(e)) => Err(e),
-                (true, Ok(days)) => {
-                    let plaintext = token::generate().map_err(Error::Internal)?;
-                    let hash = site.accounts.token_hash(&plaintext);
-                    let at = now();
-                    site.accounts
-                        .update(|users| {
-                            let u = users.get_mut(&me).ok_or("Your account is gone.")?;
-                            if u.token(&name).is_some() {
-                                return Err(format!("You already have a token named {name}."));
-                            }
-                            u.tokens.push(Token {
-                                name: name.clone(),
-                                hash,
-                                created: at,
-                                expires: days.map(|d| at + d * 86_400),
-                                last_used: None,
-                            });
-                            Ok(())
-                        })
-                        .map(|_| {
-                            (
-                                plaintext,
-                                format!(
-                                    "Token {name} created. Copy it now: it is not shown again."
-                                ),
-                            )
-                        })
+    // A refusal: the status and the sentence for the form.
+    let refused = |e: AccountError| account_refusal(e, &format!("changing the account of {me}"));
+    let outcome: std::result::Result<(String, String), (u16, String)> =
+        match field(fields, "action") {
+            Some("create") => {
+                let name = field(fields, "name").unwrap_or("").trim();
+                // An empty lifetime: until revoked.
+                let days =
+                    Some(field(fields, "expires").unwrap_or("").trim()).filter(|d| !d.is_empty());
+                match accounts::create_token(&site.accounts, &me, name, days) {
+                    Ok(t) => Ok((
+                        t.plaintext,
+                        format!(
+                            "Token {} created. Copy it now: it is not shown again.",
+                            t.name
+                        ),
+                    )),
+                    Err(e) => Err(refused(e)?),
                 }
             }
-        }
-        Some("revoke") => {
-            let name = field(fields, "name").unwrap_or("").to_string();
-            site.accounts
-                .update(|users| {
-                    let u = users.get_mut(&me).ok_or("Your account is gone.")?;
-                    let before = u.tokens.len();
-                    u.tokens.retain(|t| !t.name.eq_ignore_ascii_case(&name));
-                    if u.tokens.len() == before {
-                        return Err(format!("You have no token named {name}."));
-                    }
-                    Ok(())
-                })
-                .map(|_| {
-                    (
+            Some("revoke") => {
+                let name = field(fields, "name").unwrap_or("");
+                match accounts::revoke_token(&site.accounts, &me, name) {
+                    Ok((_, token)) => Ok((
                         String::new(),
-                        format!("Token {name} revoked; it stops working at once."),
-                    )
-                })
-        }
-        Some("password") => {
-            let old = field(fields, "old").unwrap_or("");
-            let new = field(fields, "new").unwrap_or("");
-            let again = field(fields, "again").unwrap_or("");
-            let users = site.accounts.users().map_err(Error::Internal)?;
-            let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
-            match site.gate.password(
-                &site.accounts,
-                &users,
-                &me,
-                old,
-                client,
-                auth::basic::Device::Known,
-            ) {
-                Outcome::User(_) if new != again => {
-                    Err("The two new passwords differ.".to_string())
+                        format!("Token {token} revoked; it stops working at once."),
+                    )),
+                    Err(e) => Err(refused(e)?),
                 }
-                Outcome::User(_) => {
-                    let changed = password::check_new(new)
-                        .map_err(|e| as_sentence(&e))
-                        .and_then(|_| password::hash(new))
-                        .and_then(|hash| {
-                            let stamp = new_stamp()?;
-                            site.accounts.update(|users| {
-                                let u = users.get_mut(&me).ok_or("Your account is gone.")?;
-                                u.password_hash = hash;
-                                u.stamp = stamp;
-                                Ok(())
-                            })
-                        });
-                    match changed {
-                        Ok(()) => return Ok(keep_signed_in(site, req, ctx, &me, "password").into()),
-                        Err(e) => Err(e),
-                    }
-                }
-                Outcome::Refused(auth::basic::Refusal::Slow(secs)) => {
-                    Err(format!("Too many attempts. Try again in {secs} seconds."))
-                }
-                _ => Err("Your current password is not right.".to_string()),
             }
-        }
-        Some("signout_all") => {
-            let stamp = new_stamp().map_err(Error::Internal)?;
-            site.accounts
-                .update(|users| {
-                    let u = users.get_mut(&me).ok_or("Your account is gone.")?;
-                    u.stamp = stamp;
-                    Ok(())
-                })
-                .map_err(Error::Internal)?;
-            let mut r = Response::redirect(303, format!("{}/login", site.config.base_path));
-            r.header("Set-Cookie", super::end_session_cookie(site, req));
-            ctx.finish(site, req, &mut r);
-            return Ok(r.into());
-        }
-        _ => Err("Unknown action.".into()),
-    };
+            Some("password") => {
+                let old = field(fields, "old").unwrap_or("");
+                let new = field(fields, "new").unwrap_or("");
+                let again = field(fields, "again").unwrap_or("");
+                let users = site.accounts.users().map_err(Error::Internal)?;
+                let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+                match site.gate.password(
+                    &site.accounts,
+                    &users,
+                    &me,
+                    old,
+                    client,
+                    auth::basic::Device::Known,
+                ) {
+                    Outcome::User(_) if new != again => {
+                        Err((400, "The two new passwords differ.".to_string()))
+                    }
+                    Outcome::User(_) => match accounts::set_password(&site.accounts, &me, new) {
+                        Ok(_) => return Ok(keep_signed_in(site, req, ctx, &me, "password").into()),
+                        Err(e) => Err(refused(e)?),
+                    },
+                    Outcome::Refused(auth::basic::Refusal::Slow(secs)) => Err((
+                        400,
+                        format!("Too many attempts. Try again in {secs} seconds."),
+                    )),
+                    _ => Err((400, "Your current password is not right.".to_string())),
+                }
+            }
+            Some("signout_all") => {
+                accounts::sign_out_everywhere(&site.accounts, &me)
+                    .map_err(|e| Error::Internal(format!("signing {me} out everywhere: {e}")))?;
+                let mut r = Response::redirect(303, format!("{}/login", site.config.base_path));
+                r.header("Set-Cookie", super::end_session_cookie(site, req));
+                ctx.finish(site, req, &mut r);
+                return Ok(r.into());
+            }
+            _ => Err((400, "Unknown action.".into())),
+        };
     match outcome {
         Ok((new_token, notice)) => render(site, req, ctx, 200, new_token, notice, String::new()),
-        Err(e) => render(site, req, ctx, 400, String::new(), String::new(), e),
+        Err((status, error)) => render(site, req, ctx, status, String::new(), String::new(), error),
     }
     .map(Answer::from)
 }
@@ -247,18 +190,4 @@ fn keep_signed_in(site: &Site, req: &Request, ctx: &PageCtx, me: &str, what: &st
     }
     ctx.finish(site, req, &mut r);
     r
-}
-
-/// A message in the lower-case style of the command line ("the password is too short: ...")
-/// as a sentence for a page.
-fn as_sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }

@@ -10,10 +10,12 @@ pub(crate) mod new_repo;
 pub(crate) mod repo;
 pub(crate) mod settings;
 
+use crate::accounts::AccountError;
 use crate::assets;
 use crate::auth::{now, session, User};
 use crate::error::{Error, Result};
 use crate::git::RepoDir;
+use crate::repos::RepoError;
 use crate::request::{Captures, Request};
 use crate::response::{Answer, Response};
 use crate::site::Site;
@@ -288,6 +290,43 @@ pub(crate) fn session_cookies(site: &Site, req: &Request, user: &User) -> Result
 /// `Set-Cookie` that removes the session cookie.
 pub(crate) fn end_session_cookie(site: &Site, req: &Request) -> String {
     cookie_header(site, req, &cookie_names(site, req).session, "", Some(0))
+}
+
+/// A message in the lower-case style of the command line ("the password is too short: ...")
+/// as a sentence for a page.
+pub(crate) fn as_sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// A refused repository operation as a form shows it: the status (409 for a name taken, 400 for
+/// other input the form can correct) and the sentence. A failure on the server's side is an
+/// internal error, `context` saying what was being done.
+pub(crate) fn repo_refusal(e: RepoError, context: &str) -> Result<(u16, String)> {
+    match e {
+        RepoError::Failed(detail) => Err(Error::Internal(format!("{context}: {detail}"))),
+        RepoError::Exists { .. } => Ok((409, as_sentence(&e.to_string()))),
+        e => Ok((400, as_sentence(&e.to_string()))),
+    }
+}
+
+/// A refused account operation as a form shows it (see [`repo_refusal`]).
+pub(crate) fn account_refusal(e: AccountError, context: &str) -> Result<(u16, String)> {
+    match e {
+        AccountError::Failed(detail) => Err(Error::Internal(format!("{context}: {detail}"))),
+        AccountError::Repo(e) => repo_refusal(e, context),
+        AccountError::Exists(_) | AccountError::TokenExists { .. } => {
+            Ok((409, as_sentence(&e.to_string())))
+        }
+        e => Ok((400, as_sentence(&e.to_string()))),
+    }
 }
 
 /// `GET /static/{name}`.

@@ -1,13 +1,12 @@
 //! "New repository": name, description, public or private, and an optional README so the
-//! repository is not empty. Creation is the same code as `forgelet repo create`.
+//! repository is not empty. Creation is `repos::create`, as for `forgelet repo create`.
 
 use askama::Template;
 
-use super::{Chrome, PageCall};
-use crate::admin;
-use crate::error::{Error, Result};
+use super::{repo_refusal, Chrome, PageCall};
+use crate::error::Result;
 use crate::forms::field;
-use crate::git::names::valid_name;
+use crate::repos::{self, NewRepo};
 use crate::response::{Answer, Response};
 use crate::site::Site;
 use crate::urls::repo_url;
@@ -54,40 +53,23 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
         .to_string();
     let private = field(fields, "visibility") == Some("private");
     let readme = field(fields, "readme").is_some();
-    let problem = if !valid_name(&name) {
-        Some((
-            400,
-            "That name cannot be used: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in .git or .lock.".to_string(),
-        ))
-    } else if description.chars().count() > 300 || description.chars().any(char::is_control) {
-        Some((
-            400,
-            "The description must be one line of at most 300 characters.".to_string(),
-        ))
-    } else {
-        match admin::create_repo(
-            &site.config,
-            &site.accounts,
-            &viewer.name,
-            &name,
-            Some(&description),
+    let created = repos::create(
+        &site.config,
+        &site.accounts,
+        &NewRepo {
+            owner: &viewer.name,
+            name: &name,
+            description: &description,
             private,
             readme,
-        ) {
-            Ok(_) => None,
-            Err(e) if e.contains("already exists") => Some((
-                409,
-                format!(
-                    "You already have a repository named {name} (names are unique ignoring case)."
-                ),
-            )),
-            Err(e) => {
-                return Err(Error::Internal(format!(
-                    "creating {}/{name}: {e}",
-                    viewer.name
-                )))
-            }
-        }
+        },
+    );
+    let problem = match created {
+        Ok(_) => None,
+        Err(e) => Some(repo_refusal(
+            e,
+            &format!("creating {}/{name}", viewer.name),
+        )?),
     };
     if let Some((status, error)) = problem {
         return ctx

@@ -1,18 +1,16 @@
 //! A repository's settings, for its owner and site admins: description, visibility,
 //! collaborators, rename, and delete (the name typed to confirm; the repository goes to a trash
-//! folder first, so a mistake can be undone by the sysadmin).
-
-use std::fs;
+//! folder first, so a mistake can be undone by the sysadmin). The changes are `repos`'s, as for
+//! the command line; a purge runs `forgelet repo purge` in a process of its own.
 
 use askama::Template;
 
 use super::repo::{head, RepoHead};
-use super::{Chrome, PageCall, PageCtx};
-use crate::auth;
+use super::{repo_refusal, Chrome, PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::forms::field;
-use crate::git::names::valid_name;
 use crate::git::{maintenance, Perm, RepoDir, Visibility};
+use crate::repos::{self, RepoError};
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
@@ -169,24 +167,20 @@ pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
 pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx, repo, fields) = (c.req, c.ctx, c.repo()?, c.fields);
     let label = format!("{}/{}", repo.owner, repo.name);
-    let outcome: std::result::Result<String, String> = match field(fields, "action") {
+    // A refusal: the status and the sentence for the form.
+    let refused = |e: RepoError| repo_refusal(e, &label);
+    let outcome: std::result::Result<String, (u16, String)> = match field(fields, "action") {
         Some("general") => {
-            let description = field(fields, "description").unwrap_or("").trim();
-            if description.chars().count() > 300 || description.chars().any(char::is_control) {
-                Err("The description must be one line of at most 300 characters.".into())
+            let visibility = if field(fields, "visibility") == Some("private") {
+                Visibility::Private
             } else {
-                let visibility = if field(fields, "visibility") == Some("private") {
-                    Visibility::Private
-                } else {
-                    Visibility::Public
-                };
-                crate::fsfile::replace(
-                    &repo.path.join("description"),
-                    format!("{description}\n").as_bytes(),
-                    0o644,
-                )
-                .and_then(|_| repo.set_visibility(visibility))
-                .map(|_| "Saved.".to_string())
+                Visibility::Public
+            };
+            match repos::set_description(repo, field(fields, "description").unwrap_or(""))
+                .and_then(|_| repos::set_visibility(repo, visibility))
+            {
+                Ok(()) => Ok("Saved.".to_string()),
+                Err(e) => Err(refused(e)?),
             }
         }
         Some("add_collaborator") => {
@@ -195,79 +189,74 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
                 Some("write") => Perm::Write,
                 _ => Perm::Read,
             };
-            let users = site.accounts.users().map_err(Error::Internal)?;
-            match users.get(user) {
-                None => Err(format!("There is no user named {user:?}.")),
-                Some(u) if u.name.eq_ignore_ascii_case(&repo.owner) => {
-                    Err("The owner already has full access.".into())
-                }
-                Some(u) => repo.set_collaborator(&u.name, Some(perm)).map(|_| {
-                    format!(
-                        "{} may now {}.",
-                        u.name,
-                        if perm == Perm::Write {
-                            "read and push"
-                        } else {
-                            "read"
-                        }
-                    )
-                }),
+            match repos::grant(
+                &site.accounts,
+                &site.repos,
+                &repo.owner,
+                &repo.name,
+                user,
+                perm,
+            ) {
+                Ok(g) => Ok(format!(
+                    "{} may now {}.",
+                    g.user,
+                    if perm == Perm::Write {
+                        "read and push"
+                    } else {
+                        "read"
+                    }
+                )),
+                Err(e) => Err(refused(e)?),
             }
         }
         Some("remove_collaborator") => {
             let user = field(fields, "user").unwrap_or("");
-            repo.set_collaborator(user, None)
-                .map(|_| format!("{user} no longer has access."))
+            match repos::revoke(&site.accounts, &site.repos, &repo.owner, &repo.name, user) {
+                // Not one already: the same outcome.
+                Ok(_) | Err(RepoError::NotCollaborator { .. }) => {
+                    Ok(format!("{user} no longer has access."))
+                }
+                Err(e) => Err(refused(e)?),
+            }
         }
         Some("rename") => {
             let new = field(fields, "name").unwrap_or("").trim();
             let new = new.strip_suffix(".git").unwrap_or(new);
-            if !valid_name(new) {
-                Err("That name cannot be used: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.".into())
-            } else if site
-                .repos
-                .locate(&repo.owner, new)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.path != repo.path)
-            {
-                Err(format!("There is already a repository named {new}."))
-            } else {
-                let dest = repo.path.with_file_name(format!("{new}.git"));
-                match fs::rename(&repo.path, &dest) {
-                    Ok(()) => {
-                        let mut r = Response::redirect(
-                            303,
-                            format!("{}/{}/{new}/settings", site.config.base_path, repo.owner),
-                        );
-                        ctx.finish(site, req, &mut r);
-                        return Ok(r.into());
-                    }
-                    Err(e) => return Err(Error::internal(&format!("renaming {label}"), e)),
+            match repos::rename(&site.repos, repo, new) {
+                Ok(renamed) => {
+                    let mut r = Response::redirect(
+                        303,
+                        format!(
+                            "{}/{}/{}/settings",
+                            site.config.base_path, renamed.owner, renamed.name
+                        ),
+                    );
+                    ctx.finish(site, req, &mut r);
+                    return Ok(r.into());
                 }
+                Err(e) => Err(refused(e)?),
             }
         }
         Some("delete") => {
             if field(fields, "confirm").map(str::trim) != Some(repo.name.as_str()) {
-                Err(format!(
-                    "Type the repository's name, {}, to delete it.",
-                    repo.name
+                Err((
+                    400,
+                    format!("Type the repository's name, {}, to delete it.", repo.name),
                 ))
             } else {
-                let trash = site.config.data_dir.join("trash");
-                let stamp = auth::now();
-                let dest = trash.join(format!("{}-{}-{stamp}.git", repo.owner, repo.name));
-                fs::create_dir_all(&trash)
-                    .and_then(|_| fs::rename(&repo.path, &dest))
-                    .map_err(|e| Error::internal(&format!("deleting {label}"), e))?;
-                log::warn!(
-                    "{label}: deleted by {}; moved to {}",
-                    ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?"),
-                    dest.display()
-                );
-                let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
-                ctx.finish(site, req, &mut r);
-                return Ok(r.into());
+                match repos::delete_to_trash(&site.config, repo) {
+                    Ok(dest) => {
+                        log::warn!(
+                            "{label}: deleted by {}; moved to {}",
+                            ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?"),
+                            dest.display()
+                        );
+                        let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+                        ctx.finish(site, req, &mut r);
+                        return Ok(r.into());
+                    }
+                    Err(e) => Err(refused(e)?),
+                }
             }
         }
         Some("purge") => {
@@ -276,7 +265,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
                 before,
                 maintenance::Status::Running { .. } | maintenance::Status::Queued { .. }
             ) {
-                Err("A purge of this repository is running already.".into())
+                Err((400, "A purge of this repository is running already.".into()))
             } else {
                 match start_purge(site, repo) {
                     Ok(()) => {
@@ -301,11 +290,11 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
                 }
             }
         }
-        _ => Err("Unknown action.".into()),
+        _ => Err((400, "Unknown action.".into())),
     };
     match outcome {
         Ok(notice) => render(site, req, ctx, repo, 200, notice, String::new()),
-        Err(error) => render(site, req, ctx, repo, 400, String::new(), error),
+        Err((status, error)) => render(site, req, ctx, repo, status, String::new(), error),
     }
     .map(Answer::from)
 }

@@ -1,14 +1,28 @@
 //! The command line: the mode (serve, CGI, or an admin command) from the arguments, with the
-//! logger and the config set up first.
+//! logger and the config set up first. The admin commands, one module per area (`repo`, `user`,
+//! `token`, `check`), only parse their arguments, call the service layer (`repos`, `accounts`)
+//! and print; they work on the same files the server reads, as the data directory's owner.
+
+mod args;
+mod check;
+mod repo;
+mod token;
+mod user;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accounts::AccountError;
+use crate::auth::Accounts;
 use crate::config::Config;
+use crate::repos::RepoError;
 use crate::site::Site;
-use crate::{admin, cgi, config, fcgi, git};
+use crate::{cgi, config, fcgi, git};
+use args::take_option;
 
 const USAGE: &str = "\
 usage: forgelet [--config PATH] COMMAND
@@ -22,7 +36,8 @@ commands:
   user del NAME [--reassign USER]        delete a user (refused while they own repositories, unless moved to USER)
   user list                              one line per user: name, admin or user, number of tokens
   token create USER --name N [--expires DAYS]
-                                         make a personal access token for git; printed once, on the last line
+                                         make a personal access token for git, lasting DAYS (1 to 3650)
+                                         or until revoked; printed once, on the last line
   token list USER                        name, created, expiry and last use of each token
   token revoke USER NAME
   repo create OWNER/NAME [--private] [--description TEXT]
@@ -103,174 +118,13 @@ pub fn run() -> i32 {
             }
             serve(&config_path, listen)
         }
-        (Some("check"), None) => with_config(&config_path, admin::check),
+        (Some("check"), None) => with_config(&config_path, check::run),
         (Some("check"), Some(extra)) => {
             usage_error(&format!("check takes no arguments, found {extra:?}"))
         }
-        (Some("repo"), None) => usage_error(
-            "repo needs a subcommand: create, list, import, set, purge, grant or revoke",
-        ),
-        (Some("repo"), Some("list")) => match words.get(2) {
-            None => with_config(&config_path, admin::repo_list),
-            Some(extra) => usage_error(&format!("repo list takes no arguments, found {extra:?}")),
-        },
-        (Some("repo"), Some("create")) => {
-            let a = match admin::Args::parse(
-                &words[2..],
-                &["--private"],
-                &["--description"],
-                "repo create",
-            ) {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            let [name] = a.positional.as_slice() else {
-                return usage_error(
-                    "repo create takes OWNER/NAME [--private] [--description TEXT]",
-                );
-            };
-            with_config(&config_path, |c| {
-                admin::repo_create(c, name, a.option("--description"), a.flag("--private"))
-            })
-        }
-        (Some("repo"), Some("set")) => {
-            let a = match admin::Args::parse(&words[2..], &[], &["--visibility"], "repo set") {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            let ([name], Some(vis)) = (a.positional.as_slice(), a.option("--visibility")) else {
-                return usage_error("repo set takes OWNER/NAME --visibility public|private");
-            };
-            with_config(&config_path, |c| admin::repo_set_visibility(c, name, vis))
-        }
-        (Some("repo"), Some("purge")) => {
-            let a = match admin::Args::parse(&words[2..], &[], &[], "repo purge") {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            let [name] = a.positional.as_slice() else {
-                return usage_error("repo purge takes OWNER/NAME");
-            };
-            with_config(&config_path, |c| admin::repo_purge(c, name))
-        }
-        (Some("repo"), Some("grant")) => {
-            let a = match admin::Args::parse(&words[2..], &[], &[], "repo grant") {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            let [name, user, perm] = a.positional.as_slice() else {
-                return usage_error("repo grant takes OWNER/NAME USER read|write");
-            };
-            with_config(&config_path, |c| admin::repo_grant(c, name, user, perm))
-        }
-        (Some("repo"), Some("revoke")) => {
-            let a = match admin::Args::parse(&words[2..], &[], &[], "repo revoke") {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            let [name, user] = a.positional.as_slice() else {
-                return usage_error("repo revoke takes OWNER/NAME USER");
-            };
-            with_config(&config_path, |c| admin::repo_revoke(c, name, user))
-        }
-        (Some("user"), sub) => {
-            let (flags, options, form): (&[&str], &[&str], &str) = match sub {
-                Some("add") => (
-                    &["--admin", "--password-stdin"],
-                    &[],
-                    "user add NAME [--admin] [--password-stdin]",
-                ),
-                Some("passwd") => (
-                    &["--password-stdin"],
-                    &[],
-                    "user passwd NAME [--password-stdin]",
-                ),
-                Some("del") => (&[], &["--reassign"], "user del NAME [--reassign USER]"),
-                Some("list") => (&[], &[], "user list"),
-                Some(other) => {
-                    return usage_error(&format!(
-                        "unknown user subcommand {other:?}; use add, passwd, del or list"
-                    ))
-                }
-                None => return usage_error("user needs a subcommand: add, passwd, del or list"),
-            };
-            let a = match admin::Args::parse(
-                &words[2..],
-                flags,
-                options,
-                &format!("user {}", word(1).unwrap_or("")),
-            ) {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            match (sub, a.positional.as_slice()) {
-                (Some("add"), [name]) => with_config(&config_path, |c| {
-                    admin::user_add(c, name, a.flag("--admin"), a.flag("--password-stdin"))
-                }),
-                (Some("passwd"), [name]) => with_config(&config_path, |c| {
-                    admin::user_passwd(c, name, a.flag("--password-stdin"))
-                }),
-                (Some("del"), [name]) => with_config(&config_path, |c| {
-                    admin::user_del(c, name, a.option("--reassign"))
-                }),
-                (Some("list"), []) => with_config(&config_path, admin::user_list),
-                _ => usage_error(&format!("expected: forgelet {form}")),
-            }
-        }
-        (Some("token"), sub) => {
-            let (options, form): (&[&str], &str) = match sub {
-                Some("create") => (
-                    &["--name", "--expires"],
-                    "token create USER --name N [--expires DAYS]",
-                ),
-                Some("list") => (&[], "token list USER"),
-                Some("revoke") => (&[], "token revoke USER NAME"),
-                Some(other) => {
-                    return usage_error(&format!(
-                        "unknown token subcommand {other:?}; use create, list or revoke"
-                    ))
-                }
-                None => return usage_error("token needs a subcommand: create, list or revoke"),
-            };
-            let a = match admin::Args::parse(
-                &words[2..],
-                &[],
-                options,
-                &format!("token {}", word(1).unwrap_or("")),
-            ) {
-                Ok(a) => a,
-                Err(e) => return usage_error(&e),
-            };
-            match (sub, a.positional.as_slice(), a.option("--name")) {
-                (Some("create"), [user], Some(name)) => with_config(&config_path, |c| {
-                    admin::token_create(c, user, name, a.option("--expires"))
-                }),
-                (Some("list"), [user], _) => {
-                    with_config(&config_path, |c| admin::token_list(c, user))
-                }
-                (Some("revoke"), [user, name], _) => {
-                    with_config(&config_path, |c| admin::token_revoke(c, user, name))
-                }
-                _ => usage_error(&format!("expected: forgelet {form}")),
-            }
-        }
-        (Some("repo"), Some("import")) => {
-            let rest = &words[2..];
-            let move_src = rest.iter().any(|w| w == "--move");
-            let positional: Vec<&String> = rest.iter().filter(|w| *w != "--move").collect();
-            if let Some(flag) = positional.iter().find(|w| w.starts_with("--")) {
-                return usage_error(&format!("unknown option {flag} for repo import"));
-            }
-            let [name, path] = positional.as_slice() else {
-                return usage_error("repo import takes OWNER/NAME PATH [--move]");
-            };
-            with_config(&config_path, |c| {
-                admin::repo_import(c, name, &PathBuf::from(path), move_src)
-            })
-        }
-        (Some("repo"), Some(sub)) => usage_error(&format!(
-            "unknown repo subcommand {sub:?}; use create, list, import, set, purge, grant or revoke"
-        )),
+        (Some("repo"), _) => repo::run(&config_path, &words[1..]),
+        (Some("user"), _) => user::run(&config_path, &words[1..]),
+        (Some("token"), _) => token::run(&config_path, &words[1..]),
         (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
         (None, _) => usage_error("no command given"),
     }
@@ -296,41 +150,24 @@ fn plain(message: &str) -> String {
     out
 }
 
+/// Prints `message` and the usage; the exit code of a usage error.
 fn usage_error(message: &str) -> i32 {
     eprintln!("forgelet: {message}\n\n{USAGE}");
     2
 }
 
-/// Removes `--name VALUE` or `--name=VALUE` from `args`, returning the value.
-fn take_option(args: &mut Vec<OsString>, name: &str) -> Result<Option<OsString>, String> {
-    let prefix = format!("{name}=");
-    for i in 0..args.len() {
-        let a = args[i].to_string_lossy().into_owned();
-        if a == name {
-            if i + 1 >= args.len() {
-                return Err(format!("{name} needs a value"));
-            }
-            let v = args.remove(i + 1);
-            args.remove(i);
-            return Ok(Some(v));
-        }
-        if let Some(v) = a.strip_prefix(&prefix) {
-            let v = OsString::from(v);
-            args.remove(i);
-            return Ok(Some(v));
-        }
-    }
-    Ok(None)
-}
-
-fn load_config(path: &std::path::Path) -> Result<Config, i32> {
+fn load_config(path: &Path) -> Result<Config, i32> {
     config::load(path).map_err(|e| {
         eprintln!("forgelet: {}", plain(&e.to_string()));
         1
     })
 }
 
-fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> admin::AdminResult) -> i32 {
+/// An admin command's outcome: its failure is the message printed for the sysadmin.
+type Outcome = Result<(), String>;
+
+/// Loads the config and runs an admin command with it; the exit code: 0 ok, 1 failure.
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> Outcome) -> i32 {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -344,7 +181,67 @@ fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> admin::AdminRe
     }
 }
 
-fn run_cgi(config_path: &std::path::Path) -> i32 {
+/// Refuses to write data owned by another user: files made by root in a folder the server reads as
+/// `forgelet` would later be unreadable or unwritable to it.
+fn check_owner(config: &Config) -> Outcome {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    match fs::metadata(&config.data_dir) {
+        Ok(m) if m.uid() != euid => Err(format!(
+            "{} belongs to uid {}, but this command runs as uid {euid}; run it as the data directory's owner (e.g. sudo -u forgelet forgelet ...)",
+            config.data_dir.display(),
+            m.uid()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The data directory's accounts, for a command run as the data directory's owner.
+fn open_accounts(config: &Config) -> Result<Accounts, String> {
+    check_owner(config)?;
+    fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    Accounts::open(&config.data_dir)
+}
+
+/// A refused or failed repository operation as the command line says it: the service's
+/// message, with what to type next where the command line knows it.
+fn repo_error(e: RepoError) -> String {
+    match &e {
+        RepoError::NoSuchOwner(owner) => {
+            format!("{e}; add one first with `forgelet user add {owner}`")
+        }
+        RepoError::NotFound { .. } => format!("{e} (see `forgelet repo list`)"),
+        RepoError::NoSuchUser(_) => format!("{e} (see `forgelet user list`)"),
+        RepoError::MoveFailed { .. } => format!("{e}; run the command again to finish"),
+        _ => e.to_string(),
+    }
+}
+
+/// A refused or failed account operation as the command line says it (see [`repo_error`]).
+fn account_error(e: AccountError) -> String {
+    let e = match e {
+        AccountError::Repo(r) => return repo_error(r),
+        e => e,
+    };
+    match &e {
+        AccountError::NoSuchUser(_) => format!("{e} (see `forgelet user list`)"),
+        AccountError::OwnsRepos { .. } => {
+            format!("{e}; give them to another user with --reassign USER, or delete them first")
+        }
+        AccountError::HeirIsUser(_) => format!("--reassign: {e}"),
+        AccountError::NoSuchHeir(_) => format!("--reassign: {e} (see `forgelet user list`)"),
+        AccountError::TokenExists { user, token } => {
+            format!("{e} with `forgelet token revoke {user} {token}`")
+        }
+        AccountError::NoSuchToken { user, .. } => {
+            format!("{e} (see `forgelet token list {user}`)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn run_cgi(config_path: &Path) -> i32 {
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => {
@@ -382,7 +279,7 @@ const GIT_LANE_NICE: i32 = 5;
 /// closed (and at the connection cap, one that is a second late makes room).
 const PARAMS_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn serve(config_path: &std::path::Path, listen: Option<String>) -> i32 {
+fn serve(config_path: &Path, listen: Option<String>) -> i32 {
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return code,
