@@ -1,5 +1,6 @@
 //! Accounts through the real binary: `user`, `token` and the `repo` commands that set
-//! visibility and collaborators, owners required to be users, and `check`'s reports.
+//! visibility and collaborators, owners required to be users, `check`'s reports, and
+//! `repo import --move` when the source cannot be removed.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -539,4 +540,104 @@ fn concurrent_user_adds_all_land() {
         entries,
         ["repos", "secret", "users.toml", "users.toml.lock"]
     );
+}
+
+/// Keeps anything from being removed from a folder while it lives: the folder read-only for a
+/// user, immutable (`chattr +i`, from e2fsprogs) for root, whom permissions do not stop.
+struct Unremovable {
+    dir: std::path::PathBuf,
+    root: bool,
+}
+
+impl Unremovable {
+    fn new(dir: &std::path::Path) -> Unremovable {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let out = run(Command::new("chattr").arg("+i").arg(dir));
+            assert!(
+                out.status.success(),
+                "cannot make {} immutable as root: {}",
+                dir.display(),
+                all_output(&out).trim()
+            );
+        } else {
+            set_mode(dir, 0o555);
+        }
+        Unremovable {
+            dir: dir.to_path_buf(),
+            root,
+        }
+    }
+}
+
+impl Drop for Unremovable {
+    fn drop(&mut self) {
+        if self.root {
+            let _ = Command::new("chattr").arg("-i").arg(&self.dir).status();
+        } else {
+            set_mode(&self.dir, 0o755);
+        }
+    }
+}
+
+/// `repo import --move` exited 1 after a successful import when it could not remove the
+/// source: the repository was there, and the command said it failed. Now it succeeds, says it
+/// imported, and says on stderr that the source was left in place and why, having removed
+/// nothing of it.
+#[test]
+fn repo_import_move_succeeds_when_the_source_cannot_be_removed() {
+    let site = Site::new("import_move_kept", SiteOptions::default());
+    site.ensure_user("alice");
+    let parent = site.dir().join("kept-here");
+    fs::create_dir_all(&parent).unwrap();
+    let src = parent.join("kept.git");
+    build_fixture("tags", &src);
+    let src_refs = refs_of(&src);
+    let src_files = tree_listing(&src);
+
+    let guard = Unremovable::new(&parent);
+    let out = run(site
+        .forgelet()
+        .args(["repo", "import", "alice/kept", "--move"])
+        .arg(&src));
+    drop(guard);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the import stood, yet the command failed: {}",
+        all_output(&out)
+    );
+    assert!(stdout.contains("imported alice/kept at "), "{stdout}");
+    // Named as resolved: the way there may hold a symlink.
+    let (src_real, parent_real) = (
+        fs::canonicalize(&src).unwrap(),
+        fs::canonicalize(&parent).unwrap(),
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the source {} was left in place: ",
+            src_real.display()
+        )) && stderr.contains(&parent_real.display().to_string()),
+        "stderr does not say the source was left, and why: {stderr}"
+    );
+    assert_eq!(tree_listing(&src), src_files, "the source was changed");
+    let repo = site.repo_path("alice/kept");
+    assert_eq!(refs_of(&repo), src_refs);
+    let fsck = run(git(&repo).args(["fsck", "--full", "--strict", "--no-progress"]));
+    assert!(fsck.status.success(), "fsck: {}", all_output(&fsck));
+
+    // Once the source can be removed, --move removes it, and says nothing more.
+    let out = run(site
+        .forgelet()
+        .args(["repo", "import", "alice/moved", "--move"])
+        .arg(&src));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+        "{}",
+        all_output(&out)
+    );
+    assert!(!src.exists(), "--move left the source in place");
 }
