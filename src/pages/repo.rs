@@ -11,7 +11,7 @@ use crate::git::browse::{self, BrowseError, EntryKind};
 use crate::git::{RepoDir, Visibility};
 use crate::git_http::archive::{self, Archive};
 use crate::git_http::blob::{self, BlobStream};
-use crate::markdown;
+use crate::markup::{markdown, TrustedHtml};
 use crate::response::{Answer, Response};
 use crate::site::Site;
 use crate::urls::{browse_url, clone_url};
@@ -64,10 +64,7 @@ struct HomePage {
     tags_total: usize,
     latest: Option<CommitRow>,
     files: Vec<FileRow>,
-    /// README rendered by `markdown::render`: the one place a page inserts HTML it did not
-    /// escape itself (see the template's `|safe`).
-    readme_html: String,
-    readme_name: String,
+    readme: Readme,
     empty: bool,
     /// Snapshot links of the shown ref, encoded (a ref name may hold `%`, `#` or `..`).
     tgz_url: String,
@@ -83,8 +80,7 @@ struct TreePage {
     crumbs: Vec<Crumb>,
     latest: Option<CommitRow>,
     files: Vec<FileRow>,
-    readme_html: String,
-    readme_name: String,
+    readme: Readme,
 }
 
 #[derive(Template)]
@@ -178,55 +174,67 @@ fn rows(
         .collect()
 }
 
-fn readme_html(
+/// The README of a folder as its page shows it (`readme.html`).
+pub(crate) enum Readme {
+    None,
+    /// Larger than a page reads: a link to its blob page instead.
+    TooLarge {
+        name: String,
+        size: String,
+        url: String,
+    },
+    /// Markdown, rendered: the one HTML a page inserts without escaping it.
+    Markdown {
+        name: String,
+        html: TrustedHtml,
+    },
+    /// Any other README, shown as it is (escaped by the template).
+    Plain {
+        name: String,
+        text: String,
+    },
+}
+
+fn readme(
     site: &Site,
     git: &git2::Repository,
     repo: &RepoDir,
     rev: &str,
     commit: git2::Oid,
     dir: &[u8],
-) -> Result<(String, String)> {
+) -> Result<Readme> {
     let Some(readme) =
         browse::readme(git, commit, dir, browse::README_LIMIT).map_err(git_err(repo))?
     else {
-        return Ok((String::new(), String::new()));
+        return Ok(Readme::None);
     };
     let base = &site.config.base_path;
+    let name = readme.name;
     if readme.blob.truncated {
         // Not read at all: it is larger than a page renders.
-        let url = browse_url(base, &repo.owner, &repo.name, "blob", rev, &readme.path);
-        let html = format!(
-            "<p class=\"muted\">This README is too large to show here ({}). <a href=\"{}\">Open the file</a>.</p>",
-            human_size(readme.blob.size),
-            escape(&url)
-        );
-        return Ok((html, readme.name));
+        return Ok(Readme::TooLarge {
+            name,
+            size: human_size(readme.blob.size),
+            url: browse_url(base, &repo.owner, &repo.name, "blob", rev, &readme.path),
+        });
     }
-    let text = String::from_utf8_lossy(&readme.blob.data);
-    let html = if readme.markdown {
-        let blob_base = browse_url(base, &repo.owner, &repo.name, "blob", rev, "");
-        let tree_base = browse_url(base, &repo.owner, &repo.name, "tree", rev, "");
-        let raw_base = browse_url(base, &repo.owner, &repo.name, "raw", rev, "");
-        markdown::render(
-            &text,
-            &markdown::Context {
-                blob_base: &blob_base,
-                tree_base: &tree_base,
-                raw_base: &raw_base,
-                dir,
-            },
-        )
-    } else {
-        format!("<pre>{}</pre>", escape(&text))
-    };
-    Ok((html, readme.name))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let text = String::from_utf8_lossy(&readme.blob.data).into_owned();
+    if !readme.markdown {
+        return Ok(Readme::Plain { name, text });
+    }
+    let blob_base = browse_url(base, &repo.owner, &repo.name, "blob", rev, "");
+    let tree_base = browse_url(base, &repo.owner, &repo.name, "tree", rev, "");
+    let raw_base = browse_url(base, &repo.owner, &repo.name, "raw", rev, "");
+    let html = markdown::render(
+        &text,
+        &markdown::Context {
+            blob_base: &blob_base,
+            tree_base: &tree_base,
+            raw_base: &raw_base,
+            dir,
+        },
+    );
+    Ok(Readme::Markdown { name, html })
 }
 
 /// The path's crumbs: the repository, then each folder, then the last part, which is a file
@@ -304,8 +312,7 @@ pub(crate) fn home<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         tags_total: tags.total,
         latest: None,
         files: Vec::new(),
-        readme_html: String::new(),
-        readme_name: String::new(),
+        readme: Readme::None,
         empty: start.is_none(),
         tgz_url: String::new(),
         zip_url: String::new(),
@@ -314,9 +321,7 @@ pub(crate) fn home<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
         page.files = rows(site, repo, &rev, b"", &listing);
         page.latest = listing.last_commit.as_ref().map(|c| row(site, repo, c));
-        let (html, name) = readme_html(site, &git, repo, &rev, commit, b"")?;
-        page.readme_html = html;
-        page.readme_name = name;
+        page.readme = readme(site, &git, repo, &rev, commit, b"")?;
         let archive = |ext: &str| {
             browse_url(
                 base,
@@ -360,7 +365,7 @@ fn browse<'s>(site: &'s Site, c: &PageCall<'_>, view: View) -> Result<Answer<'s>
     match view {
         View::Tree => {
             let listing = browse::list_tree(&git, commit, &path).map_err(git_err(repo))?;
-            let (readme_html, readme_name) = readme_html(site, &git, repo, &rev, commit, &path)?;
+            let readme = readme(site, &git, repo, &rev, commit, &path)?;
             ctx.render(
                 site,
                 req,
@@ -371,8 +376,7 @@ fn browse<'s>(site: &'s Site, c: &PageCall<'_>, view: View) -> Result<Answer<'s>
                     crumbs: crumbs(site, repo, &rev, &path, false),
                     files: rows(site, repo, &rev, &path, &listing),
                     latest: listing.last_commit.as_ref().map(|c| row(site, repo, c)),
-                    readme_html,
-                    readme_name,
+                    readme,
                     rev,
                 },
             )
