@@ -272,10 +272,10 @@ fn authorize(site: &Site, req: &Request, caps: &Captures, need: Need) -> Result<
         realm: site.config.site_name.clone(),
         message,
     };
-    let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+    let client = req.remote_addr();
     let viewer = match site.gate.check(
         &site.accounts,
-        req.header("AUTHORIZATION"),
+        req.authorization(),
         client,
         site.config.git_requires_token,
     ) {

@@ -59,7 +59,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
     let next = safe_next(base, field(fields, "next"));
     let name = field(fields, "user").unwrap_or("").trim().to_string();
     let password = field(fields, "password").unwrap_or("");
-    let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+    let client = req.remote_addr();
     let users = site.accounts.users().map_err(Error::Internal)?;
     let outcome = if name.is_empty() || password.is_empty() {
         Outcome::Refused(Refusal::Bad("Give your user name and password."))
@@ -67,7 +67,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
         site.gate
             .password(&site.accounts, &users, &name, password, client, {
                 let names = super::cookie_names(site, req);
-                let value = session::cookie(req.header("COOKIE"), &names.device);
+                let value = session::cookie(req.cookies(), &names.device);
                 if session::device_is_for(&site.accounts, value, &name) {
                     Device::Known
                 } else {

@@ -78,10 +78,7 @@ pub(crate) struct PageCtx {
 
 /// Whether the client reaches the site over HTTPS: `base_url` says so, or the web server does.
 pub(crate) fn is_https(site: &Site, req: &Request) -> bool {
-    site.config.base_url.starts_with("https://")
-        || req
-            .var("HTTPS")
-            .is_some_and(|h| h.eq_ignore_ascii_case("on"))
+    site.config.base_url.starts_with("https://") || req.https()
 }
 
 /// The cookie names for this request's site and scheme.
@@ -91,7 +88,7 @@ pub(crate) fn cookie_names(site: &Site, req: &Request) -> session::CookieNames {
 
 impl PageCtx {
     pub(crate) fn new(site: &Site, req: &Request) -> PageCtx {
-        let cookies = req.header("COOKIE");
+        let cookies = req.cookies();
         let names = cookie_names(site, req);
         let session = session::cookie(cookies, &names.session)
             .and_then(|v| session::verify(&site.accounts, v, now()));

@@ -472,7 +472,7 @@ pub(crate) fn raw<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         id: b.id,
         size: b.size,
         head: Box::new(move |first: &[u8]| raw_head(&path, first)),
-        client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
+        client: req.remote_addr().to_string(),
         anonymous: ctx.viewer.is_none(),
     }
     .answer(site))
@@ -502,7 +502,7 @@ pub(crate) fn archive<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>
         commit: resolved.commit,
         rev: rev.to_string(),
         format,
-        client: req.var("REMOTE_ADDR").unwrap_or("unknown").to_string(),
+        client: req.remote_addr().to_string(),
         anonymous: ctx.viewer.is_none(),
     }
     .answer(site))
