@@ -35,6 +35,12 @@ pub(crate) struct Captures {
     pub(crate) rest: Vec<String>,
 }
 
+/// Whether the request is a HEAD (headers only), read before the request is parsed: an answer
+/// to a request that could not be parsed keeps to it too.
+pub(crate) fn is_head(params: &Params) -> bool {
+    params.get(b"REQUEST_METHOD") == Some(b"HEAD")
+}
+
 /// What became of the raw request line before routing.
 pub(crate) enum Parsed {
     Request(Request),

@@ -538,6 +538,21 @@ impl Site {
         let repos = format!("{}/", self.data_dir.join("repos").display());
         let socket = format!("unix:{}", self.socket.display());
         let location = format!("location ^~ {}/ {{", self.opts.base_path);
+        // Each value a sysadmin edits appears once: the socket was named in three places (the
+        // nested git locations do not inherit fastcgi_pass), and editing only the first broke
+        // pushes.
+        for once in [
+            "location ^~ /git/ {",
+            "unix:/run/forgelet/forgelet.sock;",
+            "alias /var/lib/forgelet/repos/;",
+            "location ^~ /.forgelet-repos/ {",
+        ] {
+            assert_eq!(
+                text.matches(once).count(),
+                1,
+                "nginx/forgelet.conf should name `{once}` exactly once"
+            );
+        }
         let mut text = text;
         for (from, to) in [
             ("location ^~ /git/ {", location.as_str()),
