@@ -6,7 +6,7 @@ use std::fs;
 
 use askama::Template;
 
-use super::repo::{head, RepoHead};
+use super::repo_head::{head, RepoHead};
 use super::{Chrome, PageCall, PageCtx};
 use crate::auth;
 use crate::error::{Error, Result};
