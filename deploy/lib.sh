@@ -38,16 +38,22 @@ install_nginx_and_git() {
     apt-get install -y -q "${missing[@]}"
 }
 
-# Installs what only the tests use when missing: dulwich (Debian python3-dulwich), the second,
-# independent git client the push tests use. With apt-get as root, otherwise it says what to
-# install; returns non-zero when it is still missing (those tests then skip with a notice).
-# (The tests look in `python3` on PATH and in /usr/bin/python3, where Debian's package goes even
-# when PATH leads to another Python, e.g. pyenv's.)
-install_test_clients() {
+# Whether dulwich imports in `python3` on PATH or in /usr/bin/python3, the two the tests try
+# (Debian's package goes to the latter even when PATH leads to another Python, e.g. pyenv's).
+has_dulwich() {
     local py
     for py in python3 /usr/bin/python3; do
         "$py" -c 'import dulwich' >/dev/null 2>&1 && return 0
     done
+    return 1
+}
+
+# Installs what only the tests use when missing: dulwich (Debian python3-dulwich), the second,
+# independent git client the push tests use. With apt-get as root, otherwise it says what to
+# install; returns non-zero, after a message on stderr, when it is still missing (the dulwich
+# test fails without it).
+install_test_clients() {
+    has_dulwich && return 0
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         printf 'missing python3-dulwich; install as root: apt-get install -y python3-dulwich\n' >&2
         return 1
@@ -55,7 +61,14 @@ install_test_clients() {
     printf 'installing python3-dulwich\n' >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-cache show python3-dulwich >/dev/null 2>&1 || apt-get update -q
-    apt-get install -y -q python3-dulwich
+    apt-get install -y -q python3-dulwich || {
+        printf 'apt-get install python3-dulwich failed\n' >&2
+        return 1
+    }
+    has_dulwich || {
+        printf 'python3-dulwich is installed, but neither python3 nor /usr/bin/python3 imports dulwich\n' >&2
+        return 1
+    }
 }
 
 # Readies the real-browser test (tests/browser/run.sh): Debian's chromium (/usr/bin/chromium, or

@@ -22,8 +22,9 @@ die() {
 
 # --- system packages: nginx and git ------------------------------------------
 install_nginx_and_git || die "nginx and git are needed (see above)"
-# dulwich, a second git client for the push tests; they skip (with a notice) without it.
-install_test_clients || printf 'test.sh: dulwich is missing; its tests will be skipped\n' >&2
+# dulwich, a second git client for the push tests: its test fails without it, so the run stops
+# here, saying so, when it cannot be installed.
+install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"

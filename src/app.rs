@@ -17,7 +17,7 @@ use crate::gateway::{self, Params};
 use crate::git::RepoDir;
 use crate::git_http::{self, GitCall, Identity};
 use crate::pages::{self, PageCall, PageCtx};
-use crate::request::{Captures, Parsed, Request};
+use crate::request::{self, Captures, Parsed, Request};
 use crate::response::{Answer, Response};
 use crate::routes::{self, Handler, Lane, Matched, Need, Row};
 use crate::site::Site;
@@ -31,7 +31,7 @@ pub(crate) const LANE_GIT: usize = 1;
 
 impl gateway::App for Site {
     fn call(self: Arc<Self>, params: Params) -> Box<dyn gateway::Call> {
-        let head_only = params.get(b"REQUEST_METHOD") == Some(b"HEAD");
+        let head_only = request::is_head(&params);
         let routed = match Request::parse(params, &self.config.base_path) {
             Ok(Parsed::Request(req)) => match routes::route(&req.path, req.method, req.query()) {
                 Ok(matched) => Routed::Row(req, matched),
@@ -272,10 +272,10 @@ fn authorize(site: &Site, req: &Request, caps: &Captures, need: Need) -> Result<
         realm: site.config.site_name.clone(),
         message,
     };
-    let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+    let client = req.remote_addr();
     let viewer = match site.gate.check(
         &site.accounts,
-        req.header("AUTHORIZATION"),
+        req.authorization(),
         client,
         site.config.git_requires_token,
     ) {

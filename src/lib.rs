@@ -19,7 +19,7 @@ pub mod git_http;
 pub mod gitrun;
 pub mod keyed;
 pub mod log_limit;
-pub mod markdown;
+pub mod markup;
 pub mod pages;
 pub mod repos;
 pub mod request;

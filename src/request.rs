@@ -35,6 +35,12 @@ pub(crate) struct Captures {
     pub(crate) rest: Vec<String>,
 }
 
+/// Whether the request is a HEAD (headers only), read before the request is parsed: an answer
+/// to a request that could not be parsed keeps to it too.
+pub(crate) fn is_head(params: &Params) -> bool {
+    params.get(b"REQUEST_METHOD") == Some(b"HEAD")
+}
+
 /// What became of the raw request line before routing.
 pub(crate) enum Parsed {
     Request(Request),
@@ -82,14 +88,60 @@ impl Request {
         }))
     }
 
+    /// The client's address (`REMOTE_ADDR`), for logs and per-client limits; `unknown` when the
+    /// web server sends none.
+    pub(crate) fn remote_addr(&self) -> &str {
+        self.var("REMOTE_ADDR").unwrap_or("unknown")
+    }
+
+    /// The web server says the client came over HTTPS (`HTTPS=on`).
+    pub(crate) fn https(&self) -> bool {
+        self.var("HTTPS")
+            .is_some_and(|h| h.eq_ignore_ascii_case("on"))
+    }
+
+    /// The `Cookie` header.
+    pub(crate) fn cookies(&self) -> Option<&str> {
+        self.header("COOKIE")
+    }
+
+    /// The `Authorization` header.
+    pub(crate) fn authorization(&self) -> Option<&str> {
+        self.header("AUTHORIZATION")
+    }
+
+    /// The body's length as the client declared it (`CONTENT_LENGTH`), when it is a number.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        self.var("CONTENT_LENGTH")
+            .and_then(|l| l.trim().parse().ok())
+    }
+
+    /// The body is gzip-compressed (`Content-Encoding: gzip` or `x-gzip`).
+    pub(crate) fn gzipped(&self) -> bool {
+        self.header("CONTENT_ENCODING")
+            .is_some_and(|e| e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip"))
+    }
+
+    /// The `Git-Protocol` header, as the client sent it (see `smart::protocol_version`).
+    pub(crate) fn git_protocol(&self) -> Option<&str> {
+        self.header("GIT_PROTOCOL")
+    }
+
+    /// The `Range` header of a GET (a HEAD has no body to take a range of).
+    pub(crate) fn range(&self) -> Option<&str> {
+        (self.method == Method::Get)
+            .then(|| self.header("RANGE"))
+            .flatten()
+    }
+
     /// A request header, e.g. `header("RANGE")` reads `HTTP_RANGE`.
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    fn header(&self, name: &str) -> Option<&str> {
         let key = format!("HTTP_{name}");
         self.var(&key)
     }
 
     /// A CGI variable as text, when it is valid UTF-8.
-    pub(crate) fn var(&self, name: &str) -> Option<&str> {
+    fn var(&self, name: &str) -> Option<&str> {
         self.params
             .get(name.as_bytes())
             .and_then(|v| std::str::from_utf8(v).ok())

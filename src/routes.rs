@@ -10,7 +10,11 @@
 use crate::error::{Error, Result};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, smart};
-use crate::pages::{self, account, front, history, login, new_repo, repo, settings};
+use crate::pages;
+use crate::pages::{
+    account, blob, commit, commits, downloads, front, home, login, logout, new_repo, owner, refs,
+    settings, static_file, tree,
+};
 use crate::request::{Captures, Method};
 
 /// One segment of a route's path.
@@ -170,27 +174,27 @@ const REPO: Seg = Seg::Repo;
 #[rustfmt::skip]
 pub static ROUTES: &[Row] = &[
     // Site pages.
-    slash(page("front", GET, &[], Anyone, front::front, "/")),
+    slash(page("front", GET, &[], Anyone, front::page, "/")),
     page("login", GET, &[Lit("login")], Anyone, login::form, "/login"),
     page("login.submit", POST, &[Lit("login")], Anyone, login::submit, "/login"),
-    page("logout", GET, &[Lit("logout")], Anyone, login::logout_form, "/logout"),
-    page("logout.submit", POST, &[Lit("logout")], Anyone, login::logout, "/logout"),
+    page("logout", GET, &[Lit("logout")], Anyone, logout::form, "/logout"),
+    page("logout.submit", POST, &[Lit("logout")], Anyone, logout::submit, "/logout"),
     page("new", GET, &[Lit("new")], SignedIn, new_repo::form, "/new"),
     page("new.submit", POST, &[Lit("new")], SignedIn, new_repo::submit, "/new"),
     page("account", GET, &[Lit("settings"), Lit("tokens")], SignedIn, account::form, "/settings/tokens"),
     page("account.submit", POST, &[Lit("settings"), Lit("tokens")], SignedIn, account::submit, "/settings/tokens"),
-    page("static", GET, &[Lit("static"), One], Anyone, pages::static_file, "/static/{asset}"),
-    slash(page("owner", GET, &[Owner], Anyone, front::owner, "/OWNER")),
+    page("static", GET, &[Lit("static"), One], Anyone, static_file::file, "/static/{asset}"),
+    slash(page("owner", GET, &[Owner], Anyone, owner::page, "/OWNER")),
     // A repository's pages.
-    slash(page("repo.home", GET, &[Owner, REPO], Read, repo::home, "/OWNER/REPO")),
-    slash(page("repo.tree", GET, &[Owner, REPO, Lit("tree"), Rest], Read, repo::tree, "/OWNER/REPO/tree/main")),
-    page("repo.blob", GET, &[Owner, REPO, Lit("blob"), Rest], Read, repo::blob, "/OWNER/REPO/blob/main/{file}"),
-    lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, repo::raw, "/OWNER/REPO/raw/main/{file}"), Git),
-    page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, history::commits, "/OWNER/REPO/commits/main"),
-    page("repo.commit", GET, &[Owner, REPO, Lit("commit"), Rest], Read, history::commit, "/OWNER/REPO/commit/{head}"),
-    page("repo.branches", GET, &[Owner, REPO, Lit("branches")], Read, history::branches, "/OWNER/REPO/branches"),
-    page("repo.tags", GET, &[Owner, REPO, Lit("tags")], Read, history::tags, "/OWNER/REPO/tags"),
-    lane(page("repo.archive", GET, &[Owner, REPO, Lit("archive"), Rest], Read, repo::archive, "/OWNER/REPO/archive/main.tar.gz"), Git),
+    slash(page("repo.home", GET, &[Owner, REPO], Read, home::page, "/OWNER/REPO")),
+    slash(page("repo.tree", GET, &[Owner, REPO, Lit("tree"), Rest], Read, tree::page, "/OWNER/REPO/tree/main")),
+    page("repo.blob", GET, &[Owner, REPO, Lit("blob"), Rest], Read, blob::page, "/OWNER/REPO/blob/main/{file}"),
+    lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, downloads::raw, "/OWNER/REPO/raw/main/{file}"), Git),
+    page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, commits::page, "/OWNER/REPO/commits/main"),
+    page("repo.commit", GET, &[Owner, REPO, Lit("commit"), Rest], Read, commit::page, "/OWNER/REPO/commit/{head}"),
+    page("repo.branches", GET, &[Owner, REPO, Lit("branches")], Read, refs::branches, "/OWNER/REPO/branches"),
+    page("repo.tags", GET, &[Owner, REPO, Lit("tags")], Read, refs::tags, "/OWNER/REPO/tags"),
+    lane(page("repo.archive", GET, &[Owner, REPO, Lit("archive"), Rest], Read, downloads::archive, "/OWNER/REPO/archive/main.tar.gz"), Git),
     page("repo.settings", GET, &[Owner, REPO, Lit("settings")], Manage, settings::form, "/OWNER/REPO/settings"),
     page("repo.settings.submit", POST, &[Owner, REPO, Lit("settings")], Manage, settings::submit, "/OWNER/REPO/settings"),
     // git over HTTP: smart.

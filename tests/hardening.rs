@@ -418,7 +418,7 @@ fn v2_fetch_request(site: &Site, path: &str, want: &str) -> Vec<u8> {
 fn clients_that_stop_reading_do_not_starve_git() {
     let site = Site::new("hard_stall", SiteOptions::default());
     let repo = site.import_fixture("mixed", "alice/big");
-    crate::add_big_commit(&repo, 12 << 20);
+    add_big_commit(&repo, 12 << 20);
     let srv = site.start();
     let head = git_ok(&repo, &["rev-parse", "HEAD"]).trim().to_string();
     let request = v2_fetch_request(&site, "/alice/big.git/git-upload-pack", &head);
@@ -462,7 +462,7 @@ fn clients_that_stop_reading_do_not_starve_git() {
     let clone = site.dir().join("clone");
     timed(
         "clone",
-        crate::smart_git(site.dir())
+        smart_git(site.dir())
             .args(["-c", "protocol.version=2", "clone", "-q", &url])
             .arg(&clone),
     );
@@ -472,11 +472,11 @@ fn clients_that_stop_reading_do_not_starve_git() {
     commit_all(&clone, "pushed");
     timed(
         "push",
-        crate::smart_git(&clone).args(["push", "-q", &push_url, "HEAD:refs/heads/more"]),
+        smart_git(&clone).args(["push", "-q", &push_url, "HEAD:refs/heads/more"]),
     );
     timed(
         "ls-remote",
-        crate::smart_git(site.dir()).args(["-c", "protocol.version=2", "ls-remote", &url]),
+        smart_git(site.dir()).args(["-c", "protocol.version=2", "ls-remote", &url]),
     );
     assert!(git_ok(&repo, &["rev-parse", "refs/heads/more"]).len() >= 40);
     // And a third snapshot is made.
@@ -835,7 +835,7 @@ fn half_open_fastcgi_connections_cannot_block_the_socket() {
 fn git_takes_only_partial_clone_filters_and_refuses_garbage_quietly() {
     let site = Site::new("hard_filter", SiteOptions::default());
     let repo = site.import_fixture("mixed", "alice/proj");
-    crate::add_big_commit(&repo, 60 << 20);
+    add_big_commit(&repo, 60 << 20);
     let srv = site.start();
     let url = format!(
         "http://127.0.0.1:{}{}",
@@ -846,7 +846,7 @@ fn git_takes_only_partial_clone_filters_and_refuses_garbage_quietly() {
         .trim()
         .to_string();
     let clone = |filter: &str, into: &str| {
-        run(crate::smart_git(site.dir())
+        run(smart_git(site.dir())
             .args(["-c", "protocol.version=2", "clone", "-q", "--bare"])
             .arg(format!("--filter={filter}"))
             .arg(&url)
@@ -1047,18 +1047,16 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
         site.target("/alice/proj.git")
     );
     let work = site.dir().join("work");
-    ok(crate::smart_git(site.dir())
-        .args(["clone", "-q", &url])
-        .arg(&work));
+    ok(smart_git(site.dir()).args(["clone", "-q", &url]).arg(&work));
     let push_secret = |text: &str| -> (String, String) {
         fs::write(work.join("secret.txt"), text).unwrap();
         let id = commit_all(&work, "oops");
         let blob = git_ok(&work, &["rev-parse", "HEAD:secret.txt"])
             .trim()
             .to_string();
-        ok(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
+        ok(smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
         git_ok(&work, &["reset", "-q", "--hard", "HEAD~1"]);
-        ok(crate::smart_git(&work).args(["push", "-q", "--force", &url, "HEAD:main"]));
+        ok(smart_git(&work).args(["push", "-q", "--force", &url, "HEAD:main"]));
         (id, blob)
     };
 
@@ -1080,7 +1078,7 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
     );
     // What the branches hold is whole.
     let fresh = site.dir().join("fresh");
-    ok(crate::smart_git(site.dir())
+    ok(smart_git(site.dir())
         .args(["clone", "-q", &url])
         .arg(&fresh));
     git_ok(&fresh, &["fsck", "--no-progress"]);
@@ -1153,7 +1151,7 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
     );
     fs::write(work.join("more.txt"), "more\n").unwrap();
     commit_all(&work, "during a purge");
-    let out = run(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
+    let out = run(smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
     assert!(!out.status.success(), "a push went through during a purge");
     let text = all_output(&out);
     assert!(
@@ -1166,7 +1164,7 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
         "done\n1700000000\n\n",
     )
     .unwrap();
-    ok(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
+    ok(smart_git(&work).args(["push", "-q", &url, "HEAD:main"]));
     srv.finish();
 }
 
@@ -1226,14 +1224,14 @@ fn a_client_that_takes_nothing_is_dropped_at_the_write_timeout() {
     )
     .unwrap();
     let repo = site.import_fixture("mixed", "alice/big");
-    crate::add_big_commit(&repo, 24 << 20);
+    add_big_commit(&repo, 24 << 20);
     let srv = site.start();
     let head = git_ok(&repo, &["rev-parse", "HEAD"]).trim().to_string();
     let request = v2_fetch_request(&site, "/alice/big.git/git-upload-pack", &head);
     let (stalled, status) = stall(srv.port, "127.0.0.5", &request);
     assert_eq!(status, 200);
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let running = crate::processes_in(&repo);
+    let running = processes_in(&repo);
     assert!(!running.is_empty(), "git ended: the spool took everything");
     // git runs below the pages' priority (the git lane's nice value, inherited).
     for p in &running {
@@ -1246,7 +1244,7 @@ fn a_client_that_takes_nothing_is_dropped_at_the_write_timeout() {
         assert_eq!(nice, 5, "{p}");
     }
     let start = std::time::Instant::now();
-    crate::assert_no_process_left(&repo, 20, "after the write timeout");
+    assert_no_process_left(&repo, 20, "after the write timeout");
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
     drop(stalled);
     srv.finish();
@@ -1270,7 +1268,7 @@ fn a_slot_is_kept_for_signed_in_users() {
     )
     .unwrap();
     let repo = site.import_fixture("mixed", "alice/big");
-    crate::add_big_commit(&repo, 16 << 20);
+    add_big_commit(&repo, 16 << 20);
     let srv = site.start();
     let head = git_ok(&repo, &["rev-parse", "HEAD"]).trim().to_string();
     let request = v2_fetch_request(&site, "/alice/big.git/git-upload-pack", &head);
@@ -1279,7 +1277,7 @@ fn a_slot_is_kept_for_signed_in_users() {
         .map(|i| stall(srv.port, &format!("127.0.0.{i}"), &request).0)
         .collect();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while crate::processes_in(&repo)
+    while processes_in(&repo)
         .iter()
         .filter(|p| p.contains("upload-pack"))
         .count()
@@ -1320,7 +1318,7 @@ fn a_slot_is_kept_for_signed_in_users() {
         site.target("/alice/big.git")
     );
     let start = std::time::Instant::now();
-    let out = run(crate::smart_git(&work).args(["push", "-q", &url, "HEAD:refs/heads/pushed"]));
+    let out = run(smart_git(&work).args(["push", "-q", &url, "HEAD:refs/heads/pushed"]));
     assert!(out.status.success(), "{}", all_output(&out));
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
     assert!(

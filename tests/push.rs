@@ -13,7 +13,6 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use crate::{add_big_commit, assert_no_process_left, processes_in, smart_git};
 
 const ZERO_OID: &str = "0000000000000000000000000000000000000000";
 
@@ -862,11 +861,10 @@ else:
 #[test]
 fn dulwich_clones_and_pushes() {
     let Some(py) = dulwich_python() else {
-        eprintln!(
-            "NOTICE: dulwich_clones_and_pushes skipped: no python3 can import dulwich \
-             (install python3-dulwich; deploy/test.sh does as root)"
+        panic!(
+            "dulwich is missing: neither python3 nor /usr/bin/python3 can import it; install \
+             python3-dulwich (deploy/test.sh does so as root)"
         );
-        return;
     };
     let (u, repo) = up("push_dulwich", "tags", "alice/tags", "");
     let tmp = u.site.dir().to_path_buf();

@@ -538,6 +538,21 @@ impl Site {
         let repos = format!("{}/", self.data_dir.join("repos").display());
         let socket = format!("unix:{}", self.socket.display());
         let location = format!("location ^~ {}/ {{", self.opts.base_path);
+        // Each value a sysadmin edits appears once: the socket was named in three places (the
+        // nested git locations do not inherit fastcgi_pass), and editing only the first broke
+        // pushes.
+        for once in [
+            "location ^~ /git/ {",
+            "unix:/run/forgelet/forgelet.sock;",
+            "alias /var/lib/forgelet/repos/;",
+            "location ^~ /.forgelet-repos/ {",
+        ] {
+            assert_eq!(
+                text.matches(once).count(),
+                1,
+                "nginx/forgelet.conf should name `{once}` exactly once"
+            );
+        }
         let mut text = text;
         for (from, to) in [
             ("location ^~ /git/ {", location.as_str()),
@@ -1423,4 +1438,226 @@ pub fn sign_in_as(site: &Site, srv: &Server, b: &mut Browser, user: &str) {
         &[("csrf", &csrf), ("user", user), ("password", TEST_PASSWORD)],
     );
     assert_eq!(r.status, 303, "{user} signs in: {}", r.describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sites started for one test
+
+/// A running site: the server is declared first so it stops before the files are removed.
+pub struct Running {
+    pub srv: Server,
+    pub site: Site,
+}
+
+/// A site with the fixture `fixture` imported as `alice/{fixture}`, started; and the
+/// repository's path.
+pub fn start_with_fixture(test: &str, fixture: &str, opts: SiteOptions) -> (Running, PathBuf) {
+    let site = Site::new(test, opts);
+    let repo = site.import_fixture(fixture, &format!("alice/{fixture}"));
+    let srv = site.start();
+    (Running { srv, site }, repo)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clones and the repositories they come from
+
+/// Every branch and tag of the server repository is in the clone, with the same object, and
+/// nothing else is.
+pub fn assert_clone_matches(repo: &Path, clone: &Path) {
+    let want: Vec<(String, String)> = refs_of(repo)
+        .into_iter()
+        .filter(|(r, _)| r.starts_with("refs/heads/") || r.starts_with("refs/tags/"))
+        .collect();
+    let got: Vec<(String, String)> = refs_of(clone)
+        .into_iter()
+        .filter_map(|(r, oid)| {
+            if let Some(b) = r.strip_prefix("refs/remotes/origin/") {
+                (b != "HEAD").then(|| (format!("refs/heads/{b}"), oid))
+            } else if r.starts_with("refs/tags/") {
+                Some((r, oid))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(got, want, "refs of the clone differ from the server's");
+    let fsck = run(git(clone).args(["fsck", "--full", "--strict", "--no-progress"]));
+    assert!(
+        fsck.status.success(),
+        "git fsck of the clone: {}",
+        all_output(&fsck)
+    );
+}
+
+/// Adds history straight into the server's bare repository with git plumbing (no
+/// `update-server-info`): a commit on main, an annotated tag, a new branch, one branch deleted.
+pub fn add_history_on_server(repo: &Path) {
+    let blob = run_with_stdin(
+        git(repo).args(["hash-object", "-w", "--stdin"]),
+        b"added on the server\n",
+    );
+    assert!(blob.status.success());
+    let blob = String::from_utf8(blob.stdout).unwrap();
+    let tree = run_with_stdin(
+        git(repo).arg("mktree"),
+        format!("100644 blob {}\tadded.txt\n", blob.trim()).as_bytes(),
+    );
+    assert!(tree.status.success(), "{}", all_output(&tree));
+    let tree = String::from_utf8(tree.stdout).unwrap();
+    let parent = run(git(repo).args(["rev-parse", "-q", "--verify", "refs/heads/main^{commit}"]));
+    let mut args = vec!["commit-tree".to_string(), tree.trim().to_string()];
+    if parent.status.success() {
+        args.push("-p".into());
+        args.push(String::from_utf8(parent.stdout).unwrap().trim().to_string());
+    }
+    args.push("-m".into());
+    args.push("added on the server".into());
+    let commit = git_ok(repo, &args).trim().to_string();
+    let refs = refs_of(repo);
+    let to_delete = refs
+        .keys()
+        .find(|r| r.starts_with("refs/heads/") && r.as_str() != "refs/heads/main")
+        .cloned();
+    git_ok(repo, &["update-ref", "refs/heads/main", &commit]);
+    git_ok(
+        repo,
+        &["update-ref", "refs/heads/server/new-branch", &commit],
+    );
+    git_ok(
+        repo,
+        &[
+            "tag",
+            "-a",
+            "-m",
+            "tagged on the server",
+            "v9.9-server",
+            &commit,
+        ],
+    );
+    if let Some(r) = to_delete {
+        git_ok(repo, &["update-ref", "-d", &r]);
+    }
+}
+
+/// `r` may not be cached (`what` names it in the message).
+pub fn assert_no_cache(r: &Response, what: &str) {
+    let cc = r
+        .header("Cache-Control")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        cc.contains("no-cache") || cc.contains("no-store") || cc.contains("max-age=0"),
+        "{what}: expected Cache-Control no-cache, got {cc:?}"
+    );
+}
+
+/// The largest pack of `repo` (over 100 bytes), as a path below the repository.
+pub fn largest_pack(repo: &Path) -> String {
+    let mut best = (0, String::new());
+    for e in fs::read_dir(repo.join("objects/pack")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        let len = e.metadata().unwrap().len();
+        if name.ends_with(".pack") && len > best.0 {
+            best = (len, format!("objects/pack/{name}"));
+        }
+    }
+    assert!(best.0 > 100, "no pack over 100 bytes in {}", repo.display());
+    best.1
+}
+
+/// The pack and one loose object of `repo`, as paths below the repository.
+pub fn object_paths(repo: &Path) -> Vec<String> {
+    let mut out = vec![largest_pack(repo)];
+    for entry in fs::read_dir(repo.join("objects")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.len() == 2 {
+            let dir = repo.join("objects").join(&name);
+            if let Some(f) = fs::read_dir(&dir).unwrap().next() {
+                let f = f.unwrap().file_name().into_string().unwrap();
+                out.push(format!("objects/{name}/{f}"));
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        out.len(),
+        2,
+        "the mixed fixture has a pack and loose objects"
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smart HTTP clients and the git processes a request leaves
+
+/// `git` that may use the smart protocol (the harness's `git` forces dumb HTTP).
+pub fn smart_git(dir: &Path) -> Command {
+    let mut c = git(dir);
+    c.env_remove("GIT_SMART_HTTP");
+    c
+}
+
+/// Processes that use `repo`: named on their command line, or working inside it (index-pack
+/// does not name the repository).
+pub fn processes_in(repo: &Path) -> Vec<String> {
+    let needle = repo.display().to_string();
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap_or_default();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmd = fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if cmd.contains(&needle) || cwd.starts_with(repo) {
+            out.push(format!("{name} (cwd {}): {cmd}", cwd.display()));
+        }
+    }
+    out
+}
+
+/// Waits up to `secs` for no process to use `repo`.
+pub fn assert_no_process_left(repo: &Path, secs: u64, what: &str) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = processes_in(repo);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{what}: processes left:\n{}",
+            left.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Makes `repo` hold a commit with a large incompressible file, so a clone takes a while.
+pub fn add_big_commit(repo: &Path, bytes: usize) {
+    let mut data = Vec::with_capacity(bytes);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while data.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    let blob = run_with_stdin(git(repo).args(["hash-object", "-w", "--stdin"]), &data);
+    assert!(blob.status.success());
+    let blob = String::from_utf8(blob.stdout).unwrap();
+    let tree = run_with_stdin(
+        git(repo).arg("mktree"),
+        format!("100644 blob {}\tbig.bin\n", blob.trim()).as_bytes(),
+    );
+    let tree = String::from_utf8(tree.stdout).unwrap();
+    let head = git_ok(repo, &["rev-parse", "HEAD"]);
+    let commit = git_ok(
+        repo,
+        &["commit-tree", tree.trim(), "-p", head.trim(), "-m", "big"],
+    );
+    git_ok(repo, &["update-ref", "refs/heads/main", commit.trim()]);
 }

@@ -8,7 +8,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result};
 use crate::git::RepoDir;
-use crate::request::Method;
 use crate::response::{Answer, Body, Response};
 use crate::site::Site;
 
@@ -54,10 +53,7 @@ fn answer<'s>(site: &'s Site, c: &GitCall<'_>, kind: FileKind) -> Result<Answer<
         FileKind::Loose => format!("objects/{}", c.caps.rest.join("/")),
         FileKind::Pack | FileKind::Index => format!("objects/pack/{}", c.caps.rest.join("/")),
     };
-    let range = (c.req.method == Method::Get)
-        .then(|| c.req.header("RANGE"))
-        .flatten();
-    send(&site.config, c.repo, &rel, kind, c.public, range).map(Answer::from)
+    send(&site.config, c.repo, &rel, kind, c.public, c.req.range()).map(Answer::from)
 }
 
 /// Answers a request for `rel` (`objects/ab/cd…` or `objects/pack/pack-….pack|idx`, already

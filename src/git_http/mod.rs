@@ -33,7 +33,7 @@ pub(crate) struct GitCall<'r> {
 impl GitCall<'_> {
     /// The client's address, for logs and its share of git slots.
     pub(crate) fn client(&self) -> &str {
-        self.req.var("REMOTE_ADDR").unwrap_or("unknown")
+        self.req.remote_addr()
     }
 }
 

@@ -204,7 +204,7 @@ pub(crate) fn advertise<'s>(site: &'s Site, c: &GitCall<'_>) -> Result<Answer<'s
         .query_param("service")
         .and_then(|s| Service::from_name(&s))
         .ok_or(Error::NotFound)?;
-    let version = protocol_version(c.req.header("GIT_PROTOCOL"));
+    let version = protocol_version(c.req.git_protocol());
     advertisement(
         &site.git,
         service,
@@ -236,13 +236,9 @@ fn exchange<'s>(site: &'s Site, c: &GitCall<'_>, service: Service) -> Answer<'s>
             repo: c.repo.clone(),
             who: c.who.clone(),
             client: c.client().to_string(),
-            version: protocol_version(req.header("GIT_PROTOCOL")),
-            gzip: req.header("CONTENT_ENCODING").is_some_and(|e| {
-                e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip")
-            }),
-            content_length: req
-                .var("CONTENT_LENGTH")
-                .and_then(|l| l.trim().parse().ok()),
+            version: protocol_version(req.git_protocol()),
+            gzip: req.gzipped(),
+            content_length: req.content_length(),
         },
         runner: &site.git,
         limits: &site.config.limits,

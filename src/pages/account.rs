@@ -132,7 +132,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
                 let new = field(fields, "new").unwrap_or("");
                 let again = field(fields, "again").unwrap_or("");
                 let users = site.accounts.users().map_err(Error::Internal)?;
-                let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+                let client = req.remote_addr();
                 match site.gate.password(
                     &site.accounts,
                     &users,

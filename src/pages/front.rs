@@ -1,4 +1,4 @@
-//! The front page: signed in, your repositories and then those shared with you; signed out, the
+//! `GET /` (`front.html`): signed in, your repositories and then those shared with you; signed out, the
 //! repositories anyone may read.
 
 use askama::Template;
@@ -19,54 +19,6 @@ pub(crate) struct Entry {
     pub(crate) private: bool,
     /// When its default branch last changed, `YYYY-MM-DD`; empty for an empty repository.
     pub(crate) updated: String,
-}
-
-#[derive(Template)]
-#[template(path = "owner.html")]
-struct OwnerPage {
-    chrome: Chrome,
-    owner: String,
-    repos: Vec<Entry>,
-}
-
-/// `GET /{owner}`: the owner's repositories the viewer may read. User names are known to
-/// everyone signed in and to nobody else (the README's "Who may learn which user names
-/// exist"): signed in, a user with nothing to show has a page that says so; signed out, an
-/// owner with nothing to show is a 404, like a missing one.
-pub(crate) fn owner<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
-    let (req, ctx, owner) = (c.req, c.ctx, c.caps.owner.as_str());
-    let repos: Vec<Entry> = visible(site, ctx)?
-        .into_iter()
-        .filter(|(o, _)| o.eq_ignore_ascii_case(owner))
-        .map(|(_, e)| e)
-        .collect();
-    let owner = match repos.first() {
-        Some(first) => first
-            .full_name
-            .split('/')
-            .next()
-            .unwrap_or(owner)
-            .to_string(),
-        None if ctx.viewer.is_some() => {
-            let users = site.accounts.users().map_err(Error::Internal)?;
-            match users.get(owner) {
-                Some(u) => u.name.clone(),
-                None => return Err(Error::NotFound),
-            }
-        }
-        None => return Err(Error::NotFound),
-    };
-    ctx.render(
-        site,
-        req,
-        200,
-        &OwnerPage {
-            chrome: ctx.chrome(site),
-            owner,
-            repos,
-        },
-    )
-    .map(Answer::from)
 }
 
 /// The date of the default branch's latest commit (computed again only when the branch moves).
@@ -92,7 +44,7 @@ fn compute_last_update(repo: &crate::git::RepoDir) -> String {
 }
 
 /// Every repository the viewer may read, with its owner.
-fn visible(site: &Site, ctx: &PageCtx) -> Result<Vec<(String, Entry)>> {
+pub(crate) fn visible(site: &Site, ctx: &PageCtx) -> Result<Vec<(String, Entry)>> {
     let c = &site.config;
     let viewer = ctx.viewer.as_ref();
     let mut out = Vec::new();
@@ -130,7 +82,7 @@ struct FrontPage {
 }
 
 /// `GET /`: the repositories the viewer may read, their own first.
-pub(crate) fn front<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
     let viewer = ctx.viewer.as_ref();
     let (own, others): (Vec<_>, Vec<_>) = visible(site, ctx)?

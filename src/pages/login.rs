@@ -1,4 +1,4 @@
-//! Sign-in and sign-out: a form checked by the same limiter and password check as git's Basic
+//! Sign-in (`login.html`): a form checked by the same limiter and password check as git's Basic
 //! auth, a signed session cookie, and a `next=` redirect only to a path under the base path.
 
 use askama::Template;
@@ -59,7 +59,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
     let next = safe_next(base, field(fields, "next"));
     let name = field(fields, "user").unwrap_or("").trim().to_string();
     let password = field(fields, "password").unwrap_or("");
-    let client = req.var("REMOTE_ADDR").unwrap_or("unknown");
+    let client = req.remote_addr();
     let users = site.accounts.users().map_err(Error::Internal)?;
     let outcome = if name.is_empty() || password.is_empty() {
         Outcome::Refused(Refusal::Bad("Give your user name and password."))
@@ -67,7 +67,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
         site.gate
             .password(&site.accounts, &users, &name, password, client, {
                 let names = super::cookie_names(site, req);
-                let value = session::cookie(req.header("COOKIE"), &names.device);
+                let value = session::cookie(req.cookies(), &names.device);
                 if session::device_is_for(&site.accounts, value, &name) {
                     Device::Known
                 } else {
@@ -125,41 +125,6 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
     if let Some(secs) = retry {
         r.header("Retry-After", secs.to_string());
     }
-    Ok(r.into())
-}
-
-#[derive(Template)]
-#[template(path = "logout.html")]
-struct LogoutPage {
-    chrome: Chrome,
-}
-
-/// `GET /logout` (a typed or bookmarked address): a button that signs out, since a GET must
-/// not; the front page for someone not signed in.
-pub(crate) fn logout_form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
-    let (req, ctx) = (c.req, c.ctx);
-    if ctx.viewer.is_none() {
-        let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
-        ctx.finish(site, req, &mut r);
-        return Ok(r.into());
-    }
-    ctx.render(
-        site,
-        req,
-        200,
-        &LogoutPage {
-            chrome: ctx.chrome(site),
-        },
-    )
-    .map(Answer::from)
-}
-
-/// `POST /logout`: ends this browser's session.
-pub(crate) fn logout<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
-    let (req, ctx) = (c.req, c.ctx);
-    let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
-    r.header("Set-Cookie", super::end_session_cookie(site, req));
-    ctx.finish(site, req, &mut r);
     Ok(r.into())
 }
 

@@ -3,15 +3,28 @@
 //! headers every page carries.
 
 pub(crate) mod account;
+pub(crate) mod blob;
+pub(crate) mod commit;
+pub(crate) mod commits;
+pub(crate) mod downloads;
+pub(crate) mod error;
+pub(crate) mod file_table;
 pub(crate) mod front;
-pub(crate) mod history;
+pub(crate) mod home;
 pub(crate) mod login;
+pub(crate) mod logout;
 pub(crate) mod new_repo;
-pub(crate) mod repo;
+pub(crate) mod owner;
+pub(crate) mod readme;
+pub(crate) mod refs;
+pub(crate) mod repo_head;
 pub(crate) mod settings;
+pub(crate) mod static_file;
+pub(crate) mod tree;
+
+pub(crate) use error::error_page;
 
 use crate::accounts::AccountError;
-use crate::assets;
 use crate::auth::{now, session, User};
 use crate::error::{Error, Result};
 use crate::git::RepoDir;
@@ -80,10 +93,7 @@ pub(crate) struct PageCtx {
 
 /// Whether the client reaches the site over HTTPS: `base_url` says so, or the web server does.
 pub(crate) fn is_https(site: &Site, req: &Request) -> bool {
-    site.config.base_url.starts_with("https://")
-        || req
-            .var("HTTPS")
-            .is_some_and(|h| h.eq_ignore_ascii_case("on"))
+    site.config.base_url.starts_with("https://") || req.https()
 }
 
 /// The cookie names for this request's site and scheme.
@@ -93,7 +103,7 @@ pub(crate) fn cookie_names(site: &Site, req: &Request) -> session::CookieNames {
 
 impl PageCtx {
     pub(crate) fn new(site: &Site, req: &Request) -> PageCtx {
-        let cookies = req.header("COOKIE");
+        let cookies = req.cookies();
         let names = cookie_names(site, req);
         let session = session::cookie(cookies, &names.session)
             .and_then(|v| session::verify(&site.accounts, v, now()));
@@ -214,60 +224,6 @@ pub(crate) fn cookie_header(
     v
 }
 
-#[derive(askama::Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    chrome: Chrome,
-    status: u16,
-    title: &'static str,
-    message: String,
-}
-
-/// An error as a page in the site's layout: the status and the same short public message as the
-/// plain-text answer (an internal error's detail goes to the log only, never here).
-pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) -> Response {
-    let plain = e.into_response();
-    let status = plain.status;
-    let message = match &plain.body {
-        crate::response::Body::Bytes(b) => String::from_utf8_lossy(b).trim().to_string(),
-        _ => String::new(),
-    };
-    let title = match status {
-        403 => "Not allowed",
-        404 => "Not found",
-        405 => "Not here",
-        429 => "Too many attempts",
-        s if s >= 500 => "Something went wrong",
-        _ => "Cannot do that",
-    };
-    // The plain 404's whole message is its title.
-    let message = if status == 404 {
-        "There is nothing here, or you may not see it.".to_string()
-    } else {
-        message
-    };
-    let page = ErrorPage {
-        chrome: ctx.chrome(site),
-        status,
-        title,
-        message,
-    };
-    // Headers of the plain answer that matter (Allow, Retry-After) carry over.
-    let carried: Vec<(&'static str, String)> = plain
-        .headers
-        .iter()
-        .filter(|(k, _)| matches!(*k, "Allow" | "Retry-After"))
-        .cloned()
-        .collect();
-    match ctx.render(site, req, status, &page) {
-        Ok(mut r) => {
-            r.headers.extend(carried);
-            r
-        }
-        Err(_) => plain,
-    }
-}
-
 /// `Set-Cookie` headers for a fresh session of `user`, with a nonce of its own: the session
 /// cookie, and the removal of the signed-out CSRF cookie (whose tokens mean nothing once signed
 /// in).
@@ -327,19 +283,4 @@ pub(crate) fn account_refusal(e: AccountError, context: &str) -> Result<(u16, St
         }
         e => Ok((400, as_sentence(&e.to_string()))),
     }
-}
-
-/// `GET /static/{name}`.
-pub(crate) fn static_file<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
-    let name = c.caps.rest.first().map(String::as_str).unwrap_or("");
-    let (text, content_type) = if name == site.assets.css_name {
-        (assets::CSS, "text/css; charset=utf-8")
-    } else if name == site.assets.js_name {
-        (assets::JS, "text/javascript; charset=utf-8")
-    } else {
-        return Err(Error::NotFound);
-    };
-    let mut r = Response::bytes(200, content_type, text.as_bytes().to_vec());
-    r.cache_forever(true);
-    Ok(r.into())
 }

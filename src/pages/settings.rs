@@ -5,7 +5,7 @@
 
 use askama::Template;
 
-use super::repo::{head, RepoHead};
+use super::repo_head::{head, RepoHead};
 use super::{repo_refusal, Chrome, PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::forms::field;

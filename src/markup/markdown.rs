@@ -27,13 +27,12 @@
 //! pulldown-cmark is linear in practice, and so is everything here (one pass over the events, one
 //! hash lookup per heading), so a README at the caller's size cap renders quickly.
 
-// Until a page calls render(); remove once it does.
-#![allow(dead_code)]
-
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
+
+use super::TrustedHtml;
 
 /// Where the README lives, for resolving relative links and images.
 ///
@@ -56,7 +55,7 @@ pub(crate) struct Context<'a> {
 
 /// Renders Markdown to HTML that is safe to insert into a page: the one place in forgelet that
 /// produces raw HTML from user content.
-pub(crate) fn render(markdown: &str, ctx: &Context) -> String {
+pub(crate) fn render(markdown: &str, ctx: &Context) -> TrustedHtml {
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
@@ -76,7 +75,7 @@ pub(crate) fn render(markdown: &str, ctx: &Context) -> String {
     }
     let mut html = String::with_capacity(markdown.len() + markdown.len() / 2);
     pulldown_cmark::html::push_html(&mut html, renderer.out.into_iter());
-    html
+    TrustedHtml::new(html)
 }
 
 /// Prefix of every id the rendered README defines.
@@ -531,6 +530,11 @@ mod tests {
         raw_base: "/git/alice/proj/raw/feature/x/",
         dir: b"docs",
     };
+
+    /// The rendered HTML as text.
+    fn render(text: &str, ctx: &Context) -> String {
+        super::render(text, ctx).to_string()
+    }
 
     fn md(text: &str) -> String {
         render(text, &ROOT)

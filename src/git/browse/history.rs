@@ -1,0 +1,259 @@
+//! History: a page of the commit log of a ref (and a path), walked by date with a cap on the
+//! commits looked through.
+
+use super::*;
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogPage {
+    /// Newest first (git's default order: by commit date, never walking all history first).
+    pub(crate) commits: Vec<CommitSummary>,
+    /// More commits follow this page.
+    pub(crate) has_more: bool,
+    /// The walk gave up after [`LOG_SCAN_LIMIT`] commits (a path that changed rarely in a long
+    /// history): older matching commits may exist.
+    pub(crate) stopped: bool,
+}
+
+/// Commits a history page (or a folder's "last change") looks through at most: one request must
+/// not tie up a worker for the whole history of a huge repository.
+pub(crate) const LOG_SCAN_LIMIT: usize = 50_000;
+
+/// History reachable from `start`: `limit` commits after skipping `skip` ([`LOG_PAGE_SIZE`]
+/// a page). With a non-empty `path`, only commits whose entry at that path (a file or a
+/// folder: id or mode) differs from their first parent's, or that add it (root commits); an
+/// empty path means no filter. A path that never existed gives an empty page. The cost is one
+/// step per commit walked, and comparing trees stops at the first folder both sides share.
+/// `NotFound` when `start` is not a commit.
+pub(crate) fn log(
+    repo: &Repository,
+    start: Oid,
+    path: impl AsRef<[u8]>,
+    skip: usize,
+    limit: usize,
+) -> Result<LogPage> {
+    log_within(repo, start, path.as_ref(), skip, limit, LOG_SCAN_LIMIT)
+}
+
+/// [`log`], looking through at most `scan_limit` commits.
+fn log_within(
+    repo: &Repository,
+    start: Oid,
+    path: &[u8],
+    skip: usize,
+    limit: usize,
+    scan_limit: usize,
+) -> Result<LogPage> {
+    let start = find_commit(repo, start)?;
+    let comps = components(path);
+    let mut walk = DateWalk::new(start);
+    let mut skipped = 0;
+    let mut commits = Vec::new();
+    let mut has_more = false;
+    let mut scanned = 0;
+    let mut stopped = false;
+    while let Some(commit) = walk.next(repo)? {
+        scanned += 1;
+        if scanned > scan_limit {
+            stopped = true;
+            break;
+        }
+        if !comps.is_empty() && !touches(repo, &commit, &comps)? {
+            continue;
+        }
+        if skipped < skip {
+            skipped += 1;
+            continue;
+        }
+        if commits.len() == limit {
+            has_more = true;
+            break;
+        }
+        commits.push(CommitSummary::of(&commit));
+    }
+    Ok(LogPage {
+        commits,
+        has_more,
+        stopped,
+    })
+}
+
+/// The commits reachable from one commit, newest commit time first (ties in the order they were
+/// met), each once: `git log`'s default order. Its own walk rather than libgit2's revwalk, which
+/// reads every commit raw from the object database even when the repository's cache (kept
+/// between requests, see `git::cache`) holds it parsed.
+struct DateWalk<'r> {
+    queue: std::collections::BinaryHeap<(i64, std::cmp::Reverse<u64>, Oid)>,
+    seen: std::collections::HashSet<Oid>,
+    met: u64,
+    first: Option<Commit<'r>>,
+}
+
+impl<'r> DateWalk<'r> {
+    fn new(start: Commit<'r>) -> DateWalk<'r> {
+        DateWalk {
+            queue: std::collections::BinaryHeap::new(),
+            seen: std::collections::HashSet::from([start.id()]),
+            met: 0,
+            first: Some(start),
+        }
+    }
+
+    fn next(&mut self, repo: &'r Repository) -> Result<Option<Commit<'r>>> {
+        let commit = match self.first.take() {
+            Some(c) => c,
+            None => match self.queue.pop() {
+                Some((_, _, id)) => repo.find_commit(id)?,
+                None => return Ok(None),
+            },
+        };
+        for parent in commit.parent_ids() {
+            if !self.seen.insert(parent) {
+                continue;
+            }
+            // A parent a shallow repository does not have ends that line of history.
+            let time = match repo.find_commit(parent) {
+                Ok(p) => p.time().seconds(),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.met += 1;
+            self.queue.push((time, std::cmp::Reverse(self.met), parent));
+        }
+        Ok(Some(commit))
+    }
+}
+
+/// The newest commit reachable from `start` that changed `path` (see [`log`]); for an empty
+/// path, the newest commit. `None` when nothing did.
+pub(crate) fn last_change(
+    repo: &Repository,
+    start: Oid,
+    path: impl AsRef<[u8]>,
+) -> Result<Option<CommitSummary>> {
+    Ok(log(repo, start, path, 0, 1)?.commits.into_iter().next())
+}
+
+/// Whether `commit` changed the entry at `comps` compared with its first parent.
+fn touches(repo: &Repository, commit: &Commit<'_>, comps: &[&[u8]]) -> Result<bool> {
+    let mut mine = Some((commit.tree_id(), MODE_TREE));
+    let mut theirs = match commit.parent_id(0) {
+        Ok(parent) => Some((repo.find_commit(parent)?.tree_id(), MODE_TREE)),
+        Err(_) => None,
+    };
+    for comp in comps {
+        if mine == theirs {
+            // The same folder on both sides: nothing below it changed.
+            return Ok(false);
+        }
+        mine = child(repo, mine, comp)?;
+        theirs = child(repo, theirs, comp)?;
+    }
+    Ok(mine != theirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::*;
+
+    #[test]
+    fn log_pages_and_path_filter() {
+        let f = Fixture::new();
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            // a.txt changes in commits 1 and 4, src/ in 2, 4 and 5; 3 only touches b.txt.
+            match i {
+                1 => f.write("a.txt", "a1"),
+                2 => f.write("src/lib.rs", "1"),
+                4 => {
+                    f.write("a.txt", "a4");
+                    f.write("src/deep/mod.rs", "4");
+                }
+                5 => f.write("src/lib.rs", "5"),
+                _ => f.write("b.txt", format!("{i}")),
+            }
+            ids.push(f.commit(&format!("commit {i}")));
+        }
+        // 7: a mode change only; 8: deleted; 9: an empty commit.
+        make_executable(&f.path().join("a.txt"));
+        ids.push(f.commit("commit 7"));
+        f.git(&["rm", "-q", "a.txt"]);
+        ids.push(f.commit("commit 8"));
+        ids.push(f.commit("commit 9"));
+        let tip = f.head();
+        let repo = f.repo();
+        let page = |path: &str, skip, limit| {
+            let p = log(&repo, tip, path, skip, limit).unwrap();
+            let got: Vec<usize> = p
+                .commits
+                .iter()
+                .map(|c| ids.iter().position(|i| *i == c.id).unwrap())
+                .collect();
+            (got, p.has_more)
+        };
+        assert_eq!(page("", 0, 3), (vec![9, 8, 7], true));
+        assert_eq!(page("", 3, 3), (vec![6, 5, 4], true));
+        assert_eq!(page("", 9, 3), (vec![0], false));
+        assert_eq!(page("", 7, 3), (vec![2, 1, 0], false));
+        assert_eq!(page("", 10, 3), (vec![], false));
+        assert_eq!(page("", 0, LOG_PAGE_SIZE), ((0..10).rev().collect(), false));
+        assert_eq!(page("a.txt", 0, 50), (vec![8, 7, 4, 1], false));
+        assert_eq!(page("a.txt", 1, 2), (vec![7, 4], true));
+        assert_eq!(page("src", 0, 50), (vec![5, 4, 2], false));
+        assert_eq!(page("src/deep/mod.rs", 0, 50), (vec![4], false));
+        assert_eq!(page("src/lib.rs/", 0, 50), (vec![5, 2], false));
+        assert_eq!(page("nope", 0, 50), (vec![], false));
+
+        let entry = &log(&repo, tip, "", 2, 1).unwrap().commits[0];
+        assert_eq!(entry.summary, "commit 7");
+        assert_eq!(entry.parents, [ids[6]]);
+        assert_eq!(entry.author.offset_minutes, 60);
+        assert_eq!(log(&repo, ids[0], "", 0, 5).unwrap().commits[0].parents, []);
+        assert_eq!(
+            last_change(&repo, tip, "src").unwrap().map(|c| c.id),
+            Some(ids[5])
+        );
+        assert_eq!(last_change(&repo, tip, "nope").unwrap(), None);
+
+        // The walk looks through at most so many commits, and says when it stopped.
+        let p = log_within(&repo, tip, b"src", 0, 50, 6).unwrap();
+        let got: Vec<_> = p.commits.iter().map(|c| c.id).collect();
+        assert_eq!(got, [ids[5], ids[4]]);
+        assert!(p.stopped && !p.has_more);
+        let p = log_within(&repo, tip, b"src", 0, 50, 10).unwrap();
+        assert_eq!((p.commits.len(), p.stopped), (3, false));
+    }
+
+    #[test]
+    fn log_follows_merges() {
+        let f = Fixture::new();
+        f.write("a", "1");
+        let base = f.commit("base");
+        f.git(&["checkout", "-q", "-b", "side"]);
+        f.write("side.txt", "s");
+        let side = f.commit("side");
+        f.git(&["checkout", "-q", "main"]);
+        f.write("a", "2");
+        let main = f.commit("main");
+        f.clock.set(f.clock.get() + 60);
+        f.git(&["merge", "-q", "--no-ff", "-m", "merge", "side"]);
+        let merge = f.head();
+        let repo = f.repo();
+        let all: Vec<_> = log(&repo, merge, "", 0, 10)
+            .unwrap()
+            .commits
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(all, [merge, main, side, base]);
+        // The merge brought side.txt to main's line: it changed it for the first parent.
+        let side_log: Vec<_> = log(&repo, merge, "side.txt", 0, 10)
+            .unwrap()
+            .commits
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(side_log, [merge, side]);
+    }
+}

@@ -1,0 +1,104 @@
+//! `GET blob/{ref}/{path}` (`blob.html`): a file at any branch, tag or commit, as numbered lines,
+//! an image (from its raw URL), or a note that it is binary or too large to show.
+
+use askama::Template;
+
+use super::file_table::human_size;
+use super::repo_head::{crumbs, git_err, head_at, open, Crumb, RepoHead};
+use super::{Chrome, PageCall};
+use crate::error::{Error, Result};
+use crate::git::browse::{self, BrowseError};
+use crate::response::{Answer, Response};
+use crate::site::Site;
+use crate::urls::browse_url;
+
+/// Images up to this size are shown on their blob page (from their raw URL).
+const IMAGE_SHOWN_LIMIT: u64 = 16 << 20;
+
+#[derive(Template)]
+#[template(path = "blob.html")]
+struct BlobPage {
+    chrome: Chrome,
+    head: RepoHead,
+    rev: String,
+    crumbs: Vec<Crumb>,
+    size: String,
+    raw_url: String,
+    lines: Vec<(usize, String)>,
+    binary: bool,
+    /// An image: shown from its raw URL instead of as lines.
+    image: bool,
+    truncated: bool,
+}
+
+/// `GET blob/{ref}/{path}`: a file's lines, an image, or a note that it is binary or too large.
+pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
+    let git = open(repo)?;
+    let at = browse::resolve_ref_path(&git, &c.rest_bytes()).map_err(git_err(repo))?;
+    let rev = at.rev.name.clone();
+    let path = at.path.clone();
+    let commit = at.rev.commit;
+    if path.is_empty() {
+        return Err(Error::NotFound);
+    }
+    let b = match browse::blob(&git, commit, &path, browse::BLOB_SHOWN_LIMIT) {
+        Ok(b) => b,
+        // A folder's blob URL (typed, or from an old link): its tree page.
+        Err(BrowseError::NotFound) if browse::list_tree(&git, commit, &path).is_ok() => {
+            let base = &site.config.base_path;
+            return Ok(Response::redirect(
+                302,
+                browse_url(base, &repo.owner, &repo.name, "tree", &rev, &path),
+            )
+            .into());
+        }
+        Err(e) => return Err(git_err(repo)(e)),
+    };
+    let lines = if b.is_binary {
+        Vec::new()
+    } else {
+        String::from_utf8_lossy(&b.data)
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .collect()
+    };
+    let base = &site.config.base_path;
+    ctx.render(
+        site,
+        req,
+        200,
+        &BlobPage {
+            chrome: ctx.chrome(site),
+            head: head_at(site, ctx, repo, &rev),
+            crumbs: crumbs(site, repo, &rev, &path, true),
+            size: human_size(b.size),
+            raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
+            lines,
+            binary: b.is_binary,
+            image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,
+            truncated: b.truncated,
+            rev,
+        },
+    )
+    .map(Answer::from)
+}
+
+/// The content type of an image file, by its name's extension; `None` for anything else.
+pub(crate) fn image_type(path: &[u8]) -> Option<&'static str> {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let ext = name
+        .rsplit(|&b| b == b'.')
+        .next()
+        .filter(|e| e.len() < name.len())?;
+    Some(match ext.to_ascii_lowercase().as_slice() {
+        b"png" => "image/png",
+        b"jpg" | b"jpeg" => "image/jpeg",
+        b"gif" => "image/gif",
+        b"webp" => "image/webp",
+        b"ico" => "image/x-icon",
+        b"svg" => "image/svg+xml",
+        _ => return None,
+    })
+}

@@ -1,0 +1,184 @@
+//! `GET commit/{rev}` (`commit.html`): one commit, its message and its diff, cut at the limits a
+//! page shows.
+
+use askama::Template;
+
+use super::commits::commit_url;
+use super::repo_head::{git_err, head, open, Crumb, RepoHead};
+use super::{Chrome, PageCall, PageCtx};
+use crate::error::Result;
+use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
+use crate::git::RepoDir;
+use crate::request::Request;
+use crate::response::{Answer, Response};
+use crate::site::Site;
+use crate::time::date;
+use crate::urls::browse_url;
+
+pub(crate) struct FileView {
+    pub(crate) status: &'static str,
+    pub(crate) path: String,
+    pub(crate) old_path: String,
+    pub(crate) additions: usize,
+    pub(crate) deletions: usize,
+    pub(crate) binary: bool,
+    pub(crate) too_large: bool,
+    pub(crate) complete: bool,
+    pub(crate) counted: bool,
+    /// (css class, old line, new line, text)
+    pub(crate) lines: Vec<(&'static str, String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "commit.html")]
+struct CommitPage {
+    chrome: Chrome,
+    head: RepoHead,
+    short_id: String,
+    id: String,
+    summary: String,
+    body: String,
+    author: String,
+    date: String,
+    parents: Vec<Crumb>,
+    tree_url: String,
+    files: Vec<FileView>,
+    /// Every file the commit changed, listed or not.
+    files_changed: usize,
+    /// `files_changed` is a lower bound.
+    more_files: bool,
+    /// Empty when not every file was counted.
+    additions: String,
+    deletions: String,
+    cut_note: String,
+}
+
+/// `GET commit/{rev}`: a commit id, a branch or a tag, with one `~N` or `^N` at most (see
+/// `browse::resolve_commit_rev`).
+pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
+    commit_page(site, c.req, c.ctx, c.repo()?, &c.caps.rest.join("/")).map(Answer::from)
+}
+
+fn commit_page(
+    site: &Site,
+    req: &Request,
+    ctx: &PageCtx,
+    repo: &RepoDir,
+    id: &str,
+) -> Result<Response> {
+    let git = open(repo)?;
+    let oid = browse::resolve_commit_rev(&git, id).map_err(git_err(repo))?;
+    let c = browse::commit_diff(&git, oid, &DiffLimits::default()).map_err(git_err(repo))?;
+    let files = c
+        .files
+        .iter()
+        .map(|f| FileView {
+            status: match f.status {
+                FileStatus::Added => "added",
+                FileStatus::Deleted => "deleted",
+                FileStatus::Modified => "modified",
+                FileStatus::Renamed => "renamed",
+                FileStatus::Copied => "copied",
+                FileStatus::TypeChange => "type changed",
+            },
+            path: f
+                .new_path
+                .clone()
+                .or_else(|| f.old_path.clone())
+                .unwrap_or_default(),
+            old_path: match (&f.old_path, &f.new_path) {
+                (Some(o), Some(n)) if o != n => o.clone(),
+                _ => String::new(),
+            },
+            additions: f.additions,
+            deletions: f.deletions,
+            binary: f.binary,
+            too_large: f.too_large,
+            complete: f.complete,
+            counted: f.counted,
+            lines: f
+                .hunks
+                .iter()
+                .flat_map(|h| {
+                    std::iter::once(("hunk", String::new(), String::new(), h.header.clone())).chain(
+                        h.lines.iter().map(|l| {
+                            let class = match l.kind {
+                                LineKind::Added => "add",
+                                LineKind::Removed => "del",
+                                LineKind::Context => "ctx",
+                                LineKind::NoNewline => "note",
+                            };
+                            let n = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_default();
+                            (
+                                class,
+                                n(l.old_line),
+                                n(l.new_line),
+                                format!("{}{}", l.kind.origin(), l.content.trim_end_matches('\n')),
+                            )
+                        }),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let cut_note = match &c.truncated {
+        Some(cut) if cut.files_more => format!(
+            "This commit changes more than {} files; the first {} are shown. Clone the repository to see the rest.",
+            cut.files_total,
+            cut.files_total.min(c.files.len())
+        ),
+        Some(cut) if cut.files_omitted > 0 => format!(
+            "This commit changes {} files; the first {} are shown. Clone the repository to see the rest.",
+            cut.files_total,
+            cut.files_total - cut.files_omitted
+        ),
+        Some(_) => "This diff is too large to show whole; the changes past the limit are not shown. Clone the repository to see them.".to_string(),
+        None => String::new(),
+    };
+    let body = c
+        .message
+        .split_once('\n')
+        .map(|(_, rest)| rest.trim().to_string())
+        .unwrap_or_default();
+    let id_s = c.id.to_string();
+    ctx.render(
+        site,
+        req,
+        200,
+        &CommitPage {
+            chrome: ctx.chrome(site),
+            head: head(site, ctx, repo),
+            short_id: c.short_id.clone(),
+            tree_url: browse_url(
+                &site.config.base_path,
+                &repo.owner,
+                &repo.name,
+                "tree",
+                &id_s,
+                "",
+            ),
+            id: id_s,
+            summary: c.summary.clone(),
+            body,
+            author: format!("{} <{}>", c.author.name, c.author.email),
+            date: date(c.author.time, c.author.offset_minutes),
+            parents: c
+                .parents
+                .iter()
+                .map(|p| {
+                    let s = p.to_string();
+                    Crumb {
+                        name: s[..7.min(s.len())].to_string(),
+                        url: commit_url(site, repo, &s),
+                    }
+                })
+                .collect(),
+            files,
+            files_changed: c.truncated.map_or(c.files.len(), |t| t.files_total),
+            more_files: c.truncated.is_some_and(|t| t.files_more),
+            additions: c.additions.map(|n| n.to_string()).unwrap_or_default(),
+            deletions: c.deletions.map(|n| n.to_string()).unwrap_or_default(),
+            cut_note,
+        },
+    )
+}

@@ -1,0 +1,105 @@
+//! What every repository page shares: its title and tabs (`repo_head.html`), the crumbs of
+//! the path it shows (`crumbs.html`), and the repository opened for a page.
+
+use super::PageCtx;
+use crate::error::Error;
+use crate::git::browse::{self, BrowseError};
+use crate::git::{RepoDir, Visibility};
+use crate::site::Site;
+use crate::urls::{browse_url, clone_url};
+
+pub(crate) use crate::git_http::{open, refs_of};
+
+pub(crate) struct Crumb {
+    pub(crate) name: String,
+    pub(crate) url: String,
+}
+
+/// What every repository page shows at the top.
+pub(crate) struct RepoHead {
+    /// Shown to the owner and admins only.
+    pub(crate) settings_url: Option<String>,
+    pub(crate) commits_url: String,
+    pub(crate) branches_url: String,
+    pub(crate) tags_url: String,
+    pub(crate) owner: String,
+    pub(crate) name: String,
+    pub(crate) home_url: String,
+    pub(crate) private: bool,
+    pub(crate) description: String,
+    pub(crate) clone_url: String,
+}
+
+pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
+    move |e| match e {
+        BrowseError::NotFound => Error::NotFound,
+        BrowseError::Git(m) => Error::Internal(format!("{}/{}: {m}", repo.owner, repo.name)),
+    }
+}
+
+/// The repository's title and tabs, the Commits tab on the default branch.
+pub(crate) fn head(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> RepoHead {
+    let default = repo
+        .open()
+        .ok()
+        .and_then(|g| browse::default_branch(&g).ok().flatten())
+        .map(|d| d.name)
+        .unwrap_or_else(|| "main".into());
+    head_at(site, ctx, repo, &default)
+}
+
+/// The repository's title and tabs, the Commits tab on `rev` (the ref a page shows).
+pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> RepoHead {
+    let c = &site.config;
+    let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
+    RepoHead {
+        settings_url: crate::auth::may_manage(ctx.viewer.as_ref(), &repo.owner)
+            .then(|| format!("{home}/settings")),
+        commits_url: browse_url(&c.base_path, &repo.owner, &repo.name, "commits", rev, ""),
+        branches_url: format!("{home}/branches"),
+        tags_url: format!("{home}/tags"),
+        owner: repo.owner.clone(),
+        name: repo.name.clone(),
+        home_url: format!("{}/{}/{}", c.base_path, repo.owner, repo.name),
+        private: repo.settings().visibility == Visibility::Private,
+        description: repo.description(),
+        clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),
+    }
+}
+
+/// The path's crumbs: the repository, then each folder, then the last part, which is a file
+/// when `file` (its crumb links to the file's page, not to a folder of that name).
+pub(crate) fn crumbs(
+    site: &Site,
+    repo: &RepoDir,
+    rev: &str,
+    path: &[u8],
+    file: bool,
+) -> Vec<Crumb> {
+    let base = &site.config.base_path;
+    let mut out = vec![Crumb {
+        name: repo.name.clone(),
+        url: browse_url(base, &repo.owner, &repo.name, "tree", rev, ""),
+    }];
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut so_far = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        if !so_far.is_empty() {
+            so_far.push(b'/');
+        }
+        so_far.extend_from_slice(part);
+        let view = if file && i + 1 == parts.len() {
+            "blob"
+        } else {
+            "tree"
+        };
+        out.push(Crumb {
+            name: String::from_utf8_lossy(part).into_owned(),
+            url: browse_url(base, &repo.owner, &repo.name, view, rev, &so_far),
+        });
+    }
+    out
+}
