@@ -155,23 +155,42 @@ fn import(config: &Config, full: &str, src: &Path, move_src: bool) -> Outcome {
     let accounts = open_accounts(config)?;
     let imported = repos::import(config, &accounts, &owner, &name, src).map_err(repo_error)?;
     let repo = &imported.repo;
-    if move_src {
-        fs::remove_dir_all(&imported.source).map_err(|e| {
-            format!(
-                "imported {}/{}, but could not remove the source {}: {e}",
-                repo.owner,
-                repo.name,
-                imported.source.display()
-            )
-        })?;
-    }
     println!(
         "imported {}/{} at {}",
         repo.owner,
         repo.name,
         repo.path.display()
     );
+    if move_src {
+        // The import stands whatever happens to the source, so a failure here is a warning.
+        if let Err(why) = remove_source(&imported.source) {
+            eprintln!(
+                "forgelet: warning: the source {} was left in place: {why}",
+                imported.source.display()
+            );
+        }
+    }
     Ok(())
+}
+
+/// Removes an imported repository's source folder, all of it or none of it: it is first renamed
+/// to a hidden name beside itself (which fails, having changed nothing, when its folder does not
+/// allow it), then removed from there.
+fn remove_source(src: &Path) -> Result<(), String> {
+    let parent = src.parent().unwrap_or(Path::new("/"));
+    let file = src
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let doomed = parent.join(format!(".{file}.removing-{}", std::process::id()));
+    fs::rename(src, &doomed)
+        .map_err(|e| format!("cannot remove it from {}: {e}", parent.display()))?;
+    fs::remove_dir_all(&doomed).map_err(|e| {
+        format!(
+            "it was renamed to {} but not removed: {e}",
+            doomed.display()
+        )
+    })
 }
 
 /// `forgelet repo set OWNER/NAME --visibility public|private`.
