@@ -1088,9 +1088,9 @@ page_message() {
 sign_in() {
     local user=$1 pw=$2 jar=$3 src=${4:-127.0.0.1} token
     [ "${5:-}" = keep ] || rm -f "$jar"
-    hget "login-form-$user" "$base/git/login" --max-time 30 --interface "$src" -c "$jar" -b "$jar"
+    hget "login-form-$user" "$base/git/-/login" --max-time 30 --interface "$src" -c "$jar" -b "$jar"
     token=$(csrf_field "$run/out/login-form-$user.body")
-    hget "login-$user" "$base/git/login" --max-time 30 --interface "$src" -c "$jar" -b "$jar" \
+    hget "login-$user" "$base/git/-/login" --max-time 30 --interface "$src" -c "$jar" -b "$jar" \
         --data-urlencode "user=$user" --data-urlencode "password=$pw" --data-urlencode "csrf=$token" \
         --data-urlencode "next=/git/"
     si_code=$h_code
@@ -1349,17 +1349,17 @@ attack_filter() {
 # --- 6. body -------------------------------------------------------------------------------------
 attack_body() {
     local file=$run/body-300m.bin ho_pid ready i result total closed first lastc spooled_before
-    say "body: a 300 MB POST to /git/login; 520 FastCGI connections stuck in PARAMS"
+    say "body: a 300 MB POST to /git/-/login; 520 FastCGI connections stuck in PARAMS"
     truncate -s 300M "$file"
     restart_forgelet
     mkdir -p "$run/nginx/temp/body"
     spooled_before=$(grep -c 'client request body is buffered to a temporary file' "$run/nginx/error.log" || true)
     mem_begin "$run/nginx/temp/body"
-    hget body-login "$base/git/login" --max-time 60 -H 'Content-Type: application/x-www-form-urlencoded' \
+    hget body-login "$base/git/-/login" --max-time 60 -H 'Content-Type: application/x-www-form-urlencoded' \
         --data-binary "@$file"
     mem_end
     rm -f "$file"
-    fig body "POST /git/login with a 300 MB body" "$h_time" "$m_before" "$m_peak" "$m_hwm" "$m_kids" "$(code_of)" \
+    fig body "POST /git/-/login with a 300 MB body" "$h_time" "$m_before" "$m_peak" "$m_hwm" "$m_kids" "$(code_of)" \
         "nginx's client_body_temp peaked at $(awk -v b="$m_dir" 'BEGIN { printf "%.1f", b / 1048576 }') MiB (sampled); nginx logged spooling it to a temp file: $([ "$(grep -c 'client request body is buffered to a temporary file' "$run/nginx/error.log" || true)" -gt "$spooled_before" ] && echo yes || echo no)"
 
     restart_forgelet
@@ -1419,7 +1419,7 @@ attack_csrf() {
     sign_in alice "$alice_pw" "$run/out/alice.jar"
     session=$(jar_cookie "$run/out/alice.jar" forgelet_session)
     [ -n "$session" ] || { fig csrf "alice signs in" - - - - - "$si_code" "no session cookie: cannot go on"; return; }
-    hget csrf-outsider "$base/git/login" --max-time 30 -c "$run/out/outsider.jar"
+    hget csrf-outsider "$base/git/-/login" --max-time 30 -c "$run/out/outsider.jar"
     planted=$(jar_cookie "$run/out/outsider.jar" forgelet_csrf)
     token=$(csrf_field "$run/out/csrf-outsider.body")
     before=$(cat "$desc" 2>/dev/null || true)

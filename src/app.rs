@@ -21,7 +21,7 @@ use crate::request::{self, Captures, Parsed, Request};
 use crate::response::{Answer, Response};
 use crate::routes::{self, Handler, Lane, Matched, Need, Row};
 use crate::site::Site;
-use crate::urls::encode_path;
+use crate::urls;
 
 /// Lane indices of the FastCGI server. Quick answers (pages, generated ref lists, files handed to
 /// the web server) share one lane; requests where forgelet runs git or streams what it sends,
@@ -115,7 +115,31 @@ fn handle<'s>(
         Handler::Git(handler) => {
             git(site, req, row, caps, handler).unwrap_or_else(|e| e.into_response().into())
         }
+        Handler::Moved => moved(site, req).into(),
     }
+}
+
+/// A site page's old address: the same path and query under `/-/`, for good (308 keeps a
+/// POST's method and body, so a form from a page cached before the move still works).
+fn moved(site: &Site, req: &Request) -> Response {
+    let mut to = format!(
+        "{}{}{}",
+        site.config.base_path,
+        urls::SITE_PREFIX,
+        urls::encode_path(&req.path)
+    );
+    // The query as the client sent it, when it is plain printable ASCII (it goes into a header).
+    let query = req.query();
+    if !query.is_empty() && query.bytes().all(|b| b.is_ascii_graphic()) {
+        to.push('?');
+        to.push_str(query);
+    }
+    let status = if req.method == request::Method::Post {
+        308
+    } else {
+        301
+    };
+    Response::redirect(status, to)
 }
 
 /// Headers every response carries.
@@ -158,8 +182,8 @@ fn call_page<'s>(
     if row.need == Need::SignedIn && ctx.viewer.is_none() {
         // Sign in first, then come back here.
         let base = &site.config.base_path;
-        let next = encode_path(format!("{base}{}", req.path));
-        let mut r = Response::redirect(303, format!("{base}/login?next={next}"));
+        let next = format!("{base}{}", req.path);
+        let mut r = Response::redirect(303, urls::login_then(base, &next));
         ctx.finish(site, req, &mut r);
         return Ok(r.into());
     }

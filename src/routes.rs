@@ -72,6 +72,10 @@ pub(crate) enum Handler {
     /// git over HTTP: the client signs in with HTTP Basic, a missing or hidden repository is
     /// the same 401 for anonymous clients, and errors are plain text git prints.
     Git(git_http::Handler),
+    /// A site page's address before the site's pages moved under `/-/`: redirected to the same
+    /// path there (301 for a GET, 308 for a POST, which keeps the method and the body), so
+    /// bookmarks and old links keep working.
+    Moved,
 }
 
 /// One route.
@@ -151,6 +155,27 @@ const fn git(
     }
 }
 
+/// A site page's old address (`/login` for `/-/login`): see [`Handler::Moved`].
+const fn moved(
+    name: &'static str,
+    method: Method,
+    path: &'static [Seg],
+    example: &'static str,
+) -> Row {
+    Row {
+        name,
+        method,
+        path,
+        slash: false,
+        query: None,
+        need: Anyone,
+        form: false,
+        lane: Quick,
+        handler: Handler::Moved,
+        example,
+    }
+}
+
 const fn slash(mut row: Row) -> Row {
     row.slash = true;
     row
@@ -169,21 +194,34 @@ const fn query(mut row: Row, name: &'static str, value: &'static str) -> Row {
 const GET: Method = Method::Get;
 const POST: Method = Method::Post;
 const REPO: Seg = Seg::Repo;
+/// The first segment of every site page: see `urls::SITE_PREFIX`.
+const SITE: Seg = Seg::Lit("-");
 
 /// Every route, tried in order: the first whose path, query and method fit answers.
 #[rustfmt::skip]
 pub static ROUTES: &[Row] = &[
-    // Site pages.
+    // Site pages, under `/-/` (a name no owner can take).
     slash(page("front", GET, &[], Anyone, front::page, "/")),
-    page("login", GET, &[Lit("login")], Anyone, login::form, "/login"),
-    page("login.submit", POST, &[Lit("login")], Anyone, login::submit, "/login"),
-    page("logout", GET, &[Lit("logout")], Anyone, logout::form, "/logout"),
-    page("logout.submit", POST, &[Lit("logout")], Anyone, logout::submit, "/logout"),
-    page("new", GET, &[Lit("new")], SignedIn, new_repo::form, "/new"),
-    page("new.submit", POST, &[Lit("new")], SignedIn, new_repo::submit, "/new"),
-    page("account", GET, &[Lit("settings"), Lit("tokens")], SignedIn, account::form, "/settings/tokens"),
-    page("account.submit", POST, &[Lit("settings"), Lit("tokens")], SignedIn, account::submit, "/settings/tokens"),
-    page("static", GET, &[Lit("static"), One], Anyone, static_file::file, "/static/{asset}"),
+    page("login", GET, &[SITE, Lit("login")], Anyone, login::form, "/-/login"),
+    page("login.submit", POST, &[SITE, Lit("login")], Anyone, login::submit, "/-/login"),
+    page("logout", GET, &[SITE, Lit("logout")], Anyone, logout::form, "/-/logout"),
+    page("logout.submit", POST, &[SITE, Lit("logout")], Anyone, logout::submit, "/-/logout"),
+    page("new", GET, &[SITE, Lit("new")], SignedIn, new_repo::form, "/-/new"),
+    page("new.submit", POST, &[SITE, Lit("new")], SignedIn, new_repo::submit, "/-/new"),
+    page("account", GET, &[SITE, Lit("settings"), Lit("tokens")], SignedIn, account::form, "/-/settings/tokens"),
+    page("account.submit", POST, &[SITE, Lit("settings"), Lit("tokens")], SignedIn, account::submit, "/-/settings/tokens"),
+    page("static", GET, &[SITE, Lit("static"), One], Anyone, static_file::file, "/-/static/{asset}"),
+    // Their addresses before `/-/`, redirected there.
+    moved("login.moved", GET, &[Lit("login")], "/login"),
+    moved("login.submit.moved", POST, &[Lit("login")], "/login"),
+    moved("logout.moved", GET, &[Lit("logout")], "/logout"),
+    moved("logout.submit.moved", POST, &[Lit("logout")], "/logout"),
+    moved("new.moved", GET, &[Lit("new")], "/new"),
+    moved("new.submit.moved", POST, &[Lit("new")], "/new"),
+    moved("account.moved", GET, &[Lit("settings"), Lit("tokens")], "/settings/tokens"),
+    moved("account.submit.moved", POST, &[Lit("settings"), Lit("tokens")], "/settings/tokens"),
+    moved("static.moved", GET, &[Lit("static"), One], "/static/{asset}"),
+    // Owners.
     slash(page("owner", GET, &[Owner], Anyone, owner::page, "/OWNER")),
     // A repository's pages.
     slash(page("repo.home", GET, &[Owner, REPO], Read, home::page, "/OWNER/REPO")),
@@ -400,11 +438,11 @@ mod tests {
     #[test]
     fn matches_repository_routes_with_and_without_suffix() {
         assert_eq!(get("/"), "front");
-        assert_eq!(get("/login"), "login");
-        assert_eq!(name_of("/login", Method::Post, ""), "login.submit");
+        assert_eq!(get("/-/login"), "login");
+        assert_eq!(name_of("/-/login", Method::Post, ""), "login.submit");
         assert_eq!(get("/alice"), "owner");
         assert_eq!(get("/alice/"), "owner");
-        assert_eq!(get("/static/forgelet-abc.css"), "static");
+        assert_eq!(get("/-/static/forgelet-abc.css"), "static");
         assert_eq!(get("/alice/proj"), "repo.home");
         assert_eq!(get("/alice/proj/"), "repo.home");
         assert_eq!(get("/alice/proj.git/info/refs"), "git.info-refs");
@@ -440,7 +478,7 @@ mod tests {
             Err(Error::MethodNotAllowed("POST"))
         ));
         assert!(matches!(
-            route("/logout", Method::Other, ""),
+            route("/-/logout", Method::Other, ""),
             Err(Error::MethodNotAllowed("GET, HEAD, POST"))
         ));
         assert!(matches!(
@@ -509,6 +547,13 @@ mod tests {
             "/alice/proj/tags/x",
             "/login/",
             "/settings/tokens/",
+            "/-",
+            "/-/",
+            "/-/alice",
+            "/-/login/",
+            "/-/settings",
+            "/-/static",
+            "/-/-/login",
         ] {
             assert_eq!(get(bad), "error 404", "{bad:?}");
         }
@@ -529,6 +574,28 @@ mod tests {
         );
         assert_eq!(get("/alice/proj/branches"), "repo.branches");
         assert_eq!(get("/alice/proj/raw/v1/a.png"), "repo.raw");
+    }
+
+    /// Every site page's old address redirects to the same page under `/-/`, for each method
+    /// the page takes; nothing else is a redirect.
+    #[test]
+    fn old_site_addresses_move_under_the_prefix() {
+        let mut moved = 0;
+        for row in ROUTES {
+            let Handler::Moved = row.handler else {
+                continue;
+            };
+            moved += 1;
+            let new = format!("/-{}", row.example.replace("{asset}", "forgelet-abc.css"));
+            let to = name_of(&new, row.method, "");
+            assert_eq!(format!("{to}.moved"), row.name, "{} -> {new}", row.example);
+        }
+        assert_eq!(moved, 9);
+        assert_eq!(get("/login"), "login.moved");
+        assert_eq!(
+            name_of("/settings/tokens", Method::Post, ""),
+            "account.submit.moved"
+        );
     }
 
     /// A site page's first segment is a name no owner may take (else the owner's page and

@@ -1,6 +1,41 @@
 //! Every URL forgelet puts in a page or a header, built here: paths percent-encoded once, so a
 //! name holding `%`, `#`, `?` or bytes that are not UTF-8 stays one name.
 
+/// The site's own pages (sign-in, settings, a new repository, assets) live under `{base}/-/`:
+/// `-` cannot begin an owner's name, so no owner's page ever shares a URL with them, and a page
+/// added there later takes no name from anyone.
+pub(crate) const SITE_PREFIX: &str = "/-";
+
+/// `{base}/-/login`: the sign-in form.
+pub(crate) fn login_url(base: &str) -> String {
+    format!("{base}{SITE_PREFIX}/login")
+}
+
+/// `{base}/-/login?next={path}`: sign in, then go back to `next` (a path below the host).
+pub(crate) fn login_then(base: &str, next: &str) -> String {
+    format!("{}?next={}", login_url(base), encode_path(next))
+}
+
+/// `{base}/-/logout`: the sign-out form (and what it posts to).
+pub(crate) fn logout_url(base: &str) -> String {
+    format!("{base}{SITE_PREFIX}/logout")
+}
+
+/// `{base}/-/new`: a new repository.
+pub(crate) fn new_repo_url(base: &str) -> String {
+    format!("{base}{SITE_PREFIX}/new")
+}
+
+/// `{base}/-/settings/tokens`: the signed-in user's account and tokens.
+pub(crate) fn tokens_url(base: &str) -> String {
+    format!("{base}{SITE_PREFIX}/settings/tokens")
+}
+
+/// `{base}/-/static/{name}`: an embedded asset under its content-hashed name.
+pub(crate) fn asset_url(base: &str, name: &str) -> String {
+    format!("{base}{SITE_PREFIX}/static/{}", encode_path(name))
+}
+
 /// `{base_path}/{owner}/{name}`: a repository's page.
 pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
     format!("{base_path}/{owner}/{name}")
@@ -56,6 +91,11 @@ mod tests {
             browse_url("/git", "o", "r", "archive", "v1.0#x.zip", ""),
             "/git/o/r/archive/v1.0%23x.zip"
         );
+        assert_eq!(
+            login_then("/git", "/git/a b"),
+            "/git/-/login?next=/git/a%20b"
+        );
+        assert_eq!(asset_url("", "forgelet-1.css"), "/-/static/forgelet-1.css");
         assert_eq!(
             clone_url("https://h/git", "o", "r"),
             "https://h/git/o/r.git"

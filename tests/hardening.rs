@@ -82,7 +82,7 @@ fn csrf_pair_planted_from_a_signed_out_page_cannot_change_settings() {
 
     // The attacker's pair, from the sign-in page, without an account.
     let mut outsider = Browser::default();
-    let planted_token = csrf_of(&outsider.get(&srv, &site.target("/login")));
+    let planted_token = csrf_of(&outsider.get(&srv, &site.target("/-/login")));
     let planted_cookie = outsider.cookie("forgelet_csrf").unwrap();
     let mut forged = Browser {
         cookies: vec![
@@ -169,7 +169,7 @@ fn https_cookies_carry_the_host_prefix_at_the_root_and_secure_below_a_path() {
             .args(["repo", "set", "alice/proj", "--visibility", "private"]));
         let srv = site.start();
         let mut b = Browser::default();
-        let form = b.get(&srv, &site.target("/login"));
+        let form = b.get(&srv, &site.target("/-/login"));
         let csrf_name = format!("{prefix}forgelet_csrf");
         let c = set_cookie(&form, &csrf_name).unwrap_or_else(|| panic!("{}", form.describe()));
         assert!(
@@ -178,7 +178,7 @@ fn https_cookies_carry_the_host_prefix_at_the_root_and_secure_below_a_path() {
         );
         let r = b.post(
             &srv,
-            &site.target("/login"),
+            &site.target("/-/login"),
             &[
                 ("csrf", &csrf_of(&form)),
                 ("user", "alice"),
@@ -240,10 +240,10 @@ fn strangers_guessing_from_many_addresses_do_not_lock_alice_out() {
             from: Some(from),
             ..Default::default()
         };
-        let form = b.get(&srv, &site.target("/login"));
+        let form = b.get(&srv, &site.target("/-/login"));
         b.post(
             &srv,
-            &site.target("/login"),
+            &site.target("/-/login"),
             &[
                 ("csrf", &csrf_of(&form)),
                 ("user", "alice"),
@@ -263,10 +263,10 @@ fn strangers_guessing_from_many_addresses_do_not_lock_alice_out() {
         from: Some("127.0.0.77".into()),
         ..Default::default()
     };
-    let form = stranger.get(&srv, &site.target("/login"));
+    let form = stranger.get(&srv, &site.target("/-/login"));
     let r = stranger.post(
         &srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[
             ("csrf", &csrf_of(&form)),
             ("user", "alice"),
@@ -279,10 +279,10 @@ fn strangers_guessing_from_many_addresses_do_not_lock_alice_out() {
     // browser from her known address, and git from her address.
     browser.cookies.retain(|(k, _)| k == "forgelet_device");
     browser.from = Some("127.0.0.78".into());
-    let form = browser.get(&srv, &site.target("/login"));
+    let form = browser.get(&srv, &site.target("/-/login"));
     let r = browser.post(
         &srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[
             ("csrf", &csrf_of(&form)),
             ("user", "alice"),
@@ -291,10 +291,10 @@ fn strangers_guessing_from_many_addresses_do_not_lock_alice_out() {
     );
     assert_eq!(r.status, 303, "{}", r.describe());
     let mut fresh = Browser::default();
-    let form = fresh.get(&srv, &site.target("/login"));
+    let form = fresh.get(&srv, &site.target("/-/login"));
     let r = fresh.post(
         &srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[
             ("csrf", &csrf_of(&form)),
             ("user", "alice"),
@@ -754,7 +754,7 @@ fn a_large_post_to_a_page_is_refused_before_it_is_spooled() {
         s,
         "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
          Content-Length: 314572800\r\nConnection: close\r\n\r\n",
-        site.target("/login")
+        site.target("/-/login")
     )
     .unwrap();
     let _ = s.write_all(&vec![b'a'; 64 << 10]);

@@ -772,7 +772,7 @@ fn permission_matrix_every_page_route() {
             sign_in_as(&site, &srv, &mut b, u);
         }
         // A token from a page's form, valid for this browser.
-        let csrf = csrf_of(&b.get(&srv, &site.target("/login")));
+        let csrf = csrf_of(&b.get(&srv, &site.target("/-/login")));
         for &row in &rows {
             for (owner_repo, private, head) in &heads {
                 cells += 1;

@@ -1430,11 +1430,11 @@ pub fn tcp_from_with(source: &str, port: u16, rcvbuf: Option<i32>) -> TcpStream 
 
 /// Signs `user` (password [`TEST_PASSWORD`]) in with the web form.
 pub fn sign_in_as(site: &Site, srv: &Server, b: &mut Browser, user: &str) {
-    let form = b.get(srv, &site.target("/login"));
+    let form = b.get(srv, &site.target("/-/login"));
     let csrf = csrf_of(&form);
     let r = b.post(
         srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[("csrf", &csrf), ("user", user), ("password", TEST_PASSWORD)],
     );
     assert_eq!(r.status, 303, "{user} signs in: {}", r.describe());

@@ -16,11 +16,11 @@ fn site_with_private_repo(test: &str) -> (Site, Server, PathBuf) {
 }
 
 fn sign_in(site: &Site, srv: &Server, b: &mut Browser, password: &str) -> Response {
-    let form = b.get(srv, &site.target("/login"));
+    let form = b.get(srv, &site.target("/-/login"));
     let csrf = csrf_of(&form);
     b.post(
         srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[
             ("csrf", &csrf),
             ("user", "alice"),
@@ -68,19 +68,19 @@ fn sign_in_shows_private_repositories_and_sign_out_ends_it() {
 
     // Sign out needs the form's token; then the session is gone. The address typed in a
     // browser asks first (a GET never signs out).
-    let ask = b.get(&srv, &site.target("/logout"));
+    let ask = b.get(&srv, &site.target("/-/logout"));
     assert_eq!(ask.status, 200, "{}", ask.describe());
     assert!(ask.text().contains("Sign out of") && b.cookie("forgelet_session").is_some());
     let csrf = csrf_of(&ask);
     assert_eq!(
-        b.post(&srv, &site.target("/logout"), &[("csrf", "nope")])
+        b.post(&srv, &site.target("/-/logout"), &[("csrf", "nope")])
             .status,
         403
     );
-    let out = b.post(&srv, &site.target("/logout"), &[("csrf", &csrf)]);
+    let out = b.post(&srv, &site.target("/-/logout"), &[("csrf", &csrf)]);
     assert_eq!(out.status, 303);
     assert!(b.cookie("forgelet_session").is_none());
-    assert_eq!(b.get(&srv, &site.target("/logout")).status, 303);
+    assert_eq!(b.get(&srv, &site.target("/-/logout")).status, 303);
     assert_eq!(b.get(&srv, &site.target("/alice/hidden")).status, 404);
     srv.finish();
 }
@@ -89,11 +89,11 @@ fn sign_in_shows_private_repositories_and_sign_out_ends_it() {
 fn forms_without_the_csrf_token_are_refused() {
     let (site, srv, _) = site_with_private_repo("web_csrf");
     let mut b = Browser::default();
-    b.get(&srv, &site.target("/login"));
+    b.get(&srv, &site.target("/-/login"));
     for token in ["", "0000", "deadbeef"] {
         let r = b.post(
             &srv,
-            &site.target("/login"),
+            &site.target("/-/login"),
             &[
                 ("csrf", token),
                 ("user", "alice"),
@@ -105,10 +105,10 @@ fn forms_without_the_csrf_token_are_refused() {
     }
     // Another browser's token does not fit this browser's cookie.
     let mut other = Browser::default();
-    let their = csrf_of(&other.get(&srv, &site.target("/login")));
+    let their = csrf_of(&other.get(&srv, &site.target("/-/login")));
     let r = b.post(
         &srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[
             ("csrf", &their),
             ("user", "alice"),
@@ -164,10 +164,10 @@ fn tampered_and_outdated_sessions_are_anonymous() {
 fn next_never_leaves_the_site_and_wrong_passwords_are_limited() {
     let (site, srv, _) = site_with_private_repo("web_next_limit");
     let mut b = Browser::default();
-    let csrf = csrf_of(&b.get(&srv, &site.target("/login?next=//evil.example/x")));
+    let csrf = csrf_of(&b.get(&srv, &site.target("/-/login?next=//evil.example/x")));
     let r = b.post(
         &srv,
-        &site.target("/login"),
+        &site.target("/-/login"),
         &[
             ("csrf", &csrf),
             ("user", "alice"),
@@ -179,12 +179,12 @@ fn next_never_leaves_the_site_and_wrong_passwords_are_limited() {
     assert_eq!(r.header("Location"), Some(site.target("/").as_str()));
 
     let mut g = Browser::default();
-    let csrf = csrf_of(&g.get(&srv, &site.target("/login")));
+    let csrf = csrf_of(&g.get(&srv, &site.target("/-/login")));
     let mut limited = None;
     for i in 0..15 {
         let r = g.post(
             &srv,
-            &site.target("/login"),
+            &site.target("/-/login"),
             &[("csrf", &csrf), ("user", "alice"), ("password", "wrong")],
         );
         match r.status {
@@ -215,7 +215,7 @@ fn next_never_leaves_the_site_and_wrong_passwords_are_limited() {
 fn pages_carry_security_headers_and_a_cacheable_stylesheet() {
     let (site, srv, _) = site_with_private_repo("web_headers");
     let mut b = Browser::default();
-    for p in ["/", "/login", "/alice/hidden", "/alice/nosuch"] {
+    for p in ["/", "/-/login", "/alice/hidden", "/alice/nosuch"] {
         let r = b.get(&srv, &site.target(p));
         let csp = r.header("Content-Security-Policy").unwrap_or_default();
         assert!(
@@ -233,7 +233,7 @@ fn pages_carry_security_headers_and_a_cacheable_stylesheet() {
     let rest = &page[at + "rel=\"stylesheet\" href=\"".len()..];
     let href = &rest[..rest.find('"').unwrap()];
     assert!(
-        href.starts_with(&site.target("/static/forgelet-")),
+        href.starts_with(&site.target("/-/static/forgelet-")),
         "{href}"
     );
     let css = b.get(&srv, href);
@@ -246,7 +246,7 @@ fn pages_carry_security_headers_and_a_cacheable_stylesheet() {
         .header("Cache-Control")
         .unwrap_or_default()
         .contains("immutable"));
-    assert_eq!(b.get(&srv, &site.target("/static/other.css")).status, 404);
+    assert_eq!(b.get(&srv, &site.target("/-/static/other.css")).status, 404);
     srv.finish();
 }
 
@@ -254,18 +254,18 @@ fn pages_carry_security_headers_and_a_cacheable_stylesheet() {
 fn new_repository_page_creates_and_refuses_clearly() {
     let (site, srv, _) = site_with_private_repo("web_new_repo");
     let mut anon = Browser::default();
-    let r = anon.get(&srv, &site.target("/new"));
+    let r = anon.get(&srv, &site.target("/-/new"));
     assert_eq!(r.status, 303);
     assert!(r
         .header("Location")
         .unwrap_or_default()
-        .contains("/login?next="));
+        .contains("/-/login?next="));
 
     let mut b = Browser::default();
     assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
     let front = b.get(&srv, &site.target("/")).text();
     assert!(front.contains("New repository"), "{front}");
-    let csrf = csrf_of(&b.get(&srv, &site.target("/new")));
+    let csrf = csrf_of(&b.get(&srv, &site.target("/-/new")));
     let create = |b: &mut Browser, name: &str, vis: &str, readme: bool| {
         let mut form = vec![
             ("csrf", csrf.as_str()),
@@ -276,7 +276,7 @@ fn new_repository_page_creates_and_refuses_clearly() {
         if readme {
             form.push(("readme", "1"));
         }
-        b.post(&srv, &site.target("/new"), &form)
+        b.post(&srv, &site.target("/-/new"), &form)
     };
     let r = create(&mut b, "fresh", "private", true);
     assert_eq!(r.status, 303, "{}", r.describe());
@@ -324,7 +324,7 @@ fn new_repository_page_creates_and_refuses_clearly() {
     assert!(refs_of(&site.repo_path("alice/empty-one")).is_empty());
     let r = b.post(
         &srv,
-        &site.target("/new"),
+        &site.target("/-/new"),
         &[("csrf", "x"), ("name", "nope")],
     );
     assert_eq!(r.status, 403);
@@ -792,14 +792,14 @@ fn new_token_of(page: &Response) -> String {
 fn tokens_and_password_from_the_settings_page() {
     let (site, srv, _) = site_with_private_repo("web_account");
     let mut b = Browser::default();
-    assert_eq!(b.get(&srv, &site.target("/settings/tokens")).status, 303);
+    assert_eq!(b.get(&srv, &site.target("/-/settings/tokens")).status, 303);
     assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
     let mut other = Browser::default();
     assert_eq!(sign_in(&site, &srv, &mut other, TEST_PASSWORD).status, 303);
-    let page = b.get(&srv, &site.target("/settings/tokens"));
+    let page = b.get(&srv, &site.target("/-/settings/tokens"));
     assert_eq!(page.status, 200, "{}", page.describe());
     let csrf = csrf_of(&page);
-    let url = site.target("/settings/tokens");
+    let url = site.target("/-/settings/tokens");
     let r = b.post(
         &srv,
         &url,
@@ -908,7 +908,7 @@ fn token_lifetime_limit_is_the_same_on_the_command_line_and_the_web() {
 
     let mut b = Browser::default();
     assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
-    let url = site.target("/settings/tokens");
+    let url = site.target("/-/settings/tokens");
     let csrf = csrf_of(&b.get(&srv, &url));
     let web = |b: &mut Browser, name: &str, days: &str| {
         b.post(
@@ -1399,7 +1399,7 @@ fn settings_are_for_the_owner_and_admins_only() {
     assert_eq!(page.status, 403, "{}", page.describe());
     assert!(page.text().contains("Only the owner and site admins"));
     // The form of a page bob may see carries his token; the settings form still refuses him.
-    let csrf = csrf_of(&bob.get(&srv, &site.target("/settings/tokens")));
+    let csrf = csrf_of(&bob.get(&srv, &site.target("/-/settings/tokens")));
     let r = bob.post(
         &srv,
         &settings,
@@ -1476,5 +1476,72 @@ fn a_broken_repository_gives_a_500_page_without_details() {
         log.contains("alice/broken"),
         "the log lacks the details: {log}"
     );
+    srv.finish();
+}
+
+/// The site's own pages moved under `/-/`, a name no owner can take; their old addresses
+/// redirect there for good, keeping the query, and a form posted to an old address (a page
+/// cached before the move) is sent on with 308, which keeps its method and body.
+#[test]
+fn old_site_page_addresses_redirect_under_the_prefix() {
+    let (site, srv, _) = site_with_private_repo("web_moved");
+    let mut b = Browser::default();
+    let css = {
+        let page = b.get(&srv, &site.target("/")).text();
+        let at = page.find("/-/static/forgelet-").expect("a stylesheet link");
+        let name = &page[at + "/-/static/".len()..];
+        name[..name.find('"').unwrap()].to_string()
+    };
+    for (old, new) in [
+        ("/login?next=/alice/hidden", "/-/login?next=/alice/hidden"),
+        ("/logout", "/-/logout"),
+        ("/new", "/-/new"),
+        ("/settings/tokens", "/-/settings/tokens"),
+        (&format!("/static/{css}"), &format!("/-/static/{css}")),
+    ] {
+        let r = b.get(&srv, &site.target(old));
+        assert_eq!(r.status, 301, "{old}: {}", r.describe());
+        assert_eq!(
+            r.header("Location"),
+            Some(site.target(new).as_str()),
+            "{old}"
+        );
+    }
+    assert_eq!(b.get(&srv, &site.target("/-/login")).status, 200);
+
+    // The sign-in form, posted where it used to go.
+    let csrf = csrf_of(&b.get(&srv, &site.target("/-/login")));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("user", "alice"),
+        ("password", TEST_PASSWORD),
+    ];
+    let r = b.post(&srv, &site.target("/login"), &form);
+    assert_eq!(r.status, 308, "{}", r.describe());
+    let to = r.header("Location").unwrap_or_default().to_string();
+    assert_eq!(to, site.target("/-/login"));
+    let r = b.post(&srv, &to, &form);
+    assert_eq!(
+        r.status,
+        303,
+        "signed in at the new address: {}",
+        r.describe()
+    );
+    assert!(b.get(&srv, &site.target("/alice/hidden")).status == 200);
+
+    // No owner can take the prefix, nor an old address.
+    for name in ["-", "login", "static"] {
+        let out = run_with_stdin(
+            site.forgelet()
+                .args(["user", "add", name, "--password-stdin"]),
+            format!("{TEST_PASSWORD}\n").as_bytes(),
+        );
+        let said = all_output(&out);
+        assert!(!out.status.success(), "user {name} was added: {said}");
+        assert!(
+            said.contains(&format!("{name:?}")) || said.contains(name),
+            "{said}"
+        );
+    }
     srv.finish();
 }

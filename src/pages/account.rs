@@ -1,4 +1,4 @@
-//! `/settings/tokens`: your personal access tokens (created, shown once with how to use them with
+//! `/-/settings/tokens`: your personal access tokens (created, shown once with how to use them with
 //! git, revoked), your password (the old one asked for), and "sign out everywhere". The changes
 //! are `accounts`'s, as for the command line; checking the old password stays here.
 
@@ -35,7 +35,7 @@ struct AccountPage {
 }
 
 fn page_url(site: &Site) -> String {
-    format!("{}/settings/tokens", site.config.base_path)
+    crate::urls::tokens_url(&site.config.base_path)
 }
 
 fn render(
@@ -82,7 +82,7 @@ fn render(
     )
 }
 
-/// `GET /settings/tokens`.
+/// `GET /-/settings/tokens`.
 pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
     let notice = match req.query_param("changed").as_deref() {
@@ -92,7 +92,7 @@ pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     render(site, req, ctx, 200, String::new(), notice, String::new()).map(Answer::from)
 }
 
-/// `POST /settings/tokens`.
+/// `POST /-/settings/tokens`.
 pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx, fields) = (c.req, c.ctx, c.fields);
     let viewer = c.viewer()?;
@@ -158,7 +158,7 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
             Some("signout_all") => {
                 accounts::sign_out_everywhere(&site.accounts, &me)
                     .map_err(|e| Error::Internal(format!("signing {me} out everywhere: {e}")))?;
-                let mut r = Response::redirect(303, format!("{}/login", site.config.base_path));
+                let mut r = Response::redirect(303, crate::urls::login_url(&site.config.base_path));
                 r.header("Set-Cookie", super::end_session_cookie(site, req));
                 ctx.finish(site, req, &mut r);
                 return Ok(r.into());

@@ -34,7 +34,7 @@ pub(crate) fn safe_next(base: &str, next: Option<&str>) -> String {
     }
 }
 
-/// `GET /login`.
+/// `GET /-/login`.
 pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
     let next = safe_next(&site.config.base_path, req.query_param("next").as_deref());
@@ -52,7 +52,7 @@ pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     .map(Answer::from)
 }
 
-/// `POST /login`.
+/// `POST /-/login`.
 pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx, fields) = (c.req, c.ctx, c.fields);
     let base = &site.config.base_path;

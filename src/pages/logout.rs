@@ -14,7 +14,7 @@ struct LogoutPage {
     chrome: Chrome,
 }
 
-/// `GET /logout` (a typed or bookmarked address): a button that signs out, since a GET must
+/// `GET /-/logout` (a typed or bookmarked address): a button that signs out, since a GET must
 /// not; the front page for someone not signed in.
 pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
@@ -34,7 +34,7 @@ pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     .map(Answer::from)
 }
 
-/// `POST /logout`: ends this browser's session.
+/// `POST /-/logout`: ends this browser's session.
 pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
     let mut r = Response::redirect(303, format!("{}/", site.config.base_path));

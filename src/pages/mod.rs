@@ -32,6 +32,7 @@ use crate::repos::RepoError;
 use crate::request::{Captures, Request};
 use crate::response::{Answer, Response};
 use crate::site::Site;
+use crate::urls;
 
 /// What a page's handler is given. The dispatcher has already checked what the route needs
 /// (a signed-in viewer, access to the repository its path names) and, for a form, read the
@@ -73,6 +74,10 @@ pub(crate) struct Chrome {
     pub(crate) base: String,
     pub(crate) css_url: String,
     pub(crate) js_url: String,
+    pub(crate) login_url: String,
+    pub(crate) logout_url: String,
+    pub(crate) new_repo_url: String,
+    pub(crate) tokens_url: String,
     /// The signed-in user's name.
     pub(crate) viewer: Option<String>,
     /// For the forms on the page (sign out, and the page's own).
@@ -154,8 +159,12 @@ impl PageCtx {
         Chrome {
             site_name: c.site_name.clone(),
             base: c.base_path.clone(),
-            css_url: format!("{}/static/{}", c.base_path, site.assets.css_name),
-            js_url: format!("{}/static/{}", c.base_path, site.assets.js_name),
+            css_url: urls::asset_url(&c.base_path, &site.assets.css_name),
+            js_url: urls::asset_url(&c.base_path, &site.assets.js_name),
+            login_url: urls::login_url(&c.base_path),
+            logout_url: urls::logout_url(&c.base_path),
+            new_repo_url: urls::new_repo_url(&c.base_path),
+            tokens_url: urls::tokens_url(&c.base_path),
             viewer: self.viewer.as_ref().map(|u| u.name.clone()),
             csrf: self.csrf_token(site),
         }

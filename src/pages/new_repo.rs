@@ -22,7 +22,7 @@ struct NewRepoPage {
     readme: bool,
 }
 
-/// `GET /new`.
+/// `GET /-/new`.
 pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
     ctx.render(
@@ -41,7 +41,7 @@ pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     .map(Answer::from)
 }
 
-/// `POST /new`.
+/// `POST /-/new`.
 pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx, fields) = (c.req, c.ctx, c.fields);
     let viewer = c.viewer()?;

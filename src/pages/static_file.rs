@@ -1,4 +1,4 @@
-//! `GET /static/{name}`: the stylesheet and the script, embedded in the binary under
+//! `GET /-/static/{name}`: the stylesheet and the script, embedded in the binary under
 //! content-hashed names, cached for good.
 
 use super::PageCall;
@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::response::{Answer, Response};
 use crate::site::Site;
 
-/// `GET /static/{name}`.
+/// `GET /-/static/{name}`.
 pub(crate) fn file<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let name = c.caps.rest.first().map(String::as_str).unwrap_or("");
     let (text, content_type) = if name == site.assets.css_name {

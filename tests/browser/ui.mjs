@@ -102,7 +102,7 @@ async function assertNoSidewaysScroll(what) {
 let ok = false;
 try {
   await step('sign in', async () => {
-    await page.goto(`${BASE}/login`);
+    await page.goto(`${BASE}/-/login`);
     assert.match(await page.title(), /^Sign in/, 'login page title');
     await page.fill('input[name="user"]', USER);
     await page.fill('input[name="password"]', PASSWORD);
@@ -121,7 +121,7 @@ try {
 
   await step('create a repository with a README through the form', async () => {
     await Promise.all([
-      page.waitForURL((u) => pathOf(u).endsWith('/new')),
+      page.waitForURL((u) => pathOf(u).endsWith("/-/new")),
       page.getByRole('link', { name: 'New repository' }).click(),
     ]);
     await page.fill('input[name="name"]', REPO);
@@ -194,7 +194,7 @@ try {
   });
 
   await step('an empty repository shows how to push, and fits a phone', async () => {
-    await page.goto(`${BASE}/new`);
+    await page.goto(`${BASE}/-/new`);
     await page.fill('input[name="name"]', `${REPO}-empty`);
     await page.uncheck('input[name="readme"]');
     await Promise.all([
