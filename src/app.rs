@@ -286,7 +286,7 @@ struct Granted {
     who: Identity,
 }
 
-/// Who a git client is and what it may do with the repository, as DESIGN.md's "Who may do
+/// Who a git client is and what it may do with the repository, as ARCHITECTURE.md's "Who may do
 /// what" says: anonymous access to a private or missing repository is the same 401 (so git asks
 /// for credentials and names do not leak); a signed-in user who may not read it gets 404; one
 /// who may read but not write gets 403 when pushing. On a site with no users at all nobody

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cgi;
 pub mod cli;
 pub mod config;
+pub mod downloads;
 pub mod error;
 pub mod fcgi;
 pub mod forms;

@@ -4,7 +4,7 @@ use crate::assets::Assets;
 use crate::auth::basic::Gate;
 use crate::auth::Accounts;
 use crate::config::Config;
-use crate::git::RepoStore;
+use crate::git::{RepoDir, RepoStore};
 use crate::gitrun::{DeltaGate, GitRunner, Snapshots};
 
 /// Everything a request may need, built once at start.
@@ -39,4 +39,26 @@ impl Site {
             raw_deltas: DeltaGate::default(),
         })
     }
+}
+
+/// Opens a repository for a request (an error is logged, the client told only that it failed).
+pub(crate) fn open(repo: &RepoDir) -> crate::error::Result<std::rc::Rc<git2::Repository>> {
+    repo.open().map_err(|e| {
+        crate::error::Error::internal(
+            &format!("opening {}/{}", repo.owner, repo.name),
+            e.message(),
+        )
+    })
+}
+
+/// The repository's refs (see `git::refs`).
+pub(crate) fn refs_of(
+    repo: &RepoDir,
+) -> crate::error::Result<std::sync::Arc<crate::git::refs::RefSnapshot>> {
+    crate::git::refs::snapshot(&repo.path).map_err(|e| {
+        crate::error::Error::internal(
+            &format!("reading the refs of {}/{}", repo.owner, repo.name),
+            e,
+        )
+    })
 }

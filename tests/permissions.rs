@@ -276,7 +276,7 @@ fn is_object(route: GitRoute) -> bool {
     route.lane == Lane::Files
 }
 
-/// The answer the rules (items 4-6, DESIGN.md "Who may do what") give; written from
+/// The answer the rules (ARCHITECTURE.md, "Who may do what") give; written from
 /// their text, not from forgelet's code. The site allows anonymous reading (the default).
 fn expected(who: Who, private: bool, route: GitRoute) -> u16 {
     assert!(

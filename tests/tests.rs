@@ -3,6 +3,7 @@
 //! holds one group of tests; `util` holds the harness they share.
 
 mod accounts;
+mod architecture;
 mod cli;
 mod dumb;
 mod fastcgi;

@@ -32,7 +32,7 @@ pub(crate) fn may_manage(viewer: Option<&User>, owner: &str) -> bool {
     viewer.is_some_and(|v| v.admin || is_owner(v, owner))
 }
 
-/// The rules of DESIGN.md's "Who may do what":
+/// The rules of ARCHITECTURE.md's "Who may do what":
 /// - the owner and site admins read and write every repository;
 /// - collaborators read, or read and write, as their entry says;
 /// - anyone signed in reads a public repository, and so does anonymous when the site allows it;

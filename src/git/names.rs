@@ -1,7 +1,11 @@
 //! Owner and repository names: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, not ending in `.git` or `.lock`,
 //! and owners may not take the name of a route.
 
-/// Names an owner may not have, because the first URL segment already means something else.
+/// Names an owner may not have, because the first URL segment already means something else:
+/// the site pages' addresses from before they moved under `/-/` (which redirect there), and names
+/// kept back for the web server and for later. The route table's test
+/// (`site_pages_are_reserved_names`) checks every row's first segment is here or is no valid
+/// name at all (as `-` is not); the list lives in this lower layer, which cannot see the table.
 pub(crate) const RESERVED_OWNERS: &[&str] = &[
     "new",
     "login",

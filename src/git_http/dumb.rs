@@ -9,13 +9,14 @@ use std::time::SystemTime;
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::{open, refs_of, GitCall};
+use super::GitCall;
 use crate::config::{Config, Handoff};
 use crate::error::{Error, Result as PageResult};
 use crate::git::refs::RefSnapshot;
 use crate::git::RepoDir;
 use crate::response::{Answer, Response};
 use crate::site::Site;
+use crate::site::{open, refs_of};
 
 use crate::git::store::CACHE_DIR;
 /// Older files of a kind are removed once this many newer ones exist and they are this old.

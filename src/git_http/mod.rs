@@ -1,12 +1,10 @@
 //! Git over HTTP: the dumb protocol's files, generated from the repository on each request, and
-//! the smart protocol, run by git itself; snapshots and large raw files, which git streams too.
+//! the smart protocol, run by git itself.
 //!
 //! A git route's handler runs after the dispatcher has found the repository and checked the
 //! client's access to it (HTTP Basic, the row's need): it is given the repository, who the
 //! client is, and whether anyone may read it.
 
-pub(crate) mod archive;
-pub(crate) mod blob;
 pub(crate) mod dumb;
 pub(crate) mod files;
 pub(crate) mod smart;
@@ -39,23 +37,3 @@ impl GitCall<'_> {
 
 /// A git route's handler.
 pub(crate) type Handler = for<'s> fn(&'s Site, &GitCall<'_>) -> Result<Answer<'s>>;
-
-/// Opens a repository for a request (an error is logged, the client told only that it failed).
-pub(crate) fn open(repo: &RepoDir) -> Result<std::rc::Rc<git2::Repository>> {
-    repo.open().map_err(|e| {
-        crate::error::Error::internal(
-            &format!("opening {}/{}", repo.owner, repo.name),
-            e.message(),
-        )
-    })
-}
-
-/// The repository's refs (see `git::refs`).
-pub(crate) fn refs_of(repo: &RepoDir) -> Result<std::sync::Arc<crate::git::refs::RefSnapshot>> {
-    crate::git::refs::snapshot(&repo.path).map_err(|e| {
-        crate::error::Error::internal(
-            &format!("reading the refs of {}/{}", repo.owner, repo.name),
-            e,
-        )
-    })
-}

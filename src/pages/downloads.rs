@@ -4,17 +4,17 @@
 use super::blob::image_type;
 use super::repo_head::{git_err, open};
 use super::PageCall;
+use crate::downloads::archive::{self, Archive};
+use crate::downloads::blob::{self as blob_stream, BlobStream};
 use crate::error::{Error, Result};
 use crate::git::browse::{self};
-use crate::git_http::archive::{self, Archive};
-use crate::git_http::blob::{self as blob_stream, BlobStream};
 use crate::response::{Answer, Response};
 use crate::site::Site;
 
 /// `raw/{ref}/{path}`: the bytes, typed so nothing can run in the site's origin: text (HTML and
 /// scripts included) as `text/plain`, images with their own type under a sandboxing policy,
 /// anything else as a download. Files up to `blob_stream::INLINE_LIMIT` are read here; larger ones are
-/// streamed by git (see `git_http::blob`), never read whole into forgelet.
+/// streamed by git (see `downloads::blob`), never read whole into forgelet.
 pub(crate) fn raw<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx, repo) = (c.req, c.ctx, c.repo()?);
     let git = open(repo)?;

@@ -8,7 +8,7 @@ use crate::git::{RepoDir, Visibility};
 use crate::site::Site;
 use crate::urls::{browse_url, clone_url};
 
-pub(crate) use crate::git_http::{open, refs_of};
+pub(crate) use crate::site::{open, refs_of};
 
 pub(crate) struct Crumb {
     pub(crate) name: String,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// How much of a diff is shown (DESIGN.md "Limits").
+/// How much of a diff is shown (ARCHITECTURE.md "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DiffLimits {
     /// Files listed; the rest are counted in [`DiffCut::files_omitted`].

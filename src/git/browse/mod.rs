@@ -4,7 +4,7 @@
 //!
 //! Paths inside a repository are bytes (`impl AsRef<[u8]>`, so `&str` works too) because git
 //! file names need not be UTF-8. A path is split on `/` and empty components are ignored, so
-//! `""` and `"/"` are the root and `"a//b/"` is `"a/b"`. Every limit named in DESIGN.md's
+//! `""` and `"/"` are the root and `"a//b/"` is `"a/b"`. Every limit named in ARCHITECTURE.md's
 //! "Limits" that applies here is a parameter with the documented default as a constant.
 
 use std::cell::RefCell;
@@ -27,9 +27,9 @@ pub(crate) use history::*;
 pub(crate) use refs::*;
 pub(crate) use tree::*;
 
-/// Bytes of a blob shown on a blob page (DESIGN.md "blob shown").
+/// Bytes of a blob shown on a blob page (ARCHITECTURE.md "blob shown").
 pub(crate) const BLOB_SHOWN_LIMIT: usize = 1 << 20;
-/// Bytes of a README read for rendering (DESIGN.md "README rendered").
+/// Bytes of a README read for rendering (ARCHITECTURE.md "README rendered").
 pub(crate) const README_LIMIT: usize = 512 << 10;
 /// Commits on one page of history.
 pub(crate) const LOG_PAGE_SIZE: usize = 50;

@@ -1,0 +1,789 @@
+//! The architecture's rules, checked by reading `src/` and `templates/` (ARCHITECTURE.md explains
+//! each): which module may use which, read from every `crate::` path in code that is not a
+//! test; that only `request.rs` reads CGI variables; that the one value printed unescaped is the
+//! markup renderers' trusted HTML; that request code does not panic or exit; and that code cites
+//! no document outside the repository. A rule broken names the file and the line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The layers, lowest first: each top-level module and the modules it may use. A module may
+/// use only modules listed above it, so the list itself shows there is no cycle. Adding a
+/// module or an import is a deliberate edit here (and in ARCHITECTURE.md).
+const LAYERS: &[(&str, &[&str])] = &[
+    // Foundations: each knows only its own job.
+    ("time", &[]),
+    ("fsfile", &[]),
+    ("log_limit", &[]),
+    ("gateway", &[]),
+    ("response", &[]),
+    ("error", &["response"]),
+    ("request", &["error", "gateway"]),
+    ("forms", &["request"]),
+    ("urls", &[]),
+    ("config", &[]),
+    ("keyed", &["fsfile"]),
+    ("assets", &["keyed"]),
+    ("markup", &[]),
+    // Data: repositories on disk (knowing nothing of users or access), users and access,
+    // running git.
+    ("git", &["fsfile", "time"]),
+    (
+        "auth",
+        &[
+            "config",
+            "fsfile",
+            "git",
+            "keyed",
+            "log_limit",
+            "request",
+            "time",
+        ],
+    ),
+    ("gitrun", &["config", "request", "response"]),
+    // Services: the operations the command line and the pages share.
+    ("repos", &["auth", "config", "fsfile", "git", "time"]),
+    ("accounts", &["auth", "git", "repos"]),
+    // What every request shares.
+    (
+        "site",
+        &["assets", "auth", "config", "error", "git", "gitrun"],
+    ),
+    // Answers: downloads git streams, git over HTTP, pages.
+    (
+        "downloads",
+        &["config", "error", "git", "gitrun", "response", "site"],
+    ),
+    (
+        "git_http",
+        &[
+            "config",
+            "error",
+            "fsfile",
+            "git",
+            "gitrun",
+            "keyed",
+            "log_limit",
+            "request",
+            "response",
+            "site",
+        ],
+    ),
+    (
+        "pages",
+        &[
+            "accounts",
+            "assets",
+            "auth",
+            "config",
+            "downloads",
+            "error",
+            "forms",
+            "git",
+            "markup",
+            "repos",
+            "request",
+            "response",
+            "site",
+            "time",
+            "urls",
+        ],
+    ),
+    // The route table and the dispatcher.
+    ("routes", &["error", "git", "git_http", "pages", "request"]),
+    (
+        "app",
+        &[
+            "auth", "config", "error", "forms", "gateway", "git", "git_http", "pages", "request",
+            "response", "routes", "site", "urls",
+        ],
+    ),
+    // Servers: they know the gateway interface and nothing of git, HTML or users.
+    ("fcgi", &["gateway"]),
+    ("cgi", &["gateway"]),
+    // The command line: parses, calls the services or starts a server, prints.
+    (
+        "cli",
+        &[
+            "accounts", "auth", "cgi", "config", "fcgi", "git", "gitrun", "repos", "site", "time",
+        ],
+    ),
+];
+
+/// Crates only some layers may use: libgit2 stays below the pages' views, templates in the
+/// pages.
+const CRATES: &[(&str, &[&str])] = &[
+    (
+        "git2",
+        &["git", "repos", "site", "downloads", "git_http", "pages"],
+    ),
+    ("askama", &["pages"]),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// A source file, as code with its comments and the contents of its string and character
+/// literals blanked (so that a word in a comment or a message is not taken for code), test
+/// items (`#[cfg(test)]`) removed, and the literals kept aside for the rules about them.
+struct Source {
+    /// `src/`-relative path.
+    path: String,
+    /// The top-level module it belongs to (`pages` for `src/pages/tree.rs`).
+    module: String,
+    /// The code, line by line (line numbers kept: blanked text stays, as spaces).
+    code: Vec<String>,
+    /// Each string literal's text with its line number.
+    strings: Vec<(usize, String)>,
+}
+
+/// Every `.rs` file under `src/` that is not test code.
+fn sources() -> Vec<Source> {
+    let mut files = Vec::new();
+    walk(&src(), &mut files);
+    files.sort();
+    // Files declared as `#[cfg(test)] mod x;` are test code entirely.
+    let mut test_files = BTreeSet::new();
+    let mut out = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).unwrap();
+        let (code, strings) = blank(&text);
+        let (code, test_mods) = drop_test_items(&code);
+        // A literal is test code when its line was dropped with a test item.
+        let kept: Vec<&str> = code.lines().collect();
+        let strings: Vec<(usize, String)> = strings
+            .into_iter()
+            .filter(|(n, _)| kept.get(n - 1).is_some_and(|l| !l.trim().is_empty()))
+            .collect();
+        let dir = if file.file_name().unwrap() == "mod.rs"
+            || file.file_name().unwrap() == "lib.rs"
+            || file.file_name().unwrap() == "main.rs"
+        {
+            file.parent().unwrap().to_path_buf()
+        } else {
+            file.with_extension("")
+        };
+        for m in test_mods {
+            test_files.insert(dir.join(format!("{m}.rs")));
+            test_files.insert(dir.join(&m).join("mod.rs"));
+        }
+        let rel = file
+            .strip_prefix(src())
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        out.push((
+            file.clone(),
+            Source {
+                path: format!("src/{rel}"),
+                module,
+                code: code.lines().map(str::to_string).collect(),
+                strings,
+            },
+        ));
+    }
+    out.into_iter()
+        .filter(|(f, _)| !test_files.contains(f))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Blanks comments and the insides of string and character literals (keeping newlines), and
+/// returns the string literals' contents by line.
+fn blank(text: &str) -> (String, Vec<(usize, String)>) {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut strings = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    let keep = |out: &mut Vec<u8>, c: u8| out.push(if c == b'\n' { b'\n' } else { b' ' });
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                out.push(b' ');
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            let mut depth = 0;
+            while i < b.len() {
+                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    out.extend(b"  ");
+                    i += 2;
+                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    out.extend(b"  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    line += usize::from(b[i] == b'\n');
+                    keep(&mut out, b[i]);
+                    i += 1;
+                }
+            }
+        } else if c == b'"' || ((c == b'r' || c == b'b') && raw_or_byte_string(b, i)) {
+            // Prefixes (b, r, br) and hashes stay; the contents go.
+            let start_line = line;
+            let mut hashes = 0;
+            let mut raw = false;
+            while b[i] != b'"' {
+                raw |= b[i] == b'r';
+                hashes += usize::from(b[i] == b'#');
+                out.push(b[i]);
+                i += 1;
+            }
+            out.push(b'"');
+            i += 1;
+            let mut s = Vec::new();
+            while let Some(&d) = b.get(i) {
+                if !raw && d == b'\\' {
+                    s.extend(&b[i..(i + 2).min(b.len())]);
+                    out.extend(b"  ");
+                    line += usize::from(b.get(i + 1) == Some(&b'\n'));
+                    i += 2;
+                    continue;
+                }
+                if d == b'"'
+                    && b.len() >= i + 1 + hashes
+                    && b[i + 1..].iter().take(hashes).all(|&h| h == b'#')
+                {
+                    out.push(b'"');
+                    out.extend(std::iter::repeat(b'#').take(hashes));
+                    i += 1 + hashes;
+                    break;
+                }
+                line += usize::from(d == b'\n');
+                keep(&mut out, d);
+                s.push(d);
+                i += 1;
+            }
+            strings.push((start_line, String::from_utf8_lossy(&s).into_owned()));
+        } else if c == b'\'' && char_literal_len(&b[i..]).is_some() {
+            let n = char_literal_len(&b[i..]).unwrap();
+            out.push(b'\'');
+            out.extend(std::iter::repeat(b' ').take(n - 2));
+            out.push(b'\'');
+            i += n;
+        } else {
+            if c.is_ascii_alphanumeric() || c == b'_' {
+                // An identifier or number: copied whole, so `br` in `abr"` is not a prefix.
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    out.push(b[i]);
+                    i += 1;
+                }
+                continue;
+            }
+            line += usize::from(c == b'\n');
+            out.push(c);
+            i += 1;
+        }
+    }
+    (String::from_utf8(out).unwrap(), strings)
+}
+
+/// At a word's start: whether `r"`, `r#"`, `b"`, `br"` or `br#"` begins here.
+fn raw_or_byte_string(b: &[u8], i: usize) -> bool {
+    if i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_') {
+        return false;
+    }
+    let mut j = i;
+    if b[j] == b'b' {
+        j += 1;
+    }
+    if b.get(j) == Some(&b'r') {
+        j += 1;
+        while b.get(j) == Some(&b'#') {
+            j += 1;
+        }
+    }
+    j > i && b.get(j) == Some(&b'"')
+}
+
+/// The length of a character literal starting here (`'a'`, `'\n'`, `'\u{1F600}'`), or `None`
+/// for a lifetime.
+fn char_literal_len(b: &[u8]) -> Option<usize> {
+    match b.get(1)? {
+        b'\\' => {
+            let end = b.iter().skip(2).position(|&c| c == b'\'')? + 2;
+            (end <= 12).then_some(end + 1)
+        }
+        _ => {
+            // One character, possibly several bytes.
+            let s = std::str::from_utf8(&b[1..b.len().min(6)])
+                .ok()
+                .or_else(|| {
+                    (2..6)
+                        .rev()
+                        .find_map(|n| std::str::from_utf8(&b[1..b.len().min(n)]).ok())
+                })?;
+            let ch = s.chars().next()?;
+            let n = ch.len_utf8();
+            (b.get(1 + n) == Some(&b'\'')).then_some(n + 2)
+        }
+    }
+}
+
+/// Removes items marked `#[cfg(test)]` (blanking them, lines kept), and returns the names of
+/// the modules so declared in their own files.
+fn drop_test_items(code: &str) -> (String, Vec<String>) {
+    let mut b = code.as_bytes().to_vec();
+    let mut test_mods = Vec::new();
+    let marker = b"#[cfg(test)]";
+    let mut from = 0;
+    while let Some(at) = find(&b[from..], marker).map(|k| k + from) {
+        // The item runs to its first `;` at depth 0 or to the close of its first `{`.
+        let mut i = at + marker.len();
+        let mut depth = 0usize;
+        let mut end = b.len();
+        while i < b.len() {
+            match b[i] {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                b';' if depth == 0 => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let item = String::from_utf8_lossy(&b[at + marker.len()..end]).into_owned();
+        let words: Vec<&str> = item.split_whitespace().collect();
+        if let Some(k) = words.iter().position(|w| *w == "mod") {
+            if let Some(name) = words.get(k + 1) {
+                if let Some(name) = name.strip_suffix(';') {
+                    test_mods.push(name.to_string());
+                }
+            }
+        }
+        for c in &mut b[at..end] {
+            if *c != b'\n' {
+                *c = b' ';
+            }
+        }
+        from = end;
+    }
+    (String::from_utf8(b).unwrap(), test_mods)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The top-level modules a line of code names: `crate::x::...`, and each first name inside
+/// `crate::{a, b::c, d::{e}}`.
+fn modules_named(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let before = &rest[..at];
+        rest = &rest[at + "crate::".len()..];
+        // `$crate::` and `mycrate::` are not ours.
+        if before
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 1;
+            let mut item_start = true;
+            let mut name = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    ',' if depth == 1 => {
+                        if !name.is_empty() {
+                            out.push(std::mem::take(&mut name));
+                        }
+                        item_start = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 1 && item_start {
+                    if c.is_alphanumeric() || c == '_' {
+                        name.push(c);
+                    } else if !name.is_empty() {
+                        out.push(std::mem::take(&mut name));
+                        item_start = false;
+                    }
+                }
+            }
+            if !name.is_empty() {
+                out.push(name);
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The lines of code that break a rule, as `path:line: what`.
+type Broken = Vec<String>;
+
+fn report(what: &str, broken: Broken) {
+    assert!(
+        broken.is_empty(),
+        "{what}:\n  {}\n(the rules and why: ARCHITECTURE.md)",
+        broken.join("\n  ")
+    );
+}
+
+fn declared_modules() -> BTreeSet<String> {
+    let lib = fs::read_to_string(src().join("lib.rs")).unwrap();
+    lib.lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_string())
+        .collect()
+}
+
+#[test]
+fn every_module_has_a_layer_below_the_modules_that_use_it() {
+    let declared = declared_modules();
+    let listed: BTreeSet<String> = LAYERS.iter().map(|(m, _)| m.to_string()).collect();
+    assert_eq!(
+        declared, listed,
+        "the modules in src/lib.rs and those in LAYERS differ"
+    );
+    let mut seen = BTreeSet::new();
+    for (module, uses) in LAYERS {
+        for u in *uses {
+            assert!(
+                seen.contains(u),
+                "{module} may use {u}, which is not listed above it: that would allow a cycle"
+            );
+        }
+        seen.insert(*module);
+    }
+}
+
+#[test]
+fn modules_use_only_the_layers_below_them() {
+    let rules: BTreeMap<&str, &[&str]> = LAYERS.iter().copied().collect();
+    let declared = declared_modules();
+    let mut broken = Vec::new();
+    for s in sources() {
+        if s.path == "src/lib.rs" {
+            continue;
+        }
+        let allowed: &[&str] = match s.path.as_str() {
+            // The binary starts the command line and nothing else.
+            "src/main.rs" => &[],
+            _ => rules
+                .get(s.module.as_str())
+                .unwrap_or_else(|| panic!("{} is in no layer", s.path)),
+        };
+        for (n, line) in s.code.iter().enumerate() {
+            for m in modules_named(line) {
+                if m == s.module || !declared.contains(&m) {
+                    continue;
+                }
+                if !allowed.contains(&m.as_str()) {
+                    broken.push(format!(
+                        "{}:{}: {} uses {m}, which its layer may not",
+                        s.path,
+                        n + 1,
+                        s.module
+                    ));
+                }
+            }
+        }
+        if s.path == "src/main.rs" {
+            let calls: Vec<&String> = s
+                .code
+                .iter()
+                .filter(|l| l.contains("forgelet::") && !l.contains("forgelet::cli::run"))
+                .collect();
+            assert!(
+                calls.is_empty(),
+                "main.rs does more than start cli::run: {calls:?}"
+            );
+        }
+    }
+    report("modules using a layer they may not", broken);
+}
+
+#[test]
+fn crates_are_used_only_by_their_layers() {
+    let mut broken = Vec::new();
+    for s in sources() {
+        for (krate, layers) in CRATES {
+            if layers.contains(&s.module.as_str()) {
+                continue;
+            }
+            for (n, line) in s.code.iter().enumerate() {
+                let named = line.match_indices(&format!("{krate}::")).any(|(at, _)| {
+                    !line[..at]
+                        .chars()
+                        .last()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                });
+                if named {
+                    broken.push(format!("{}:{}: uses {krate}", s.path, n + 1));
+                }
+            }
+        }
+    }
+    report("crates used outside their layers", broken);
+}
+
+/// The CGI variables and FastCGI params forgelet reads, by name.
+const CGI_VARIABLES: &[&str] = &[
+    "REQUEST_METHOD",
+    "REQUEST_URI",
+    "QUERY_STRING",
+    "REMOTE_ADDR",
+    "REMOTE_USER",
+    "HTTPS",
+    "CONTENT_LENGTH",
+    "CONTENT_TYPE",
+    "GATEWAY_INTERFACE",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "DOCUMENT_URI",
+];
+
+#[test]
+fn only_request_reads_cgi_variables() {
+    // Elsewhere, a name is used for something else: the command line tells CGI mode from the
+    // variable's presence, and git's hooks are told who pushed.
+    let elsewhere: &[(&str, &str)] = &[
+        ("src/cli/mod.rs", "GATEWAY_INTERFACE"),
+        ("src/git_http/smart.rs", "REMOTE_USER"),
+    ];
+    let mut broken = Vec::new();
+    for s in sources() {
+        if s.path == "src/request.rs" {
+            continue;
+        }
+        for (n, text) in &s.strings {
+            let named = CGI_VARIABLES.contains(&text.as_str()) || text.starts_with("HTTP_");
+            if named && !elsewhere.contains(&(s.path.as_str(), text.as_str())) {
+                broken.push(format!("{}:{n}: reads {text}", s.path));
+            }
+        }
+        // The params themselves (`gateway::Params`) reach only the modules whose layer may use
+        // `gateway`: the servers, `request`, and the dispatcher, which hands them to
+        // `Request::parse`.
+    }
+    report("CGI variables read outside src/request.rs", broken);
+}
+
+#[test]
+fn the_only_html_printed_unescaped_is_trusted_html() {
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut unescaped = Vec::new();
+    for e in fs::read_dir(&templates).unwrap() {
+        let p = e.unwrap().path();
+        let text = fs::read_to_string(&p).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("|safe") || line.contains("| safe") {
+                unescaped.push(format!(
+                    "templates/{}:{}: {}",
+                    p.file_name().unwrap().to_string_lossy(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        unescaped,
+        ["templates/readme.html:11: {{ html|safe }}"],
+        "templates printing a value unescaped"
+    );
+    // That value is the markup renderers' type, which only they can make.
+    let readme = fs::read_to_string(src().join("pages/readme.rs")).unwrap();
+    assert!(
+        readme.contains("html: TrustedHtml"),
+        "readme.html's html is not a TrustedHtml"
+    );
+    let mut broken = Vec::new();
+    for s in sources() {
+        for (n, line) in s.code.iter().enumerate() {
+            if line.contains("TrustedHtml(") && s.module != "markup" {
+                broken.push(format!("{}:{}: makes a TrustedHtml", s.path, n + 1));
+            }
+            // A template with escaping turned off.
+            if line.contains("escape") && line.contains("template(") {
+                broken.push(format!("{}:{}: turns escaping off", s.path, n + 1));
+            }
+        }
+    }
+    report("trusted HTML made outside the markup renderers", broken);
+}
+
+#[test]
+fn request_code_does_not_panic_or_exit() {
+    // Where a panic would be a bug forgelet cannot recover from, said once.
+    let allowed: &[(&str, &str)] = &[("src/keyed.rs", ".expect(")];
+    let mut broken = Vec::new();
+    for s in sources() {
+        // The command line runs once and exits with a status.
+        if s.module == "cli" || s.path == "src/main.rs" {
+            continue;
+        }
+        for (n, line) in s.code.iter().enumerate() {
+            for bad in [
+                ".unwrap()",
+                ".expect(",
+                "panic!",
+                "unreachable!",
+                "todo!",
+                "unimplemented!",
+                "process::exit",
+            ] {
+                if line.contains(bad) && !allowed.contains(&(s.path.as_str(), bad)) {
+                    broken.push(format!("{}:{}: {bad}", s.path, n + 1));
+                }
+            }
+        }
+    }
+    report("code a request runs that can panic or exit", broken);
+}
+
+#[test]
+fn code_cites_no_document_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    walk(&src(), &mut files);
+    walk(&root.join("tests"), &mut files);
+    let mut broken = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            // Spelled in two pieces so that this line does not cite it.
+            if line.contains(concat!("DESIGN", ".md")) || line.contains(concat!("../", "shared")) {
+                broken.push(format!(
+                    "{}:{}",
+                    f.strip_prefix(root).unwrap().display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+    report(
+        "citations of a document that is not in the repository (cite ARCHITECTURE.md)",
+        broken,
+    );
+    assert!(
+        root.join("ARCHITECTURE.md").is_file(),
+        "ARCHITECTURE.md is missing"
+    );
+}
+
+/// The checker itself: comments and strings are not code, test items are dropped, and both
+/// forms of `use crate::` are read.
+#[test]
+fn the_checker_reads_code_as_code() {
+    let (code, strings) = blank(
+        "use crate::{a, b::c, d::{e, f}};\n// crate::g\nlet s = \"crate::h\"; let r = r#\"x\"#;\nlet c = '\"'; fn f<'a>() {}\n",
+    );
+    let names: Vec<String> = code.lines().flat_map(modules_named).collect();
+    assert_eq!(names, ["a", "b", "d"]);
+    assert_eq!(strings.len(), 2, "{strings:?}");
+    assert_eq!(strings[0].1, "crate::h");
+    assert!(code.contains("fn f<'a>()"), "{code}");
+    let (code, mods) = drop_test_items(
+        "fn a() {}\n#[cfg(test)]\nmod tests {\n use crate::x;\n}\n#[cfg(test)]\nmod fixture;\nfn b() { crate::y::z() }\n",
+    );
+    assert_eq!(mods, ["fixture"]);
+    let names: Vec<String> = code.lines().flat_map(modules_named).collect();
+    assert_eq!(names, ["y"]);
+    assert_eq!(code.lines().count(), 8);
+}
+
+fn architecture_md() -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap()
+}
+
+/// ARCHITECTURE.md's table of layers says what `LAYERS` says, row for row.
+#[test]
+fn the_documented_layers_are_the_checked_ones() {
+    let doc = architecture_md();
+    let mut documented = Vec::new();
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | `module` | what it is | may use |
+        if cells.len() == 5 && cells[1].starts_with('`') && cells[1].ends_with('`') {
+            let module = cells[1].trim_matches('`');
+            if !declared_modules().contains(module) {
+                continue;
+            }
+            let uses: Vec<String> = cells[3]
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect();
+            documented.push((module.to_string(), uses));
+        }
+    }
+    let checked: Vec<(String, Vec<String>)> = LAYERS
+        .iter()
+        .map(|(m, u)| (m.to_string(), u.iter().map(|u| u.to_string()).collect()))
+        .collect();
+    assert_eq!(
+        documented, checked,
+        "ARCHITECTURE.md's layers differ from LAYERS"
+    );
+}
+
+/// Every row of the route table is in ARCHITECTURE.md's URL map, by name.
+#[test]
+fn the_url_map_names_every_route() {
+    let doc = architecture_md();
+    let missing: Vec<&str> = forgelet::routes::ROUTES
+        .iter()
+        .map(|r| r.name)
+        .filter(|name| {
+            let listed = doc.contains(&format!("`{name}`"));
+            let moved = name.ends_with(".moved") && doc.contains("`*.moved`");
+            !(listed || moved)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows missing from the URL map: {missing:?}"
+    );
+}
