@@ -39,7 +39,7 @@ impl gateway::App for Site {
             },
             Ok(Parsed::RedirectToBase) => Routed::Refused(Response::redirect(
                 301,
-                format!("{}/", self.config.base_path),
+                urls::home_url(&self.config.base_path),
             )),
             Err(e) => Routed::Refused(e.into_response()),
         };

@@ -36,9 +36,25 @@ pub(crate) fn asset_url(base: &str, name: &str) -> String {
     format!("{base}{SITE_PREFIX}/static/{}", encode_path(name))
 }
 
+/// `{base}/`: the front page.
+pub(crate) fn home_url(base: &str) -> String {
+    format!("{base}/")
+}
+
+/// `{base}/{owner}`: an owner's repositories.
+pub(crate) fn owner_url(base: &str, owner: &str) -> String {
+    format!("{base}/{}", encode_path(owner))
+}
+
+/// `{base}/{owner}/{name}/{tab}`: a repository's page without a ref (`settings`, `branches`,
+/// `tags`).
+pub(crate) fn repo_tab_url(base: &str, owner: &str, name: &str, tab: &str) -> String {
+    format!("{}/{tab}", repo_url(base, owner, name))
+}
+
 /// `{base_path}/{owner}/{name}`: a repository's page.
 pub(crate) fn repo_url(base_path: &str, owner: &str, name: &str) -> String {
-    format!("{base_path}/{owner}/{name}")
+    format!("{base_path}/{}/{}", encode_path(owner), encode_path(name))
 }
 
 /// Percent-encodes a path for a URL, keeping `/` and the unreserved characters. Any bytes,
@@ -66,7 +82,11 @@ pub(crate) fn browse_url(
     path: impl AsRef<[u8]>,
 ) -> String {
     let path = path.as_ref();
-    let mut u = format!("{base}/{owner}/{name}/{view}/{}", encode_path(rev));
+    let mut u = format!(
+        "{}/{view}/{}",
+        repo_url(base, owner, name),
+        encode_path(rev)
+    );
     if !path.is_empty() {
         u.push('/');
         u.push_str(&encode_path(path));
@@ -76,7 +96,7 @@ pub(crate) fn browse_url(
 
 /// `{base_url}/{owner}/{name}.git`: what `git clone` is given.
 pub(crate) fn clone_url(base_url: &str, owner: &str, name: &str) -> String {
-    format!("{base_url}/{owner}/{name}.git")
+    format!("{}.git", repo_url(base_url, owner, name))
 }
 
 #[cfg(test)]

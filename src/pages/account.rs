@@ -75,7 +75,7 @@ fn render(
             user: viewer.name.clone(),
             tokens,
             new_token,
-            clone_example: format!("{}/OWNER/REPO.git", site.config.base_url),
+            clone_example: crate::urls::clone_url(&site.config.base_url, "OWNER", "REPO"),
             notice,
             error,
         },

@@ -23,7 +23,7 @@ struct LoginPage {
 /// `next` if it is a path under the base path (never another host, scheme or `//`), else the
 /// front page.
 pub(crate) fn safe_next(base: &str, next: Option<&str>) -> String {
-    let home = format!("{base}/");
+    let home = crate::urls::home_url(base);
     let Some(n) = next else { return home };
     let under_base = n == home || (n.starts_with(&home) && !n[home.len()..].starts_with('/'));
     let clean = !n.contains(['\\', '\r', '\n']) && !n.contains("//") && !n.contains("/../");

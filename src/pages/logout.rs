@@ -19,7 +19,7 @@ struct LogoutPage {
 pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
     if ctx.viewer.is_none() {
-        let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+        let mut r = Response::redirect(303, crate::urls::home_url(&site.config.base_path));
         ctx.finish(site, req, &mut r);
         return Ok(r.into());
     }
@@ -37,7 +37,7 @@ pub(crate) fn form<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
 /// `POST /-/logout`: ends this browser's session.
 pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
-    let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+    let mut r = Response::redirect(303, crate::urls::home_url(&site.config.base_path));
     r.header("Set-Cookie", super::end_session_cookie(site, req));
     ctx.finish(site, req, &mut r);
     Ok(r.into())

@@ -71,9 +71,9 @@ pub(crate) type Handler = for<'s> fn(&'s Site, &PageCall<'_>) -> Result<Answer<'
 /// What the shared layout shows.
 pub(crate) struct Chrome {
     pub(crate) site_name: String,
-    pub(crate) base: String,
     pub(crate) css_url: String,
     pub(crate) js_url: String,
+    pub(crate) home_url: String,
     pub(crate) login_url: String,
     pub(crate) logout_url: String,
     pub(crate) new_repo_url: String,
@@ -158,9 +158,9 @@ impl PageCtx {
         let c = &site.config;
         Chrome {
             site_name: c.site_name.clone(),
-            base: c.base_path.clone(),
             css_url: urls::asset_url(&c.base_path, &site.assets.css_name),
             js_url: urls::asset_url(&c.base_path, &site.assets.js_name),
+            home_url: urls::home_url(&c.base_path),
             login_url: urls::login_url(&c.base_path),
             logout_url: urls::logout_url(&c.base_path),
             new_repo_url: urls::new_repo_url(&c.base_path),

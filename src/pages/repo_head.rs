@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::git::browse::{self, BrowseError};
 use crate::git::{RepoDir, Visibility};
 use crate::site::Site;
-use crate::urls::{browse_url, clone_url};
+use crate::urls::{browse_url, clone_url, owner_url, repo_tab_url, repo_url};
 
 pub(crate) use crate::site::{open, refs_of};
 
@@ -23,6 +23,7 @@ pub(crate) struct RepoHead {
     pub(crate) branches_url: String,
     pub(crate) tags_url: String,
     pub(crate) owner: String,
+    pub(crate) owner_url: String,
     pub(crate) name: String,
     pub(crate) home_url: String,
     pub(crate) private: bool,
@@ -51,16 +52,21 @@ pub(crate) fn head(site: &Site, ctx: &PageCtx, repo: &RepoDir) -> RepoHead {
 /// The repository's title and tabs, the Commits tab on `rev` (the ref a page shows).
 pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> RepoHead {
     let c = &site.config;
-    let home = format!("{}/{}/{}", c.base_path, repo.owner, repo.name);
+    let (base, owner, name) = (
+        c.base_path.as_str(),
+        repo.owner.as_str(),
+        repo.name.as_str(),
+    );
     RepoHead {
-        settings_url: crate::auth::may_manage(ctx.viewer.as_ref(), &repo.owner)
-            .then(|| format!("{home}/settings")),
-        commits_url: browse_url(&c.base_path, &repo.owner, &repo.name, "commits", rev, ""),
-        branches_url: format!("{home}/branches"),
-        tags_url: format!("{home}/tags"),
+        settings_url: crate::auth::may_manage(ctx.viewer.as_ref(), owner)
+            .then(|| repo_tab_url(base, owner, name, "settings")),
+        commits_url: browse_url(base, owner, name, "commits", rev, ""),
+        branches_url: repo_tab_url(base, owner, name, "branches"),
+        tags_url: repo_tab_url(base, owner, name, "tags"),
+        owner_url: owner_url(base, owner),
         owner: repo.owner.clone(),
         name: repo.name.clone(),
-        home_url: format!("{}/{}/{}", c.base_path, repo.owner, repo.name),
+        home_url: repo_url(base, owner, name),
         private: repo.settings().visibility == Visibility::Private,
         description: repo.description(),
         clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),

@@ -32,10 +32,7 @@ struct SettingsPage {
 }
 
 fn settings_url(site: &Site, repo: &RepoDir) -> String {
-    format!(
-        "{}/{}/{}/settings",
-        site.config.base_path, repo.owner, repo.name
-    )
+    crate::urls::repo_tab_url(&site.config.base_path, &repo.owner, &repo.name, "settings")
 }
 
 fn render(
@@ -226,9 +223,11 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
                 Ok(renamed) => {
                     let mut r = Response::redirect(
                         303,
-                        format!(
-                            "{}/{}/{}/settings",
-                            site.config.base_path, renamed.owner, renamed.name
+                        crate::urls::repo_tab_url(
+                            &site.config.base_path,
+                            &renamed.owner,
+                            &renamed.name,
+                            "settings",
                         ),
                     );
                     ctx.finish(site, req, &mut r);
@@ -251,7 +250,8 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
                             ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?"),
                             dest.display()
                         );
-                        let mut r = Response::redirect(303, format!("{}/", site.config.base_path));
+                        let mut r =
+                            Response::redirect(303, crate::urls::home_url(&site.config.base_path));
                         ctx.finish(site, req, &mut r);
                         return Ok(r.into());
                     }
