@@ -17,7 +17,7 @@ use std::process::Command;
 use crate::auth::Accounts;
 use crate::config::Config;
 use crate::git::names::{valid_name, valid_owner, RESERVED_OWNERS};
-use crate::git::{Perm, RepoDir, RepoStore, Visibility};
+use crate::git::{maintenance, Perm, RepoDir, RepoStore, Visibility};
 
 /// Longest description, in characters.
 pub(crate) const MAX_DESCRIPTION_CHARS: usize = 300;
@@ -86,6 +86,8 @@ pub(crate) enum RepoError {
     NotRegularFile(PathBuf),
     /// git's check found objects missing; what git said.
     Incomplete(String),
+    /// A purge of this repository (`OWNER/NAME`) is queued or running.
+    PurgeRunning(String),
     /// A repository could not be moved to its new owner's folder.
     MoveFailed {
         from: String,
@@ -171,6 +173,7 @@ impl fmt::Display for RepoError {
                 f,
                 "{git_said}\nthe source repository is missing objects; nothing was imported"
             ),
+            PurgeRunning(repo) => write!(f, "a purge of {repo} is running already"),
             MoveFailed { from, to, why } => {
                 write!(f, "cannot move {from} to {}: {why}", to.display())
             }
@@ -939,6 +942,59 @@ pub(crate) fn give(store: &RepoStore, repo: &RepoDir, heir: &str) -> Result<Repo
         .set_collaborator(heir, None)
         .map_err(RepoError::Failed)?;
     Ok(given)
+}
+
+/// Starts `forgelet repo purge` for `repo` in a process of its own, which outlives the request
+/// that asked (and, under CGI, its process) and writes its progress where
+/// `git::maintenance::status` reads it. Refused while a purge of it is queued or running.
+pub(crate) fn start_purge(config: &Config, repo: &RepoDir) -> Result<(), RepoError> {
+    if matches!(
+        maintenance::status(&repo.path),
+        maintenance::Status::Running { .. } | maintenance::Status::Queued { .. }
+    ) {
+        return Err(RepoError::PurgeRunning(full_name(repo)));
+    }
+    let failed = |what: &str, e: io::Error| RepoError::Failed(format!("{what}: {e}"));
+    let exe = std::env::current_exe().map_err(|e| failed("cannot find forgelet's binary", e))?;
+    let mut c = std::process::Command::new(exe);
+    c.arg("--config")
+        .arg(&config.file)
+        .args(["repo", "purge"])
+        .arg(full_name(repo))
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .stdin(std::process::Stdio::null());
+    // Its steps and any failure go where forgelet's own log goes (stderr: the journal, or the web
+    // server's error log under CGI, whose stdout is the answer and must not be written to).
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            let copy = fd
+                .try_clone()
+                .map_err(|e| failed("cannot pass the log to a purge", e))?;
+            c.stdout(std::process::Stdio::from(fd))
+                .stderr(std::process::Stdio::from(copy));
+        }
+        Err(_) => {
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+    }
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    let mut child = c.spawn().map_err(|e| failed("cannot start a purge", e))?;
+    // Reaped when it ends, so no zombie is left behind.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+/// `OWNER/NAME`.
+fn full_name(repo: &RepoDir) -> String {
+    format!("{}/{}", repo.owner, repo.name)
 }
 
 #[cfg(test)]

@@ -683,6 +683,25 @@ fn request_code_does_not_panic_or_exit() {
     report("code a request runs that can panic or exit", broken);
 }
 
+/// Processes are started in two places: `gitrun`, which runs git for requests isolated and
+/// limited, and `repos`, which starts a purge (forgelet itself) and checks git is there. The
+/// command line may start what it likes.
+#[test]
+fn processes_start_only_in_gitrun_and_repos() {
+    let mut broken = Vec::new();
+    for s in sources() {
+        if matches!(s.module.as_str(), "gitrun" | "repos" | "cli") {
+            continue;
+        }
+        for (n, line) in s.code.iter().enumerate() {
+            if line.contains("Command::new") {
+                broken.push(format!("{}:{}: starts a process", s.path, n + 1));
+            }
+        }
+    }
+    report("processes started outside gitrun and repos", broken);
+}
+
 #[test]
 fn code_cites_no_document_outside_the_repository() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -1158,6 +1158,17 @@ fn a_secret_force_pushed_away_is_gone_after_a_purge() {
         text.contains("remote: alice/proj is being purged of unreachable objects; pushes are refused until it is done."),
         "{text}"
     );
+    // A second purge is refused while one runs, with a sentence for the form.
+    let token = csrf_of(&page);
+    let again = alice.post(&srv, &settings, &[("csrf", &token), ("action", "purge")]);
+    assert_eq!(again.status, 400, "{}", again.describe());
+    assert!(
+        again
+            .text()
+            .contains("A purge of alice/proj is running already."),
+        "{}",
+        again.text()
+    );
     drop(held);
     fs::write(
         repo.join("forgelet-maintenance.status"),

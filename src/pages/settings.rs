@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::repo_head::{head, RepoHead};
 use super::{repo_refusal, Chrome, PageCall, PageCtx};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::forms::field;
 use crate::git::{maintenance, Perm, RepoDir, Visibility};
 use crate::repos::{self, RepoError};
@@ -100,48 +100,6 @@ fn purge_text(status: &maintenance::Status) -> (String, bool) {
             false,
         ),
     }
-}
-
-/// Starts `forgelet repo purge` for `repo` in a process of its own, which outlives this request
-/// (and, under CGI, this process), and writes its progress where the page reads it.
-fn start_purge(site: &Site, repo: &RepoDir) -> std::result::Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find forgelet's binary: {e}"))?;
-    let mut c = std::process::Command::new(exe);
-    c.arg("--config")
-        .arg(&site.config.file)
-        .args(["repo", "purge"])
-        .arg(format!("{}/{}", repo.owner, repo.name))
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-        )
-        .stdin(std::process::Stdio::null());
-    // Its steps and any failure go where forgelet's own log goes (stderr: the journal, or the web
-    // server's error log under CGI, whose stdout is the answer and must not be written to).
-    use std::os::fd::AsFd;
-    match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => {
-            let copy = fd
-                .try_clone()
-                .map_err(|e| format!("cannot pass the log to a purge: {e}"))?;
-            c.stdout(std::process::Stdio::from(fd))
-                .stderr(std::process::Stdio::from(copy));
-        }
-        Err(_) => {
-            c.stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-        }
-    }
-    std::os::unix::process::CommandExt::process_group(&mut c, 0);
-    let mut child = c
-        .spawn()
-        .map_err(|e| format!("cannot start a purge: {e}"))?;
-    // Reaped when it ends, so no zombie is left behind.
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    Ok(())
 }
 
 /// `GET settings`.
@@ -261,33 +219,26 @@ pub(crate) fn submit<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>>
         }
         Some("purge") => {
             let before = maintenance::status(&repo.path);
-            if matches!(
-                before,
-                maintenance::Status::Running { .. } | maintenance::Status::Queued { .. }
-            ) {
-                Err((400, "A purge of this repository is running already.".into()))
-            } else {
-                match start_purge(site, repo) {
-                    Ok(()) => {
-                        log::warn!(
-                            "{label}: purge started by {}",
-                            ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?")
-                        );
-                        // Give it a moment to say what it is doing, then show the page by a
-                        // GET (so a reload does not post again), which follows the purge.
-                        for _ in 0..40 {
-                            if maintenance::status(&repo.path) != before {
-                                break;
-                            }
-                            std::thread::sleep(std::time::Duration::from_millis(25));
+            match repos::start_purge(&site.config, repo) {
+                Ok(()) => {
+                    log::warn!(
+                        "{label}: purge started by {}",
+                        ctx.viewer.as_ref().map(|v| v.name.as_str()).unwrap_or("?")
+                    );
+                    // Give it a moment to say what it is doing, then show the page by a GET
+                    // (so a reload does not post again), which follows the purge.
+                    for _ in 0..40 {
+                        if maintenance::status(&repo.path) != before {
+                            break;
                         }
-                        let mut r =
-                            Response::redirect(303, format!("{}?purge", settings_url(site, repo)));
-                        ctx.finish(site, req, &mut r);
-                        return Ok(r.into());
+                        std::thread::sleep(std::time::Duration::from_millis(25));
                     }
-                    Err(e) => return Err(Error::Internal(format!("{label}: {e}"))),
+                    let mut r =
+                        Response::redirect(303, format!("{}?purge", settings_url(site, repo)));
+                    ctx.finish(site, req, &mut r);
+                    return Ok(r.into());
                 }
+                Err(e) => Err(refused(e)?),
             }
         }
         _ => Err((400, "Unknown action.".into())),
