@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test.sh: run every check forgelet has: formatting, clippy, and all unit and
-# integration tests (which start real nginx and real git), and the real-browser
-# test (tests/browser/run.sh: headless Chromium via playwright-core). Exits
-# non-zero if any of them fails. Used as is by CI (.ci/run); never prompts.
+# integration tests (which start real nginx and real git), the real-browser
+# test (tests/browser/run.sh: headless Chromium via playwright-core), and the
+# Debian package test (deploy/package-test.sh: as root, builds, installs,
+# serves, upgrades and purges the package). Exits non-zero if any of them
+# fails. Used as is by CI (.ci/run); never prompts.
 #
 # Environment (optional):
 #   NGINX_BIN   path to the nginx binary for the integration tests
@@ -74,6 +76,9 @@ browser_test() {
     bash tests/browser/run.sh
 }
 step browser_test
+# The Debian package, built, installed and served for real (deploy/package-test.sh): it needs
+# root, as CI has, and fails, saying why, without it or on a machine that has forgelet already.
+step bash deploy/package-test.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED:\n'
