@@ -25,6 +25,8 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 # dulwich, a second git client for the push tests: its test fails without it, so the run stops
 # here, saying so, when it cannot be installed.
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
+# The web servers the host tests run forgelet behind, each with its shipped config.
+install_web_servers || die "Apache and mod_xsendfile are needed by the host tests and could not be installed (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -45,6 +47,7 @@ cargo clippy --version
 git --version
 "$NGINX_BIN" -v 2>&1
 printf 'nginx binary: %s\n' "$NGINX_BIN"
+/usr/sbin/apache2 -v | head -1
 
 # Test failures should say where they happened.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
