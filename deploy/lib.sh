@@ -93,9 +93,9 @@ install_debs() {
 }
 
 # The web servers the host tests (tests/hosts.rs) start with forgelet's shipped configs: Apache
-# with mod_proxy_fcgi, mod_cgid and mod_xsendfile.
+# with mod_proxy_fcgi, mod_cgid and mod_xsendfile, and lighttpd.
 install_web_servers() {
-    install_debs apache2 libapache2-mod-xsendfile
+    install_debs apache2 libapache2-mod-xsendfile lighttpd
 }
 
 # Readies the real-browser test (tests/browser/run.sh): Debian's chromium (/usr/bin/chromium, or

@@ -26,7 +26,7 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 # here, saying so, when it cannot be installed.
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
 # The web servers the host tests run forgelet behind, each with its shipped config.
-install_web_servers || die "Apache and mod_xsendfile are needed by the host tests and could not be installed (see above)"
+install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -48,6 +48,7 @@ git --version
 "$NGINX_BIN" -v 2>&1
 printf 'nginx binary: %s\n' "$NGINX_BIN"
 /usr/sbin/apache2 -v | head -1
+/usr/sbin/lighttpd -v
 
 # Test failures should say where they happened.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}

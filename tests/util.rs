@@ -289,6 +289,8 @@ pub enum Front {
     ApacheFcgi,
     /// Apache with `deploy/apache/forgelet-cgi.conf`: forgelet as a CGI program, no daemon.
     ApacheCgi,
+    /// lighttpd with `deploy/lighttpd/forgelet.conf` (mod_fastcgi, X-Sendfile).
+    Lighttpd,
 }
 
 /// How a site is set up.
@@ -480,6 +482,7 @@ impl Site {
         let front_dir = dir.join(match front {
             Front::Nginx => "nginx",
             Front::ApacheFcgi | Front::ApacheCgi => "apache",
+            Front::Lighttpd => "lighttpd",
         });
         let front_log = front_dir.join("error.log");
         fs::create_dir_all(&front_dir).unwrap();
@@ -494,8 +497,9 @@ impl Site {
             port: self.port,
         };
         if front != Front::Nginx && effective_uid_is_root() {
-            // Apache's workers run as www-data: forgelet gives its socket to that group (as a
-            // sysadmin sets socket_group), and a CGI forgelet, running as www-data, owns the data.
+            // Apache's workers and lighttpd run as www-data: forgelet gives its socket to that
+            // group (as a sysadmin sets socket_group), and a CGI forgelet, running as www-data,
+            // owns the data.
             let mut config = fs::read_to_string(&self.config).unwrap();
             if !config.contains("socket_group") {
                 config.push_str("socket_group = \"www-data\"\n");
@@ -531,9 +535,16 @@ impl Site {
         server.wait_for("forgelet socket", |s| {
             UnixStream::connect(&s.socket).is_ok()
         });
-        if front == Front::ApacheFcgi {
-            self.start_apache(&mut server, &front_dir);
-            return server;
+        match front {
+            Front::ApacheFcgi => {
+                self.start_apache(&mut server, &front_dir);
+                return server;
+            }
+            Front::Lighttpd => {
+                self.start_lighttpd(&mut server, &front_dir);
+                return server;
+            }
+            Front::Nginx | Front::ApacheCgi => {}
         }
         let nginx_dir = front_dir;
         fs::create_dir_all(nginx_dir.join("temp")).unwrap();
@@ -691,7 +702,7 @@ impl Site {
                     ),
                 ],
             ),
-            Front::Nginx => panic!("nginx has its own snippet"),
+            Front::Nginx | Front::Lighttpd => panic!("{front:?} has its own config"),
         };
         let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
             .unwrap_or_else(|e| panic!("read {file}: {e}"));
@@ -789,6 +800,99 @@ impl Site {
             .expect("start apache2");
         server.front = Some(child);
         server.wait_for("Apache port", |s| {
+            TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+        });
+    }
+}
+
+impl Site {
+    /// The shipped lighttpd config with its `var.forgelet.*` values set for this site.
+    pub fn lighttpd_snippet(&self) -> String {
+        let file = "deploy/lighttpd/forgelet.conf";
+        let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
+            .unwrap_or_else(|e| panic!("read {file}: {e}"));
+        let values = [
+            ("base", self.opts.base_path.to_string()),
+            ("socket", self.socket.display().to_string()),
+            ("repos", self.data_dir.join("repos").display().to_string()),
+        ];
+        for (name, _) in &values {
+            let lines = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("var.forgelet.{name} = ")))
+                .count();
+            assert_eq!(
+                lines, 1,
+                "{file} should set var.forgelet.{name} exactly once"
+            );
+        }
+        text.lines()
+            .map(|line| {
+                match values
+                    .iter()
+                    .find(|(name, _)| line.starts_with(&format!("var.forgelet.{name} = ")))
+                {
+                    Some((name, value)) => format!("var.forgelet.{name} = \"{value}\""),
+                    None => line.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+
+    /// Writes lighttpd's config (its own, including the shipped one) and starts it in the
+    /// foreground on the site's port.
+    fn start_lighttpd(&self, server: &mut Server, dir: &Path) {
+        let d = dir.display();
+        fs::create_dir_all(dir.join("empty-root")).unwrap();
+        fs::create_dir_all(dir.join("upload")).unwrap();
+        fs::write(dir.join("forgelet.conf"), self.lighttpd_snippet()).unwrap();
+        let user = if effective_uid_is_root() {
+            // lighttpd opens its error log after leaving root.
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&server.front_log)
+                .unwrap();
+            ok(Command::new("chown")
+                .args(["www-data:www-data"])
+                .arg(dir.join("upload"))
+                .arg(&server.front_log));
+            "server.username = \"www-data\"\nserver.groupname = \"www-data\"\n"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "server.document-root = \"{d}/empty-root\"\n\
+             server.bind = \"127.0.0.1\"\n\
+             server.port = {port}\n\
+             server.errorlog = \"{d}/error.log\"\n\
+             server.pid-file = \"{d}/front.pid\"\n\
+             server.upload-dirs = ( \"{d}/upload\" )\n\
+             {user}\
+             include \"{d}/forgelet.conf\"\n",
+            port = self.port,
+        );
+        fs::write(dir.join("lighttpd.conf"), conf).unwrap();
+        let bin = std::env::var_os("LIGHTTPD_BIN").unwrap_or_else(|| "/usr/sbin/lighttpd".into());
+        let child = Command::new(bin)
+            .arg("-D")
+            .arg("-f")
+            .arg(dir.join("lighttpd.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&server.front_log)
+                    .unwrap(),
+            ))
+            .spawn()
+            .expect("start lighttpd");
+        server.front = Some(child);
+        server.wait_for("lighttpd port", |s| {
             TcpStream::connect(("127.0.0.1", s.port)).is_ok()
         });
     }
@@ -954,10 +1058,13 @@ impl Server {
         let levels: &[&str] = match self.kind {
             Front::Nginx => &["[error]", "[crit]", "[alert]", "[emerg]"],
             Front::ApacheFcgi | Front::ApacheCgi => &[":error]", ":crit]", ":alert]", ":emerg]"],
+            // lighttpd's log has no levels: anything but starting and stopping is a problem.
+            Front::Lighttpd => &[""],
         };
         let bad: Vec<&str> = front
             .lines()
             .filter(|l| levels.iter().any(|lvl| l.contains(lvl)) && !l.contains("AH01215"))
+            .filter(|l| !(l.contains("server started") || l.contains("server stopped")))
             .collect();
         assert!(
             bad.is_empty(),
