@@ -71,6 +71,22 @@ run_tests() {
     return "${PIPESTATUS[0]}"
 }
 step run_tests
+# The integration tests again with Debian's own git (/usr/bin/git, what the package depends on)
+# when the git first in PATH is another one (a newer git under /usr/local, say): forgelet runs
+# whichever git its PATH finds, and both must work.
+run_tests_debian_git() {
+    [ -x /usr/bin/git ] || {
+        printf "Debian's git (/usr/bin/git) is missing: apt-get install git\n" >&2
+        return 1
+    }
+    if [ "$(command -v git)" = /usr/bin/git ]; then
+        printf "the git in PATH is Debian's; the tests above used it\n"
+        return 0
+    fi
+    printf 'with %s\n' "$(/usr/bin/git --version)"
+    PATH="/usr/bin:$PATH" cargo test --locked --test tests
+}
+step run_tests_debian_git
 # The real-browser test: headless Chromium against a site of its own (tests/browser/run.sh).
 # Missing chromium or node fails this step, saying what is missing; it never skips.
 browser_test() {
