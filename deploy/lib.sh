@@ -71,6 +71,37 @@ install_test_clients() {
     }
 }
 
+# Installs what the tests of the hosts that start forgelet use when missing: spawn-fcgi (Debian
+# `spawn-fcgi`), and systemd-analyze and systemd-socket-activate (Debian `systemd`). With apt-get as
+# root, otherwise it says what to install; returns non-zero, after a message on stderr, when
+# something is still missing (those tests fail without it).
+install_host_tools() {
+    local missing=()
+    command -v spawn-fcgi >/dev/null 2>&1 || missing+=(spawn-fcgi)
+    if ! command -v systemd-analyze >/dev/null 2>&1 || ! command -v systemd-socket-activate >/dev/null 2>&1; then
+        missing+=(systemd)
+    fi
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        printf 'missing %s; install as root: apt-get install -y %s\n' "${missing[*]}" "${missing[*]}" >&2
+        return 1
+    fi
+    printf 'installing %s\n' "${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-cache show "${missing[@]}" >/dev/null 2>&1 || apt-get update -q
+    apt-get install -y -q "${missing[@]}" || {
+        printf 'apt-get install %s failed\n' "${missing[*]}" >&2
+        return 1
+    }
+    local tool
+    for tool in spawn-fcgi systemd-analyze systemd-socket-activate; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            printf '%s is still not on PATH after installing %s\n' "$tool" "${missing[*]}" >&2
+            return 1
+        }
+    done
+}
+
 # Readies the real-browser test (tests/browser/run.sh): Debian's chromium (/usr/bin/chromium, or
 # $CHROMIUM_BIN), installed with apt-get as root when missing, node >= 20 with npm, and `npm ci`
 # in tests/browser (playwright-core, which never downloads a browser of its own). Returns

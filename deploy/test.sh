@@ -25,6 +25,8 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 # dulwich, a second git client for the push tests: its test fails without it, so the run stops
 # here, saying so, when it cannot be installed.
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
+# spawn-fcgi and systemd's tools: the tests of those hosts (tests/hosts_systemd.rs) run them.
+install_host_tools || die "spawn-fcgi and systemd (systemd-analyze, systemd-socket-activate) are needed by the hosts' tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -44,6 +46,8 @@ cargo fmt --version
 cargo clippy --version
 git --version
 "$NGINX_BIN" -v 2>&1
+spawn-fcgi -v | sed -n 1p
+systemd-analyze --version | sed -n 1p
 printf 'nginx binary: %s\n' "$NGINX_BIN"
 
 # Test failures should say where they happened.
