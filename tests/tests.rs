@@ -9,6 +9,7 @@ mod dumb;
 mod fastcgi;
 mod hardening;
 mod hostile;
+mod hosts_systemd;
 mod permissions;
 mod push;
 mod smart;
