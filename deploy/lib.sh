@@ -98,6 +98,20 @@ install_web_servers() {
     install_debs apache2 libapache2-mod-xsendfile lighttpd
 }
 
+# What the tests of the hosts that start forgelet themselves use (tests/hosts_systemd.rs):
+# spawn-fcgi, and systemd-analyze and systemd-socket-activate (Debian `systemd`). Returns
+# non-zero, after a message on stderr, when something is still missing.
+install_host_tools() {
+    install_debs spawn-fcgi systemd || return 1
+    local tool
+    for tool in spawn-fcgi systemd-analyze systemd-socket-activate; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            printf '%s is not on PATH although its package is installed\n' "$tool" >&2
+            return 1
+        }
+    done
+}
+
 # Readies the real-browser test (tests/browser/run.sh): Debian's chromium (/usr/bin/chromium, or
 # $CHROMIUM_BIN), installed with apt-get as root when missing, node >= 20 with npm, and `npm ci`
 # in tests/browser (playwright-core, which never downloads a browser of its own). Returns

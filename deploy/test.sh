@@ -27,6 +27,8 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
 # The web servers the host tests run forgelet behind, each with its shipped config.
 install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
+# spawn-fcgi and systemd's tools: the tests of those hosts (tests/hosts_systemd.rs) run them.
+install_host_tools || die "spawn-fcgi and systemd (systemd-analyze, systemd-socket-activate) are needed by the hosts' tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -46,6 +48,8 @@ cargo fmt --version
 cargo clippy --version
 git --version
 "$NGINX_BIN" -v 2>&1
+spawn-fcgi -v | sed -n 1p
+systemd-analyze --version | sed -n 1p
 printf 'nginx binary: %s\n' "$NGINX_BIN"
 /usr/sbin/apache2 -v | head -1
 /usr/sbin/lighttpd -v

@@ -10,6 +10,7 @@ mod fastcgi;
 mod hardening;
 mod hostile;
 mod hosts;
+mod hosts_systemd;
 mod permissions;
 mod push;
 mod smart;
