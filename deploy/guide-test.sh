@@ -5,18 +5,21 @@
 # The commands run as written, in a scratch folder, with these changes, each made by a rule below:
 #   - paths under /etc, /var/lib, /run, /srv and /usr/local/bin live inside the scratch folder
 #     (/etc/forgelet/config.toml is $S/etc/forgelet/config.toml, and FORGELET_CONFIG names it);
-#   - the `forgelet` system user is a user made for the run (forgelet-guide), removed after it;
+#   - the `forgelet` system user is forgelet-guide, made by the guide's own adduser line and
+#     removed after the run;
 #     `sudo -u forgelet CMD` is `runuser -u forgelet-guide -- CMD` (sudo may not be installed);
-#   - /path/to/work-tree is a work tree with a commit and a tag; /srv/git/old.git a bare repository;
+#   - /path/to/work-tree is a work tree with a commit and a tag, owned by the forgelet user once
+#     there is one; /srv/git/old.git and older.git are bare repositories;
 #   - target/release/forgelet is the binary under test; `data_dir` in the guide's config points
 #     into the scratch folder; $PASSWORD is a password;
-#   - a command whose comment says it is "refused" must fail; one that "asks" for a password gets
+#   - a command whose comment begins "refused" must fail; one that "asks" for a password gets
 #     it typed on a terminal (a pseudo-terminal, once the prompt has turned echo off);
 #   - deploy/quickstart.sh runs on a free port and a scratch home until it serves, and a clone
 #     of its demo repository must match; deploy/test.sh is this very run.
 # Commands that change the host outside the scratch folder or need a running systemd are checked
-# statically instead: the program exists (adduser, systemctl, journalctl, a2enmod, a2enconf,
-# lighty-enable-mod, service, cargo), and every file of this checkout they name exists.
+# statically instead: the program exists (systemctl, journalctl, a2enmod, a2enconf,
+# lighty-enable-mod, service, and cargo, whose release build the package test makes), and every
+# file of this checkout they name exists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -62,6 +65,7 @@ mkdir -p "$S/etc/systemd/system" "$S/etc/apache2/conf-available" "$S/etc/lighttp
     "$S/usr/local/bin" "$S/srv/git" "$S/run" "$S/var/lib" "$S/blocks"
 # /srv/git/old.git: a bare repository to import; /path/to/work-tree: a work tree to push.
 bash tests/fixtures/mixed.sh "$S/srv/git/old.git" >/dev/null
+bash tests/fixtures/tags.sh "$S/srv/git/older.git" >/dev/null
 git init -q -b main "$S/work-tree"
 (
     cd "$S/work-tree"
@@ -118,7 +122,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 PY
 
 # A command the guide runs on the host itself: its program must exist here.
-static_programs='adduser systemctl journalctl a2enmod a2enconf lighty-enable-mod service cargo'
+static_programs='systemctl journalctl a2enmod a2enconf lighty-enable-mod service cargo'
 
 # The ```sh blocks, one file each, with the rules above applied.
 awk -v S="$S" -v U="$U" -v BIN="$bin" -v ROOT="$root" -v STATIC="$static_programs" '
@@ -126,6 +130,7 @@ function rewrite(line) {
     gsub(/sudo -u forgelet /, "runuser -u " U " -- ", line)
     gsub(/ -o forgelet /, " -o " U " ", line)
     gsub(/ -u forgelet -G /, " -u " U " -G ", line)
+    if (line ~ /^adduser /) sub(/ forgelet$/, " " U, line)
     gsub(/target\/release\/forgelet/, BIN, line)
     gsub(/\/path\/to\/work-tree/, S "/work-tree", line)
     gsub(/\/etc\/forgelet/, S "/etc/forgelet", line)
@@ -135,6 +140,7 @@ function rewrite(line) {
     gsub(/\/var\/lib\/forgelet/, S "/var/lib/forgelet", line)
     gsub(/\/run\/forgelet/, S "/run/forgelet", line)
     gsub(/\/usr\/local\/bin\/forgelet/, S "/usr/local/bin/forgelet", line)
+    gsub(/\/usr\/bin\/forgelet/, S "/usr/local/bin/forgelet", line)
     gsub(/\/srv\/git/, S "/srv/git", line)
     return line
 }
@@ -160,10 +166,10 @@ function rewrite(line) {
         print "guide_quickstart" > file
     } else if (prog == "deploy/test.sh") {
         print "echo \"deploy/test.sh: this run\"" > file
-    } else if (comment ~ /refused/) {
+    } else if (comment ~ /^#[ \t]*refused/) {
         sub(/[ \t]*#.*/, "", line)
         print "guide_refused " rewrite(line) > file
-    } else if (line ~ /forgelet forgelet user (add|passwd) / && line !~ /--password-stdin/ && comment ~ /ask/) {
+    } else if (line ~ /forgelet forgelet user (add|passwd) / && line !~ /--password-stdin/) {
         sub(/[ \t]*#.*/, "", line)
         print "guide_asks " rewrite(line) > file
     } else {
@@ -222,6 +228,18 @@ blocks=("$S"/blocks/*.sh)
 for b in "${blocks[@]}"; do
     printf '\n== README.md %s\n' "$(basename "$b" .sh)"
     sed 's/^/    /' "$b"
+    if id "$U" >/dev/null 2>&1; then
+        chown -R "$U:" "$S/work-tree"
+    fi
     (cd "$root" && bash -e -o pipefail "$b") || die "README.md $(basename "$b" .sh) failed"
 done
+
+# What the guide's commands left behind, as the guide says.
+repo=$S/var/lib/forgelet/repos/alice/project.git
+[ "$(git --git-dir="$repo" -c safe.directory='*' rev-parse main)" = "$(git -C "$S/work-tree" -c safe.directory='*' rev-parse HEAD)" ] ||
+    die "the push of 'Filling a repository' did not land in alice/project"
+runuser -u "$U" -- forgelet repo list | grep -q '^carol/tools' || die "dave's repository was not moved to carol"
+sock=$S/run/forgelet/forgelet.sock
+[ -S "$sock" ] || die "spawn-fcgi left no socket at $sock"
+[ "$(stat -c '%a %G' "$sock")" = "660 www-data" ] || die "the socket is $(stat -c '%a %G' "$sock"), not 660 www-data"
 printf '\nguide-test.sh: every command of the guide ran (%d blocks)\n' "${#blocks[@]}"

@@ -98,6 +98,8 @@ browser_test() {
     bash tests/browser/run.sh
 }
 step browser_test
+# Every shell command of the README's guide, run in order in a scratch folder (see the script).
+step bash deploy/guide-test.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED:\n'
