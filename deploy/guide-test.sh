@@ -3,7 +3,8 @@
 # so the guide cannot go stale. Run by deploy/test.sh; needs root (it adds a system user).
 #
 # The commands run as written, in a scratch folder, with these changes, each made by a rule below:
-#   - paths under /etc, /var/lib, /run, /srv and /usr/local/bin live inside the scratch folder
+#   - paths under /etc, /var/lib, /run, /srv and /usr/local/bin live inside the scratch folder (a
+#     host path no rule maps stops the run before anything runs)
 #     (/etc/forgelet/config.toml is $S/etc/forgelet/config.toml, and FORGELET_CONFIG names it);
 #   - the `forgelet` system user is forgelet-guide, made by the guide's own adduser line and
 #     removed after the run;
@@ -141,7 +142,14 @@ function rewrite(line) {
     gsub(/\/run\/forgelet/, S "/run/forgelet", line)
     gsub(/\/usr\/local\/bin\/forgelet/, S "/usr/local/bin/forgelet", line)
     gsub(/\/usr\/bin\/forgelet/, S "/usr/local/bin/forgelet", line)
-    gsub(/\/srv\/git/, S "/srv/git", line)
+    gsub(/\/srv\//, S "/srv/", line)
+    # A path on the host the rules above did not map would be written to for real.
+    check = line
+    gsub(S, "SCRATCH", check)
+    if (check ~ /(^|[ "'\''=>:(])\/(etc|var|srv|run|opt|home|mnt|usr\/local)\//) {
+        print "guide-test.sh: README.md line " NR " names a host path no rule maps into the scratch folder: " $0 > "/dev/stderr"
+        unmapped = 1
+    }
     return line
 }
 /^```sh$/ { inblock = 1; n++; file = sprintf("%s/blocks/%03d-line%d.sh", S, n, NR); heredoc = ""; next }
@@ -175,7 +183,8 @@ function rewrite(line) {
     } else {
         print rewrite(line) > file
     }
-}' README.md
+}
+END { exit unmapped }' README.md || die "add a rule for the path above (see the list at the top)"
 
 # guide_static PROGRAM ARGS...: the program exists, and each file of this checkout named exists.
 guide_static() {
