@@ -71,6 +71,47 @@ install_test_clients() {
     }
 }
 
+# Installs the Debian packages named that are missing (as root, with apt-get), saying which;
+# returns non-zero, saying what to install, when it cannot.
+install_debs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        printf 'missing %s; install as root: apt-get install -y %s\n' "${missing[*]}" "${missing[*]}" >&2
+        return 1
+    fi
+    printf 'installing %s\n' "${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-cache show "${missing[@]}" >/dev/null 2>&1 || apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}" || {
+        printf 'apt-get install %s failed\n' "${missing[*]}" >&2
+        return 1
+    }
+}
+
+# The web servers the host tests (tests/hosts.rs) start with forgelet's shipped configs: Apache
+# with mod_proxy_fcgi, mod_cgid and mod_xsendfile, and lighttpd.
+install_web_servers() {
+    install_debs apache2 libapache2-mod-xsendfile lighttpd
+}
+
+# What the tests of the hosts that start forgelet themselves use (tests/hosts_systemd.rs):
+# spawn-fcgi, and systemd-analyze and systemd-socket-activate (Debian `systemd`). Returns
+# non-zero, after a message on stderr, when something is still missing.
+install_host_tools() {
+    install_debs spawn-fcgi systemd || return 1
+    local tool
+    for tool in spawn-fcgi systemd-analyze systemd-socket-activate; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            printf '%s is not on PATH although its package is installed\n' "$tool" >&2
+            return 1
+        }
+    done
+}
+
 # Readies the real-browser test (tests/browser/run.sh): Debian's chromium (/usr/bin/chromium, or
 # $CHROMIUM_BIN), installed with apt-get as root when missing, node >= 20 with npm, and `npm ci`
 # in tests/browser (playwright-core, which never downloads a browser of its own). Returns

@@ -285,6 +285,8 @@ expect "/var/lib/forgelet/repos" "$(stat -c '%U:%G %a' /var/lib/forgelet/repos)"
 expect "/usr/bin/forgelet" "$(stat -c '%U:%G %a' /usr/bin/forgelet)" "root:root 755"
 must_exist /lib/systemd/system/forgelet.service /lib/systemd/system/forgelet.socket \
     /usr/share/forgelet/nginx/forgelet.conf /usr/share/forgelet/nginx/example-server.conf \
+    /usr/share/forgelet/apache/forgelet-fcgi.conf /usr/share/forgelet/apache/forgelet-cgi.conf \
+    /usr/share/forgelet/lighttpd/forgelet.conf \
     /etc/forgelet/config.toml /usr/share/doc/forgelet/README.md /usr/share/doc/forgelet/copyright
 grep -qx 'ExecStart=/usr/bin/forgelet serve' /lib/systemd/system/forgelet.service ||
     die "forgelet.service does not start /usr/bin/forgelet serve"

@@ -27,6 +27,10 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 # dulwich, a second git client for the push tests: its test fails without it, so the run stops
 # here, saying so, when it cannot be installed.
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
+# The web servers the host tests run forgelet behind, each with its shipped config.
+install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
+# spawn-fcgi and systemd's tools: the tests of those hosts (tests/hosts_systemd.rs) run them.
+install_host_tools || die "spawn-fcgi and systemd (systemd-analyze, systemd-socket-activate) are needed by the hosts' tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -46,7 +50,11 @@ cargo fmt --version
 cargo clippy --version
 git --version
 "$NGINX_BIN" -v 2>&1
+spawn-fcgi -v | sed -n 1p
+systemd-analyze --version | sed -n 1p
 printf 'nginx binary: %s\n' "$NGINX_BIN"
+/usr/sbin/apache2 -v | head -1
+/usr/sbin/lighttpd -v
 
 # Test failures should say where they happened.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
@@ -69,6 +77,22 @@ run_tests() {
     return "${PIPESTATUS[0]}"
 }
 step run_tests
+# The integration tests again with Debian's own git (/usr/bin/git, what the package depends on)
+# when the git first in PATH is another one (a newer git under /usr/local, say): forgelet runs
+# whichever git its PATH finds, and both must work.
+run_tests_debian_git() {
+    [ -x /usr/bin/git ] || {
+        printf "Debian's git (/usr/bin/git) is missing: apt-get install git\n" >&2
+        return 1
+    }
+    if [ "$(command -v git)" = /usr/bin/git ]; then
+        printf "the git in PATH is Debian's; the tests above used it\n"
+        return 0
+    fi
+    printf 'with %s\n' "$(/usr/bin/git --version)"
+    PATH="/usr/bin:$PATH" cargo test --locked --test tests
+}
+step run_tests_debian_git
 # The real-browser test: headless Chromium against a site of its own (tests/browser/run.sh).
 # Missing chromium or node fails this step, saying what is missing; it never skips.
 browser_test() {
@@ -79,6 +103,8 @@ step browser_test
 # The Debian package, built, installed and served for real (deploy/package-test.sh): it needs
 # root, as CI has, and fails, saying why, without it or on a machine that has forgelet already.
 step bash deploy/package-test.sh
+# Every shell command of the README's guide, run in order in a scratch folder (see the script).
+step bash deploy/guide-test.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED:\n'

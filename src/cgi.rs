@@ -2,7 +2,7 @@
 //! handler as FastCGI.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
@@ -24,13 +24,27 @@ pub(crate) fn run(app: Arc<dyn App>) -> io::Result<()> {
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         app.call(params).respond(&mut stdin, &mut stdout)
     }));
-    match result {
+    let answered = match result {
         Ok(r) => r.and_then(|_| stdout.flush()),
         Err(_) => {
             log::error!("a request panicked; answered 500");
             write_error(&mut stdout)
         }
-    }
+    };
+    drain(&mut stdin);
+    answered
+}
+
+/// The most of a request body left unread that is read and dropped before exiting.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+
+/// Reads what is left of the request body (one refused before it was read, such as a push
+/// without credentials), up to [`DRAIN_MAX`]. Apache's mod_cgid talks to a CGI program over
+/// one unix socket: closing it with request bytes unread resets the connection, and Apache
+/// then loses the answer already written (the client sees a broken response instead of the
+/// 401 that asks for credentials).
+fn drain(stdin: &mut File) {
+    let _ = io::copy(&mut stdin.take(DRAIN_MAX), &mut io::sink());
 }
 
 /// A 500 for when forgelet cannot start (bad config); the details go to stderr, the server's log.

@@ -632,6 +632,36 @@ mod tests {
         assert_eq!(c.base_path, "");
     }
 
+    /// Every key the config takes is in the README's table, with its table's prefix. The keys
+    /// come from the parser itself (the names it lists when refusing an unknown one), so a key
+    /// added to the code and not to the guide fails here.
+    #[test]
+    fn the_readme_lists_every_key() {
+        let readme = include_str!("../README.md");
+        for (table, prefix) in [
+            ("", ""),
+            ("[server]\n", "[server] "),
+            ("[limits]\n", "[limits] "),
+        ] {
+            let e = p(&format!("{table}no_such_key = 1\n")).unwrap_err();
+            let expected = e
+                .message
+                .split_once("expected one of ")
+                .map(|(_, list)| list.to_string())
+                .unwrap_or_else(|| panic!("no list of keys in {e}"));
+            let keys: Vec<&str> = expected
+                .split(", ")
+                .map(|k| k.trim().trim_matches('`'))
+                .filter(|k| !matches!(*k, "server" | "limits"))
+                .collect();
+            assert!(keys.len() >= 6, "{expected}");
+            for key in keys {
+                let row = format!("| `{prefix}{key}` |");
+                assert!(readme.contains(&row), "README.md has no row {row}");
+            }
+        }
+    }
+
     #[test]
     fn unknown_key_names_line() {
         let e = p("data_dir = \"/srv\"\n\n[server]\nworkerz = 3\n").unwrap_err();

@@ -20,29 +20,6 @@ use crate::util::*;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// `Basic base64(name:secret)`.
-fn basic(name: &str, secret: &str) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let data = format!("{name}:{secret}").into_bytes();
-    let mut out = String::from("Basic ");
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A TCP connection to 127.0.0.1:`port` whose source address is `src` (any address of
 /// 127.0.0.0/8 is local on Linux), so nginx's `REMOTE_ADDR` is `src`.
 fn connect_from(src: Ipv4Addr, port: u16) -> TcpStream {

@@ -9,6 +9,8 @@ mod dumb;
 mod fastcgi;
 mod hardening;
 mod hostile;
+mod hosts;
+mod hosts_systemd;
 mod permissions;
 mod push;
 mod smart;

@@ -189,13 +189,17 @@ pub fn git(dir: &Path) -> Command {
         .env("GIT_AUTHOR_DATE", "1710000000 +0000")
         .env("GIT_COMMITTER_DATE", "1710000000 +0000")
         .env("LC_ALL", "C")
-        .env("GIT_CONFIG_COUNT", "3")
+        .env("GIT_CONFIG_COUNT", "4")
         .env("GIT_CONFIG_KEY_0", "init.defaultBranch")
         .env("GIT_CONFIG_VALUE_0", "main")
         .env("GIT_CONFIG_KEY_1", "gc.auto")
         .env("GIT_CONFIG_VALUE_1", "0")
         .env("GIT_CONFIG_KEY_2", "maintenance.auto")
-        .env("GIT_CONFIG_VALUE_2", "false");
+        .env("GIT_CONFIG_VALUE_2", "false")
+        // Repositories of a site whose data a CGI forgelet owns (as www-data) are read by the
+        // tests too.
+        .env("GIT_CONFIG_KEY_3", "safe.directory")
+        .env("GIT_CONFIG_VALUE_3", "*");
     cmd
 }
 
@@ -275,6 +279,19 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // Sites: config, data dir, repositories
+
+/// The web server in front of forgelet, with the config forgelet ships for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// nginx with `nginx/forgelet.conf`, forgelet serving FastCGI on its socket.
+    Nginx,
+    /// Apache with `deploy/apache/forgelet-fcgi.conf` (mod_proxy_fcgi to forgelet's socket).
+    ApacheFcgi,
+    /// Apache with `deploy/apache/forgelet-cgi.conf`: forgelet as a CGI program, no daemon.
+    ApacheCgi,
+    /// lighttpd with `deploy/lighttpd/forgelet.conf` (mod_fastcgi, X-Sendfile).
+    Lighttpd,
+}
 
 /// How a site is set up.
 #[derive(Clone, Copy)]
@@ -455,19 +472,49 @@ impl Site {
 
     /// Starts forgelet on its unix socket, then nginx in front of it.
     pub fn start(&self) -> Server {
+        self.start_behind(Front::Nginx)
+    }
+
+    /// Starts forgelet (unless the front runs it as CGI), then `front` in front of it.
+    pub fn start_behind(&self, front: Front) -> Server {
         let dir = self.dir();
         let forgelet_log = dir.join("forgelet.stderr");
-        let nginx_dir = dir.join("nginx");
-        let nginx_log = nginx_dir.join("error.log");
+        let front_dir = dir.join(match front {
+            Front::Nginx => "nginx",
+            Front::ApacheFcgi | Front::ApacheCgi => "apache",
+            Front::Lighttpd => "lighttpd",
+        });
+        let front_log = front_dir.join("error.log");
+        fs::create_dir_all(&front_dir).unwrap();
         let mut server = Server {
             forgelet: None,
-            nginx: None,
-            nginx_pid_file: nginx_dir.join("nginx.pid"),
+            front: None,
+            kind: front,
+            front_pid_file: front_dir.join("front.pid"),
             forgelet_log,
-            nginx_log,
+            front_log,
             socket: self.socket.clone(),
             port: self.port,
         };
+        if front != Front::Nginx && effective_uid_is_root() {
+            // Apache's workers and lighttpd run as www-data: forgelet gives its socket to that
+            // group (as a sysadmin sets socket_group), and a CGI forgelet, running as www-data,
+            // owns the data.
+            let mut config = fs::read_to_string(&self.config).unwrap();
+            if !config.contains("socket_group") {
+                config.push_str("socket_group = \"www-data\"\n");
+                fs::write(&self.config, config).unwrap();
+            }
+            if front == Front::ApacheCgi {
+                ok(Command::new("chown")
+                    .args(["-R", "www-data:www-data"])
+                    .arg(&self.data_dir));
+            }
+        }
+        if front == Front::ApacheCgi {
+            self.start_apache(&mut server, &front_dir);
+            return server;
+        }
         let _ = fs::remove_file(&self.socket);
         let child = Command::new(BIN)
             .arg("--config")
@@ -488,7 +535,18 @@ impl Site {
         server.wait_for("forgelet socket", |s| {
             UnixStream::connect(&s.socket).is_ok()
         });
-
+        match front {
+            Front::ApacheFcgi => {
+                self.start_apache(&mut server, &front_dir);
+                return server;
+            }
+            Front::Lighttpd => {
+                self.start_lighttpd(&mut server, &front_dir);
+                return server;
+            }
+            Front::Nginx | Front::ApacheCgi => {}
+        }
+        let nginx_dir = front_dir;
         fs::create_dir_all(nginx_dir.join("temp")).unwrap();
         fs::write(nginx_dir.join("forgelet.conf"), self.nginx_snippet()).unwrap();
         // The snippet includes nginx's stock fastcgi_params by a relative name (resolved against
@@ -512,19 +570,19 @@ impl Site {
             .arg("-c")
             .arg(nginx_dir.join("nginx.conf"))
             .arg("-e")
-            .arg(&server.nginx_log)
+            .arg(&server.front_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&server.nginx_log)
+                    .open(&server.front_log)
                     .unwrap(),
             ))
             .spawn()
             .expect("start nginx");
-        server.nginx = Some(child);
+        server.front = Some(child);
         server.wait_for("nginx port", |s| {
             TcpStream::connect(("127.0.0.1", s.port)).is_ok()
         });
@@ -586,7 +644,7 @@ impl Site {
             "{user}daemon off;\n\
              master_process on;\n\
              worker_processes 1;\n\
-             pid {d}/nginx.pid;\n\
+             pid {d}/front.pid;\n\
              error_log {d}/error.log info;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n\
@@ -617,6 +675,229 @@ impl Site {
     }
 }
 
+impl Site {
+    /// The shipped Apache config for `front`, with its `Define` values set for this site.
+    pub fn apache_snippet(&self, front: Front) -> String {
+        let (file, values): (&str, Vec<(&str, String)>) = match front {
+            Front::ApacheFcgi => (
+                "deploy/apache/forgelet-fcgi.conf",
+                vec![
+                    ("FORGELET_BASE", self.opts.base_path.to_string()),
+                    ("FORGELET_SOCKET", self.socket.display().to_string()),
+                    (
+                        "FORGELET_REPOS",
+                        self.data_dir.join("repos").display().to_string(),
+                    ),
+                ],
+            ),
+            Front::ApacheCgi => (
+                "deploy/apache/forgelet-cgi.conf",
+                vec![
+                    ("FORGELET_BASE", self.opts.base_path.to_string()),
+                    ("FORGELET_BIN", BIN.to_string()),
+                    ("FORGELET_CONFIG", self.config.display().to_string()),
+                    (
+                        "FORGELET_REPOS",
+                        self.data_dir.join("repos").display().to_string(),
+                    ),
+                ],
+            ),
+            Front::Nginx | Front::Lighttpd => panic!("{front:?} has its own config"),
+        };
+        let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
+            .unwrap_or_else(|e| panic!("read {file}: {e}"));
+        // Each value a sysadmin edits is one `Define` line.
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let defined = values
+                .iter()
+                .find(|(name, _)| line.starts_with(&format!("Define {name} ")));
+            match defined {
+                Some((name, value)) => out.push(format!("Define {name} \"{value}\"")),
+                None => out.push(line.to_string()),
+            }
+        }
+        for (name, _) in &values {
+            let lines = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("Define {name} ")))
+                .count();
+            assert_eq!(lines, 1, "{file} should define {name} exactly once");
+        }
+        out.join("\n") + "\n"
+    }
+
+    /// Writes Apache's config (its own, loading only the modules forgelet's config needs) and
+    /// starts it in the foreground on the site's port.
+    fn start_apache(&self, server: &mut Server, dir: &Path) {
+        let d = dir.display();
+        fs::create_dir_all(dir.join("run")).unwrap();
+        fs::create_dir_all(dir.join("empty-root")).unwrap();
+        fs::write(dir.join("forgelet.conf"), self.apache_snippet(server.kind)).unwrap();
+        let modules = [
+            ("mpm_event", "mod_mpm_event.so"),
+            ("authz_core", "mod_authz_core.so"),
+            ("alias", "mod_alias.so"),
+            ("env", "mod_env.so"),
+            ("cgid", "mod_cgid.so"),
+            ("proxy", "mod_proxy.so"),
+            ("proxy_fcgi", "mod_proxy_fcgi.so"),
+            ("xsendfile", "mod_xsendfile.so"),
+        ];
+        let load: String = modules
+            .iter()
+            .map(|(name, file)| {
+                format!("LoadModule {name}_module /usr/lib/apache2/modules/{file}\n")
+            })
+            .collect();
+        let user = if effective_uid_is_root() {
+            "User www-data\nGroup www-data\n"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "ServerRoot \"{d}\"\n\
+             ServerName 127.0.0.1\n\
+             Listen 127.0.0.1:{port}\n\
+             PidFile {d}/front.pid\n\
+             DefaultRuntimeDir {d}/run\n\
+             ScriptSock {d}/run/cgid.sock\n\
+             ErrorLog {d}/error.log\n\
+             LogLevel warn\n\
+             LogFormat \"%h %u \\\"%r\\\" %>s %b\" short\n\
+             CustomLog {d}/access.log short\n\
+             Timeout 300\n\
+             {user}\
+             {load}\
+             DocumentRoot {d}/empty-root\n\
+             Include {d}/forgelet.conf\n",
+            port = self.port,
+        );
+        fs::write(dir.join("apache2.conf"), conf).unwrap();
+        if effective_uid_is_root() {
+            // Its logs and runtime files are written by the workers too.
+            ok(Command::new("chown")
+                .args(["-R", "www-data:www-data"])
+                .arg(dir.join("run")));
+        }
+        let bin = std::env::var_os("APACHE_BIN").unwrap_or_else(|| "/usr/sbin/apache2".into());
+        let child = Command::new(bin)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .arg("-f")
+            .arg(dir.join("apache2.conf"))
+            .arg("-DFOREGROUND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&server.front_log)
+                    .unwrap(),
+            ))
+            .spawn()
+            .expect("start apache2");
+        server.front = Some(child);
+        server.wait_for("Apache port", |s| {
+            TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+        });
+    }
+}
+
+impl Site {
+    /// The shipped lighttpd config with its `var.forgelet.*` values set for this site.
+    pub fn lighttpd_snippet(&self) -> String {
+        let file = "deploy/lighttpd/forgelet.conf";
+        let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
+            .unwrap_or_else(|e| panic!("read {file}: {e}"));
+        let values = [
+            ("base", self.opts.base_path.to_string()),
+            ("socket", self.socket.display().to_string()),
+            ("repos", self.data_dir.join("repos").display().to_string()),
+        ];
+        for (name, _) in &values {
+            let lines = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("var.forgelet.{name} = ")))
+                .count();
+            assert_eq!(
+                lines, 1,
+                "{file} should set var.forgelet.{name} exactly once"
+            );
+        }
+        text.lines()
+            .map(|line| {
+                match values
+                    .iter()
+                    .find(|(name, _)| line.starts_with(&format!("var.forgelet.{name} = ")))
+                {
+                    Some((name, value)) => format!("var.forgelet.{name} = \"{value}\""),
+                    None => line.to_string(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+
+    /// Writes lighttpd's config (its own, including the shipped one) and starts it in the
+    /// foreground on the site's port.
+    fn start_lighttpd(&self, server: &mut Server, dir: &Path) {
+        let d = dir.display();
+        fs::create_dir_all(dir.join("empty-root")).unwrap();
+        fs::create_dir_all(dir.join("upload")).unwrap();
+        fs::write(dir.join("forgelet.conf"), self.lighttpd_snippet()).unwrap();
+        let user = if effective_uid_is_root() {
+            // lighttpd opens its error log after leaving root.
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&server.front_log)
+                .unwrap();
+            ok(Command::new("chown")
+                .args(["www-data:www-data"])
+                .arg(dir.join("upload"))
+                .arg(&server.front_log));
+            "server.username = \"www-data\"\nserver.groupname = \"www-data\"\n"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "server.document-root = \"{d}/empty-root\"\n\
+             server.bind = \"127.0.0.1\"\n\
+             server.port = {port}\n\
+             server.errorlog = \"{d}/error.log\"\n\
+             server.pid-file = \"{d}/front.pid\"\n\
+             server.upload-dirs = ( \"{d}/upload\" )\n\
+             {user}\
+             include \"{d}/forgelet.conf\"\n",
+            port = self.port,
+        );
+        fs::write(dir.join("lighttpd.conf"), conf).unwrap();
+        let bin = std::env::var_os("LIGHTTPD_BIN").unwrap_or_else(|| "/usr/sbin/lighttpd".into());
+        let child = Command::new(bin)
+            .arg("-D")
+            .arg("-f")
+            .arg(dir.join("lighttpd.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&server.front_log)
+                    .unwrap(),
+            ))
+            .spawn()
+            .expect("start lighttpd");
+        server.front = Some(child);
+        server.wait_for("lighttpd port", |s| {
+            TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+        });
+    }
+}
+
 fn effective_uid_is_root() -> bool {
     // /proc/self belongs to the process's effective user.
     fs::metadata("/proc/self")
@@ -633,13 +914,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Running forgelet (FastCGI) and nginx; both are stopped on drop, logs printed if the test failed.
+/// Running forgelet (FastCGI; none when Apache runs it as CGI) and the web server in front of
+/// it; both are stopped on drop, logs printed if the test failed.
 pub struct Server {
     forgelet: Option<Child>,
-    nginx: Option<Child>,
-    nginx_pid_file: PathBuf,
+    front: Option<Child>,
+    pub kind: Front,
+    front_pid_file: PathBuf,
     pub forgelet_log: PathBuf,
-    pub nginx_log: PathBuf,
+    pub front_log: PathBuf,
     pub socket: PathBuf,
     pub port: u16,
 }
@@ -651,7 +934,7 @@ impl Server {
             if ready(self) {
                 return;
             }
-            for (name, child) in [("forgelet", &mut self.forgelet), ("nginx", &mut self.nginx)] {
+            for (name, child) in [("forgelet", &mut self.forgelet), ("front", &mut self.front)] {
                 if let Some(c) = child {
                     if let Some(status) = c.try_wait().unwrap() {
                         panic!("{name} exited ({status}) while waiting for the {what}");
@@ -665,9 +948,11 @@ impl Server {
         }
     }
 
-    /// Panics unless the forgelet process is still running.
+    /// Panics unless the forgelet process is still running (a CGI forgelet has none).
     pub fn assert_forgelet_alive(&mut self, after: &str) {
-        let child = self.forgelet.as_mut().unwrap();
+        let Some(child) = self.forgelet.as_mut() else {
+            return;
+        };
         if let Some(status) = child.try_wait().unwrap() {
             panic!("forgelet exited ({status}) after {after}");
         }
@@ -689,8 +974,41 @@ impl Server {
         kib / 1024
     }
 
-    /// Text forgelet wrote to stderr so far.
+    /// The most memory any process of the web server (its parent or a worker) has used so far
+    /// (peak resident set, VmHWM), in MiB.
+    pub fn front_peak_mib(&self) -> u64 {
+        let parent = self.front.as_ref().unwrap().id();
+        let mut pids = vec![parent];
+        let children = fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+        pids.iter()
+            .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .max()
+            .unwrap_or(0)
+            / 1024
+    }
+
+    /// Text forgelet wrote to stderr so far (as a CGI program: the lines Apache logged for it).
     pub fn forgelet_stderr(&self) -> String {
+        if self.kind == Front::ApacheCgi {
+            let log = fs::read_to_string(&self.front_log).unwrap_or_default();
+            return log
+                .lines()
+                .filter(|l| l.contains("AH01215"))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         fs::read_to_string(&self.forgelet_log).unwrap_or_default()
     }
 
@@ -733,39 +1051,49 @@ impl Server {
         self.assert_forgelet_alive("the test");
         let log = self.forgelet_stderr();
         assert!(!log.contains("panicked"), "forgelet logged a panic:\n{log}");
-        // nginx logs what went wrong between it and forgelet (a broken FastCGI answer, an
-        // X-Accel-Redirect to a missing file) at level error or worse.
-        let nginx = fs::read_to_string(&self.nginx_log).unwrap_or_default();
-        let bad: Vec<&str> = nginx
+        // The web server logs what went wrong between it and forgelet (a broken FastCGI
+        // answer, a sendfile header naming a missing file) at level error or worse. Apache
+        // logs a CGI program's stderr (AH01215) at level error too: that is forgelet's own log.
+        let front = fs::read_to_string(&self.front_log).unwrap_or_default();
+        let levels: &[&str] = match self.kind {
+            Front::Nginx => &["[error]", "[crit]", "[alert]", "[emerg]"],
+            Front::ApacheFcgi | Front::ApacheCgi => &[":error]", ":crit]", ":alert]", ":emerg]"],
+            // lighttpd's log has no levels: anything but starting and stopping is a problem.
+            Front::Lighttpd => &[""],
+        };
+        let bad: Vec<&str> = front
             .lines()
-            .filter(|l| {
-                ["[error]", "[crit]", "[alert]", "[emerg]"]
-                    .iter()
-                    .any(|lvl| l.contains(lvl))
-            })
+            .filter(|l| levels.iter().any(|lvl| l.contains(lvl)) && !l.contains("AH01215"))
+            .filter(|l| !(l.contains("server started") || l.contains("server stopped")))
             .collect();
-        assert!(bad.is_empty(), "nginx logged errors:\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "the web server ({:?}) logged errors:\n{}",
+            self.kind,
+            bad.join("\n")
+        );
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut nginx) = self.nginx.take() {
-            // TERM to the master stops its workers too; SIGKILL would orphan them.
+        if let Some(mut front) = self.front.take() {
+            // TERM to the master (nginx, Apache's parent) stops its workers too; SIGKILL would
+            // orphan them.
             let _ = Command::new("kill")
                 .arg("-TERM")
-                .arg(nginx.id().to_string())
+                .arg(front.id().to_string())
                 .status();
             let start = Instant::now();
-            while nginx.try_wait().ok().flatten().is_none() {
+            while front.try_wait().ok().flatten().is_none() {
                 if start.elapsed() > Duration::from_secs(5) {
-                    let _ = nginx.kill();
-                    let _ = nginx.wait();
+                    let _ = front.kill();
+                    let _ = front.wait();
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let _ = fs::remove_file(&self.nginx_pid_file);
+            let _ = fs::remove_file(&self.front_pid_file);
         }
         if let Some(mut forgelet) = self.forgelet.take() {
             let _ = forgelet.kill();
@@ -773,7 +1101,7 @@ impl Drop for Server {
         }
         if std::thread::panicking() {
             for (name, path) in [
-                ("nginx error log", &self.nginx_log),
+                ("web server error log", &self.front_log),
                 ("forgelet stderr", &self.forgelet_log),
             ] {
                 let text = fs::read_to_string(path).unwrap_or_default();
@@ -1660,4 +1988,27 @@ pub fn add_big_commit(repo: &Path, bytes: usize) {
         &["commit-tree", tree.trim(), "-p", head.trim(), "-m", "big"],
     );
     git_ok(repo, &["update-ref", "refs/heads/main", commit.trim()]);
+}
+
+/// `Basic base64(name:secret)`.
+pub fn basic(name: &str, secret: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = format!("{name}:{secret}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

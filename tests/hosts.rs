@@ -1,0 +1,242 @@
+//! forgelet behind each web server it ships a config for, started for real on a loopback port
+//! with that config: Apache over FastCGI (mod_proxy_fcgi, X-Sendfile by mod_xsendfile) and as
+//! a CGI program (forgelet streaming git's files itself), and lighttpd (mod_fastcgi,
+//! X-Sendfile). nginx runs every other test. Each runs the same checks: a smart
+//! clone that really speaks protocol v2, a dumb clone, a push of more than 100 MB in chunks,
+//! a private repository refused to anonymous clients on every git route of the route table,
+//! and signing in to see a page.
+
+use std::fs;
+use std::path::Path;
+
+use forgelet::request::Method;
+use forgelet::routes::ROUTES;
+
+use crate::util::*;
+
+/// The checks every host passes, on a site whose web server is `front`.
+fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
+    let site = Site::new(
+        test,
+        SiteOptions {
+            sendfile,
+            ..SiteOptions::default()
+        },
+    );
+    site.ensure_user("alice");
+    let public = site.import_fixture("mixed", "alice/pub");
+    let private = site.import_fixture("tags", "alice/priv");
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/priv", "--visibility", "private"]));
+    ok(site.forgelet().args(["repo", "create", "alice/pushed"]));
+    let srv = site.start_behind(front);
+    let tmp = site.dir().to_path_buf();
+    let what = format!("{front:?}");
+
+    // A smart clone, protocol v2 negotiated (git's packet trace shows the server's v2 answer,
+    // so the Git-Protocol header reached forgelet).
+    let trace = tmp.join("trace-v2");
+    let clone = tmp.join("clone-v2");
+    let out = run(smart_git(&tmp)
+        .env("GIT_TRACE_PACKET", &trace)
+        .args(["-c", "protocol.version=2", "clone"])
+        .arg(site.url("/alice/pub.git"))
+        .arg(&clone));
+    assert!(
+        out.status.success(),
+        "{what}: smart clone: {}",
+        all_output(&out)
+    );
+    let trace = fs::read_to_string(&trace).unwrap_or_default();
+    assert!(
+        trace.contains("git< version 2"),
+        "{what}: protocol v2 was not negotiated:\n{trace}"
+    );
+    assert_clone_matches(&public, &clone);
+
+    // A dumb clone: loose objects and packs sent by the web server (X-Sendfile) or by forgelet.
+    let dumb = tmp.join("clone-dumb");
+    let out = run(git(&tmp)
+        .arg("clone")
+        .arg(site.url("/alice/pub.git"))
+        .arg(&dumb));
+    assert!(
+        out.status.success(),
+        "{what}: dumb clone: {}",
+        all_output(&out)
+    );
+    assert_clone_matches(&public, &dumb);
+
+    // A push of more than 100 MB, sent in chunks (git's postBuffer is 1 MiB), which must pass
+    // the web server (no 411) without being held whole in its memory (lighttpd writes it to
+    // its upload folder first; Apache streams it).
+    let work = tmp.join("work");
+    git_ok(&tmp, &["init", "-q", work.to_str().unwrap()]);
+    let big = noise(110 * 1024 * 1024);
+    fs::write(work.join("big.bin"), &big).unwrap();
+    fs::write(work.join("README.md"), "pushed through the web server\n").unwrap();
+    git_ok(&work, &["add", "."]);
+    git_ok(&work, &["commit", "-q", "-m", "a large push"]);
+    let head = git_ok(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    let url = site
+        .url("/alice/pushed.git")
+        .replace("http://", &format!("http://alice:{TEST_PASSWORD}@"));
+    let out = run(smart_git(&work)
+        .args(["-c", "http.postBuffer=1048576", "push", "-q"])
+        .arg(&url)
+        .arg("HEAD:refs/heads/main"));
+    assert!(
+        out.status.success(),
+        "{what}: large push: {}",
+        all_output(&out)
+    );
+    let pushed = site.repo_path("alice/pushed");
+    assert_eq!(
+        refs_of(&pushed).get("refs/heads/main"),
+        Some(&head),
+        "{what}: the pushed branch"
+    );
+    let fsck = run(git(&pushed).args(["fsck", "--no-progress"]));
+    assert!(fsck.status.success(), "{what}: {}", all_output(&fsck));
+    // Not held whole in the web server's memory.
+    let peak = srv.front_peak_mib();
+    assert!(
+        peak < 64,
+        "{what}: a web server process grew to {peak} MiB during a 110 MB push"
+    );
+
+    // The private repository: every git route of the route table answers an anonymous client
+    // as it answers for a repository that does not exist (401 with a challenge).
+    let pack = largest_pack(&private)
+        .trim_start_matches("objects/pack/")
+        .to_string();
+    let loose = some_loose_object(&private);
+    let head_id = git_ok(&private, &["rev-parse", "HEAD"]).trim().to_string();
+    for row in ROUTES.iter().filter(|r| r.is_git()) {
+        for (owner_repo, exists) in [("alice/priv", true), ("alice/nosuch", false)] {
+            let path = row
+                .example
+                .replace("OWNER/REPO", owner_repo)
+                .replace("{loose}", &loose)
+                .replace("{pack}", pack.trim_end_matches(".pack"))
+                .replace("{head}", &head_id);
+            let target = site.target(&path);
+            let r = if row.method == Method::Post {
+                let service = path.rsplit('/').next().unwrap_or_default();
+                srv.http_body(
+                    "POST",
+                    target.as_bytes(),
+                    &[("Content-Type", &format!("application/x-{service}-request"))],
+                    b"0000",
+                )
+            } else {
+                srv.http("GET", target.as_bytes(), &[])
+            };
+            assert_eq!(
+                r.status,
+                401,
+                "{what}: {} {target} (repository exists: {exists}): {}",
+                row.name,
+                r.describe()
+            );
+            assert!(
+                r.header("WWW-Authenticate")
+                    .is_some_and(|c| c.starts_with("Basic")),
+                "{what}: {target}: no challenge"
+            );
+        }
+    }
+    // With the owner's password the same pack is served.
+    let target = site.target(&format!("/alice/priv.git/objects/pack/{pack}"));
+    let r = srv.http(
+        "GET",
+        target.as_bytes(),
+        &[("Authorization", &basic("alice", TEST_PASSWORD))],
+    );
+    assert_eq!(r.status, 200, "{what}: {}", r.describe());
+    assert_eq!(
+        r.body,
+        fs::read(private.join("objects/pack").join(&pack)).unwrap(),
+        "{what}: the pack's bytes"
+    );
+
+    // Signing in, and a page only the signed-in owner may see.
+    let mut b = Browser::default();
+    assert_eq!(b.get(&srv, &site.target("/alice/priv")).status, 404);
+    sign_in_as(&site, &srv, &mut b, "alice");
+    let page = b.get(&srv, &site.target("/alice/priv"));
+    assert_eq!(page.status, 200, "{what}: {}", page.describe());
+    assert!(
+        page.text().contains("alice/priv.git"),
+        "{what}: {}",
+        page.text()
+    );
+    srv.finish();
+}
+
+/// Deterministic bytes that do not compress (so the push is as large on the wire).
+fn noise(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// `xx/yyyy...` of one loose object of `repo` (the fixture's `tags` has some).
+fn some_loose_object(repo: &Path) -> String {
+    object_paths(repo)
+        .into_iter()
+        .find_map(|p| {
+            let rest = p.strip_prefix("objects/")?;
+            (rest.len() == 41 && rest.as_bytes()[2] == b'/').then(|| rest.to_string())
+        })
+        .unwrap_or_else(|| {
+            // A repository with packs only: any object id names a loose path; it is not
+            // there, and the answer must not say so to an anonymous client either.
+            format!("ab/{}", "c".repeat(38))
+        })
+}
+
+/// A CGI forgelet that refused a request without reading its body (a push without
+/// credentials) exited with the body unread; mod_cgid's socket was then reset and Apache lost
+/// the 401 already written, so git saw a broken answer instead of a request for credentials.
+#[test]
+fn apache_cgi_answers_a_refused_push_whose_body_was_not_read() {
+    let site = Site::new("host_apache_cgi_unread", SiteOptions::default());
+    site.ensure_user("alice");
+    site.import_fixture("mixed", "alice/proj");
+    let srv = site.start_behind(Front::ApacheCgi);
+    let body = vec![b'0'; 1024 * 1024];
+    let target = site.target("/alice/proj.git/git-receive-pack");
+    let r = srv.http_body(
+        "POST",
+        target.as_bytes(),
+        &[("Content-Type", "application/x-git-receive-pack-request")],
+        &body,
+    );
+    assert_eq!(r.status, 401, "{}", r.describe());
+    assert!(r.header("WWW-Authenticate").is_some(), "{}", r.describe());
+    srv.finish();
+}
+
+#[test]
+fn apache_fastcgi_serves_git_and_pages() {
+    host_serves_git_and_pages("host_apache_fcgi", Front::ApacheFcgi, "x-sendfile");
+}
+
+#[test]
+fn apache_cgi_serves_git_and_pages() {
+    host_serves_git_and_pages("host_apache_cgi", Front::ApacheCgi, "none");
+}
+
+#[test]
+fn lighttpd_serves_git_and_pages() {
+    host_serves_git_and_pages("host_lighttpd", Front::Lighttpd, "x-sendfile");
+}
