@@ -657,20 +657,6 @@ fn a_one_line_change_in_a_60_mb_file_is_too_large_to_show() {
     srv.finish();
 }
 
-/// Bytes from a seeded xorshift generator: incompressible, the same every run.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
 /// A raw file git keeps as a delta must be rebuilt whole in memory to be sent; past
 /// `raw_delta_mib` it is refused with 413 and a message, while one stored whole streams at any
 /// size.
@@ -684,7 +670,7 @@ fn a_raw_file_stored_as_a_large_delta_is_refused_with_a_reason() {
         },
     );
     let work = work_tree(&site, "rawdelta");
-    let first = noise(3 << 20, 7);
+    let first = noise(7, 3 << 20);
     fs::write(work.join("a.bin"), &first).unwrap();
     commit_all(&work, "a");
     let mut second = first.clone();

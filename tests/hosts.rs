@@ -73,7 +73,7 @@ fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
     // its upload folder first; Apache streams it).
     let work = tmp.join("work");
     git_ok(&tmp, &["init", "-q", work.to_str().unwrap()]);
-    let big = noise(110 * 1024 * 1024);
+    let big = noise(110, 110 * 1024 * 1024);
     fs::write(work.join("big.bin"), &big).unwrap();
     fs::write(work.join("README.md"), "pushed through the web server\n").unwrap();
     git_ok(&work, &["add", "."]);
@@ -173,20 +173,6 @@ fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
         page.text()
     );
     srv.finish();
-}
-
-/// Deterministic bytes that do not compress (so the push is as large on the wire).
-fn noise(len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// `xx/yyyy...` of one loose object of `repo` (the fixture's `tags` has some).

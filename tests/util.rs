@@ -573,13 +573,7 @@ impl Site {
             .arg(&server.front_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&server.front_log)
-                    .unwrap(),
-            ))
+            .stderr(appending(&server.front_log))
             .spawn()
             .expect("start nginx");
         server.front = Some(child);
@@ -789,13 +783,7 @@ impl Site {
             .arg("-DFOREGROUND")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&server.front_log)
-                    .unwrap(),
-            ))
+            .stderr(appending(&server.front_log))
             .spawn()
             .expect("start apache2");
         server.front = Some(child);
@@ -882,13 +870,7 @@ impl Site {
             .arg(dir.join("lighttpd.conf"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&server.front_log)
-                    .unwrap(),
-            ))
+            .stderr(appending(&server.front_log))
             .spawn()
             .expect("start lighttpd");
         server.front = Some(child);
@@ -896,6 +878,17 @@ impl Site {
             TcpStream::connect(("127.0.0.1", s.port)).is_ok()
         });
     }
+}
+
+/// `path` opened for appending, as a child's output.
+fn appending(path: &Path) -> Stdio {
+    Stdio::from(
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap(),
+    )
 }
 
 fn effective_uid_is_root() -> bool {
@@ -2010,5 +2003,20 @@ pub fn basic(name: &str, secret: &str) -> String {
             }
         }
     }
+    out
+}
+
+/// `len` bytes from a seeded xorshift generator: incompressible (a push is as large on the
+/// wire as on disk), the same every run for a `seed`.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
     out
 }
