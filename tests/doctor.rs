@@ -135,7 +135,23 @@ fn doctor_as(site: &Site, user: Option<&str>, args: &[&str]) -> Doctor {
             Some((status.to_string(), check.to_string(), text.to_string()))
         })
         .collect();
+    assert_nothing_left(site, user, &repos_before, &refs_before, &output);
+    Doctor {
+        success: out.status.success(),
+        output,
+        lines,
+    }
+}
 
+/// No temporary repository (nor in the trash), no token, no files of doctor's own, and the
+/// user's repository as it was before.
+fn assert_nothing_left(
+    site: &Site,
+    user: Option<&str>,
+    repos_before: &str,
+    refs_before: &std::collections::BTreeMap<String, String>,
+    output: &str,
+) {
     let repos_after = ok(forgelet_as(site, user).args(["repo", "list"]));
     assert_eq!(
         repos_after, repos_before,
@@ -160,15 +176,10 @@ fn doctor_as(site: &Site, user: Option<&str>, args: &[&str]) -> Doctor {
         .collect();
     assert!(own_files.is_empty(), "doctor left {own_files:?} behind");
     assert_eq!(
-        refs_of(&site.repo_path("alice/proj")),
+        &refs_of(&site.repo_path("alice/proj")),
         refs_before,
         "doctor changed a user's repository"
     );
-    Doctor {
-        success: out.status.success(),
-        output,
-        lines,
-    }
 }
 
 /// Every check is ok (none failed, warned or was skipped) and doctor exits 0.
@@ -386,6 +397,36 @@ fn doctor_names_wrong_modes_in_the_data_directory() {
         assert_eq!(status, "warning", "{}", d.output);
         assert!(text.contains("dubious ownership"), "{}", d.output);
         assert!(text.contains("chown -R"), "{}", d.output);
+    }
+    srv.finish();
+}
+
+/// Interrupted at any point (Ctrl-C, a service manager's SIGTERM), doctor still removes its
+/// repository and token before it exits.
+#[test]
+fn doctor_cleans_up_when_interrupted() {
+    let site = site("doctor_interrupted", "x-accel-redirect");
+    let srv = site.start();
+    for (signal, after_ms) in [("-INT", 250), ("-TERM", 450), ("-INT", 650)] {
+        let repos_before = ok(site.forgelet().args(["repo", "list"]));
+        let refs_before = refs_of(&site.repo_path("alice/proj"));
+        let child = site
+            .forgelet()
+            .arg("doctor")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(after_ms));
+        ok(Command::new("kill").arg(signal).arg(child.id().to_string()));
+        let out = child.wait_with_output().unwrap();
+        let output = all_output(&out);
+        eprintln!("doctor, {signal} after {after_ms} ms:\n{output}");
+        assert!(
+            !out.status.success() || !output.contains("interrupted"),
+            "{output}"
+        );
+        assert_nothing_left(&site, None, &repos_before, &refs_before, &output);
     }
     srv.finish();
 }

@@ -487,6 +487,87 @@ mod tests {
         }
     }
 
+    /// A one-shot HTTP server on loopback: what it received, once it has answered `answer`.
+    fn serve_once(answer: &'static [u8]) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then the body its Content-Length announces.
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+                if let Some(end) = find(&got, b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            s.write_all(answer).unwrap();
+            got
+        });
+        (port, t)
+    }
+
+    #[test]
+    fn both_clients_send_headers_and_bodies_and_read_answers() {
+        let answer: &[u8] =
+            b"HTTP/1.1 200 OK\r\nServer: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let scratch = std::env::temp_dir().join(format!("doctor-http-{}", std::process::id()));
+        fs::create_dir_all(&scratch).unwrap();
+        let mut clients = vec!["plain"];
+        if find_on_path("curl").is_some() {
+            clients.push("curl");
+        }
+        for which in clients {
+            let (port, server) = serve_once(answer);
+            let url = Url::parse(&format!("http://127.0.0.1:{port}/git")).unwrap();
+            let client = match which {
+                "plain" => Client::Plain(url),
+                _ => Client::Curl {
+                    url,
+                    bin: find_on_path("curl").unwrap(),
+                    scratch: scratch.clone(),
+                },
+            };
+            let reply = client
+                .send(&Request {
+                    method: "POST",
+                    path: "/git/x",
+                    headers: &[("Authorization", "Basic eA==")],
+                    body: Some(b"0000"),
+                })
+                .unwrap();
+            assert_eq!(reply.status, 200, "{which}");
+            assert_eq!(reply.header("server"), Some("test"), "{which}");
+            assert_eq!(reply.body, b"hello", "{which}");
+            assert!(reply.first_byte <= reply.total, "{which}");
+            let got = String::from_utf8_lossy(&server.join().unwrap()).into_owned();
+            assert!(
+                got.starts_with("POST /git/x HTTP/1.1\r\n"),
+                "{which}: {got}"
+            );
+            assert!(
+                got.contains("Authorization: Basic eA==\r\n"),
+                "{which}: {got}"
+            );
+            assert!(got.ends_with("\r\n\r\n0000"), "{which}: {got}");
+        }
+        // curl's files are removed once read.
+        assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
+        fs::remove_dir_all(&scratch).unwrap();
+    }
+
     #[test]
     fn answers_are_parsed_and_dechunked() {
         let r = parse_head(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\n\r\n").unwrap();

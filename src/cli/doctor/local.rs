@@ -48,6 +48,15 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// `1 file`, `2 files`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// `name (uid N)`, or `uid N` when the system has no name for it.
 pub(super) fn who(uid: u32) -> String {
     match user_name(uid) {
@@ -299,8 +308,8 @@ fn repo_modes(config: &Config, r: &mut Report) {
                     r.fail(
                         "repos modes",
                         format!(
-                            "{} file(s) or folder(s) the web server must read (sendfile = \"{setting}\") are closed to its group {group}, e.g. {} (mode {:04o}, group {}){counted}: {fix}",
-                            bad.len(),
+                            "{} the web server must read (sendfile = \"{setting}\") closed to its group {group}, e.g. {} (mode {:04o}, group {}){counted}: {fix}",
+                            count(bad.len(), "file or folder", "files or folders"),
                             p.display(),
                             m.permissions().mode() & 0o7777,
                             group_name(m.gid()),
@@ -333,8 +342,8 @@ fn repo_modes(config: &Config, r: &mut Report) {
                 Some((p, m)) => r.warn(
                     "repos modes",
                     format!(
-                        "{} file(s) in {rd} can be read by every user on this host, private repositories included, e.g. {} (mode {:04o}){counted}; with sendfile = \"none\" nobody but forgelet needs them: `chmod -R o-rwx {rd}`",
-                        open.len(),
+                        "{} in {rd} readable by every user on this host, private repositories included, e.g. {} (mode {:04o}){counted}; with sendfile = \"none\" nobody but forgelet needs them: `chmod -R o-rwx {rd}`",
+                        count(open.len(), "file", "files"),
                         p.display(),
                         m.permissions().mode() & 0o7777
                     ),
@@ -427,7 +436,7 @@ fn ownership(config: &Config, owner: u32, r: &mut Report) {
         None => r.ok(
             "safe.directory",
             format!(
-                "all {} repositories belong to {}, forgelet's user",
+                "every repository ({}) belongs to {}, forgelet's user",
                 list.len(),
                 who(owner)
             ),
@@ -435,8 +444,8 @@ fn ownership(config: &Config, owner: u32, r: &mut Report) {
         Some((name, uid, path)) => r.warn(
             "safe.directory",
             format!(
-                "{} repository(ies) belong to another user than forgelet's {}, e.g. {name} ({}): forgelet passes safe.directory=* to its own git, but git commands you run there as {user} fail with \"detected dubious ownership\"; give them to forgelet's user: `chown -R {user}: {}`",
-                others.len(),
+                "{} of another user than forgelet's {}, e.g. {name} ({}): forgelet passes safe.directory=* to its own git, but git commands you run there as {user} fail with \"detected dubious ownership\"; give them to forgelet's user: `chown -R {user}: {}`",
+                count(others.len(), "repository", "repositories"),
                 who(owner),
                 who(*uid),
                 path.display()

@@ -452,6 +452,7 @@ impl Web<'_, '_> {
         }
         if !creds {
             for c in [
+                "info/refs dumb",
                 "info/refs smart",
                 "protocol v2",
                 "push",
@@ -523,17 +524,62 @@ impl Web<'_, '_> {
                 );
                 false
             }
-            Ok(reply) => {
-                let server = reply
-                    .header("Server")
-                    .map_or(String::new(), |s| format!(", Server: {s}"));
-                self.r.ok(
+            Ok(reply) if (300..400).contains(&reply.status) => {
+                // forgelet's own redirects (to the sign-in page) stay on its origin.
+                let location = reply.header("Location").unwrap_or_default().to_string();
+                if location.contains("://") && !location.starts_with(&self.url.origin()) {
+                    self.r.fail(
+                        "web server",
+                        format!(
+                            "{full} redirects to {location}: clients go there, so check that URL: `forgelet doctor URL`, and set base_url in {} to it",
+                            self.config.file.display()
+                        ),
+                    );
+                    return false;
+                }
+                self.reached(&full, &reply);
+                true
+            }
+            Ok(reply) if reply.status == 403 => {
+                self.r.fail(
                     "web server",
-                    format!("{full} answers {}{server}", reply.status),
+                    format!(
+                        "{full} answered 403: the web server refuses forgelet's URLs before forgelet sees them: {}",
+                        fix(
+                            self.front,
+                            "an allow/deny or auth_basic rule covers forgelet's location",
+                            "forgelet's section needs `Require all granted`, and no other section may deny its path",
+                            "a mod_access or mod_auth rule covers forgelet's path"
+                        )
+                    ),
                 );
+                false
+            }
+            Ok(reply) if reply.status >= 400 && reply.status != 401 => {
+                self.r.fail(
+                    "web server",
+                    format!(
+                        "{full} answered {}: forgelet's front page should answer; the web server's error log and forgelet's (journalctl -u forgelet) say why",
+                        reply.describe()
+                    ),
+                );
+                false
+            }
+            Ok(reply) => {
+                self.reached(&full, &reply);
                 true
             }
         }
+    }
+
+    fn reached(&mut self, full: &str, reply: &Reply) {
+        let server = reply
+            .header("Server")
+            .map_or(String::new(), |s| format!(", Server: {s}"));
+        self.r.ok(
+            "web server",
+            format!("{full} answers {}{server}", reply.status),
+        );
     }
 
     /// A private repository and a token for its owner (an admin, else the first user).
@@ -662,13 +708,24 @@ impl Web<'_, '_> {
             );
             return false;
         }
+        if reply.status != 200 {
+            self.r.fail(
+                "credentials",
+                format!(
+                    "GET {full} with a valid token of {} answered {} instead of 200: the web server's error log and forgelet's (journalctl -u forgelet) say why",
+                    m.owner,
+                    reply.describe()
+                ),
+            );
+            return false;
+        }
         self.r.ok(
             "credentials",
             "a token reaches forgelet: the web server passes the Authorization header",
         );
         let text = String::from_utf8_lossy(&reply.body);
         *main = ref_in(&text, "refs/heads/main");
-        if reply.status == 200 && main.is_some() {
+        if main.is_some() {
             self.r.ok(
                 "info/refs dumb",
                 format!("GET {full} lists refs/heads/main"),
