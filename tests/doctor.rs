@@ -358,6 +358,23 @@ fn doctor_names_an_apache_limit_on_pushes() {
     // No forgelet daemon: the socket is missing, which CGI mode explains.
     let (status, text) = d.line("socket");
     assert_eq!((status, text.contains("CGI mode?")), ("warning", true));
+    if let Some(user) = user {
+        // Run as another user than the data's owner, doctor says whom to run as, and writes
+        // nothing.
+        let out = run(site.forgelet().arg("doctor"));
+        let text = all_output(&out);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("sudo -u {user} forgelet doctor")),
+            "{text}"
+        );
+        assert!(
+            text.contains("skipped  temporary repository: doctor does not run as the owner"),
+            "{text}"
+        );
+        let repos = ok(forgelet_as(&site, Some(user)).args(["repo", "list"]));
+        assert!(!repos.contains("doctor-"), "{repos}");
+    }
     drop(srv);
 }
 
