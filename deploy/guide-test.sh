@@ -22,6 +22,8 @@
 # lighty-enable-mod, service, nginx -t; cargo, apt and dpkg, whose package build and install
 # deploy/package-test.sh runs for real; editor), and every file of this checkout they name exists.
 # The Debian package's /usr/share/forgelet/{nginx,apache,lighttpd}/ are this checkout's folders.
+# `forgelet doctor` checks a site running behind its web server at base_url, which the scratch
+# folder has not: tests/doctor.rs runs it against nginx and Apache, healthy and broken.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -174,7 +176,7 @@ function rewrite(line) {
     prog = w[1]
     comment = ""
     if (index(line, "#") > 0) comment = substr(line, index(line, "#"))
-    if (index(" " STATIC " ", " " prog " ") > 0) {
+    if (index(" " STATIC " ", " " prog " ") > 0 || line ~ /forgelet doctor/) {
         l = rewrite(line)
         sub(/[ \t]*#.*/, "", l)
         print "guide_static <<'\''GUIDE_STATIC'\''" > file

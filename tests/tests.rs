@@ -5,6 +5,7 @@
 mod accounts;
 mod architecture;
 mod cli;
+mod doctor;
 mod dumb;
 mod fastcgi;
 mod hardening;

@@ -477,6 +477,13 @@ impl Site {
 
     /// Starts forgelet (unless the front runs it as CGI), then `front` in front of it.
     pub fn start_behind(&self, front: Front) -> Server {
+        self.start_behind_with(front, |text| text)
+    }
+
+    /// As [`Site::start_behind`], with `edit` applied to the text of the shipped config for
+    /// `front` (its values already set for this site) before the web server reads it: a
+    /// deployment broken on purpose.
+    pub fn start_behind_with(&self, front: Front, edit: impl Fn(String) -> String) -> Server {
         let dir = self.dir();
         let forgelet_log = dir.join("forgelet.stderr");
         let front_dir = dir.join(match front {
@@ -512,7 +519,7 @@ impl Site {
             }
         }
         if front == Front::ApacheCgi {
-            self.start_apache(&mut server, &front_dir);
+            self.start_apache(&mut server, &front_dir, &edit);
             return server;
         }
         let _ = fs::remove_file(&self.socket);
@@ -537,18 +544,18 @@ impl Site {
         });
         match front {
             Front::ApacheFcgi => {
-                self.start_apache(&mut server, &front_dir);
+                self.start_apache(&mut server, &front_dir, &edit);
                 return server;
             }
             Front::Lighttpd => {
-                self.start_lighttpd(&mut server, &front_dir);
+                self.start_lighttpd(&mut server, &front_dir, &edit);
                 return server;
             }
             Front::Nginx | Front::ApacheCgi => {}
         }
         let nginx_dir = front_dir;
         fs::create_dir_all(nginx_dir.join("temp")).unwrap();
-        fs::write(nginx_dir.join("forgelet.conf"), self.nginx_snippet()).unwrap();
+        fs::write(nginx_dir.join("forgelet.conf"), edit(self.nginx_snippet())).unwrap();
         // The snippet includes nginx's stock fastcgi_params by a relative name (resolved against
         // the main config's directory); use the one installed with nginx.
         fs::copy(
@@ -723,11 +730,15 @@ impl Site {
 
     /// Writes Apache's config (its own, loading only the modules forgelet's config needs) and
     /// starts it in the foreground on the site's port.
-    fn start_apache(&self, server: &mut Server, dir: &Path) {
+    fn start_apache(&self, server: &mut Server, dir: &Path, edit: &dyn Fn(String) -> String) {
         let d = dir.display();
         fs::create_dir_all(dir.join("run")).unwrap();
         fs::create_dir_all(dir.join("empty-root")).unwrap();
-        fs::write(dir.join("forgelet.conf"), self.apache_snippet(server.kind)).unwrap();
+        fs::write(
+            dir.join("forgelet.conf"),
+            edit(self.apache_snippet(server.kind)),
+        )
+        .unwrap();
         let modules = [
             ("mpm_event", "mod_mpm_event.so"),
             ("authz_core", "mod_authz_core.so"),
@@ -831,11 +842,11 @@ impl Site {
 
     /// Writes lighttpd's config (its own, including the shipped one) and starts it in the
     /// foreground on the site's port.
-    fn start_lighttpd(&self, server: &mut Server, dir: &Path) {
+    fn start_lighttpd(&self, server: &mut Server, dir: &Path, edit: &dyn Fn(String) -> String) {
         let d = dir.display();
         fs::create_dir_all(dir.join("empty-root")).unwrap();
         fs::create_dir_all(dir.join("upload")).unwrap();
-        fs::write(dir.join("forgelet.conf"), self.lighttpd_snippet()).unwrap();
+        fs::write(dir.join("forgelet.conf"), edit(self.lighttpd_snippet())).unwrap();
         let user = if effective_uid_is_root() {
             // lighttpd opens its error log after leaving root.
             fs::OpenOptions::new()

@@ -1,10 +1,11 @@
 //! The command line: the mode (serve, CGI, or an admin command) from the arguments, with the
 //! logger and the config set up first. The admin commands, one module per area (`repo`, `user`,
-//! `token`, `check`), only parse their arguments, call the service layer (`repos`, `accounts`)
+//! `token`, `check`, `doctor`), only parse their arguments, call the service layer (`repos`, `accounts`)
 //! and print; they work on the same files the server reads, as the data directory's owner.
 
 mod args;
 mod check;
+mod doctor;
 mod repo;
 mod token;
 mod user;
@@ -30,6 +31,9 @@ usage: forgelet [--config PATH] COMMAND
 commands:
   serve [--listen unix:PATH|HOST:PORT]   answer FastCGI requests (socket from systemd, fd 0, or --listen)
   check                                  validate the config and the data directory
+  doctor [URL] [--nginx-conf PATH] [--apache-conf PATH]
+                                         check the live deployment as a client would, through the web
+                                         server at URL (default base_url); says what to change and where
   user add NAME [--admin] [--password-stdin]
                                          add a user (asks for the password, or reads one line with --password-stdin)
   user passwd NAME [--password-stdin]    set a new password (ends the user's web sessions)
@@ -122,6 +126,7 @@ pub fn run() -> i32 {
         (Some("check"), Some(extra)) => {
             usage_error(&format!("check takes no arguments, found {extra:?}"))
         }
+        (Some("doctor"), _) => doctor::run(&config_path, &words[1..]),
         (Some("repo"), _) => repo::run(&config_path, &words[1..]),
         (Some("user"), _) => user::run(&config_path, &words[1..]),
         (Some("token"), _) => token::run(&config_path, &words[1..]),
