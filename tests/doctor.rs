@@ -316,6 +316,53 @@ fn doctor_names_short_nginx_timeouts() {
     srv.finish();
 }
 
+/// An nginx told to ignore forgelet's `X-Accel-Buffering: no` holds git's answers back.
+#[test]
+fn doctor_names_a_nginx_that_buffers_git() {
+    let site = site("doctor_nginx_buffering", "x-accel-redirect");
+    let srv = site.start_behind_with(Front::Nginx, |text| {
+        assert!(text.contains("    fastcgi_read_timeout 300s;\n"));
+        text.replace(
+            "    fastcgi_read_timeout 300s;\n",
+            "    fastcgi_read_timeout 300s;\n    fastcgi_ignore_headers X-Accel-Buffering;\n",
+        )
+    });
+    let conf = site.dir().join("nginx/forgelet.conf");
+    let d = doctor(&site, &["--nginx-conf", conf.to_str().unwrap()]);
+    assert!(!d.success);
+    d.assert_failed(
+        "buffering",
+        &["fastcgi_ignore_headers", "X-Accel-Buffering"],
+    );
+    assert_eq!(d.failed(), ["buffering"], "{}", d.output);
+    srv.finish();
+}
+
+/// mod_proxy_fcgi without `flushpackets=on` holds git's progress back until its buffer fills:
+/// clones still work, so it is a warning naming the line to add.
+#[test]
+fn doctor_names_an_apache_that_buffers_git() {
+    let site = site("doctor_apache_buffering", "x-sendfile");
+    let srv = site.start_behind_with(Front::ApacheFcgi, |text| {
+        assert!(text.contains("ProxySet timeout=300 flushpackets=on"));
+        text.replace(
+            "ProxySet timeout=300 flushpackets=on",
+            "ProxySet timeout=300",
+        )
+    });
+    let conf = site.dir().join("apache/forgelet.conf");
+    let d = doctor(&site, &["--apache-conf", conf.to_str().unwrap()]);
+    assert!(d.success, "{}", d.output);
+    let (status, text) = d.line("buffering");
+    assert_eq!(status, "warning", "{}", d.output);
+    assert!(
+        text.contains("`ProxySet timeout=300 flushpackets=on`"),
+        "{}",
+        d.output
+    );
+    srv.finish();
+}
+
 #[test]
 fn doctor_names_an_apache_that_withholds_credentials() {
     let site = site("doctor_apache_auth", "x-sendfile");
