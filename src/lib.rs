@@ -21,6 +21,7 @@ pub mod gitrun;
 pub mod keyed;
 pub mod log_limit;
 pub mod markup;
+pub mod packcache;
 pub mod pages;
 pub mod repos;
 pub mod request;

@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("keyed", &["fsfile"]),
     ("assets", &["keyed"]),
     ("markup", &[]),
+    ("packcache", &["fsfile"]),
     // Data: repositories on disk (knowing nothing of users or access), users and access,
     // running git.
     ("git", &["fsfile", "time"]),
