@@ -703,6 +703,36 @@ fn processes_start_only_in_gitrun_and_repos() {
     report("processes started outside gitrun and repos", broken);
 }
 
+/// A merge once left its conflict markers in ARCHITECTURE.md, committed unnoticed: no file of
+/// the repository may hold them.
+#[test]
+fn no_file_holds_merge_conflict_markers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z"])
+        .output()
+        .expect("git ls-files");
+    assert!(out.status.success(), "git ls-files failed");
+    let mut broken = Vec::new();
+    for name in out.stdout.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Ok(text) = fs::read_to_string(root.join(&name)) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            let marker = line.starts_with(concat!("<<<<<<", "< "))
+                || line.starts_with(concat!(">>>>>>", "> "))
+                || line == concat!("=====", "==");
+            if marker {
+                broken.push(format!("{name}:{}", n + 1));
+            }
+        }
+    }
+    report("merge conflict markers", broken);
+}
+
 #[test]
 fn code_cites_no_document_outside_the_repository() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
