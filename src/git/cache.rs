@@ -39,7 +39,7 @@ const MAX_AGE: Duration = Duration::from_secs(30);
 /// Identifies one version of a file or folder: replaced files get a new inode, edited ones a new
 /// size or modification time.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(super) struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -48,7 +48,7 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(path: &Path) -> Option<Stamp> {
+    pub(super) fn of(path: &Path) -> Option<Stamp> {
         let m = fs::metadata(path).ok()?;
         Some(Stamp {
             dev: m.dev(),
@@ -57,6 +57,20 @@ impl Stamp {
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec(),
         })
+    }
+
+    /// Whether the file changed within `window` of now (or its time is in the future): a second
+    /// change within the clock's granularity could then leave the stamp as it is.
+    pub(super) fn recent(&self, window: Duration) -> bool {
+        let changed = u64::try_from(self.mtime)
+            .ok()
+            .zip(u32::try_from(self.mtime_nsec).ok())
+            .and_then(|(secs, nanos)| {
+                std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+            });
+        !changed
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > window)
     }
 
     /// The identity of a folder, whose size and modification time change as entries come and
