@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::cache::Stamp;
 use super::names::{valid_name, valid_owner};
-use super::store::{is_repo_dir, real_dirs, RepoDir, RepoStore, Settings};
+use super::store::{is_repo_dir, real_dirs, RepoDir, RepoStore, Settings, Visibility};
 
 /// The file in the repositories folder replaced after each change of a repository's settings.
 pub(crate) const MARKER: &str = ".settings-changed";
@@ -39,9 +39,17 @@ pub(crate) struct Listed {
     pub(crate) settings: Arc<Settings>,
 }
 
-/// Every repository, sorted by owner then name (ignoring case).
+/// Every repository, sorted by owner then name (ignoring case), with what the pages ask of it
+/// often worked out once: who owns which, which are public, who collaborates on which.
 pub(crate) struct Listing {
     pub(crate) repos: Vec<Listed>,
+    /// The owners' names in ASCII lower case, one per repository, in the same order.
+    owner_keys: Vec<String>,
+    /// The repositories whose settings say public and were read without a problem.
+    pub(crate) public: Vec<usize>,
+    /// By collaborator (ASCII lower case): the repositories whose settings, read without a
+    /// problem, name them.
+    collaborations: HashMap<String, Vec<usize>>,
     root: Option<Stamp>,
     marker: Option<Stamp>,
     owners: Vec<(PathBuf, Option<Stamp>)>,
@@ -49,6 +57,21 @@ pub(crate) struct Listing {
 }
 
 impl Listing {
+    /// The positions of `owner`'s repositories (names compared ignoring ASCII case).
+    pub(crate) fn owned_by(&self, owner: &str) -> std::ops::Range<usize> {
+        let key = owner.to_ascii_lowercase();
+        let start = self.owner_keys.partition_point(|k| *k < key);
+        let end = start + self.owner_keys[start..].partition_point(|k| *k == key);
+        start..end
+    }
+
+    /// The positions of the repositories naming `user` a collaborator, in order.
+    pub(crate) fn collaborations(&self, user: &str) -> &[usize] {
+        self.collaborations
+            .get(&user.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
     fn still_valid(&self, root: &Path) -> bool {
         self.at.elapsed() < MAX_AGE
             && Stamp::of(root) == self.root
@@ -128,8 +151,31 @@ fn read(root: &Path) -> std::io::Result<Listing> {
             r.dir.name.to_ascii_lowercase(),
         )
     });
+    let owner_keys: Vec<String> = repos
+        .iter()
+        .map(|r| r.dir.owner.to_ascii_lowercase())
+        .collect();
+    let mut public = Vec::new();
+    let mut collaborations: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, r) in repos.iter().enumerate() {
+        if r.settings.problem.is_some() {
+            continue;
+        }
+        if r.settings.visibility == Visibility::Public {
+            public.push(i);
+        }
+        for (name, _) in &r.settings.collaborators {
+            let at = collaborations.entry(name.to_ascii_lowercase()).or_default();
+            if at.last() != Some(&i) {
+                at.push(i);
+            }
+        }
+    }
     Ok(Listing {
         repos,
+        owner_keys,
+        public,
+        collaborations,
         root: root_stamp,
         marker,
         owners,
@@ -161,7 +207,7 @@ pub(crate) fn settings_changed(repo: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::{Perm, Visibility};
+    use crate::git::Perm;
     use std::fs;
 
     fn settle(path: &Path) {
@@ -205,6 +251,11 @@ mod tests {
         let l = store.listing().unwrap();
         assert_eq!(l.repos[0].settings.visibility, Visibility::Private);
         assert_eq!(l.repos[0].settings.collaborators.len(), 1);
+        assert_eq!(l.public, [1, 2]);
+        assert_eq!(l.collaborations("BOB"), [0]);
+        assert_eq!(l.owned_by("ALICE"), 0..2);
+        assert_eq!(l.owned_by("bob"), 2..3);
+        assert_eq!(l.owned_by("carol"), 3..3);
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -359,7 +359,12 @@ impl RepoDir {
 
     /// The first line of git's `description` file, unless it is git's placeholder.
     pub(crate) fn description(&self) -> String {
-        let text = fs::read(self.path.join("description")).unwrap_or_default();
+        let file = self.path.join("description");
+        super::cache::description(&file, || Self::read_description(&file)).to_string()
+    }
+
+    fn read_description(file: &Path) -> String {
+        let text = fs::read(file).unwrap_or_default();
         let text = String::from_utf8_lossy(&text[..text.len().min(4096)]).into_owned();
         let line = text.lines().next().unwrap_or("").trim();
         if line.starts_with("Unnamed repository;") {

@@ -7,7 +7,7 @@ use askama::Template;
 use super::{Chrome, PageCall, PageCtx};
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::git::listing::{Listed, Listing};
+use crate::git::listing::Listing;
 use crate::git::Visibility;
 use crate::request::Request;
 use crate::response::Answer;
@@ -57,27 +57,64 @@ pub(crate) fn page_number(req: &Request) -> usize {
         .unwrap_or(1)
 }
 
-/// The repositories the viewer may read, in the listing's order (owner, then name), optionally
-/// only `owner`'s. Decided on the listing's settings, which each shown entry checks again.
-pub(crate) fn readable<'l>(
+/// The positions in the listing of the repositories the viewer may read, in the listing's order
+/// (owner, then name): theirs, then the others. Worked out from what the listing keeps, as
+/// `auth::access` decides (the owner and admins read all of theirs, admins everything, anyone
+/// signed in what is public or names them a collaborator, anonymous what is public when the site
+/// allows it), so a page costs what it shows; each shown entry checks again with `auth::access`.
+pub(crate) fn readable(site: &Site, ctx: &PageCtx, listing: &Listing) -> (Vec<usize>, Vec<usize>) {
+    let Some(v) = ctx.viewer.as_ref() else {
+        let public = if site.config.anonymous_read {
+            listing.public.clone()
+        } else {
+            Vec::new()
+        };
+        return (Vec::new(), public);
+    };
+    let own = listing.owned_by(&v.name);
+    let others = if v.admin {
+        (0..own.start).chain(own.end..listing.repos.len()).collect()
+    } else {
+        merged(&listing.public, listing.collaborations(&v.name))
+            .filter(|i| !own.contains(i))
+            .collect()
+    };
+    (own.collect(), others)
+}
+
+/// Two ascending lists as one, without repeats.
+fn merged<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some(x), Some(y)) if x == y => {
+            b.next();
+            a.next()
+        }
+        (Some(x), Some(y)) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// The positions of `owner`'s repositories the viewer may read.
+pub(crate) fn readable_of(
     site: &Site,
     ctx: &PageCtx,
-    listing: &'l Listing,
-    owner: Option<&str>,
-) -> Vec<&'l Listed> {
-    let viewer = ctx.viewer.as_ref();
+    listing: &Listing,
+    owner: &str,
+) -> Vec<usize> {
     listing
-        .repos
-        .iter()
-        .filter(|r| owner.map_or(true, |o| r.dir.owner.eq_ignore_ascii_case(o)))
-        .filter(|r| {
-            auth::access(
-                viewer,
-                &r.dir.owner,
-                &r.settings,
-                site.config.anonymous_read,
-            )
-            .may_read()
+        .owned_by(owner)
+        .filter(|&i| {
+            listing.repos.get(i).is_some_and(|r| {
+                auth::access(
+                    ctx.viewer.as_ref(),
+                    &r.dir.owner,
+                    &r.settings,
+                    site.config.anonymous_read,
+                )
+                .may_read()
+            })
         })
         .collect()
 }
@@ -91,12 +128,17 @@ pub(crate) fn listing(site: &Site) -> Result<std::sync::Arc<Listing>> {
 
 /// The entries shown for `page`, each checked against its settings as they are now (the
 /// listing may be older): one the viewer may no longer read is left out.
-pub(crate) fn entries(site: &Site, ctx: &PageCtx, shown: &[&Listed]) -> Vec<Entry> {
+pub(crate) fn entries(
+    site: &Site,
+    ctx: &PageCtx,
+    listing: &Listing,
+    shown: &[usize],
+) -> Vec<Entry> {
     let c = &site.config;
     shown
         .iter()
-        .filter_map(|l| {
-            let r = &l.dir;
+        .filter_map(|&i| {
+            let r = &listing.repos.get(i)?.dir;
             let settings = r.shared_settings();
             if !auth::access(ctx.viewer.as_ref(), &r.owner, &settings, c.anonymous_read).may_read()
             {
@@ -142,29 +184,37 @@ struct FrontPage {
 /// `GET /?page=N`: the repositories the viewer may read, their own first, a page at a time.
 pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
-    let viewer = ctx.viewer.as_ref();
     let listing = listing(site)?;
-    let is_own = |l: &Listed| viewer.is_some_and(|v| v.name.eq_ignore_ascii_case(&l.dir.owner));
-    let (own, others): (Vec<&Listed>, Vec<&Listed>) = readable(site, ctx, &listing, None)
-        .into_iter()
-        .partition(|l| is_own(l));
+    let (own, others) = readable(site, ctx, &listing);
     let own_total = own.len();
-    let all: Vec<&Listed> = own.into_iter().chain(others).collect();
+    let total = own_total + others.len();
     let page = page_number(req);
-    let shown = page_of(&all, page).ok_or(Error::NotFound)?;
-    let own_shown = shown.iter().take_while(|l| is_own(l)).count();
-    let (own_part, other_part) = shown.split_at(own_shown);
+    let skip = (page - 1).saturating_mul(REPOS_PAGE_SIZE);
+    if skip >= total && page > 1 {
+        return Err(Error::NotFound);
+    }
+    let own_part: Vec<usize> = own
+        .iter()
+        .copied()
+        .skip(skip)
+        .take(REPOS_PAGE_SIZE)
+        .collect();
+    let other_part: Vec<usize> = others
+        .iter()
+        .copied()
+        .skip(skip.saturating_sub(own_total))
+        .take(REPOS_PAGE_SIZE - own_part.len())
+        .collect();
     let base = &site.config.base_path;
-    let total = all.len();
     ctx.render(
         site,
         req,
         200,
         &FrontPage {
             chrome: ctx.chrome(site),
-            own: entries(site, ctx, own_part),
-            others: entries(site, ctx, other_part),
-            signed_in: viewer.is_some(),
+            own: entries(site, ctx, &listing, &own_part),
+            others: entries(site, ctx, &listing, &other_part),
+            signed_in: ctx.viewer.is_some(),
             own_total,
             total,
             newer: (page > 1).then(|| home_page_url(base, page - 1)),

@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::front::{entries, listing, page_number, page_of, readable, Entry, REPOS_PAGE_SIZE};
+use super::front::{entries, listing, page_number, page_of, readable_of, Entry, REPOS_PAGE_SIZE};
 use super::{Chrome, PageCall};
 use crate::error::{Error, Result};
 use crate::response::Answer;
@@ -29,11 +29,12 @@ struct OwnerPage {
 pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx, owner) = (c.req, c.ctx, c.caps.owner.as_str());
     let listing = listing(site)?;
-    let all = readable(site, ctx, &listing, Some(owner));
+    let all = readable_of(site, ctx, &listing, owner);
     let page = page_number(req);
     let shown = page_of(&all, page).ok_or(Error::NotFound)?;
-    let repos = entries(site, ctx, shown);
-    let owner = match all.first() {
+    let repos = entries(site, ctx, &listing, shown);
+    let first = all.first().and_then(|&i| listing.repos.get(i));
+    let owner = match first {
         Some(first) if !repos.is_empty() || page > 1 => first.dir.owner.clone(),
         _ if ctx.viewer.is_some() => {
             let users = site.accounts.users().map_err(Error::Internal)?;
