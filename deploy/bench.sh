@@ -68,6 +68,8 @@
 #   BENCH_KEEP     1 keeps the run folder (configs, logs) after a successful run
 #   BENCH_BIN      a forgelet binary to measure instead of building this checkout (an older
 #                  build, say, for figures before and after a change; same configs and snippet)
+#   BENCH_MANY     1 also runs H: the front page and dashboard with 10,000 repositories against 10
+#                  (deploy/many-repos.sh; making the site once takes minutes). Default 0
 #   BENCH_ONLY     web runs only E (skipping A to D and what only they need); empty runs everything
 #   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
 #   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
@@ -1442,6 +1444,22 @@ printf '  front page p99, forgelet burst / static burst: %s\n\n' "$fs_ratio"
 summary+=("$(printf '%-48s %6sx %s' "G. front page p99, ref burst/idle" "$g_ratio" "$g_verdict")")
 summary+=("$(printf '%-48s %6sx %s' "G. the same with nginx's static burst/idle" "$s_ratio" "(reference)")")
 summary+=("$(printf '%-48s %6sx %s' "G. front page p99, forgelet/static burst" "$fs_ratio" "(no goal)")")
+
+# --- H. many repositories (optional) -------------------------------------------------------------
+# BENCH_MANY=1: the front page and the dashboard of a site of 10,000 small repositories against
+# the same pages of a site of 10 (deploy/many-repos.sh, which makes the sites once under
+# target/many-repos/). Goal: 10,000 repositories at least half as fast, i.e. at most 2x the time.
+if [ "${BENCH_MANY:-0}" = 1 ]; then
+    say "H. many repositories: deploy/many-repos.sh 10000 and 10"
+    "$script_dir/many-repos.sh" 10000 "$bin" | tee "$run/many-10000.txt"
+    "$script_dir/many-repos.sh" 10 "$bin" | tee "$run/many-10.txt"
+    for page in front dashboard; do
+        big=$(awk -v p="$page" '$1 == p { print $2 }' "$run/many-10000.txt")
+        small=$(awk -v p="$page" '$1 == p { print $2 }' "$run/many-10.txt")
+        h_ratio=$(ratio_of "$big" "$small")
+        summary+=("$(printf '%-48s %6sx %s' "H. $page, 10,000 repositories/10 (time)" "$h_ratio" "$(verdict "$h_ratio" 2.0)")")
+    done
+fi
 
 # --- 7. summary ----------------------------------------------------------------------------------
 say "summary"

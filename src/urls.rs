@@ -46,6 +46,24 @@ pub(crate) fn owner_url(base: &str, owner: &str) -> String {
     format!("{base}/{}", encode_path(owner))
 }
 
+/// `{base}/?page={page}`: a page of the front page (the first without a query).
+pub(crate) fn home_page_url(base: &str, page: usize) -> String {
+    with_page(home_url(base), page)
+}
+
+/// `{base}/{owner}?page={page}`: a page of an owner's repositories (the first without a query).
+pub(crate) fn owner_page_url(base: &str, owner: &str, page: usize) -> String {
+    with_page(owner_url(base, owner), page)
+}
+
+fn with_page(url: String, page: usize) -> String {
+    if page <= 1 {
+        url
+    } else {
+        format!("{url}?page={page}")
+    }
+}
+
 /// `{base}/{owner}/{name}/{tab}`: a repository's page without a ref (`settings`, `branches`,
 /// `tags`).
 pub(crate) fn repo_tab_url(base: &str, owner: &str, name: &str, tab: &str) -> String {

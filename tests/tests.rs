@@ -14,6 +14,7 @@ mod hosts;
 mod hosts_systemd;
 mod permissions;
 mod push;
+mod repo_lists;
 mod smart;
 mod unserved;
 mod util;

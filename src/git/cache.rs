@@ -39,7 +39,7 @@ const MAX_AGE: Duration = Duration::from_secs(30);
 /// Identifies one version of a file or folder: replaced files get a new inode, edited ones a new
 /// size or modification time.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(super) struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -48,7 +48,7 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(path: &Path) -> Option<Stamp> {
+    pub(super) fn of(path: &Path) -> Option<Stamp> {
         let m = fs::metadata(path).ok()?;
         Some(Stamp {
             dev: m.dev(),
@@ -57,6 +57,20 @@ impl Stamp {
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec(),
         })
+    }
+
+    /// Whether the file changed within `window` of now (or its time is in the future): a second
+    /// change within the clock's granularity could then leave the stamp as it is.
+    pub(super) fn recent(&self, window: Duration) -> bool {
+        let changed = u64::try_from(self.mtime)
+            .ok()
+            .zip(u32::try_from(self.mtime_nsec).ok())
+            .and_then(|(secs, nanos)| {
+                std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+            });
+        !changed
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > window)
     }
 
     /// The identity of a folder, whose size and modification time change as entries come and
@@ -102,6 +116,10 @@ type Shared<S, V> = Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>;
 static PARSED: Shared<Stamp, Settings> = Mutex::new(None);
 /// The default branch's latest commit date by repository folder, for the dashboard.
 static DATES: Shared<HeadStamp, str> = Mutex::new(None);
+/// Repositories' descriptions by file, for the pages that list repositories.
+static DESCRIPTIONS: Shared<Stamp, str> = Mutex::new(None);
+/// What `HEAD` holds, by file: the dates' stamps start from it.
+static HEADS: Shared<Stamp, [u8]> = Mutex::new(None);
 /// Entries kept in each shared map; past it the map starts again empty.
 const SHARED_ENTRIES: usize = 16_384;
 
@@ -192,6 +210,47 @@ pub(crate) fn settings(config: &Path, parse: impl FnOnce() -> Settings) -> Arc<S
     settings
 }
 
+/// A file's text made into a value by `make`, from `map` while the file is the same file with
+/// the same size and time (and has been for a moment: see `settings`), else made afresh.
+fn by_file<V: ?Sized>(
+    map: &Shared<Stamp, V>,
+    path: &Path,
+    make: impl FnOnce() -> Arc<V>,
+) -> Arc<V> {
+    let Some(stamp) = Stamp::of(path) else {
+        return make();
+    };
+    if let Some(hit) = shared_get(map, path, |s| *s == stamp) {
+        return hit;
+    }
+    let value = make();
+    if !stamp.recent(Duration::from_secs(2)) {
+        shared_put(map, path, stamp, Arc::clone(&value));
+    }
+    value
+}
+
+/// A repository's description (the file at `path`), read with `read` when it changed.
+pub(crate) fn description(path: &Path, read: impl FnOnce() -> String) -> Arc<str> {
+    by_file(&DESCRIPTIONS, path, || Arc::from(read()))
+}
+
+/// The bytes of the `HEAD` file at `path` (at most 128), read again when it changed; `None`
+/// when it cannot be read or is longer (no ref git writes there is).
+fn head_bytes(path: &Path) -> Option<Arc<[u8]>> {
+    let bytes = by_file(&HEADS, path, || {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let read = fs::File::open(path).and_then(|f| f.take(129).read_to_end(&mut out));
+        match read {
+            Ok(_) if out.len() < 128 => Arc::from(out),
+            // Not a value any HEAD has: the caller does not cache.
+            _ => Arc::from(vec![0u8; 129]),
+        }
+    });
+    (bytes.len() < 128).then_some(bytes)
+}
+
 /// What the default branch's tip depends on: `HEAD`'s text, and the loose ref it names and
 /// `packed-refs` as files. git writes each of them to a new file renamed into place.
 #[derive(Clone, PartialEq, Eq)]
@@ -204,20 +263,10 @@ struct HeadStamp {
 
 impl HeadStamp {
     fn of(repo: &Path) -> Option<HeadStamp> {
-        use std::io::Read;
+        let bytes = head_bytes(&repo.join("HEAD"))?;
         let mut head = [0u8; 128];
-        let mut file = fs::File::open(repo.join("HEAD")).ok()?;
-        let mut head_len = 0;
-        loop {
-            match file.read(&mut head[head_len..]).ok()? {
-                0 => break,
-                n => head_len += n,
-            }
-            if head_len == head.len() {
-                // Longer than any ref git writes there: not worth caching.
-                return None;
-            }
-        }
+        let head_len = bytes.len();
+        head.get_mut(..head_len)?.copy_from_slice(&bytes);
         let text = std::str::from_utf8(&head[..head_len]).ok()?;
         let loose = match text.trim_end().strip_prefix("ref: ") {
             Some(name) if name.starts_with("refs/") && !name.contains("..") => {

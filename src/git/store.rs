@@ -155,10 +155,13 @@ impl RepoDir {
     /// The settings from `config` (parsed again whenever the file changes). Anything
     /// unreadable counts as private, so a broken file never exposes a repository.
     pub(crate) fn settings(&self) -> Settings {
+        self.shared_settings().as_ref().clone()
+    }
+
+    /// The same, shared with the cache rather than copied.
+    pub(crate) fn shared_settings(&self) -> std::sync::Arc<Settings> {
         let config = self.path.join("config");
         super::cache::settings(&config, || self.parse_settings(&config))
-            .as_ref()
-            .clone()
     }
 
     fn parse_settings(&self, config: &Path) -> Settings {
@@ -270,13 +273,24 @@ impl RepoDir {
         };
         self.config_for_change()?
             .set_str("forgelet.visibility", value)
-            .map_err(|e| self.change_failed(e))
+            .map_err(|e| self.change_failed(e))?;
+        super::listing::settings_changed(&self.path);
+        Ok(())
     }
 
     /// Gives `name` the permission `perm` (replacing an entry of any spelling), or with `None`
     /// removes every entry naming `name` (ignoring case). Each is one atomic write of the
     /// config. Returns whether an entry for `name` was there before.
     pub(crate) fn set_collaborator(&self, name: &str, perm: Option<Perm>) -> Result<bool, String> {
+        let changed = self.change_collaborator(name, perm);
+        // Granting writes the config even when the entry was there; revoking only when it was.
+        if matches!(changed, Ok(true)) || (perm.is_some() && changed.is_ok()) {
+            super::listing::settings_changed(&self.path);
+        }
+        changed
+    }
+
+    fn change_collaborator(&self, name: &str, perm: Option<Perm>) -> Result<bool, String> {
         let mut cfg = self.config_for_change()?;
         let values = collaborator_values(&cfg).map_err(|e| {
             format!(
@@ -345,7 +359,12 @@ impl RepoDir {
 
     /// The first line of git's `description` file, unless it is git's placeholder.
     pub(crate) fn description(&self) -> String {
-        let text = fs::read(self.path.join("description")).unwrap_or_default();
+        let file = self.path.join("description");
+        super::cache::description(&file, || Self::read_description(&file)).to_string()
+    }
+
+    fn read_description(file: &Path) -> String {
+        let text = fs::read(file).unwrap_or_default();
         let text = String::from_utf8_lossy(&text[..text.len().min(4096)]).into_owned();
         let line = text.lines().next().unwrap_or("").trim();
         if line.starts_with("Unnamed repository;") {
@@ -398,7 +417,7 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// A bare repository's folder: `HEAD` a regular file, `objects` and `refs` real folders.
-fn is_repo_dir(path: &Path) -> bool {
+pub(super) fn is_repo_dir(path: &Path) -> bool {
     let is = |p: &str, dir: bool| {
         fs::symlink_metadata(path.join(p))
             .map(|m| if dir { m.is_dir() } else { m.is_file() })
@@ -421,7 +440,7 @@ fn find_entry(dir: &Path, want: &str) -> io::Result<Option<String>> {
 }
 
 /// Names of the real (not symlinked) folders in `dir`; an absent `dir` has none.
-fn real_dirs(dir: &Path) -> io::Result<Vec<String>> {
+pub(super) fn real_dirs(dir: &Path) -> io::Result<Vec<String>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -1,15 +1,18 @@
 //! `GET /` (`front.html`): signed in, your repositories and then those shared with you; signed out, the
-//! repositories anyone may read.
+//! repositories anyone may read; a page at a time. The list comes from the repositories'
+//! listing (`git::listing`), so a page costs what it shows, not what the site holds.
 
 use askama::Template;
 
 use super::{Chrome, PageCall, PageCtx};
 use crate::auth;
 use crate::error::{Error, Result};
+use crate::git::listing::Listing;
 use crate::git::Visibility;
+use crate::request::Request;
 use crate::response::Answer;
 use crate::site::Site;
-use crate::urls::{clone_url, repo_url};
+use crate::urls::{clone_url, home_page_url, repo_url};
 
 pub(crate) struct Entry {
     pub(crate) full_name: String,
@@ -43,33 +46,124 @@ fn compute_last_update(repo: &crate::git::RepoDir) -> String {
     }
 }
 
-/// Every repository the viewer may read, with its owner.
-pub(crate) fn visible(site: &Site, ctx: &PageCtx) -> Result<Vec<(String, Entry)>> {
-    let c = &site.config;
-    let viewer = ctx.viewer.as_ref();
-    let mut out = Vec::new();
-    for r in site
-        .repos
-        .list()
-        .map_err(|e| Error::internal("listing repositories", e))?
-    {
-        let settings = r.settings();
-        if !auth::access(viewer, &r.owner, &settings, c.anonymous_read).may_read() {
-            continue;
+/// Repositories on one page of the front page, the dashboard or an owner's page.
+pub(crate) const REPOS_PAGE_SIZE: usize = 50;
+
+/// The page a request asks for (`?page=N`, from 1).
+pub(crate) fn page_number(req: &Request) -> usize {
+    req.query_param("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|&p| p >= 1)
+        .unwrap_or(1)
+}
+
+/// The positions in the listing of the repositories the viewer may read, in the listing's order
+/// (owner, then name): theirs, then the others. Worked out from what the listing keeps, as
+/// `auth::access` decides (the owner and admins read all of theirs, admins everything, anyone
+/// signed in what is public or names them a collaborator, anonymous what is public when the site
+/// allows it), so a page costs what it shows; each shown entry checks again with `auth::access`.
+pub(crate) fn readable(site: &Site, ctx: &PageCtx, listing: &Listing) -> (Vec<usize>, Vec<usize>) {
+    let Some(v) = ctx.viewer.as_ref() else {
+        let public = if site.config.anonymous_read {
+            listing.public.clone()
+        } else {
+            Vec::new()
+        };
+        return (Vec::new(), public);
+    };
+    let own = listing.owned_by(&v.name);
+    let others = if v.admin {
+        (0..own.start).chain(own.end..listing.repos.len()).collect()
+    } else {
+        merged(&listing.public, listing.collaborations(&v.name))
+            .filter(|i| !own.contains(i))
+            .collect()
+    };
+    (own.collect(), others)
+}
+
+/// Two ascending lists as one, without repeats.
+fn merged<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+        (Some(x), Some(y)) if x == y => {
+            b.next();
+            a.next()
         }
-        out.push((
-            r.owner.clone(),
-            Entry {
+        (Some(x), Some(y)) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// The positions of `owner`'s repositories the viewer may read.
+pub(crate) fn readable_of(
+    site: &Site,
+    ctx: &PageCtx,
+    listing: &Listing,
+    owner: &str,
+) -> Vec<usize> {
+    listing
+        .owned_by(owner)
+        .filter(|&i| {
+            listing.repos.get(i).is_some_and(|r| {
+                auth::access(
+                    ctx.viewer.as_ref(),
+                    &r.dir.owner,
+                    &r.settings,
+                    site.config.anonymous_read,
+                )
+                .may_read()
+            })
+        })
+        .collect()
+}
+
+/// Every repository, from the listing.
+pub(crate) fn listing(site: &Site) -> Result<std::sync::Arc<Listing>> {
+    site.repos
+        .listing()
+        .map_err(|e| Error::internal("listing repositories", e))
+}
+
+/// The entries shown for `page`, each checked against its settings as they are now (the
+/// listing may be older): one the viewer may no longer read is left out.
+pub(crate) fn entries(
+    site: &Site,
+    ctx: &PageCtx,
+    listing: &Listing,
+    shown: &[usize],
+) -> Vec<Entry> {
+    let c = &site.config;
+    shown
+        .iter()
+        .filter_map(|&i| {
+            let r = &listing.repos.get(i)?.dir;
+            let settings = r.shared_settings();
+            if !auth::access(ctx.viewer.as_ref(), &r.owner, &settings, c.anonymous_read).may_read()
+            {
+                return None;
+            }
+            Some(Entry {
                 full_name: format!("{}/{}", r.owner, r.name),
                 url: repo_url(&c.base_path, &r.owner, &r.name),
                 clone_url: clone_url(&c.base_url, &r.owner, &r.name),
                 description: r.description(),
                 private: settings.visibility == Visibility::Private,
-                updated: last_update(&r),
-            },
-        ));
+                updated: last_update(r),
+            })
+        })
+        .collect()
+}
+
+/// The part of `all` on page `page`, or `None` past the last page (the first page always exists).
+pub(crate) fn page_of<T>(all: &[T], page: usize) -> Option<&[T]> {
+    let skip = (page - 1).saturating_mul(REPOS_PAGE_SIZE);
+    if skip >= all.len() && page > 1 {
+        return None;
     }
-    Ok(out)
+    let end = skip.saturating_add(REPOS_PAGE_SIZE).min(all.len());
+    Some(all.get(skip..end).unwrap_or_default())
 }
 
 #[derive(Template)]
@@ -79,24 +173,53 @@ struct FrontPage {
     own: Vec<Entry>,
     others: Vec<Entry>,
     signed_in: bool,
+    /// How many the viewer owns, over every page.
+    own_total: usize,
+    /// How many there are to show, over every page.
+    total: usize,
+    newer: Option<String>,
+    older: Option<String>,
 }
 
-/// `GET /`: the repositories the viewer may read, their own first.
+/// `GET /?page=N`: the repositories the viewer may read, their own first, a page at a time.
 pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let (req, ctx) = (c.req, c.ctx);
-    let viewer = ctx.viewer.as_ref();
-    let (own, others): (Vec<_>, Vec<_>) = visible(site, ctx)?
-        .into_iter()
-        .partition(|(o, _)| viewer.is_some_and(|v| v.name.eq_ignore_ascii_case(o)));
+    let listing = listing(site)?;
+    let (own, others) = readable(site, ctx, &listing);
+    let own_total = own.len();
+    let total = own_total + others.len();
+    let page = page_number(req);
+    let skip = (page - 1).saturating_mul(REPOS_PAGE_SIZE);
+    if skip >= total && page > 1 {
+        return Err(Error::NotFound);
+    }
+    let own_part: Vec<usize> = own
+        .iter()
+        .copied()
+        .skip(skip)
+        .take(REPOS_PAGE_SIZE)
+        .collect();
+    let other_part: Vec<usize> = others
+        .iter()
+        .copied()
+        .skip(skip.saturating_sub(own_total))
+        .take(REPOS_PAGE_SIZE - own_part.len())
+        .collect();
+    let base = &site.config.base_path;
     ctx.render(
         site,
         req,
         200,
         &FrontPage {
             chrome: ctx.chrome(site),
-            own: own.into_iter().map(|(_, e)| e).collect(),
-            others: others.into_iter().map(|(_, e)| e).collect(),
-            signed_in: viewer.is_some(),
+            own: entries(site, ctx, &listing, &own_part),
+            others: entries(site, ctx, &listing, &other_part),
+            signed_in: ctx.viewer.is_some(),
+            own_total,
+            total,
+            newer: (page > 1).then(|| home_page_url(base, page - 1)),
+            older: (page.saturating_mul(REPOS_PAGE_SIZE) < total)
+                .then(|| home_page_url(base, page + 1)),
         },
     )
     .map(Answer::from)
