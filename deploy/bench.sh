@@ -61,7 +61,11 @@
 #   7. prints a summary; stops what it started on exit; keeps the cached repositories
 #
 # Environment (optional):
-#   BENCH_SIZE     medium (default: ~3000 commits, ~35 MB packed) or small (~300 commits, ~4 MB)
+#   BENCH_SIZE     medium (default: ~3000 commits, ~35 MB packed), small (~300 commits, ~4 MB) or
+#                  large (100,000 commits, 1,587 tags, a 445 MB pack: deploy/gen-bench-repos.sh
+#                  makes it, the first time in about 6 minutes on 2 cores, and caches it under
+#                  target/bench/ as repo-large.git; the clones take minutes each, so a quick look
+#                  is BENCH_ROUNDS=1)
 #   BENCH_ROUNDS   timed rounds (default 7), after one warm-up round
 #   BENCH_RSS      1 runs D, 0 skips it (default: 1 for medium, 0 for small; generating the 300 MB
 #                  repository the first time takes a while, and the push and clone about a minute)
@@ -105,7 +109,8 @@ say() {
 case $size in
     medium) commits=3000 bin_every=40 bin_size=409600 rss_default=1 ;;
     small) commits=300 bin_every=40 bin_size=409600 rss_default=0 ;;
-    *) die "BENCH_SIZE must be medium or small, not '$size'" ;;
+    large) commits=100000 bin_every=700 bin_size=0 rss_default=0 ;;
+    *) die "BENCH_SIZE must be medium, small or large, not '$size'" ;;
 esac
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive whole number, not '$rounds'"
 rss=${BENCH_RSS:-$rss_default}
@@ -310,26 +315,32 @@ PERL
 }
 
 # The cache is keyed by the generator's own text and its arguments: changing either regenerates.
-repo_version="generator $(generator | cksum | cut -d' ' -f1) commits=$commits bin_every=$bin_every bin_size=$bin_size"
 repo=$bench_dir/repo-$size.git
 stamp=$bench_dir/repo-$size.stamp
 mkdir -p "$bench_dir"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$repo_version" ] && [ -d "$repo" ]; then
-    say "reusing $repo"
+if [ "$size" = large ]; then
+    # The large repository has a generator of its own, which checks its commit ids and caches it.
+    "$script_dir/gen-bench-repos.sh" large || die "deploy/gen-bench-repos.sh large failed (see above)"
+    repo_version=$(cat "$stamp")
 else
-    say "generating $repo ($repo_version)"
-    rm -rf "$repo" "$repo.tmp" "$stamp"
-    gen_start=$(date +%s.%N)
-    git init -q --bare "$repo.tmp"
-    git -C "$repo.tmp" symbolic-ref HEAD refs/heads/main
-    perl -e "$(generator)" "$commits" "$bin_every" "$bin_size" |
-        git -C "$repo.tmp" fast-import --quiet
-    git -C "$repo.tmp" repack -a -d -f -q
-    git -C "$repo.tmp" pack-refs --all
-    git -C "$repo.tmp" prune-packed
-    mv "$repo.tmp" "$repo"
-    printf '%s\n' "$repo_version" >"$stamp"
-    awk -v a="$gen_start" -v b="$(date +%s.%N)" 'BEGIN { printf "generated in %.1f s\n", b - a }'
+    repo_version="generator $(generator | cksum | cut -d' ' -f1) commits=$commits bin_every=$bin_every bin_size=$bin_size"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$repo_version" ] && [ -d "$repo" ]; then
+        say "reusing $repo"
+    else
+        say "generating $repo ($repo_version)"
+        rm -rf "$repo" "$repo.tmp" "$stamp"
+        gen_start=$(date +%s.%N)
+        git init -q --bare "$repo.tmp"
+        git -C "$repo.tmp" symbolic-ref HEAD refs/heads/main
+        perl -e "$(generator)" "$commits" "$bin_every" "$bin_size" |
+            git -C "$repo.tmp" fast-import --quiet
+        git -C "$repo.tmp" repack -a -d -f -q
+        git -C "$repo.tmp" pack-refs --all
+        git -C "$repo.tmp" prune-packed
+        mv "$repo.tmp" "$repo"
+        printf '%s\n' "$repo_version" >"$stamp"
+        awk -v a="$gen_start" -v b="$(date +%s.%N)" 'BEGIN { printf "generated in %.1f s\n", b - a }'
+    fi
 fi
 pack_kib=$(du -sk "$repo/objects/pack" | cut -f1)
 printf 'repository: %s commits on main, %s refs, %s objects, %s pack(s), %.1f MiB packed\n' \
@@ -506,7 +517,7 @@ make_refs() {
 }
 make_loose() {
     cp -a "$repo" "$1"
-    git -C "$1" rev-list main | head -n 2600 | awk '{
+    git -C "$1" rev-list --max-count=2600 main | awk '{
         for (k = 0; k < 3; k++) printf "create refs/heads/loose/%d/b%04d %s\n", k, NR, $1 }' |
         git -C "$1" update-ref --stdin
 }
@@ -1147,8 +1158,20 @@ fi
 # the blob one of the text files (40 to 120 lines).
 web_commit=$(git -C "$repo" rev-parse main~1)
 web_blob=src/d07/file127.txt
+if [ "$size" = large ]; then
+    # The first Rust file of more than 20 KB in src/ on main: a file with a long history.
+    # (awk reads to the end: git must not die of a closed pipe.)
+    web_blob=$(git -C "$repo" ls-tree -r -l main -- src |
+        awk '!found && $4 > 20000 && $5 ~ /[.]rs$/ { print $5; found = 1 }')
+    [ -n "$web_blob" ] || die "the large repository has no Rust file over 20 KB in src/ on main"
+fi
 web_line=$(git -C "$repo" cat-file blob "main:$web_blob" | sed -n 2p)
-[ -n "$web_line" ] || die "$web_blob has no second line on main"
+if [ "$size" = large ]; then
+    # Its first line of more than 20 characters that HTML leaves as it is.
+    web_line=$(git -C "$repo" cat-file blob "main:$web_blob" |
+        awk '!found && length($0) > 20 && $0 !~ /[<>&"\047]/ { print; found = 1 }')
+fi
+[ -n "$web_line" ] || die "$web_blob on main has no line to look for in its page"
 web_pages=(home tree log commit blob)
 web_forgelet=$base/git/bench/$size
 web_forgelet_urls=("$web_forgelet" "$web_forgelet/tree/main" "$web_forgelet/commits/main"
