@@ -179,17 +179,27 @@ fn call_page<'s>(
     handler: pages::Handler,
     stdin: &mut dyn io::Read,
 ) -> Result<Answer<'s>> {
-    if row.need == Need::SignedIn && ctx.viewer.is_none() {
-        // Sign in first, then come back here.
+    // Sign in first, then come back here.
+    let sign_in = || {
         let base = &site.config.base_path;
         let next = format!("{base}{}", req.path);
         let mut r = Response::redirect(303, urls::login_then(base, &next));
         ctx.finish(site, req, &mut r);
-        return Ok(r.into());
+        Ok(r.into())
+    };
+    if row.need == Need::SignedIn && ctx.viewer.is_none() {
+        return sign_in();
     }
     let repo = match row.need {
         Need::Read | Need::Write | Need::Manage => {
-            Some(page_repo(site, ctx.viewer.as_ref(), caps, row.need)?)
+            match page_repo(site, ctx.viewer.as_ref(), caps, row.need) {
+                Ok(repo) => Some(repo),
+                // A page of a repository they may read but not change: someone not signed in
+                // may be its owner, so they are asked to sign in (as GitHub does) rather than
+                // refused. A form posted without a session is still refused.
+                Err(Error::Forbidden(_)) if ctx.viewer.is_none() && !row.form => return sign_in(),
+                Err(e) => return Err(e),
+            }
         }
         Need::Anyone | Need::SignedIn => None,
     };

@@ -761,6 +761,8 @@ fn permission_matrix_every_page_route() {
                     404
                 } else {
                     match (row.need, post) {
+                        // Someone not signed in is asked to sign in; a form is refused.
+                        (Need::Manage, false) if matches!(who, Who::Anonymous) => 303,
                         (Need::Manage, _) if !may_manage => 403,
                         (Need::Write, _)
                             if !matches!(who, Who::WriteCollaborator | Who::Owner | Who::Admin) =>

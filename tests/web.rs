@@ -1545,3 +1545,46 @@ fn old_site_page_addresses_redirect_under_the_prefix() {
     }
     srv.finish();
 }
+
+/// A repository's settings page answered 403 to someone not signed in, though they may be its
+/// owner: they are now sent to sign in, and come back to the page. A form posted without a
+/// session is still refused.
+#[test]
+fn settings_ask_someone_not_signed_in_to_sign_in() {
+    let (site, srv, _) = site_with_private_repo("web_settings_sign_in");
+    site.import_fixture("mixed", "alice/open");
+    let mut b = Browser::default();
+    let settings = site.target("/alice/open/settings");
+    let r = b.get(&srv, &settings);
+    assert_eq!(r.status, 303, "{}", r.describe());
+    let to = r.header("Location").unwrap_or_default().to_string();
+    assert_eq!(to, site.target(&format!("/-/login?next={settings}")));
+    // A private repository is still the same 404 as a missing one.
+    assert_eq!(
+        b.get(&srv, &site.target("/alice/hidden/settings")).status,
+        404
+    );
+    let csrf = csrf_of(&b.get(&srv, &to));
+    let r = b.post(
+        &srv,
+        &site.target("/-/login"),
+        &[
+            ("csrf", &csrf),
+            ("user", "alice"),
+            ("password", TEST_PASSWORD),
+            ("next", &settings),
+        ],
+    );
+    assert_eq!(
+        r.header("Location"),
+        Some(settings.as_str()),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(b.get(&srv, &settings).status, 200);
+    let mut anon = Browser::default();
+    let csrf = csrf_of(&anon.get(&srv, &site.target("/-/login")));
+    let r = anon.post(&srv, &settings, &[("csrf", &csrf), ("action", "general")]);
+    assert_eq!(r.status, 403, "{}", r.describe());
+    srv.finish();
+}
