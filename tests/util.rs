@@ -705,27 +705,12 @@ impl Site {
             ),
             Front::Nginx | Front::Lighttpd => panic!("{front:?} has its own config"),
         };
-        let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
-            .unwrap_or_else(|e| panic!("read {file}: {e}"));
         // Each value a sysadmin edits is one `Define` line.
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let defined = values
-                .iter()
-                .find(|(name, _)| line.starts_with(&format!("Define {name} ")));
-            match defined {
-                Some((name, value)) => out.push(format!("Define {name} \"{value}\"")),
-                None => out.push(line.to_string()),
-            }
-        }
-        for (name, _) in &values {
-            let lines = text
-                .lines()
-                .filter(|l| l.starts_with(&format!("Define {name} ")))
-                .count();
-            assert_eq!(lines, 1, "{file} should define {name} exactly once");
-        }
-        out.join("\n") + "\n"
+        let values: Vec<(String, String)> = values
+            .into_iter()
+            .map(|(name, value)| (format!("Define {name} "), value))
+            .collect();
+        shipped_with(file, &values)
     }
 
     /// Writes Apache's config (its own, loading only the modules forgelet's config needs) and
@@ -807,37 +792,13 @@ impl Site {
 impl Site {
     /// The shipped lighttpd config with its `var.forgelet.*` values set for this site.
     pub fn lighttpd_snippet(&self) -> String {
-        let file = "deploy/lighttpd/forgelet.conf";
-        let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
-            .unwrap_or_else(|e| panic!("read {file}: {e}"));
         let values = [
             ("base", self.opts.base_path.to_string()),
             ("socket", self.socket.display().to_string()),
             ("repos", self.data_dir.join("repos").display().to_string()),
-        ];
-        for (name, _) in &values {
-            let lines = text
-                .lines()
-                .filter(|l| l.starts_with(&format!("var.forgelet.{name} = ")))
-                .count();
-            assert_eq!(
-                lines, 1,
-                "{file} should set var.forgelet.{name} exactly once"
-            );
-        }
-        text.lines()
-            .map(|line| {
-                match values
-                    .iter()
-                    .find(|(name, _)| line.starts_with(&format!("var.forgelet.{name} = ")))
-                {
-                    Some((name, value)) => format!("var.forgelet.{name} = \"{value}\""),
-                    None => line.to_string(),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        ]
+        .map(|(name, value)| (format!("var.forgelet.{name} = "), value));
+        shipped_with("deploy/lighttpd/forgelet.conf", &values)
     }
 
     /// Writes lighttpd's config (its own, including the shipped one) and starts it in the
@@ -900,6 +861,34 @@ fn appending(path: &Path) -> Stdio {
             .open(path)
             .unwrap(),
     )
+}
+
+/// The shipped config `file` with each line that begins with one of `values`' leads (`Define
+/// NAME `, `var.forgelet.NAME = `) set to that lead and its value, quoted. Each lead must begin
+/// exactly one line: the config names each value a sysadmin edits once.
+fn shipped_with(file: &str, values: &[(String, String)]) -> String {
+    let text = fs::read_to_string(Path::new(MANIFEST_DIR).join(file))
+        .unwrap_or_else(|e| panic!("read {file}: {e}"));
+    for (lead, _) in values {
+        let lines = text
+            .lines()
+            .filter(|l| l.starts_with(lead.as_str()))
+            .count();
+        assert_eq!(lines, 1, "{file} should have exactly one line `{lead}...`");
+    }
+    text.lines()
+        .map(|line| {
+            match values
+                .iter()
+                .find(|(lead, _)| line.starts_with(lead.as_str()))
+            {
+                Some((lead, value)) => format!("{lead}\"{value}\""),
+                None => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 fn effective_uid_is_root() -> bool {
