@@ -224,7 +224,7 @@ fn base64(bytes: &[u8]) -> String {
 fn random_hex(n: usize) -> Result<String, String> {
     let mut b = vec![0u8; n];
     getrandom::getrandom(&mut b).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(crate::fsfile::hex(&b))
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 #[cfg(test)]
