@@ -8,8 +8,8 @@
 #                   Goal: forgelet's median at most 1.05x static nginx's.
 #   B. smart clone: `git -c protocol.version=2 clone --bare` through forgelet, next to git's own
 #                   `git http-backend` behind the same nginx (via fcgiwrap), both without any cache.
-#                   Goal: at most 1.0x. (The optional pack-cache goal, 0.9x for repeated clones, is
-#                   not measured: forgelet has no pack cache.)
+#                   Goal: at most 1.0x. forgelet's pack cache is emptied before each of its clones
+#                   (part I measures it).
 #   C. private:     dumb clone of a private copy of the repository, with a user's password in the
 #                   URL, next to the public one, anonymously. Goal: at most 1.2x.
 #   D. memory:      peak RSS (VmHWM) of the forgelet process while a ~300 MB repository is pushed
@@ -32,6 +32,12 @@
 #                   info/refs of a repository with 7,800 loose branches together, four times a
 #                   second, over its idle one (same run, wrk --latency). Goal: at most 2x. (Also
 #                   printed: the same during a closed-loop flood, which only shows CPU saturation.)
+#   I. pack cache:  a real clone's requests recorded once (deploy/record_fetch.py) and replayed with
+#                   curl: cold (forgelet's cache emptied) next to http-backend, goal at most 1.0; a
+#                   cache hit next to nginx sending a static file of the same size, goal at most 1.1
+#                   (at least 10 interleaved rounds), and next to http-backend, goal 5x faster; 32
+#                   identical clones at once (medium and small only): one git pack-objects run,
+#                   total time at most 0.3x http-backend's, forgelet's peak RSS at most 64 MiB.
 #
 # What it does:
 #   1. cargo build --release --locked
@@ -74,7 +80,8 @@
 #                  build, say, for figures before and after a change; same configs and snippet)
 #   BENCH_MANY     1 also runs H: the front page and dashboard with 10,000 repositories against 10
 #                  (deploy/many-repos.sh; making the site once takes minutes). Default 0
-#   BENCH_ONLY     web runs only E (skipping A to D and what only they need); empty runs everything
+#   BENCH_ONLY     web runs only E (skipping A to D and what only they need); cache runs only I;
+#                  empty runs everything
 #   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
 #   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
 #                  fcgiwrap workers for cgit (forgelet's own default is 8 page workers)
@@ -116,9 +123,9 @@ esac
 rss=${BENCH_RSS:-$rss_default}
 case $rss in 0 | 1) ;; *) die "BENCH_RSS must be 0 or 1, not '$rss'" ;; esac
 only=${BENCH_ONLY:-}
-case $only in '' | web) ;; *) die "BENCH_ONLY must be web or empty (everything), not '$only'" ;; esac
+case $only in '' | web | cache) ;; *) die "BENCH_ONLY must be web, cache or empty (everything), not '$only'" ;; esac
 # BENCH_ONLY=web: no clones, so neither D's repository.
-if [ "$only" = web ]; then rss=0; fi
+if [ -n "$only" ]; then rss=0; fi
 web_duration=${BENCH_WEB_DURATION:-5s}
 [[ $web_duration =~ ^[1-9][0-9]*[smh]?$ ]] ||
     die "BENCH_WEB_DURATION must be a wrk duration such as 5s, not '$web_duration'"
@@ -913,6 +920,11 @@ clone() {
             git_clone=(env "GIT_TRACE_PACKET=$run/packet-$name.log" "${git_clone[@]}")
         fi
     fi
+    # B measures git's own pack generation: forgelet's cache is emptied first (the answer is then
+    # made by git and written for the cache, as for any first clone).
+    if [ "$mode" = smart ] && [ "$name" = forgelet ]; then
+        "$bin" --config "$config" cache clear >/dev/null
+    fi
     start=$(date +%s.%N)
     GIT_TRACE_CURL=$trace GIT_TRACE_CURL_NO_DATA=1 GIT_SMART_HTTP=$([ "$mode" = smart ] && echo 1 || echo 0) \
         "${git_clone[@]}" "$url" "$dest" >&2 || die "$mode clone of $name failed"
@@ -944,6 +956,14 @@ verdict() {
         printf 'PASS (goal: at most %s)' "$2"
     else
         printf 'ABOVE GOAL (goal: at most %s)' "$2"
+    fi
+}
+# at_least VALUE GOAL: PASS when VALUE >= GOAL.
+at_least() {
+    if awk -v r="$1" -v g="$2" 'BEGIN { exit !(r >= g) }'; then
+        printf 'PASS (goal: at least %sx)' "$2"
+    else
+        printf 'BELOW GOAL (goal: at least %sx)' "$2"
     fi
 }
 # row LABEL WALL_A WALL_B RATIO HTTP_A HTTP_B: seconds; the HTTP phase shown in milliseconds.
@@ -1024,15 +1044,203 @@ compare() {
     summary+=("$(printf '%-48s %6s  %s' "$name" "$ratio" "$(verdict "$ratio" "$goal")")")
 }
 
-if [ "$only" = web ]; then
-    summary+=("$(printf '%-48s %6s  %s' "A, B, C. clones" - 'skipped (BENCH_ONLY=web)')")
+if [ -n "$only" ]; then
+    summary+=("$(printf '%-48s %6s  %s' "A, B, C. clones" - "skipped (BENCH_ONLY=$only)")")
 else
     compare dumb "$goal_dumb" "A. dumb clone" forgelet "$url_forgelet" static "$url_static"
     compare smart "$goal_smart" "B. smart clone (v2)" forgelet "$url_forgelet" http-backend "$url_hb"
-    summary+=("$(printf '%-48s %6s  %s' "B. smart clone with a pack cache" - \
-        'not measured: forgelet has no pack cache (optional in issue 3)')")
     compare dumb "$goal_private" "C. dumb clone, private vs public" private "$url_private" \
         public "$url_forgelet"
+fi
+
+# --- I. the pack cache ---------------------------------------------------------------------------
+# The server's cost, not git's client-side indexing: the requests of a real `git clone` are
+# recorded once (deploy/record_fetch.py, a loopback proxy in front of nginx) and replayed with
+# curl, the answer discarded; once per run the answers are checked to be packs git accepts
+# (index-pack --strict, then fsck of the source's refs) and the cached answer to be byte for byte
+# the one git made.
+#   I1 cold:    forgelet's cache emptied before each of its replays (the cold answer includes
+#               writing the entry), next to git http-backend. Goal: at most 1.0.
+#   I2 hit:     forgelet answering from its cache (nginx sends the entry with sendfile), next to
+#               nginx sending a static file of the same size. Goal: at most 1.1 (medians of at least
+#               10 interleaved rounds).
+#   I3 hit vs http-backend: goal at least 5x faster.
+#   I4 storm:   32 replays at once, forgelet with an empty cache next to http-backend: git
+#               pack-objects runs (goal 1; http-backend runs 32), total wall time (goal at most 0.3)
+#               and forgelet's peak RSS (goal at most 64 MiB). Run for BENCH_SIZE medium and small.
+pc_rounds=$((rounds < 10 ? 10 : rounds))
+goal_pc_cold=1.0
+goal_pc_hit=1.1
+goal_pc_faster=5
+goal_storm_time=0.3
+storm_clients=32
+# cache_counts: forgelet's hits, misses, passes and stored answers (repos/.cache/counters).
+cache_counts() {
+    od -An -v -tu8 -w32 "$run/data/repos/.cache/counters" 2>/dev/null | awk '{ print $1, $2, $3, $4 }'
+}
+# replay URL OUT: POSTs the recorded fetch to URL/git-upload-pack; prints the seconds it took.
+replay() {
+    local start end code
+    start=$(date +%s.%N)
+    code=$(curl -s -o "$2" -w '%{http_code}' "${replay_headers[@]}" --data-binary "@$replay_body" \
+        "$1/git-upload-pack") || die "replay to $1 failed"
+    end=$(date +%s.%N)
+    [ "$code" = 200 ] || die "replay to $1 answered $code (see $2)"
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", b - a }'
+}
+# curl_static: GETs the cached answer's copy from nginx as a static file; prints the seconds.
+curl_static() {
+    local start end code
+    start=$(date +%s.%N)
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$base/static/answer.pack") || die "static GET failed"
+    end=$(date +%s.%N)
+    [ "$code" = 200 ] || die "the static copy answered $code"
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", b - a }'
+}
+# check_answer FILE NAME: the pack in FILE is complete: indexed strictly, and every ref of the
+# source is connected in it.
+check_answer() {
+    local chk=$run/check-$2.git
+    rm -rf "$chk"
+    git init -q --bare "$chk"
+    python3 "$script_dir/record_fetch.py" pack "$1" | git -C "$chk" index-pack --strict --stdin >/dev/null ||
+        die "the $2 answer is not a pack git accepts (see $1)"
+    git -C "$chk" for-each-ref --format='' >/dev/null
+    printf '%s\n' "$source_list" | awk -F '\t' '{ print "create " $2 " " $1 }' |
+        git -C "$chk" update-ref --stdin || die "the $2 answer lacks a ref's object"
+    git -C "$chk" fsck --connectivity-only --no-progress >&2 ||
+        die "the $2 answer is not complete (git fsck; kept in $chk)"
+    rm -rf "$chk"
+}
+if [ "$only" = web ]; then
+    summary+=("$(printf '%-48s %6s  %s' "I. pack cache" - 'skipped (BENCH_ONLY=web)')")
+else
+    say "I. pack cache: recording a real clone's requests (deploy/record_fetch.py)"
+    rec=$run/recorded
+    mkdir -p "$rec"
+    python3 "$script_dir/record_fetch.py" proxy "$port" "$rec" >"$rec/port" 2>"$rec/log" &
+    rec_pid=$!
+    wait_until "the recording proxy" "$rec_pid" test -s "$rec/port" || die "$(cat "$rec/log")"
+    rm -rf "$run/clones/recorded.git"
+    GIT_SMART_HTTP=1 git -c protocol.version=2 clone --bare -q \
+        "http://127.0.0.1:$(cat "$rec/port")/git/bench/$size.git" "$run/clones/recorded.git" ||
+        die "the recorded clone failed"
+    kill "$rec_pid" 2>/dev/null
+    wait "$rec_pid" 2>/dev/null || true
+    rm -rf "$run/clones/recorded.git"
+    # The fetch is the last POST (protocol v2 lists the refs first).
+    last=$(find "$rec" -name '*.body' | sed 's|.*/||; s|\.body$||' | sort -n | tail -n 1)
+    [ -n "$last" ] || die "no git-upload-pack request was recorded"
+    replay_body=$rec/$last.body
+    replay_headers=()
+    while IFS= read -r line; do
+        replay_headers+=(-H "$line")
+    done <"$rec/$last.headers"
+    printf '  recorded: %s bytes of fetch request (%s)\n' "$(stat -c %s "$replay_body")" \
+        "$(tr '\n' ';' <"$rec/$last.headers")"
+
+    say "I1. cold full clone, replayed: forgelet (cache emptied first) and http-backend; $pc_rounds rounds"
+    cold_f=() cold_h=()
+    for ((r = 1; r <= pc_rounds; r++)); do
+        "$bin" --config "$config" cache clear >/dev/null
+        if ((r % 2)); then
+            cold_f+=("$(replay "$url_forgelet" "$run/answer-forgelet")")
+            cold_h+=("$(replay "$url_hb" "$run/answer-hb")")
+        else
+            cold_h+=("$(replay "$url_hb" "$run/answer-hb")")
+            cold_f+=("$(replay "$url_forgelet" "$run/answer-forgelet")")
+        fi
+        printf '  %-6s forgelet %8.3fs   http-backend %8.3fs\n' "$r" "${cold_f[r - 1]}" "${cold_h[r - 1]}"
+    done
+    check_answer "$run/answer-forgelet" forgelet
+    check_answer "$run/answer-hb" http-backend
+    cp "$run/answer-forgelet" "$run/answer-cold"
+    med_cold_f=$(median "${cold_f[@]}")
+    med_cold_h=$(median "${cold_h[@]}")
+    i1=$(ratio_of "$med_cold_f" "$med_cold_h")
+    printf '  median: forgelet %ss, http-backend %ss: %s  %s\n' "$med_cold_f" "$med_cold_h" "$i1" \
+        "$(verdict "$i1" "$goal_pc_cold")"
+    summary+=("$(printf '%-48s %6s  %s' "I1. cold clone, forgelet/http-backend" "$i1" "$(verdict "$i1" "$goal_pc_cold")")")
+
+    say "I2. repeated full clone (a cache hit, sent by nginx) next to nginx sending a static file of the same size"
+    before=$(cache_counts)
+    replay "$url_forgelet" "$run/answer-hit" >/dev/null
+    after=$(cache_counts)
+    [ "${after%% *}" -gt "${before%% *}" ] || die "the repeated clone was not a cache hit (counts $before -> $after)"
+    cmp -s "$run/answer-hit" "$run/answer-cold" || die "the cached answer differs from the one git made"
+    cp "$run/answer-hit" "$run/static/answer.pack"
+    printf '  the cached answer is the one git made, byte for byte (%s bytes)\n' "$(stat -c %s "$run/answer-hit")"
+    hit_f=() hit_s=()
+    for ((r = 1; r <= pc_rounds; r++)); do
+        if ((r % 2)); then
+            hit_f+=("$(replay "$url_forgelet" "$run/answer-hit")")
+            hit_s+=("$(curl_static)")
+        else
+            hit_s+=("$(curl_static)")
+            hit_f+=("$(replay "$url_forgelet" "$run/answer-hit")")
+        fi
+        printf '  %-6s forgelet %8.4fs   static %8.4fs\n' "$r" "${hit_f[r - 1]}" "${hit_s[r - 1]}"
+    done
+    med_hit_f=$(median "${hit_f[@]}")
+    med_hit_s=$(median "${hit_s[@]}")
+    i2=$(ratio_of "$med_hit_f" "$med_hit_s")
+    i3=$(ratio_of "$med_cold_h" "$med_hit_f")
+    printf '  median: forgelet %ss, static %ss: %s  %s\n' "$med_hit_f" "$med_hit_s" "$i2" "$(verdict "$i2" "$goal_pc_hit")"
+    printf '  http-backend (cold) / forgelet (hit): %sx faster\n' "$i3"
+    summary+=("$(printf '%-48s %6s  %s' "I2. cache hit, forgelet/static file" "$i2" "$(verdict "$i2" "$goal_pc_hit")")")
+    summary+=("$(printf '%-48s %6sx %s' "I3. cache hit vs http-backend (faster)" "$i3" \
+        "$(at_least "$i3" "$goal_pc_faster")")")
+
+    if [ "$size" = large ]; then
+        summary+=("$(printf '%-48s %6s  %s' "I4. clone storm" - 'run with BENCH_SIZE=medium')")
+    else
+        # storm URL NAME: 32 replays at once; prints "SECONDS PACK_OBJECTS PEAK_RSS_KIB".
+        storm() {
+            local start end i watch_out=$run/watch-$2
+            rm -f "$run/storm-stop"
+            python3 "$script_dir/record_fetch.py" watch "$run/storm-stop" "$forgelet_pid" >"$watch_out" &
+            local watch_pid=$!
+            sleep 0.2
+            start=$(date +%s.%N)
+            local -a pids=()
+            for ((i = 0; i < storm_clients; i++)); do
+                replay "$1" "$run/storm-$2-$i" >/dev/null &
+                pids+=($!)
+            done
+            for i in "${pids[@]}"; do
+                wait "$i" || die "a replay of the storm failed"
+            done
+            end=$(date +%s.%N)
+            touch "$run/storm-stop"
+            wait "$watch_pid"
+            for ((i = 0; i < storm_clients; i++)); do
+                cmp -s "$run/storm-$2-$i" "$run/storm-$2-0" || [ "$2" = hb ] ||
+                    die "storm answer $i of $2 differs from the first"
+                rm -f "$run/storm-$2-$i"
+            done
+            printf '%s %s %s\n' "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", b - a }')" \
+                "$(awk '{ print $2 }' "$watch_out")" "$(awk '{ print $4 }' "$watch_out")"
+        }
+        say "I4. clone storm: $storm_clients identical full clones at once (replayed), forgelet with an empty cache, then http-backend"
+        rm -rf "$run/data/repos/.cache"
+        read -r storm_f pack_f rss_f <<<"$(storm "$url_forgelet" forgelet)"
+        read -r storm_h pack_h _ <<<"$(storm "$url_hb" hb)"
+        i4=$(ratio_of "$storm_f" "$storm_h")
+        rss_f_mib=$(awk -v k="$rss_f" 'BEGIN { printf "%.1f", k / 1024 }')
+        printf '  forgelet: %ss, %s pack-objects run(s), peak RSS %s MiB; http-backend: %ss, %s pack-objects runs\n' \
+            "$storm_f" "$pack_f" "$rss_f_mib" "$storm_h" "$pack_h"
+        pack_verdict=$([ "$pack_f" = 1 ] && echo 'PASS (goal: 1)' || echo 'ABOVE GOAL (goal: 1)')
+        summary+=("$(printf '%-48s %6s  %s' "I4. storm: pack-objects runs, forgelet (hb: $pack_h)" "$pack_f" "$pack_verdict")")
+        summary+=("$(printf '%-48s %6s  %s' "I4. storm: wall time, forgelet/http-backend" "$i4" "$(verdict "$i4" "$goal_storm_time")")")
+        summary+=("$(printf '%-48s %6s  %s' "I4. storm: forgelet peak RSS (MiB)" "$rss_f_mib" "$(verdict "$rss_f_mib" "$goal_rss_mib")")")
+    fi
+fi
+if [ "$only" = cache ]; then
+    say "summary"
+    printf '%s\n' "${summary[@]}"
+    printf '(%s repository, nginx %s, %s; BENCH_ONLY=cache)\n' "$size" \
+        "$("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "$(git --version)"
+    exit 0
 fi
 
 # --- 5. memory -----------------------------------------------------------------------------------
@@ -1227,13 +1435,6 @@ web_wrk() {
         }' "$out" || die "no Requests/sec in wrk's output (see $out)"
 }
 # at_least VALUE GOAL: PASS when VALUE >= GOAL.
-at_least() {
-    if awk -v r="$1" -v g="$2" 'BEGIN { exit !(r >= g) }'; then
-        printf 'PASS (goal: at least %sx)' "$2"
-    else
-        printf 'BELOW GOAL (goal: at least %sx)' "$2"
-    fi
-}
 
 say "E. web pages: one GET of each with curl first (200 and the expected content; fills cgit's cache)"
 for ((k = 0; k < ${#web_pages[@]}; k++)); do

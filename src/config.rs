@@ -41,6 +41,22 @@ pub(crate) struct Config {
     pub(crate) git_requires_token: bool,
     pub(crate) server: ServerConfig,
     pub(crate) limits: Limits,
+    pub(crate) pack_cache: PackCacheConfig,
+}
+
+/// The pack cache's bounds (see `packcache`).
+#[derive(Debug, Clone)]
+pub(crate) struct PackCacheConfig {
+    /// Entries together hold at most this much; 0 turns the cache off.
+    pub(crate) max_bytes: u64,
+    /// Sightings of a request before its answer is kept.
+    pub(crate) min_hits: u64,
+    /// Free space left on the data directory's disk.
+    pub(crate) free_bytes: u64,
+    /// How long an identical request waits for the answer being made before it reads it as it grows.
+    pub(crate) follow_wait: Duration,
+    /// Entries unused for this long are removed by maintenance.
+    pub(crate) max_age: Duration,
 }
 
 /// Caps on what one request may cost.
@@ -101,6 +117,29 @@ struct RawConfig {
     git_requires_token: bool,
     server: RawServer,
     limits: RawLimits,
+    pack_cache: RawPackCache,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPackCache {
+    max_mib: i64,
+    min_hits: i64,
+    free_mib: i64,
+    follow_wait: i64,
+    max_age_days: i64,
+}
+
+impl Default for RawPackCache {
+    fn default() -> Self {
+        RawPackCache {
+            max_mib: 4096,
+            min_hits: 2,
+            free_mib: 2048,
+            follow_wait: 20,
+            max_age_days: 7,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -156,6 +195,7 @@ impl Default for RawConfig {
             git_requires_token: false,
             server: RawServer::default(),
             limits: RawLimits::default(),
+            pack_cache: RawPackCache::default(),
         }
     }
 }
@@ -483,6 +523,22 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         ));
     }
 
+    let c = &raw.pack_cache;
+    let pack_cache = PackCacheConfig {
+        max_bytes: (v.count("pack_cache", "max_mib", c.max_mib, 0, 1 << 30)? as u64) << 20,
+        min_hits: v.count("pack_cache", "min_hits", c.min_hits, 1, 1000)? as u64,
+        free_bytes: (v.count("pack_cache", "free_mib", c.free_mib, 0, 1 << 30)? as u64) << 20,
+        follow_wait: Duration::from_secs(v.count(
+            "pack_cache",
+            "follow_wait",
+            c.follow_wait,
+            1,
+            240,
+        )? as u64),
+        max_age: Duration::from_secs(
+            v.count("pack_cache", "max_age_days", c.max_age_days, 1, 3650)? as u64 * 86_400,
+        ),
+    };
     Ok(Config {
         file: file.to_path_buf(),
         data_dir,
@@ -494,6 +550,7 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         anonymous_read: raw.anonymous_read,
         git_requires_token: raw.git_requires_token,
         limits,
+        pack_cache,
         server: ServerConfig {
             listen,
             socket_group,
@@ -642,6 +699,7 @@ mod tests {
             ("", ""),
             ("[server]\n", "[server] "),
             ("[limits]\n", "[limits] "),
+            ("[pack_cache]\n", "[pack_cache] "),
         ] {
             let e = p(&format!("{table}no_such_key = 1\n")).unwrap_err();
             let expected = e
@@ -652,9 +710,9 @@ mod tests {
             let keys: Vec<&str> = expected
                 .split(", ")
                 .map(|k| k.trim().trim_matches('`'))
-                .filter(|k| !matches!(*k, "server" | "limits"))
+                .filter(|k| !matches!(*k, "server" | "limits" | "pack_cache"))
                 .collect();
-            assert!(keys.len() >= 6, "{expected}");
+            assert!(keys.len() >= 5, "{expected}");
             for key in keys {
                 let row = format!("| `{prefix}{key}` |");
                 assert!(readme.contains(&row), "README.md has no row {row}");

@@ -6,6 +6,7 @@ use crate::auth::Accounts;
 use crate::config::Config;
 use crate::git::{RepoDir, RepoStore};
 use crate::gitrun::{DeltaGate, GitRunner, Snapshots};
+use crate::packcache::{Cache, Settings};
 
 /// Everything a request may need, built once at start.
 pub(crate) struct Site {
@@ -20,6 +21,8 @@ pub(crate) struct Site {
     pub(crate) archives: Snapshots,
     /// Whether a large raw file stored as a delta is being rebuilt.
     pub(crate) raw_deltas: DeltaGate,
+    /// Answers to fetches kept for the next identical request; `None` when turned off.
+    pub(crate) pack_cache: Option<Cache>,
 }
 
 impl Site {
@@ -27,6 +30,17 @@ impl Site {
     pub(crate) fn new(config: Config) -> std::result::Result<Site, String> {
         let repos = RepoStore::new(config.repos_dir());
         let git = GitRunner::new(&config);
+        let c = &config.pack_cache;
+        let pack_cache = Cache::new(
+            &config.repos_dir(),
+            Settings {
+                max_bytes: c.max_bytes,
+                min_hits: c.min_hits,
+                free_bytes: c.free_bytes,
+                follow_wait: c.follow_wait,
+                max_age: c.max_age,
+            },
+        );
         let accounts = Accounts::open(&config.data_dir)?;
         Ok(Site {
             config,
@@ -37,6 +51,7 @@ impl Site {
             assets: Assets::new(),
             archives: Snapshots::default(),
             raw_deltas: DeltaGate::default(),
+            pack_cache,
         })
     }
 }

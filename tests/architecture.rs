@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("packcache", &["fsfile"]),
     // Data: repositories on disk (knowing nothing of users or access), users and access,
     // running git.
-    ("git", &["fsfile", "time"]),
+    ("git", &["fsfile", "packcache", "time"]),
     (
         "auth",
         &[
@@ -44,12 +44,23 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("gitrun", &["config", "request", "response"]),
     // Services: the operations the command line and the pages share.
-    ("repos", &["auth", "config", "fsfile", "git", "time"]),
+    (
+        "repos",
+        &["auth", "config", "fsfile", "git", "packcache", "time"],
+    ),
     ("accounts", &["auth", "git", "repos"]),
     // What every request shares.
     (
         "site",
-        &["assets", "auth", "config", "error", "git", "gitrun"],
+        &[
+            "assets",
+            "auth",
+            "config",
+            "error",
+            "git",
+            "gitrun",
+            "packcache",
+        ],
     ),
     // Answers: downloads git streams, git over HTTP, pages.
     (
@@ -66,6 +77,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "gitrun",
             "keyed",
             "log_limit",
+            "packcache",
             "request",
             "response",
             "site",
@@ -107,7 +119,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "accounts", "auth", "cgi", "config", "fcgi", "git", "gitrun", "repos", "site", "time",
+            "accounts",
+            "auth",
+            "cgi",
+            "config",
+            "fcgi",
+            "git",
+            "gitrun",
+            "packcache",
+            "repos",
+            "site",
+            "time",
         ],
     ),
 ];

@@ -391,9 +391,20 @@ fn stall(port: u16, source: &str, request: &[u8]) -> (std::net::TcpStream, u16) 
 
 /// A protocol v2 fetch of `want`, as git's client posts it.
 fn v2_fetch_request(site: &Site, path: &str, want: &str) -> Vec<u8> {
+    v2_fetch_request_having(site, path, want, "")
+}
+
+/// The same with `have` lines (of objects the server need not have): each `have` makes another
+/// request, answered by git of its own, never by the pack cache's answer to another.
+fn v2_fetch_request_having(site: &Site, path: &str, want: &str, have: &str) -> Vec<u8> {
     let pkt = |s: &str| format!("{:04x}{s}", s.len() + 4);
+    let haves = if have.is_empty() {
+        String::new()
+    } else {
+        pkt(&format!("have {have}\n"))
+    };
     let body = format!(
-        "{}0001{}{}{}0000",
+        "{}0001{}{}{haves}{}0000",
         pkt("command=fetch\n"),
         pkt("ofs-delta\n"),
         pkt(&format!("want {want}\n")),
@@ -1268,10 +1279,15 @@ fn a_slot_is_kept_for_signed_in_users() {
     add_big_commit(&repo, 16 << 20);
     let srv = site.start();
     let head = git_ok(&repo, &["rev-parse", "HEAD"]).trim().to_string();
-    let request = v2_fetch_request(&site, "/alice/big.git/git-upload-pack", &head);
-    // Three addresses, one slot each (git_per_address = 1): the three anonymous slots.
+    // Three addresses, one slot each (git_per_address = 1): the three anonymous slots. Three
+    // different requests, each run by git (identical ones would share one run of git).
     let stalled: Vec<_> = (2..5)
-        .map(|i| stall(srv.port, &format!("127.0.0.{i}"), &request).0)
+        .map(|i| {
+            let have = format!("{i:040}");
+            let request =
+                v2_fetch_request_having(&site, "/alice/big.git/git-upload-pack", &head, &have);
+            stall(srv.port, &format!("127.0.0.{i}"), &request).0
+        })
         .collect();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while processes_in(&repo)

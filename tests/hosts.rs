@@ -55,6 +55,32 @@ fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
     );
     assert_clone_matches(&public, &clone);
 
+    // The same clone again: answered from the pack cache, handed to the web server (X-Sendfile
+    // on the POST) or sent by forgelet.
+    let hits = |site: &Site| {
+        let c = fs::read(site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
+        c.get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .unwrap_or(0)
+    };
+    let before = hits(&site);
+    let again = tmp.join("clone-v2-again");
+    let out = run(smart_git(&tmp)
+        .args(["-c", "protocol.version=2", "clone"])
+        .arg(site.url("/alice/pub.git"))
+        .arg(&again));
+    assert!(
+        out.status.success(),
+        "{what}: a clone from the pack cache: {}",
+        all_output(&out)
+    );
+    assert_eq!(
+        hits(&site),
+        before + 1,
+        "{what}: the second clone was not a cache hit"
+    );
+    assert_clone_matches(&public, &again);
+
     // A dumb clone: loose objects and packs sent by the web server (X-Sendfile) or by forgelet.
     let dumb = tmp.join("clone-dumb");
     let out = run(git(&tmp)

@@ -352,7 +352,11 @@ impl Site {
              \n\
              [server]\n\
              listen = \"unix:{socket}\"\n\
-             {extra}\n",
+             {extra}\n\
+             \n\
+             [pack_cache]\n\
+             min_hits = 1\n\
+             free_mib = 0\n",
             data = data_dir.display(),
             base = opts.base_path,
             sendfile = opts.sendfile,
@@ -509,7 +513,8 @@ impl Site {
             // owns the data.
             let mut config = fs::read_to_string(&self.config).unwrap();
             if !config.contains("socket_group") {
-                config.push_str("socket_group = \"www-data\"\n");
+                config =
+                    config.replacen("[server]\n", "[server]\nsocket_group = \"www-data\"\n", 1);
                 fs::write(&self.config, config).unwrap();
             }
             if front == Front::ApacheCgi {

@@ -4,6 +4,7 @@
 //! and print; they work on the same files the server reads, as the data directory's owner.
 
 mod args;
+mod cache;
 mod check;
 mod doctor;
 mod repo;
@@ -51,6 +52,8 @@ commands:
   repo purge OWNER/NAME                  drop objects no branch or tag reaches (after a force-push of a secret)
   repo grant OWNER/NAME USER read|write  make USER a collaborator
   repo revoke OWNER/NAME USER            remove USER from the collaborators
+  cache                                  what the pack cache holds, and how many fetches it answered
+  cache clear                            take every answer out of the pack cache
 
 OWNER is a user's name: add the user before their repositories.
 
@@ -126,6 +129,14 @@ pub fn run() -> i32 {
         (Some("check"), Some(extra)) => {
             usage_error(&format!("check takes no arguments, found {extra:?}"))
         }
+        (Some("cache"), None) => with_config(&config_path, cache::status),
+        (Some("cache"), Some("clear")) if words.len() == 2 => {
+            with_config(&config_path, cache::clear)
+        }
+        (Some("cache"), Some(_)) => usage_error(&format!(
+            "cache takes no argument or `clear`, found {:?}",
+            words[1..].join(" ")
+        )),
         (Some("doctor"), _) => doctor::run(&config_path, &words[1..]),
         (Some("repo"), _) => repo::run(&config_path, &words[1..]),
         (Some("user"), _) => user::run(&config_path, &words[1..]),

@@ -190,6 +190,7 @@ impl Archive {
                 head.no_cache();
                 head.write_cgi(out, false)
             },
+            None,
         );
         let failed = !ended.status.as_ref().is_ok_and(|s| s.success());
         match ended.sent {

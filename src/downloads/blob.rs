@@ -168,6 +168,7 @@ impl BlobStream {
                 Some(h) => h(first).write_cgi(out, true),
                 None => Ok(()),
             },
+            None,
         );
         let stderr = String::from_utf8_lossy(&ended.stderr);
         match ended.sent {

@@ -13,8 +13,9 @@
 //! for the settings page.
 //!
 //! The caches follow: a worker's opened repository is opened again once the pack folder changed
-//! (see `cache`), and the files forgelet made for the web server to send (`forgelet-cache/`) are
-//! removed; no other cache holds objects.
+//! (see `cache`), the files forgelet made for the web server to send (`forgelet-cache/`) are
+//! removed, and so are the repository's answers in the pack cache (`packcache`); no other
+//! cache holds objects.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -133,6 +134,11 @@ pub(crate) fn purge(
             fsfile::lock(&site_lock)?
         }
     };
+    // Answers cached from before the purge may hold what it removes: none is used from now
+    // on (the generation is raised), and none is left (again at the end, for those made
+    // while it ran).
+    let pack_cache = crate::packcache::store::Store::new(&data_dir.join("repos"));
+    crate::packcache::identity::forget(repo, &pack_cache)?;
     step("waiting for pushes to finish", &mut say)?;
     let until = Instant::now() + WAIT_FOR_PUSHES;
     let _lock = loop {
@@ -196,6 +202,10 @@ pub(crate) fn purge(
             write_status(repo, "failed", crate::time::now(), &why)?;
             return Err(why);
         }
+    }
+    if let Err(why) = crate::packcache::identity::forget(repo, &pack_cache) {
+        write_status(repo, "failed", crate::time::now(), &why)?;
+        return Err(why);
     }
     write_status(repo, "done", crate::time::now(), "")?;
     say("done");

@@ -14,13 +14,16 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::config::Limits;
+use crate::config::{Handoff, Limits};
 use crate::error::{Error, Result};
 use crate::git::{maintenance, RepoDir};
 use crate::gitrun::child::{self, ChildGuard};
-use crate::gitrun::{busy_response, temp_file, GitRunner};
+use crate::gitrun::{busy_response, temp_file, GitRunner, BASE_SETTINGS};
+use crate::packcache::key::{self, FetchRequest, Protocol};
+use crate::packcache::store::{Entry, Growing, Grown, Store};
+use crate::packcache::{identity, Cache, Event, Followed, Lookup};
 use crate::request::Request;
-use crate::response::{Answer, Response, Stream};
+use crate::response::{Answer, Body, Response, Stream};
 use crate::site::Site;
 
 use super::GitCall;
@@ -97,6 +100,27 @@ pub(crate) struct Identity {
 /// Request bodies up to this size stay in memory; larger fetch requests spill to a temp file.
 const SPILL_AT: usize = 4 << 20;
 
+/// The `-c` settings every `git upload-pack` and `git receive-pack` forgelet runs gets (after
+/// the runner's own).
+fn service_settings(limits: &Limits) -> Vec<String> {
+    vec![
+        "uploadpack.allowFilter=true".to_string(),
+        // Only the filters partial clone needs; `sparse:oid` makes git read a blob the
+        // client names whole, and combinations multiply the work.
+        "uploadpackfilter.allow=false".to_string(),
+        "uploadpackfilter.blob:none.allow=true".to_string(),
+        "uploadpackfilter.blob:limit.allow=true".to_string(),
+        "uploadpackfilter.tree.allow=true".to_string(),
+        "uploadpackfilter.tree.maxDepth=0".to_string(),
+        "uploadpack.keepAlive=5".to_string(),
+        "receive.fsckObjects=true".to_string(),
+        "receive.autogc=false".to_string(),
+        "receive.keepAlive=5".to_string(),
+        format!("receive.maxInputSize={}", limits.push_bytes),
+        "core.logAllRefUpdates=true".to_string(),
+    ]
+}
+
 /// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist.
 fn command(
     runner: &GitRunner,
@@ -117,22 +141,7 @@ fn command(
     }
     // Settings on the command line are "protected" configuration, like the system file, so
     // safe.directory is honoured there; the host's own files are shut out above.
-    for setting in [
-        "uploadpack.allowFilter=true".to_string(),
-        // Only the filters partial clone needs; `sparse:oid` makes git read a blob the
-        // client names whole, and combinations multiply the work.
-        "uploadpackfilter.allow=false".to_string(),
-        "uploadpackfilter.blob:none.allow=true".to_string(),
-        "uploadpackfilter.blob:limit.allow=true".to_string(),
-        "uploadpackfilter.tree.allow=true".to_string(),
-        "uploadpackfilter.tree.maxDepth=0".to_string(),
-        "uploadpack.keepAlive=5".to_string(),
-        "receive.fsckObjects=true".to_string(),
-        "receive.autogc=false".to_string(),
-        "receive.keepAlive=5".to_string(),
-        format!("receive.maxInputSize={}", limits.push_bytes),
-        "core.logAllRefUpdates=true".to_string(),
-    ] {
+    for setting in service_settings(limits) {
         c.arg("-c").arg(setting);
     }
     c.arg(service.command()).arg("--stateless-rpc");
@@ -240,16 +249,14 @@ fn exchange<'s>(site: &'s Site, c: &GitCall<'_>, service: Service) -> Answer<'s>
             gzip: req.gzipped(),
             content_length: req.content_length(),
         },
-        runner: &site.git,
-        limits: &site.config.limits,
+        site,
     }))
 }
 
-/// An exchange and what it runs under.
+/// An exchange and the site it runs in.
 struct Running<'s> {
     rpc: Rpc,
-    runner: &'s GitRunner,
-    limits: &'s Limits,
+    site: &'s Site,
 }
 
 impl Stream for Running<'_> {
@@ -259,7 +266,7 @@ impl Stream for Running<'_> {
         out: &mut (dyn Write + Send),
         _head_only: bool,
     ) -> io::Result<()> {
-        self.rpc.run(self.runner, self.limits, input, out)
+        self.rpc.run(self.site, input, out)
     }
 }
 
@@ -285,11 +292,11 @@ impl Rpc {
     /// Runs the exchange, writing a CGI response to `out`.
     pub(crate) fn run(
         self,
-        runner: &GitRunner,
-        limits: &Limits,
+        site: &Site,
         input: &mut (dyn Read + Send),
         out: &mut (dyn Write + Send),
     ) -> io::Result<()> {
+        let (runner, limits) = (&site.git, &site.config.limits);
         let cap = match self.service {
             Service::UploadPack => limits.fetch_request_bytes,
             Service::ReceivePack => limits.push_bytes,
@@ -313,7 +320,13 @@ impl Rpc {
                     MALFORMED_LOG.warn(&format!("{label}: refused a fetch request: {why}"));
                     return bad_request(why).write_cgi(out, false);
                 }
-                self.exchange(runner, limits, Box::new(body), out, &label)
+                if let Some(cache) = &site.pack_cache {
+                    if let Some(plan) = self.cache_plan(site, &body, &label) {
+                        return self.through_cache(site, cache, plan, body, out, &label);
+                    }
+                }
+                self.exchange(runner, limits, Box::new(body), out, &label, None)
+                    .0
             }
             Service::ReceivePack => {
                 // Held for the whole push: a purge waits for it, and none starts meanwhile.
@@ -327,12 +340,14 @@ impl Rpc {
                     }
                 };
                 let body = CappedReader::new(decoded(input, self.gzip), cap);
-                self.exchange(runner, limits, Box::new(body), out, &label)
+                self.exchange(runner, limits, Box::new(body), out, &label, None)
+                    .0
             }
         }
     }
 
-    /// Takes a slot, starts git, feeds it `body` while its output is streamed to `out`.
+    /// Takes a slot, starts git, feeds it `body` while its output is streamed to `out` (and to
+    /// `record`, when given). Also says whether git answered in full and succeeded.
     fn exchange(
         &self,
         runner: &GitRunner,
@@ -340,10 +355,11 @@ impl Rpc {
         body: Box<dyn Read + Send + '_>,
         out: &mut (dyn Write + Send),
         label: &str,
-    ) -> io::Result<()> {
+        record: Option<&mut (dyn Write + Send)>,
+    ) -> (io::Result<()>, bool) {
         let slot = match runner.slot(&self.client, self.who.user.is_none()) {
             Ok(s) => s,
-            Err(busy) => return busy_response(busy).write_cgi(out, false),
+            Err(busy) => return (busy_response(busy).write_cgi(out, false), false),
         };
         let mut c = command(
             runner,
@@ -357,9 +373,8 @@ impl Rpc {
         let child = match runner.spawn(&mut c) {
             Ok(child) => child,
             Err(e) => {
-                return Error::internal(&format!("{label}: cannot run git"), e)
-                    .into_response()
-                    .write_cgi(out, false)
+                let r = Error::internal(&format!("{label}: cannot run git"), e).into_response();
+                return (r.write_cgi(out, false), false);
             }
         };
         let deadline = limits.git_deadline;
@@ -372,7 +387,22 @@ impl Rpc {
             &runner.spool,
             out,
             &mut |out, _| write_head(service, out),
+            record,
         );
+        let succeeded = !ended.timed_out
+            && ended.feed.is_ok()
+            && ended.status.as_ref().is_ok_and(|s| s.success());
+        (self.ended(ended, out, label, deadline), succeeded)
+    }
+
+    /// Answers for a git that ended (the log, or the whole answer when git said nothing).
+    fn ended(
+        &self,
+        ended: child::Ended,
+        out: &mut (dyn Write + Send),
+        label: &str,
+        deadline: std::time::Duration,
+    ) -> io::Result<()> {
         let stderr = String::from_utf8_lossy(&ended.stderr);
         let stderr = stderr.trim();
         let command = self.service.command();
@@ -436,6 +466,230 @@ impl Rpc {
             Err(e) => {
                 log::debug!("{label}: client went away during {command}: {e}");
                 Err(e)
+            }
+        }
+    }
+}
+
+/// What the pack cache needs to know of a cacheable fetch.
+struct CachePlan {
+    group: String,
+    key: String,
+    /// No `have`s: a clone.
+    full: bool,
+    /// The refs when the key was made (a push meanwhile makes git's answer another one's).
+    refs: Vec<u8>,
+}
+
+/// The refs of `repo` and what they point at, and `HEAD`: what a push changes.
+fn ref_state(repo: &Path) -> io::Result<Vec<u8>> {
+    let snap = crate::git::refs::snapshot(repo)?;
+    let mut out = std::fs::read(repo.join("HEAD"))?;
+    for r in &snap.refs {
+        out.extend_from_slice(&r.name);
+        out.push(0);
+        out.extend_from_slice(r.target.as_bytes());
+        if let Some(p) = r.peeled {
+            out.extend_from_slice(p.as_bytes());
+        }
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// `sha256` when the repository's config says so, else `sha1`.
+fn object_format(repo: &Path) -> &'static str {
+    let config = std::fs::read_to_string(repo.join("config")).unwrap_or_default();
+    let sha256 = config.lines().any(|l| {
+        let l = l.trim().to_ascii_lowercase();
+        l.starts_with("objectformat") && l.ends_with("sha256")
+    });
+    if sha256 {
+        "sha256"
+    } else {
+        "sha1"
+    }
+}
+
+impl Rpc {
+    /// The cache key of a fetch, when its answer may be cached.
+    fn cache_plan(&self, site: &Site, body: &Spooled, label: &str) -> Option<CachePlan> {
+        // Larger requests (tens of thousands of haves) are one client's own.
+        let Spooled::Memory(bytes) = body else {
+            return None;
+        };
+        let protocol = match self.version {
+            Some(2) => Protocol::V2,
+            _ => Protocol::V0,
+        };
+        let req = match FetchRequest::parse(bytes.get_ref(), protocol) {
+            Ok(r) => r,
+            Err(why) => {
+                log::debug!("{label}: a fetch not cached: {why:?}");
+                return None;
+            }
+        };
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            log::warn!("{label}: the pack cache cannot {what}: {e}");
+        };
+        let id = identity::of(&self.repo.path)
+            .map_err(|e| fail("know the repository", &e))
+            .ok()?;
+        let refs = ref_state(&self.repo.path)
+            .map_err(|e| fail("read the refs", &e))
+            .ok()?;
+        let git_version = site.git.version();
+        if git_version.is_empty() {
+            return None;
+        }
+        let mut settings: Vec<String> = BASE_SETTINGS.iter().map(|s| s.to_string()).collect();
+        settings.extend(service_settings(&site.config.limits));
+        settings.push("upload-pack --stateless-rpc --strict".into());
+        settings.push(format!(
+            "GIT_PROTOCOL=version={}",
+            self.version.unwrap_or(0)
+        ));
+        let key = key::key(
+            &req,
+            &key::Context {
+                repository: &id.key,
+                ref_state: &refs,
+                git_version,
+                settings: &settings,
+                object_format: object_format(&self.repo.path),
+                purge_generation: id.generation,
+            },
+        );
+        Some(CachePlan {
+            group: id.group,
+            key,
+            full: !req.has_haves(),
+            refs,
+        })
+    }
+
+    /// A cacheable fetch: answered from the cache, or by git with its answer kept.
+    fn through_cache(
+        &self,
+        site: &Site,
+        cache: &Cache,
+        plan: CachePlan,
+        body: Spooled,
+        out: &mut (dyn Write + Send),
+        label: &str,
+    ) -> io::Result<()> {
+        let (runner, limits) = (&site.git, &site.config.limits);
+        let uncached = |body: Spooled, out: &mut (dyn Write + Send)| {
+            cache.count(Event::Pass);
+            self.exchange(runner, limits, Box::new(body), out, label, None)
+                .0
+        };
+        match cache.lookup(&plan.group, &plan.key, plan.full) {
+            Lookup::Hit(entry) => match send_entry(site, &plan, entry, out) {
+                Ok(true) => {
+                    cache.count(Event::Hit);
+                    Ok(())
+                }
+                Ok(false) => uncached(body, out),
+                Err(e) => Err(e),
+            },
+            Lookup::Lead(mut lead) => {
+                cache.count(Event::Miss);
+                let (sent, succeeded) =
+                    self.exchange(runner, limits, Box::new(body), out, label, Some(&mut lead));
+                // A push while git ran: the answer may be the new refs' one.
+                let same_refs = ref_state(&self.repo.path).is_ok_and(|r| r == plan.refs);
+                lead.finish(succeeded && same_refs);
+                sent
+            }
+            Lookup::Follow(follow) => match follow.wait() {
+                Followed::Hit(entry) => match send_entry(site, &plan, entry, out) {
+                    Ok(true) => {
+                        cache.count(Event::Hit);
+                        Ok(())
+                    }
+                    Ok(false) => uncached(body, out),
+                    Err(e) => Err(e),
+                },
+                Followed::Growing(growing) => {
+                    cache.count(Event::Hit);
+                    send_growing(growing, out, limits.git_deadline, label)
+                }
+                Followed::Gone => uncached(body, out),
+            },
+            Lookup::Pass(why) => {
+                log::debug!("{label}: a fetch answered without the pack cache: {why}");
+                uncached(body, out)
+            }
+        }
+    }
+}
+
+/// A cached answer: handed to the web server (nginx turns the internal redirect of the POST
+/// into a GET of the file), or sent by forgelet. False when it is gone (nothing was sent).
+fn send_entry(
+    site: &Site,
+    plan: &CachePlan,
+    entry: Entry,
+    out: &mut (dyn Write + Send),
+) -> io::Result<bool> {
+    let mut r = Response::new(200);
+    r.header("Content-Type", Service::UploadPack.result_type());
+    r.no_cache();
+    match site.config.sendfile {
+        Handoff::XAccelRedirect => r.header(
+            "X-Accel-Redirect",
+            format!(
+                "{}/{}",
+                site.config.internal_prefix,
+                Store::relative(&plan.group, &plan.key)
+            ),
+        ),
+        Handoff::XSendfile => r.header("X-Sendfile", entry.path.to_string_lossy().into_owned()),
+        Handoff::None => {
+            // Evicted since it was found (renamed aside): git answers instead.
+            let Ok(file) = File::open(&entry.path) else {
+                return Ok(false);
+            };
+            r.body = Body::File {
+                file,
+                start: 0,
+                len: entry.len,
+            };
+        }
+    }
+    r.write_cgi(out, false).map(|()| true)
+}
+
+/// An answer read as another run of git writes it.
+fn send_growing(
+    mut growing: Growing,
+    out: &mut (dyn Write + Send),
+    deadline: std::time::Duration,
+    label: &str,
+) -> io::Result<()> {
+    write_head(Service::UploadPack, out)?;
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        match growing.read(&mut buf)? {
+            Grown::Bytes(n) => {
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+            }
+            Grown::Waiting if started.elapsed() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Grown::Waiting => {
+                return Err(io::Error::other(format!(
+                    "{label}: the answer being made took longer than the deadline"
+                )))
+            }
+            Grown::Complete => return Ok(()),
+            Grown::Abandoned => {
+                return Err(io::Error::other(format!(
+                    "{label}: the answer being made was given up"
+                )))
             }
         }
     }

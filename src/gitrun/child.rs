@@ -348,7 +348,10 @@ pub(crate) struct Ended {
 /// Runs a started child to its end: feeds `input` (when given) to its stdin, streams its
 /// stdout to `out` (calling `head` with the first part before it goes out), keeps its stderr, stops it at
 /// `deadline`. `held` (the git slot, and whatever else counts running git) is dropped as soon
-/// as git has exited, before a slow client has taken all of its output.
+/// as git has exited, before a slow client has taken all of its output. `record`, when given,
+/// gets git's output too, as git writes it (at git's pace, not the client's); its errors are
+/// its own business.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<H: Send>(
     mut guard: ChildGuard,
     held: H,
@@ -357,6 +360,7 @@ pub(crate) fn run<H: Send>(
     budget: &SpoolBudget,
     out: &mut (dyn Write + Send),
     head: &mut WriteHead<'_>,
+    mut record: Option<&mut (dyn Write + Send)>,
 ) -> Ended {
     let killer = guard.killer();
     let stdin: Option<ChildStdin> = guard.child.stdin.take();
@@ -418,6 +422,9 @@ pub(crate) fn run<H: Send>(
                     // Our end of the pipe failed: the end of the output.
                     Err(_) => break,
                 };
+                if let Some(r) = record.as_mut() {
+                    let _ = r.write_all(&buf[..n]);
+                }
                 if !spool.push(buf[..n].to_vec()) {
                     // The client is gone (git was told to stop): read to the end, unkept.
                     let _ = io::copy(&mut stdout, &mut io::sink());
@@ -559,6 +566,7 @@ mod tests {
                     heads.fetch_add(1, Ordering::SeqCst);
                     Ok(())
                 },
+                None,
             )
         });
         assert!(released.load(Ordering::SeqCst));
@@ -598,6 +606,7 @@ mod tests {
                 &budget,
                 &mut out,
                 &mut |_, _| Ok(()),
+                None,
             )
         });
         assert!(ended.status.unwrap().success());
@@ -635,6 +644,7 @@ mod tests {
             &budget,
             &mut Gone,
             &mut |_, _| Ok(()),
+            None,
         );
         assert!(ended.sent.is_err());
         assert!(!ended.status.unwrap().success());
@@ -654,6 +664,7 @@ mod tests {
             &budget,
             &mut out,
             &mut |_, _| panic!("no head without output"),
+            None,
         );
         assert!(matches!(ended.sent, Ok(false)));
         assert!(out.is_empty());

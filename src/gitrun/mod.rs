@@ -33,7 +33,21 @@ pub(crate) struct GitRunner {
     /// How long a request waits for a slot.
     slot_wait: Duration,
     pub(crate) spool: SpoolBudget,
+    version: std::sync::OnceLock<String>,
 }
+
+/// What git maps and keeps, bounded so the address-space limit is not reached by honest work:
+/// pack windows, delta search and caches. Passed with `-c` to every git child.
+pub(crate) const BASE_SETTINGS: [&str; 8] = [
+    "safe.directory=*",
+    "core.packedGitLimit=256m",
+    "core.packedGitWindowSize=32m",
+    "core.deltaBaseCacheLimit=64m",
+    "core.bigFileThreshold=64m",
+    "pack.windowMemory=128m",
+    "pack.deltaCacheSize=64m",
+    "pack.threads=1",
+];
 
 /// How long a git request waits for a slot before it gets 503.
 const SLOT_WAIT: Duration = Duration::from_secs(60);
@@ -64,6 +78,7 @@ impl GitRunner {
                 reserved: s.git_reserved,
             }),
             slot_wait: SLOT_WAIT,
+            version: std::sync::OnceLock::new(),
         }
     }
 
@@ -95,23 +110,32 @@ impl GitRunner {
             // glibc makes an arena per thread, each reserving 64 MiB of address space; two
             // keep git's threads within the limit below.
             .env("MALLOC_ARENA_MAX", "2")
-            .arg("-c")
-            .arg("safe.directory=*")
             .process_group(0);
-        // What git maps and keeps, bounded so the address-space limit is not reached by
-        // honest work: pack windows, delta search and caches.
-        for setting in [
-            "core.packedGitLimit=256m",
-            "core.packedGitWindowSize=32m",
-            "core.deltaBaseCacheLimit=64m",
-            "core.bigFileThreshold=64m",
-            "pack.windowMemory=128m",
-            "pack.deltaCacheSize=64m",
-            "pack.threads=1",
-        ] {
+        for setting in BASE_SETTINGS {
             c.arg("-c").arg(setting);
         }
         c
+    }
+
+    /// `git version` of the git children run (asked once per process), e.g. `git version
+    /// 2.47.3`; empty when it cannot be run.
+    pub(crate) fn version(&self) -> &str {
+        self.version.get_or_init(|| {
+            let mut c = self.git();
+            c.arg("version")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            match self
+                .spawn(&mut c)
+                .and_then(|child| child.wait_with_output())
+            {
+                Ok(out) if out.status.success() => {
+                    String::from_utf8_lossy(&out.stdout).trim().to_string()
+                }
+                _ => String::new(),
+            }
+        })
     }
 
     /// Starts a command made by [`GitRunner::git`] and limits its address space to

@@ -126,6 +126,11 @@ impl FetchRequest {
         }
     }
 
+    /// Whether the client says what it has (a fetch), rather than nothing (a clone).
+    pub fn has_haves(&self) -> bool {
+        !self.haves.is_empty()
+    }
+
     /// Reads the body of a `git-upload-pack` POST (inflated when it came gzipped).
     pub fn parse(body: &[u8], protocol: Protocol) -> Result<FetchRequest, NotCached> {
         let lines = pkt_lines(body)?;

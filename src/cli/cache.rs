@@ -1,0 +1,51 @@
+//! `forgelet cache`: what the pack cache holds and has done; `forgelet cache clear`: every
+//! answer taken out of it (a web server about to send one still can: they are deleted by
+//! maintenance after a grace period).
+
+use super::Outcome;
+use crate::config::Config;
+use crate::packcache::{self, store::Store};
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// `forgelet cache`.
+pub(super) fn status(config: &Config) -> Outcome {
+    let repos = config.repos_dir();
+    let store = Store::new(&repos);
+    let (bytes, entries) = store.usage();
+    let c = &config.pack_cache;
+    if c.max_bytes == 0 {
+        println!("pack cache: off ([pack_cache] max_mib = 0)");
+    } else {
+        println!(
+            "pack cache: {entries} answers, {} of {} ({})",
+            mib(bytes),
+            mib(c.max_bytes),
+            store.dir().display()
+        );
+    }
+    let n = packcache::counts(&repos);
+    let answered = n.hits + n.misses + n.passes;
+    let share = if answered == 0 {
+        0.0
+    } else {
+        100.0 * n.hits as f64 / answered as f64
+    };
+    println!(
+        "fetches: {} from the cache ({share:.0}%), {} by git with the answer kept for the cache, {} by git alone; {} answers stored",
+        n.hits, n.misses, n.passes, n.stored
+    );
+    Ok(())
+}
+
+/// `forgelet cache clear`.
+pub(super) fn clear(config: &Config) -> Outcome {
+    super::check_owner(config)?;
+    let store = Store::new(&config.repos_dir());
+    let (_, before) = store.usage();
+    let evicted = store.trim(0);
+    println!("pack cache: {evicted} of {before} answers taken out");
+    Ok(())
+}

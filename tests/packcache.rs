@@ -1,0 +1,500 @@
+//! The pack cache through real nginx and real git: a fetch seen before is answered from the
+//! cache byte for byte (through nginx's sendfile, and by forgelet with `sendfile = "none"`),
+//! with the objects and refs git's own answer has; identical clones arriving together run git
+//! once; a push, a force-push and a visibility change are seen at once; a private repository's
+//! cached answer reaches nobody who may not read it; a full disk and a writer killed mid-write
+//! leave the answers right.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::*;
+
+fn pkt(s: &str) -> String {
+    format!("{:04x}{s}", s.len() + 4)
+}
+
+/// The branches' and tags' targets of `repo`, each once.
+fn wants_of(repo: &Path) -> Vec<String> {
+    let mut w: Vec<String> = refs_of(repo)
+        .into_iter()
+        .filter(|(r, _)| r.starts_with("refs/heads/") || r.starts_with("refs/tags/"))
+        .map(|(_, id)| id)
+        .collect();
+    w.sort();
+    w.dedup();
+    w
+}
+
+/// A full clone's request as git sends it: protocol v2 with `agent`, or v0.
+fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> {
+    let mut s = String::new();
+    if v2 {
+        s += &pkt("command=fetch\n");
+        s += &pkt(&format!("agent={agent}\n"));
+        s += "0001";
+        s += &pkt("thin-pack\n");
+        s += &pkt("ofs-delta\n");
+        for w in wants {
+            s += &pkt(&format!("want {w}\n"));
+        }
+        s += &pkt("done\n");
+        s += "0000";
+    } else {
+        for (i, w) in wants.iter().enumerate() {
+            if i == 0 {
+                s += &pkt(&format!(
+                    "want {w} multi_ack_detailed side-band-64k thin-pack ofs-delta agent={agent}\n"
+                ));
+            } else {
+                s += &pkt(&format!("want {w}\n"));
+            }
+        }
+        s += "0000";
+        s += &pkt("done\n");
+    }
+    s.into_bytes()
+}
+
+fn fetch(srv: &Server, owner_repo: &str, body: &[u8], v2: bool, auth: Option<&str>) -> Response {
+    let mut headers = vec![(
+        "Content-Type",
+        "application/x-git-upload-pack-request".to_string(),
+    )];
+    if v2 {
+        headers.push(("Git-Protocol", "version=2".into()));
+    }
+    if let Some(a) = auth {
+        headers.push(("Authorization", a.to_string()));
+    }
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    srv.http_body(
+        "POST",
+        format!("/git/{owner_repo}.git/git-upload-pack").as_bytes(),
+        &h,
+        body,
+    )
+}
+
+/// The pack in an upload-pack answer (side band 1), its progress (band 2) dropped.
+fn pack_of(answer: &[u8]) -> Vec<u8> {
+    let mut pack = Vec::new();
+    let mut rest = answer;
+    let mut in_pack = false;
+    while rest.len() >= 4 {
+        let len = usize::from_str_radix(std::str::from_utf8(&rest[..4]).unwrap(), 16).unwrap();
+        if len < 4 {
+            rest = &rest[4..];
+            continue;
+        }
+        let data = &rest[4..len];
+        rest = &rest[len..];
+        if data == b"packfile\n" || data == b"NAK\n" {
+            in_pack = true;
+            continue;
+        }
+        if in_pack && data.first() == Some(&1) {
+            pack.extend_from_slice(&data[1..]);
+        }
+    }
+    assert!(pack.starts_with(b"PACK"), "no pack in the answer");
+    pack
+}
+
+/// The pack of `answer` indexed strictly into a new repository, every want given a ref,
+/// and that repository checked by `git fsck`.
+fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
+    let repo = dir.join(format!("check-{}", unique_marker()));
+    ok(Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&repo));
+    let out = run_with_stdin(
+        git(&repo).args(["index-pack", "--strict", "--stdin"]),
+        &pack_of(answer),
+    );
+    assert!(
+        out.status.success(),
+        "index-pack --strict: {}",
+        all_output(&out)
+    );
+    for (i, w) in wants.iter().enumerate() {
+        git_ok(&repo, &["update-ref", &format!("refs/want/{i}"), w]);
+    }
+    let fsck = run(git(&repo).args(["fsck", "--full", "--strict", "--no-progress"]));
+    assert!(fsck.status.success(), "fsck: {}", all_output(&fsck));
+}
+
+/// The site's counts: hits, misses, passes, entries stored.
+fn counts(site: &Site) -> [u64; 4] {
+    let bytes = fs::read(site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
+    let mut c = [0u64; 4];
+    for (i, v) in c.iter_mut().enumerate() {
+        if let Some(b) = bytes.get(i * 8..i * 8 + 8) {
+            *v = u64::from_le_bytes(b.try_into().unwrap());
+        }
+    }
+    c
+}
+
+/// The complete entries in the cache.
+fn entries(site: &Site) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let dir = site.data_dir.join("repos/.cache");
+    for group in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if !group.path().is_dir() || group.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        for f in fs::read_dir(group.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".pack") && !name.starts_with('.') {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_fetch_seen_before_is_answered_from_the_cache_byte_for_byte() {
+    let (r, repo) = start_with_fixture("packcache_bytes", "tags", SiteOptions::default());
+    let wants = wants_of(&repo);
+    for v2 in [true, false] {
+        let before = counts(&r.site);
+        let first = fetch(
+            &r.srv,
+            "alice/tags",
+            &clone_request(&wants, v2, "git/2.47.3"),
+            v2,
+            None,
+        );
+        assert_eq!(first.status, 200, "{}", first.describe());
+        assert_eq!(
+            first.header("Content-Type"),
+            Some("application/x-git-upload-pack-result")
+        );
+        // Another client's agent changes nothing.
+        let again = fetch(
+            &r.srv,
+            "alice/tags",
+            &clone_request(&wants, v2, "JGit/6.9"),
+            v2,
+            None,
+        );
+        assert_eq!(again.status, 200, "{}", again.describe());
+        assert_eq!(
+            again.header("Content-Type"),
+            Some("application/x-git-upload-pack-result"),
+            "the cached answer's type"
+        );
+        assert!(
+            again.body == first.body,
+            "v2={v2}: the cached answer differs from git's"
+        );
+        let after = counts(&r.site);
+        assert_eq!(
+            after[1] - before[1],
+            1,
+            "v2={v2}: misses {before:?} -> {after:?}"
+        );
+        assert_eq!(
+            after[0] - before[0],
+            1,
+            "v2={v2}: hits {before:?} -> {after:?}"
+        );
+        assert_pack_complete(r.site.dir(), &again.body, &wants);
+    }
+    // What nginx sent is the entry on disk; the entries are reachable only through forgelet.
+    let kept = entries(&r.site);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let rel = kept[0].strip_prefix(r.site.data_dir.join("repos")).unwrap();
+    let direct = r.srv.get(&format!("/.forgelet-repos/{}", rel.display()));
+    assert_eq!(
+        direct.status, 404,
+        "the internal location answered from outside"
+    );
+    // Real git clones through it, over both protocols.
+    for version in ["0", "2"] {
+        let into = r.site.dir().join(format!("clone-v{version}"));
+        let out = run(smart_git(r.site.dir())
+            .args(["-c", &format!("protocol.version={version}"), "clone", "-q"])
+            .arg(r.site.url("/alice/tags.git"))
+            .arg(&into));
+        assert!(out.status.success(), "{}", all_output(&out));
+        assert_clone_matches(&repo, &into);
+    }
+}
+
+#[test]
+fn forgelet_sends_a_cached_answer_itself_when_there_is_no_sendfile_header() {
+    let opts = SiteOptions {
+        sendfile: "none",
+        ..SiteOptions::default()
+    };
+    let (r, repo) = start_with_fixture("packcache_none", "branches", opts);
+    let wants = wants_of(&repo);
+    let body = clone_request(&wants, true, "git/2.47.3");
+    let first = fetch(&r.srv, "alice/branches", &body, true, None);
+    let second = fetch(&r.srv, "alice/branches", &body, true, None);
+    assert_eq!(second.status, 200, "{}", second.describe());
+    assert!(second.body == first.body);
+    assert_eq!(counts(&r.site)[0], 1, "not a hit");
+    assert_pack_complete(r.site.dir(), &second.body, &wants);
+}
+
+#[test]
+fn a_push_a_force_push_and_a_visibility_change_are_seen_at_once() {
+    let (r, repo) = start_with_fixture("packcache_push", "tags", SiteOptions::default());
+    r.site.ensure_user("alice");
+    let url = r.site.url("/alice/tags.git");
+    let work = r.site.dir().join("work");
+    let out = run(smart_git(r.site.dir())
+        .args(["clone", "-q"])
+        .arg(&url)
+        .arg(&work));
+    assert!(out.status.success(), "{}", all_output(&out));
+    let body = clone_request(&wants_of(&repo), true, "git/2.47.3");
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    let c = counts(&r.site);
+
+    // A push: the same request is git's to answer again (the refs are part of the key).
+    git_ok(&work, &["commit", "-q", "--allow-empty", "-m", "pushed"]);
+    let push_url = url.replace("http://", &format!("http://alice:{TEST_PASSWORD}@"));
+    let push = |args: &[&str]| {
+        let out = run(smart_git(&work).arg("push").arg("-q").args(args));
+        assert!(out.status.success(), "{}", all_output(&out));
+    };
+    push(&[&push_url, "HEAD:main"]);
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    let c2 = counts(&r.site);
+    assert_eq!(
+        c2[1],
+        c[1] + 1,
+        "a request after a push was answered from the cache"
+    );
+    let fresh = r.site.dir().join("fresh");
+    let out = run(smart_git(r.site.dir())
+        .args(["clone", "-q"])
+        .arg(&url)
+        .arg(&fresh));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_clone_matches(&repo, &fresh);
+
+    // A force-push back: a clone gets the old commit again, never the cached newer one.
+    push(&["-f", &push_url, "HEAD~1:main"]);
+    let again = r.site.dir().join("again");
+    let out = run(smart_git(r.site.dir())
+        .args(["clone", "-q"])
+        .arg(&url)
+        .arg(&again));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_clone_matches(&repo, &again);
+
+    // Made private: the cached answer is refused like everything else.
+    ok(r.site
+        .forgelet()
+        .args(["repo", "set", "alice/tags", "--visibility", "private"]));
+    let anon = fetch(&r.srv, "alice/tags", &body, true, None);
+    assert_eq!(anon.status, 401, "{}", anon.describe());
+    assert!(!contains(&anon.body, b"PACK"));
+    let owner = fetch(
+        &r.srv,
+        "alice/tags",
+        &body,
+        true,
+        Some(&basic("alice", TEST_PASSWORD)),
+    );
+    assert_eq!(owner.status, 200, "{}", owner.describe());
+}
+
+#[test]
+fn a_private_repositorys_cached_answer_reaches_only_its_readers() {
+    let (r, repo) = start_with_fixture("packcache_private", "tags", SiteOptions::default());
+    r.site.ensure_user("alice");
+    r.site.ensure_user("mallory");
+    ok(r.site
+        .forgelet()
+        .args(["repo", "set", "alice/tags", "--visibility", "private"]));
+    let body = clone_request(&wants_of(&repo), true, "git/2.47.3");
+    let alice = basic("alice", TEST_PASSWORD);
+    let first = fetch(&r.srv, "alice/tags", &body, true, Some(&alice));
+    let second = fetch(&r.srv, "alice/tags", &body, true, Some(&alice));
+    assert_eq!(second.status, 200);
+    assert!(first.body == second.body);
+    assert_eq!(entries(&r.site).len(), 1);
+    let stranger = fetch(
+        &r.srv,
+        "alice/tags",
+        &body,
+        true,
+        Some(&basic("mallory", TEST_PASSWORD)),
+    );
+    assert_eq!(stranger.status, 404, "{}", stranger.describe());
+    let anonymous = fetch(&r.srv, "alice/tags", &body, true, None);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.describe());
+    for a in [&stranger, &anonymous] {
+        assert!(!contains(&a.body, b"PACK"), "a cached pack leaked");
+    }
+    // Another repository with the very same refs never gets this one's entries.
+    let twin = r.site.import_fixture("tags", "mallory/tags");
+    assert_eq!(refs_of(&twin), refs_of(&repo));
+    let c = counts(&r.site);
+    let twin_answer = fetch(&r.srv, "mallory/tags", &body, true, None);
+    assert_eq!(twin_answer.status, 200);
+    assert_eq!(
+        counts(&r.site)[1],
+        c[1] + 1,
+        "the twin was answered from alice's entry"
+    );
+}
+
+#[test]
+fn identical_clones_arriving_together_run_git_once() {
+    let (r, repo) = start_with_fixture("packcache_storm", "mixed", SiteOptions::default());
+    add_big_commit(&repo, 8 << 20);
+    let wants = wants_of(&repo);
+    let body = clone_request(&wants, true, "git/2.47.3");
+    let answers: Vec<Response> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| fetch(&r.srv, "alice/mixed", &body, true, None)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}", a.describe());
+        assert!(a.body == answers[0].body, "the answers differ");
+    }
+    let c = counts(&r.site);
+    assert_eq!(c[1], 1, "git ran more than once: {c:?}");
+    assert_eq!(c[0], 7, "{c:?}");
+    assert_pack_complete(r.site.dir(), &answers[0].body, &wants);
+}
+
+#[test]
+fn a_purge_clears_the_repositorys_cached_answers() {
+    let (r, repo) = start_with_fixture("packcache_purge", "tags", SiteOptions::default());
+    let body = clone_request(&wants_of(&repo), true, "git/2.47.3");
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    assert_eq!(entries(&r.site).len(), 1);
+    ok(r.site.forgelet().args(["repo", "purge", "alice/tags"]));
+    assert!(entries(&r.site).is_empty(), "{:?}", entries(&r.site));
+    let c = counts(&r.site);
+    let after = fetch(&r.srv, "alice/tags", &body, true, None);
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        counts(&r.site)[1],
+        c[1] + 1,
+        "answered from before the purge"
+    );
+}
+
+/// Unmounts when dropped.
+struct Mount(PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_degrades_to_answers_by_git() {
+    let site = Site::new("packcache_full", SiteOptions::default());
+    let repo = site.import_fixture("mixed", "alice/mixed");
+    add_big_commit(&repo, 2 << 20);
+    // The cache's folder on a disk of 1 MiB: the 2 MiB answer cannot be written there.
+    let dir = site.data_dir.join("repos/.cache");
+    fs::create_dir_all(&dir).unwrap();
+    ok(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&dir));
+    let _mount = Mount(dir.clone());
+    let srv = site.start();
+    let wants = wants_of(&repo);
+    let body = clone_request(&wants, true, "git/2.47.3");
+    let first = fetch(&srv, "alice/mixed", &body, true, None);
+    let second = fetch(&srv, "alice/mixed", &body, true, None);
+    for a in [&first, &second] {
+        assert_eq!(a.status, 200, "{}", a.describe());
+        assert_pack_complete(site.dir(), &a.body, &wants);
+    }
+    assert!(entries(&site).is_empty());
+    let left: Vec<_> = fs::read_dir(&dir).unwrap().flatten().collect();
+    for group in left.iter().filter(|e| e.path().is_dir()) {
+        for f in fs::read_dir(group.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".tmp-"),
+                "a half-written answer was left: {name}"
+            );
+        }
+    }
+    drop(srv);
+}
+
+#[test]
+fn a_writer_killed_mid_write_leaves_nothing_that_is_ever_served() {
+    let site = Site::new("packcache_kill", SiteOptions::default());
+    let repo = site.import_fixture("mixed", "alice/mixed");
+    add_big_commit(&repo, 64 << 20);
+    let wants = wants_of(&repo);
+    let body = clone_request(&wants, true, "git/2.47.3");
+    let body_file = site.dir().join("request");
+    fs::write(&body_file, &body).unwrap();
+    let cache = site.data_dir.join("repos/.cache");
+    let growing = || -> Option<u64> {
+        for group in fs::read_dir(&cache).ok()?.flatten() {
+            for f in fs::read_dir(group.path()).into_iter().flatten().flatten() {
+                if f.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let len = f.metadata().ok()?.len();
+                    if len > 0 {
+                        return Some(len);
+                    }
+                }
+            }
+        }
+        None
+    };
+    {
+        let srv = site.start();
+        let mut curl = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-H", "Git-Protocol: version=2"])
+            .args(["-H", "Content-Type: application/x-git-upload-pack-request"])
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg(site.url("/alice/mixed.git/git-upload-pack"))
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while growing().is_none() {
+            assert!(
+                std::time::Instant::now() < until,
+                "the answer was never being written"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // forgelet and its git, killed while the answer is half written.
+        let mut pids = vec![srv.forgelet_pid().to_string()];
+        for p in processes_in(&repo) {
+            pids.push(p.split_whitespace().next().unwrap_or_default().to_string());
+        }
+        let _ = Command::new("kill").arg("-9").args(&pids).status();
+        let _ = curl.wait();
+    }
+    assert!(entries(&site).is_empty(), "a half answer became an entry");
+    assert!(
+        growing().is_some(),
+        "the killed writer's file is not there to test with"
+    );
+    let srv = site.start();
+    let first = fetch(&srv, "alice/mixed", &body, true, None);
+    let second = fetch(&srv, "alice/mixed", &body, true, None);
+    assert_eq!(second.status, 200, "{}", second.describe());
+    assert!(first.body == second.body);
+    assert_pack_complete(site.dir(), &second.body, &wants);
+    let kept = entries(&site);
+    assert_eq!(kept.len(), 1);
+    assert!(fs::read(&kept[0]).unwrap() == second.body);
+}
