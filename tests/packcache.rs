@@ -379,6 +379,15 @@ fn a_purge_clears_the_repositorys_cached_answers() {
     fetch(&r.srv, "alice/tags", &body, true, None);
     fetch(&r.srv, "alice/tags", &body, true, None);
     assert_eq!(entries(&r.site).len(), 1);
+    let status = ok(r.site.forgelet().arg("cache"));
+    for line in [
+        "answers kept: 1,",
+        "fetches from the cache: 1 (50%)",
+        "fetches by git, the answer written for the cache: 1",
+        "answers stored: 1",
+    ] {
+        assert!(status.contains(line), "{line:?} not in:\n{status}");
+    }
     ok(r.site.forgelet().args(["repo", "purge", "alice/tags"]));
     assert!(entries(&r.site).is_empty(), "{:?}", entries(&r.site));
     let c = counts(&r.site);
@@ -389,6 +398,15 @@ fn a_purge_clears_the_repositorys_cached_answers() {
         c[1] + 1,
         "answered from before the purge"
     );
+    // Emptied by hand: the next request is git's again.
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    assert_eq!(entries(&r.site).len(), 1);
+    let out = ok(r.site.forgelet().args(["cache", "clear"]));
+    assert!(out.contains("1 of 1 answers taken out"), "{out}");
+    assert!(entries(&r.site).is_empty());
+    let bad = run(r.site.forgelet().args(["cache", "empty"]));
+    assert_eq!(bad.status.code(), Some(2), "{}", all_output(&bad));
+    assert!(all_output(&bad).contains("cache takes no argument or `clear`"));
 }
 
 /// Unmounts when dropped.
@@ -497,4 +515,88 @@ fn a_writer_killed_mid_write_leaves_nothing_that_is_ever_served() {
     let kept = entries(&site);
     assert_eq!(kept.len(), 1);
     assert!(fs::read(&kept[0]).unwrap() == second.body);
+}
+
+/// A site whose `[pack_cache]` table (the last of the test config) gets `lines` too.
+fn site_with_cache(test: &str, lines: &str) -> Site {
+    let site = Site::new(test, SiteOptions::default());
+    let text = fs::read_to_string(&site.config).unwrap();
+    assert!(text.trim_end().ends_with("free_mib = 0"), "{text}");
+    fs::write(&site.config, format!("{text}{lines}\n")).unwrap();
+    site
+}
+
+#[test]
+fn the_cache_stays_within_its_size() {
+    let site = site_with_cache("packcache_cap", "max_mib = 1");
+    let big = site.import_fixture("mixed", "alice/big");
+    add_big_commit(&big, 2 << 20);
+    let smalls: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let r = site.import_fixture("tags", &format!("alice/small{i}"));
+            add_big_commit(&r, 400 << 10);
+            r
+        })
+        .collect();
+    let srv = site.start();
+    // An answer larger than the whole cache is never kept; git answers each time.
+    let body = clone_request(&wants_of(&big), true, "git/2.47.3");
+    for _ in 0..2 {
+        let a = fetch(&srv, "alice/big", &body, true, None);
+        assert_eq!(a.status, 200);
+        assert_pack_complete(site.dir(), &a.body, &wants_of(&big));
+    }
+    assert!(entries(&site).is_empty(), "{:?}", entries(&site));
+    // Answers of 400 KiB and more, four of them: the least recently used go past 1 MiB.
+    for (i, r) in smalls.iter().enumerate() {
+        let body = clone_request(&wants_of(r), true, "git/2.47.3");
+        let a = fetch(&srv, &format!("alice/small{i}"), &body, true, None);
+        assert_eq!(a.status, 200);
+        assert!(a.body.len() > 400 << 10);
+    }
+    let kept = entries(&site);
+    let held: u64 = kept.iter().map(|e| fs::metadata(e).unwrap().len()).sum();
+    assert!(
+        !kept.is_empty() && kept.len() < 4 && held <= 1 << 20,
+        "{} answers of {held} bytes kept",
+        kept.len()
+    );
+    // The last one is among them: it was used most recently.
+    let last = clone_request(&wants_of(&smalls[3]), true, "git/2.47.3");
+    let c = counts(&site);
+    fetch(&srv, "alice/small3", &last, true, None);
+    assert_eq!(
+        counts(&site)[0],
+        c[0] + 1,
+        "the most recent answer was evicted"
+    );
+    drop(srv);
+}
+
+#[test]
+fn an_identical_request_is_sent_the_answer_as_git_makes_it_after_follow_wait() {
+    let site = site_with_cache("packcache_follow", "follow_wait = 1");
+    let repo = site.import_fixture("mixed", "alice/slow");
+    add_big_commit(&repo, 160 << 20);
+    let srv = site.start();
+    let wants = wants_of(&repo);
+    let body = clone_request(&wants, true, "git/2.47.3");
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| fetch(&srv, "alice/slow", &body, true, None));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let b = s.spawn(|| fetch(&srv, "alice/slow", &body, true, None));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(first.status, 200, "{}", first.describe());
+    assert_eq!(second.status, 200, "{}", second.describe());
+    assert!(first.body == second.body, "the follower's answer differs");
+    let c = counts(&site);
+    assert_eq!((c[0], c[1]), (1, 1), "hits and misses: {c:?}");
+    assert!(
+        srv.forgelet_stderr()
+            .contains("sending an answer as git makes it"),
+        "the follower waited for the whole answer instead: {}",
+        srv.forgelet_stderr()
+    );
+    assert_pack_complete(site.dir(), &second.body, &wants);
 }

@@ -876,6 +876,32 @@ fn dulwich_clones_and_pushes() {
     );
     assert_same_refs(&repo, &clone, "a dulwich clone");
     assert_fsck(&clone, "the dulwich clone");
+    // The same clone again is answered from the pack cache, and dulwich takes that answer too.
+    let hits = || {
+        let c = fs::read(u.site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
+        c.get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .unwrap_or(0)
+    };
+    let before = hits();
+    let again = tmp.join("clone-again");
+    dulwich(
+        &[
+            "clone",
+            &url,
+            again.to_str().unwrap(),
+            "alice",
+            TEST_PASSWORD,
+        ],
+        "dulwich clone from the pack cache",
+    );
+    assert_eq!(
+        hits(),
+        before + 1,
+        "dulwich's second clone was not a cache hit"
+    );
+    assert_same_refs(&repo, &again, "a dulwich clone from the pack cache");
+    assert_fsck(&again, "the dulwich clone from the pack cache");
 
     // New commits made with git, pushed by dulwich: a fast-forward and a new branch.
     git_ok(&clone, &["checkout", "-q", "-B", "main", "origin/main"]);

@@ -19,13 +19,13 @@ pub(super) fn status(config: &Config) -> Outcome {
     if c.max_bytes == 0 {
         println!("pack cache: off ([pack_cache] max_mib = 0)");
     } else {
-        println!(
-            "pack cache: {entries} answers, {} of {} ({})",
-            mib(bytes),
-            mib(c.max_bytes),
-            store.dir().display()
-        );
+        println!("pack cache: {}", store.dir().display());
     }
+    println!(
+        "answers kept: {entries}, {} of {}",
+        mib(bytes),
+        mib(c.max_bytes)
+    );
     let n = packcache::counts(&repos);
     let answered = n.hits + n.misses + n.passes;
     let share = if answered == 0 {
@@ -33,10 +33,13 @@ pub(super) fn status(config: &Config) -> Outcome {
     } else {
         100.0 * n.hits as f64 / answered as f64
     };
+    println!("fetches from the cache: {} ({share:.0}%)", n.hits);
     println!(
-        "fetches: {} from the cache ({share:.0}%), {} by git with the answer kept for the cache, {} by git alone; {} answers stored",
-        n.hits, n.misses, n.passes, n.stored
+        "fetches by git, the answer written for the cache: {}",
+        n.misses
     );
+    println!("fetches by git alone: {}", n.passes);
+    println!("answers stored: {}", n.stored);
     Ok(())
 }
 

@@ -668,6 +668,7 @@ fn send_growing(
     deadline: std::time::Duration,
     label: &str,
 ) -> io::Result<()> {
+    log::info!("{label}: sending an answer as git makes it for an identical request");
     write_head(Service::UploadPack, out)?;
     let started = std::time::Instant::now();
     let mut buf = vec![0u8; 65_535];
