@@ -1102,7 +1102,7 @@ curl_static() {
 check_answer() {
     local chk=$run/check-$2.git
     rm -rf "$chk"
-    git init -q --bare "$chk"
+    git init -q --bare --initial-branch=main "$chk"
     python3 "$script_dir/record_fetch.py" pack "$1" | git -C "$chk" index-pack --strict --stdin >/dev/null ||
         die "the $2 answer is not a pack git accepts (see $1)"
     git -C "$chk" for-each-ref --format='' >/dev/null
