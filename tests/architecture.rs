@@ -66,6 +66,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "gitrun",
             "keyed",
             "log_limit",
+            "repos",
             "request",
             "response",
             "site",
@@ -107,7 +108,17 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "accounts", "auth", "cgi", "config", "fcgi", "git", "gitrun", "repos", "site", "time",
+            "accounts",
+            "auth",
+            "cgi",
+            "config",
+            "fcgi",
+            "git",
+            "gitrun",
+            "packcache",
+            "repos",
+            "site",
+            "time",
         ],
     ),
 ];
@@ -685,7 +696,8 @@ fn request_code_does_not_panic_or_exit() {
 }
 
 /// Processes are started in two places: `gitrun`, which runs git for requests isolated and
-/// limited, and `repos`, which starts a purge (forgelet itself) and checks git is there. The
+/// limited, and `repos`, which starts a purge or a maintenance run (forgelet itself) and checks
+/// git is there. The
 /// command line may start what it likes.
 #[test]
 fn processes_start_only_in_gitrun_and_repos() {
