@@ -20,16 +20,25 @@ struct Up {
     site: Site,
 }
 
+/// A site whose config has a `[maintenance]` table holding `lines` (before `[server]`, which
+/// the harness appends to for some web servers).
+fn site_with(test: &str, lines: &str) -> Site {
+    let site = Site::new(test, SiteOptions::default());
+    let text = fs::read_to_string(&site.config).unwrap();
+    assert!(text.contains("\n[server]\n"), "{text}");
+    let text = text.replacen(
+        "\n[server]\n",
+        &format!("\n[maintenance]\n{lines}\n\n[server]\n"),
+        1,
+    );
+    fs::write(&site.config, text).unwrap();
+    site
+}
+
 /// A site with `[maintenance]` set as `maintenance` says, the fixture imported as `owner_repo`,
 /// started.
 fn up(test: &str, fixture: &str, owner_repo: &str, maintenance: &str) -> (Up, PathBuf) {
-    let site = Site::new(test, SiteOptions::default());
-    let text = fs::read_to_string(&site.config).unwrap();
-    fs::write(
-        &site.config,
-        format!("{text}\n[maintenance]\n{maintenance}\n"),
-    )
-    .unwrap();
+    let site = site_with(test, maintenance);
     let repo = site.import_fixture(fixture, owner_repo);
     let srv = site.start();
     (Up { srv, site }, repo)
@@ -293,6 +302,18 @@ fn maintain_removes_what_a_stopped_git_left_and_keeps_what_may_be_in_use() {
     old_file(&objects.join("pack/tmp_pack_Old123"), "old", stale);
     old_file(&objects.join("pack/tmp_idx_Old123"), "old", stale);
     old_file(&objects.join("pack/tmp_pack_New456"), "new", fresh);
+    // A push stopped between writing its pack and updating its refs leaves the pack kept
+    // from every repack; a sysadmin's own .keep says something else and stays.
+    old_file(
+        &objects.join("pack/pack-0123456789abcdef0123456789abcdef01234567.keep"),
+        "receive-pack 4242 on example.org\n",
+        stale,
+    );
+    old_file(
+        &objects.join("pack/pack-89abcdef0123456789abcdef0123456789abcdef.keep"),
+        "kept by hand\n",
+        stale,
+    );
     let main = git_ok(&repo, &["rev-parse", "refs/heads/main"]);
     old_file(&repo.join("refs/heads/main.lock"), &main, stale);
     old_file(&repo.join("refs/heads/other.lock"), &main, fresh);
@@ -316,6 +337,7 @@ fn maintain_removes_what_a_stopped_git_left_and_keeps_what_may_be_in_use() {
         "objects/pack/tmp_pack_Old123",
         "objects/pack/tmp_idx_Old123",
         "refs/heads/main.lock",
+        "objects/pack/pack-0123456789abcdef0123456789abcdef01234567.keep",
     ] {
         assert!(!repo.join(gone).exists(), "{gone} was kept\n{said}");
         assert!(
@@ -327,6 +349,7 @@ fn maintain_removes_what_a_stopped_git_left_and_keeps_what_may_be_in_use() {
         "objects/pack/tmp_pack_New456",
         "refs/heads/other.lock",
         "objects/incoming-New789/x",
+        "objects/pack/pack-89abcdef0123456789abcdef0123456789abcdef.keep",
         "forgelet-maintenance.lock",
         "forgelet-maintain.lock",
     ] {
@@ -493,9 +516,11 @@ fn pushes_start_maintenance_once_worth_it_and_never_wait_for_it() {
     println!("push 4 took {:?}", started.elapsed());
     // The run the push started is there, and (once it has read its config) holds its
     // repository's lock while it waits for the backup.
-    wait_for("the maintenance the push started to hold its lock", 20, || {
-        locked(&repo.join("forgelet-maintain.lock"))
-    });
+    wait_for(
+        "the maintenance the push started to hold its lock",
+        20,
+        || locked(&repo.join("forgelet-maintain.lock")),
+    );
     let running = maintain_processes(&up.site.config);
     assert_eq!(
         running.len(),
@@ -537,6 +562,47 @@ fn pushes_start_maintenance_once_worth_it_and_never_wait_for_it() {
     );
 }
 
+/// Under CGI forgelet's process ends with the answer; the maintenance it started must neither
+/// keep the web server waiting (it writes nowhere the web server reads) nor die with it.
+#[test]
+fn a_push_to_forgelet_as_cgi_starts_maintenance_that_outlives_it() {
+    let site = site_with("maintain_cgi", "auto_loose = 1");
+    let repo = site.import_fixture("packs-only", "alice/proj");
+    let srv = site.start_behind(Front::ApacheCgi);
+    let tmp = TempDir::new("maintain_cgi_work");
+    let url = push_url(&site, "alice/proj");
+    let work = tmp.path().join("work");
+    ok(smart_git(tmp.path()).args(["clone", "-q", &url]).arg(&work));
+
+    let data = fs::File::open(&site.data_dir).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(data.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let (done, pushed) = std::sync::mpsc::channel();
+    let (w, u) = (work.clone(), url.clone());
+    std::thread::spawn(move || {
+        let _ = done.send(commit_and_push(&w, &u, 1));
+    });
+    let out = pushed
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the push under CGI waited for the maintenance it started");
+    assert!(out.status.success(), "{}", all_output(&out));
+    wait_for(
+        "the maintenance the push started to hold its lock",
+        20,
+        || locked(&repo.join("forgelet-maintain.lock")),
+    );
+    assert_eq!(maintain_processes(&site.config).len(), 1);
+    drop(data);
+    wait_for("the maintenance a push started", 120, || {
+        maintain_processes(&site.config).is_empty()
+    });
+    let status = fs::read_to_string(repo.join("forgelet-maintain.status")).unwrap();
+    assert!(status.starts_with("done\n"), "{status}");
+    assert!(pack_files(&repo).iter().any(|n| n == "multi-pack-index"));
+    assert_fsck(&repo, "after maintenance under CGI");
+    srv.finish();
+}
+
 #[test]
 fn pushes_start_no_maintenance_when_auto_is_off() {
     let (up, repo) = up(
@@ -557,13 +623,7 @@ fn pushes_start_no_maintenance_when_auto_is_off() {
 
 #[test]
 fn maintain_of_the_whole_site_empties_old_trash_and_refuses_bad_names() {
-    let site = Site::new("maintain_site", SiteOptions::default());
-    let text = fs::read_to_string(&site.config).unwrap();
-    fs::write(
-        &site.config,
-        format!("{text}\n[maintenance]\ntrash_days = 30\n"),
-    )
-    .unwrap();
+    let site = site_with("maintain_site", "trash_days = 30");
     let repo = site.import_fixture("tags", "alice/tags");
     site.ensure_user("bob");
     ok(site.forgelet().args(["repo", "create", "bob/empty"]));
