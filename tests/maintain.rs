@@ -415,12 +415,21 @@ fn unreachable_objects_wait_in_a_cruft_pack_and_go_after_their_grace_period() {
         "the unreachable object stayed loose"
     );
     assert_fsck(&repo, "after maintenance");
+    // Clones (counted from the bitmap now) do not carry it.
+    let tmp = TempDir::new("maintain_cruft_work");
+    let c = clone(&up, "alice/proj", tmp.path(), "before-purge");
+    assert_clone_matches(&repo, &c);
+    assert!(
+        !run(git(&c).args(["cat-file", "-e", &recent]))
+            .status
+            .success(),
+        "a clone carries an unreachable object from the cruft pack"
+    );
 
     // A purge still drops it at once.
     ok(up.site.forgelet().args(["repo", "purge", "alice/proj"]));
     assert!(!exists(&recent), "a purge left the cruft pack's object");
     assert_fsck(&repo, "after a purge");
-    let tmp = TempDir::new("maintain_cruft_work");
     let c = clone(&up, "alice/proj", tmp.path(), "clone");
     assert_clone_matches(&repo, &c);
 }

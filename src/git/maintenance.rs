@@ -53,7 +53,8 @@ pub(crate) fn hold_for_push(repo: &Path) -> Result<Option<PushHold>, String> {
 pub(crate) enum Status {
     /// No purge has run.
     Never,
-    /// Waiting for another repository's purge to finish; pushes go on meanwhile.
+    /// Waiting for another repository's purge, or this repository's maintenance, to finish;
+    /// pushes go on meanwhile.
     Queued { since: u64 },
     /// Running (or waiting for pushes): the step, and when the purge started (Unix time).
     Running { step: String, since: u64 },
@@ -137,6 +138,17 @@ pub(crate) fn purge(
             fsfile::lock(&site_lock)?
         }
     };
+    // A maintenance run of the repository ends first (pushes go on meanwhile), and none
+    // starts until the purge is done.
+    let maintaining = repo.join(MAINTAINING);
+    let _maintenance = match fsfile::try_lock(&maintaining)? {
+        Some(l) => l,
+        None => {
+            say("waiting for the repository's maintenance to finish");
+            write_status(repo, "queued", started, "")?;
+            fsfile::lock(&maintaining)?
+        }
+    };
     step("waiting for pushes to finish", &mut say)?;
     let until = Instant::now() + WAIT_FOR_PUSHES;
     let _lock = loop {
@@ -145,7 +157,7 @@ pub(crate) fn purge(
         }
         if Instant::now() >= until {
             let why = format!(
-                "pushes (or maintenance) were still running after {} minutes",
+                "pushes were still running after {} minutes",
                 WAIT_FOR_PUSHES.as_secs() / 60
             );
             write_status(repo, "failed", crate::time::now(), &why)?;
@@ -257,9 +269,12 @@ fn run_git(mut c: Command, repo: &Path, args: &[&str]) -> Result<(), String> {
 //   filters, version 2 where git knows `commitGraph.changedPathsVersion` (older gits ignore the
 //   setting and write version 1).
 //
-// Locks: one run per repository (`forgelet-maintain.lock`, exclusive); each run holds the
-// repository's `forgelet-maintenance.lock` shared, as a push does, so it never runs during a
-// purge, and a purge waits for it as for a push (and holds off pushes meanwhile). A run takes
+// Locks: one run per repository (`forgelet-maintain.lock`, exclusive), which a purge holds too
+// from before it holds off pushes to its end: a purge waits for a run under way (queued,
+// pushes going on), and no run starts during a purge (`forgelet maintain` waits, a run a push
+// starts leaves it). A run also checks the purge's status and holds the repository's
+// `forgelet-maintenance.lock` shared, as a push does, so it could not overlap a purge even
+// without the first lock. A run takes
 // one of `at_once` turns (`{data_dir}/maintenance/turn-N.lock`) and holds the data folder
 // itself shared (`flock`), so a backup that holds it exclusively waits for the runs under way
 // and keeps new ones waiting until it is done.
@@ -756,29 +771,108 @@ mod tests {
     }
 
     #[test]
+    fn a_purge_waits_for_maintenance_and_no_maintenance_runs_during_a_purge() {
+        let root = std::env::temp_dir().join(format!("forgelet-purge-mt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let work = root.join("repos/alice/work");
+        std::fs::create_dir_all(&work).unwrap();
+        for args in [
+            &["init", "-q"][..],
+            &["commit", "-q", "--allow-empty", "-m", "one"][..],
+        ] {
+            assert!(git_in(&work).args(args).status().unwrap().success());
+        }
+        let repo = work.join(".git");
+        let plan = Plan {
+            kind: Kind::Auto,
+            wait: false,
+            cruft_days: 14,
+            stale_after: Duration::from_secs(3600),
+            at_once: 1,
+        };
+
+        // A maintenance run holds its lock: the purge waits, queued, and pushes go on.
+        let running = fsfile::try_lock(&repo.join(MAINTAINING)).unwrap().unwrap();
+        std::thread::scope(|s| {
+            let purging = s.spawn(|| purge(&root, &repo, || git_in(&work), |_| {}));
+            let until = Instant::now() + Duration::from_secs(20);
+            while !matches!(status(&repo), Status::Queued { .. }) {
+                assert!(Instant::now() < until, "{:?}", status(&repo));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(
+                hold_for_push(&repo).unwrap().is_some(),
+                "a push was held off while the purge waited for maintenance"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!purging.is_finished(), "the purge did not wait");
+            drop(running);
+            purging.join().unwrap().unwrap();
+        });
+        assert!(matches!(status(&repo), Status::Done { .. }));
+
+        // While a purge holds the lock, a run a push starts leaves the repository alone.
+        let purging = fsfile::try_lock(&repo.join(MAINTAINING)).unwrap().unwrap();
+        let outcome = maintain(&root, &repo, &plan, || git_in(&work), |_| {}).unwrap();
+        assert!(matches!(outcome, Outcome::Skipped(_)), "{outcome:?}");
+        drop(purging);
+        // A purge that says it runs (and holds its lock) is never run beside, either.
+        let purge_lock = fsfile::try_lock(&repo.join(PURGING)).unwrap().unwrap();
+        write_status(&repo, "running", 1, "repacking what is reachable").unwrap();
+        let outcome = maintain(&root, &repo, &plan, || git_in(&work), |_| {}).unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Skipped("a purge of it is under way".into())
+        );
+        drop(purge_lock);
+        write_status(&repo, "done", 1, "").unwrap();
+        // With nothing in the way it runs.
+        let outcome = maintain(&root, &repo, &plan, || git_in(&work), |_| {}).unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(last_maintenance(&repo).map(|(s, _)| s), Some("done".into()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn the_site_gives_at_most_at_once_turns_and_none_while_its_folder_is_held() {
         let root = std::env::temp_dir().join(format!("forgelet-turns-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
-        let one = try_turn(&root, 2).unwrap().expect("a first turn");
-        let two = try_turn(&root, 2).unwrap().expect("a second turn");
+        // A lock let go is free once every copy of its descriptor is closed: a process another
+        // test forks meanwhile holds one until it runs its program, so what must come free is
+        // waited for a moment.
+        let soon = |what: &str, f: &dyn Fn() -> Option<fsfile::FileLock>| {
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(l) = f() {
+                    return l;
+                }
+                assert!(Instant::now() < until, "{what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let turn = |what: &str| soon(what, &|| try_turn(&root, 2).unwrap().map(|t| t._turn));
+        let one = turn("a first turn");
+        let two = turn("a second turn");
         assert!(
             try_turn(&root, 2).unwrap().is_none(),
             "a third of two turns"
         );
         drop(one);
-        let three = try_turn(&root, 2).unwrap().expect("a turn given back");
+        let three = turn("a turn given back");
         drop((two, three));
         // A backup holds the data folder: no turn until it lets go.
-        let backup = fsfile::try_lock_folder(&root, false).unwrap().unwrap();
+        let backup = soon("the backup's hold", &|| {
+            fsfile::try_lock_folder(&root, false).unwrap()
+        });
         assert!(try_turn(&root, 2).unwrap().is_none());
         drop(backup);
-        let turn = try_turn(&root, 2)
-            .unwrap()
-            .expect("a turn after the backup");
+        let held = soon("a turn after the backup", &|| {
+            try_turn(&root, 2).unwrap().map(|t| t._site)
+        });
         // And a backup waits for the runs under way.
         assert!(fsfile::try_lock_folder(&root, false).unwrap().is_none());
-        drop(turn);
+        drop(held);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
