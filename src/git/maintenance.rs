@@ -513,8 +513,10 @@ fn maintenance_steps(
             removed.join(", ")
         ));
     }
-    say("packing refs");
-    run_git(git(), repo, &["pack-refs", "--all"])?;
+    if has_loose_refs(&repo.join("refs")) {
+        say("packing refs");
+        run_git(git(), repo, &["pack-refs", "--all"])?;
+    }
 
     let before = shape(repo, 1);
     let cruft_before = SystemTime::now()
@@ -602,6 +604,19 @@ fn maintenance_steps(
     }
     say("done");
     Ok(())
+}
+
+/// A ref file below `dir` (a lock file is none): `git pack-refs` has work to do. Checked first
+/// so that a site of many quiet repositories starts no git for them.
+fn has_loose_refs(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| match e.file_type() {
+        Ok(t) if t.is_dir() => has_loose_refs(&e.path()),
+        Ok(_) => !e.file_name().to_string_lossy().ends_with(".lock"),
+        Err(_) => false,
+    })
 }
 
 /// Removes what a stopped git left in `repo` and is older than `older_than`: quarantine
