@@ -84,7 +84,8 @@ if [ -n "$(pkg_status)" ] && [ "$(pkg_status)" != "un" ]; then
 fi
 getent passwd forgelet >/dev/null && die "a user forgelet exists already; this test creates and deletes its own, so it will not run here"
 getent group forgelet >/dev/null && die "a group forgelet exists already; this test creates and deletes its own, so it will not run here"
-for p in /etc/forgelet /var/lib/forgelet /etc/systemd/system/forgelet.service /etc/systemd/system/forgelet.socket; do
+for p in /etc/forgelet /var/lib/forgelet /etc/systemd/system/forgelet.service /etc/systemd/system/forgelet.socket \
+    /etc/systemd/system/timers.target.wants/forgelet-maintain.timer; do
     if [ -e "$p" ] || [ -L "$p" ]; then
         die "$p exists already; this test creates and deletes its own, so it will not run here"
     fi
@@ -160,8 +161,12 @@ cleanup() {
     rm -f /var/lib/systemd/deb-systemd-helper-enabled/forgelet.service.dsh-also \
         /var/lib/systemd/deb-systemd-helper-enabled/forgelet.socket.dsh-also \
         /var/lib/systemd/deb-systemd-helper-masked/forgelet.service \
-        /var/lib/systemd/deb-systemd-helper-masked/forgelet.socket
-    for unit in forgelet.service forgelet.socket; do
+        /var/lib/systemd/deb-systemd-helper-masked/forgelet.socket \
+        /var/lib/systemd/deb-systemd-helper-enabled/forgelet-maintain.timer.dsh-also \
+        /var/lib/systemd/deb-systemd-helper-enabled/timers.target.wants/forgelet-maintain.timer \
+        /var/lib/systemd/deb-systemd-helper-masked/forgelet-maintain.timer \
+        /etc/systemd/system/timers.target.wants/forgelet-maintain.timer
+    for unit in forgelet.service forgelet.socket forgelet-maintain.timer; do
         if [ "$(readlink "/etc/systemd/system/$unit")" = /dev/null ]; then
             rm -f "/etc/systemd/system/$unit"
         fi
@@ -258,9 +263,9 @@ if ! dpkg_wait -i "$deb" | tee "$tmp/install.log"; then
 fi
 expect "dpkg status after install" "$(pkg_status)" ii
 # The next steps it prints are the README's, command for command.
-sed -n '/^Nothing is started: the package prints what to do next/,/^```$/p' "$src/README.md" |
+sed -n '/^Nothing of the server is started: the package prints what to do next/,/^```$/p' "$src/README.md" |
     sed '1,3d;$d' >"$tmp/steps.readme"
-[ -s "$tmp/steps.readme" ] || die "README.md no longer lists the next steps after 'Nothing is started: ...'"
+[ -s "$tmp/steps.readme" ] || die "README.md no longer lists the next steps after 'Nothing of the server is started: ...'"
 awk '/^forgelet is installed but not running/ { on = 1; next }
      on && /^    / { print substr($0, 5); got = 1; next }
      on && got { exit }' "$tmp/install.log" >"$tmp/steps.postinst"
@@ -284,6 +289,7 @@ expect "/var/lib/forgelet/repos" "$(stat -c '%U:%G %a' /var/lib/forgelet/repos)"
 # The files, where the README says they are.
 expect "/usr/bin/forgelet" "$(stat -c '%U:%G %a' /usr/bin/forgelet)" "root:root 755"
 must_exist /lib/systemd/system/forgelet.service /lib/systemd/system/forgelet.socket \
+    /lib/systemd/system/forgelet-maintain.service /lib/systemd/system/forgelet-maintain.timer \
     /usr/share/forgelet/nginx/forgelet.conf /usr/share/forgelet/nginx/example-server.conf \
     /usr/share/forgelet/apache/forgelet-fcgi.conf /usr/share/forgelet/apache/forgelet-cgi.conf \
     /usr/share/forgelet/lighttpd/forgelet.conf \
@@ -292,19 +298,27 @@ grep -qx 'ExecStart=/usr/bin/forgelet serve' /lib/systemd/system/forgelet.servic
     die "forgelet.service does not start /usr/bin/forgelet serve"
 grep -qx 'ExecStartPre=/usr/bin/forgelet check' /lib/systemd/system/forgelet.service ||
     die "forgelet.service does not check with /usr/bin/forgelet check"
+grep -qx 'ExecStart=/usr/bin/forgelet maintain' /lib/systemd/system/forgelet-maintain.service ||
+    die "forgelet-maintain.service does not run /usr/bin/forgelet maintain"
 cmp -s /etc/forgelet/config.toml "$src/deploy/config.toml" || die "/etc/forgelet/config.toml differs from deploy/config.toml"
 cmp -s /usr/share/forgelet/nginx/forgelet.conf "$src/nginx/forgelet.conf" ||
     die "/usr/share/forgelet/nginx/forgelet.conf differs from nginx/forgelet.conf"
 cmp -s /usr/share/doc/forgelet/README.md "$src/README.md" || die "/usr/share/doc/forgelet/README.md differs from README.md"
 dpkg-query -W -f='${Conffiles}\n' forgelet | grep -q '^ /etc/forgelet/config.toml ' ||
     die "dpkg does not list /etc/forgelet/config.toml as a conffile"
-# Installed, not enabled, not started.
-for wants in /etc/systemd/system/*.wants/forgelet.*; do
+# Installed, not enabled, not started; only the maintenance timer is enabled.
+for wants in /etc/systemd/system/*.wants/forgelet*; do
     [ -e "$wants" ] || [ -L "$wants" ] || continue
+    [ "$wants" = /etc/systemd/system/timers.target.wants/forgelet-maintain.timer ] && continue
     die "the package enabled a unit: $wants"
 done
+if [ -x /usr/bin/deb-systemd-helper ]; then
+    expect "the maintenance timer's link" \
+        "$(readlink /etc/systemd/system/timers.target.wants/forgelet-maintain.timer)" \
+        /lib/systemd/system/forgelet-maintain.timer
+fi
 [ -z "$(pgrep -u forgelet || true)" ] || die "something runs as forgelet after install: $(pgrep -a -u forgelet)"
-say "files in place; no unit enabled, nothing started"
+say "files in place; only the maintenance timer enabled, nothing started"
 
 phase "forgelet check with the installed example config"
 admin_check() {
@@ -457,6 +471,19 @@ grep -qE '"GET /git/alice/project\.git/objects/[0-9a-f]{2}/[0-9a-f]{38} HTTP/1\.
     die "the dumb clone got no object file from nginx (200)"
 say "push, smart clone (protocol v2) and dumb clone: $(wc -l <"$tmp/refs.want") refs, as pushed"
 
+# What the timer's service runs, as its user: the repository repacked with a bitmap, and
+# served the same.
+runuser -u forgelet -- forgelet maintain >"$tmp/maintain.out" 2>&1 || {
+    cat "$tmp/maintain.out" >&2
+    die "runuser -u forgelet -- forgelet maintain failed"
+}
+grep -q '^alice/project: done$' "$tmp/maintain.out" || die "forgelet maintain did not maintain alice/project"
+ls /var/lib/forgelet/repos/alice/project.git/objects/pack/multi-pack-index-*.bitmap >/dev/null ||
+    die "forgelet maintain wrote no bitmap"
+check_clone smart-maintained
+check_clone dumb-maintained GIT_SMART_HTTP=0
+say "forgelet maintain: bitmap written; smart and dumb clones the same"
+
 # --- 4. upgrade over itself ------------------------------------------------------------------
 phase "upgrade over itself: dpkg -i again"
 printf '\n# A sysadmin'"'"'s edit, which the upgrade must keep.\n' >>/etc/forgelet/config.toml
@@ -512,6 +539,7 @@ grep -q '^forgelet: kept /var/lib/forgelet (the repositories' "$tmp/purge.log" |
 expect "forgelet's uid after purge" "$(id -u forgelet)" "$uid"
 # What deb-systemd-helper recorded for the units is gone with the package.
 must_not_exist /etc/systemd/system/forgelet.service /etc/systemd/system/forgelet.socket \
+    /etc/systemd/system/timers.target.wants/forgelet-maintain.timer \
     /var/lib/systemd/deb-systemd-helper-enabled/forgelet.service.dsh-also \
     /var/lib/systemd/deb-systemd-helper-masked/forgelet.service
 

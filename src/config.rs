@@ -42,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     pub(crate) limits: Limits,
     pub(crate) pack_cache: PackCacheConfig,
+    pub(crate) maintenance: Maintenance,
 }
 
 /// The pack cache's bounds (see `packcache`).
@@ -57,6 +58,23 @@ pub(crate) struct PackCacheConfig {
     pub(crate) follow_wait: Duration,
     /// Entries unused for this long are removed by maintenance.
     pub(crate) max_age: Duration,
+}
+
+/// Repository maintenance: when it starts by itself, how much runs at once, what it keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Maintenance {
+    /// Start maintenance of a repository after a push that leaves it worth maintaining.
+    pub(crate) auto: bool,
+    /// Maintenance runs on the whole site at once, at most.
+    pub(crate) at_once: usize,
+    /// Packs (not counting cruft packs) from which a push starts maintenance.
+    pub(crate) auto_packs: usize,
+    /// Loose objects from which a push starts maintenance.
+    pub(crate) auto_loose: usize,
+    /// How long objects nothing reaches are kept (in cruft packs) before they are dropped.
+    pub(crate) cruft_days: u32,
+    /// How long deleted repositories stay in the trash; 0 keeps them until removed by hand.
+    pub(crate) trash_days: u32,
 }
 
 /// Caps on what one request may cost.
@@ -118,6 +136,7 @@ struct RawConfig {
     server: RawServer,
     limits: RawLimits,
     pack_cache: RawPackCache,
+    maintenance: RawMaintenance,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +157,30 @@ impl Default for RawPackCache {
             free_mib: 2048,
             follow_wait: 20,
             max_age_days: 7,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMaintenance {
+    auto: bool,
+    at_once: i64,
+    auto_packs: i64,
+    auto_loose: i64,
+    cruft_days: i64,
+    trash_days: i64,
+}
+
+impl Default for RawMaintenance {
+    fn default() -> Self {
+        RawMaintenance {
+            auto: true,
+            at_once: 2,
+            auto_packs: 10,
+            auto_loose: 1000,
+            cruft_days: 14,
+            trash_days: 30,
         }
     }
 }
@@ -196,6 +239,7 @@ impl Default for RawConfig {
             server: RawServer::default(),
             limits: RawLimits::default(),
             pack_cache: RawPackCache::default(),
+            maintenance: RawMaintenance::default(),
         }
     }
 }
@@ -539,6 +583,16 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
             v.count("pack_cache", "max_age_days", c.max_age_days, 1, 3650)? as u64 * 86_400,
         ),
     };
+    let m = &raw.maintenance;
+    let maintenance = Maintenance {
+        auto: m.auto,
+        at_once: v.count("maintenance", "at_once", m.at_once, 1, 64)?,
+        auto_packs: v.count("maintenance", "auto_packs", m.auto_packs, 2, 10_000)?,
+        auto_loose: v.count("maintenance", "auto_loose", m.auto_loose, 1, 1_000_000)?,
+        cruft_days: v.count("maintenance", "cruft_days", m.cruft_days, 1, 3650)? as u32,
+        trash_days: v.count("maintenance", "trash_days", m.trash_days, 0, 36_500)? as u32,
+    };
+
     Ok(Config {
         file: file.to_path_buf(),
         data_dir,
@@ -551,6 +605,7 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         git_requires_token: raw.git_requires_token,
         limits,
         pack_cache,
+        maintenance,
         server: ServerConfig {
             listen,
             socket_group,
@@ -681,6 +736,36 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_has_defaults_and_bounds() {
+        let m = p("").unwrap().maintenance;
+        assert!(m.auto);
+        assert_eq!(
+            (
+                m.at_once,
+                m.auto_packs,
+                m.auto_loose,
+                m.cruft_days,
+                m.trash_days
+            ),
+            (2, 10, 1000, 14, 30)
+        );
+        let m = p("[maintenance]\nauto = false\ntrash_days = 0\n")
+            .unwrap()
+            .maintenance;
+        assert!(!m.auto);
+        assert_eq!(m.trash_days, 0, "0 keeps the trash");
+        for (text, key) in [
+            ("at_once = 0", "maintenance.at_once"),
+            ("cruft_days = 0", "maintenance.cruft_days"),
+            ("auto_packs = 1", "maintenance.auto_packs"),
+            ("auto_loose = 0", "maintenance.auto_loose"),
+        ] {
+            let e = p(&format!("[maintenance]\n{text}\n")).unwrap_err();
+            assert_eq!((e.line, e.key.as_deref()), (Some(2), Some(key)), "{e}");
+        }
+    }
+
+    #[test]
     fn base_path_follows_base_url_unless_set() {
         let c = p("base_url = \"https://example.org/git/\"").unwrap();
         assert_eq!(c.base_url, "https://example.org/git");
@@ -700,6 +785,7 @@ mod tests {
             ("[server]\n", "[server] "),
             ("[limits]\n", "[limits] "),
             ("[pack_cache]\n", "[pack_cache] "),
+            ("[maintenance]\n", "[maintenance] "),
         ] {
             let e = p(&format!("{table}no_such_key = 1\n")).unwrap_err();
             let expected = e
@@ -710,7 +796,7 @@ mod tests {
             let keys: Vec<&str> = expected
                 .split(", ")
                 .map(|k| k.trim().trim_matches('`'))
-                .filter(|k| !matches!(*k, "server" | "limits" | "pack_cache"))
+                .filter(|k| !matches!(*k, "server" | "limits" | "pack_cache" | "maintenance"))
                 .collect();
             assert!(keys.len() >= 5, "{expected}");
             for key in keys {

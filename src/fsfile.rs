@@ -30,6 +30,19 @@ pub(crate) fn try_lock_shared(path: &Path) -> Result<Option<FileLock>, String> {
     lock_with(path, libc::LOCK_SH | libc::LOCK_NB)
 }
 
+/// A `flock` on a folder, shared or exclusive, taken only if free (`Ok(None)` when not). The
+/// folder is opened read-only, so anyone who may read it may lock it (`flock(1)` on the same
+/// folder takes the same lock).
+pub(crate) fn try_lock_folder(path: &Path, shared: bool) -> Result<Option<FileLock>, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_DIRECTORY)
+        .open(path)
+        .map_err(|e| format!("cannot open the folder {}: {e}", path.display()))?;
+    let op = if shared { libc::LOCK_SH } else { libc::LOCK_EX } | libc::LOCK_NB;
+    flock(file, op, path)
+}
+
 fn lock_with(path: &Path, op: libc::c_int) -> Result<Option<FileLock>, String> {
     let file = OpenOptions::new()
         .read(true)
@@ -40,6 +53,10 @@ fn lock_with(path: &Path, op: libc::c_int) -> Result<Option<FileLock>, String> {
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+    flock(file, op, path)
+}
+
+fn flock(file: File, op: libc::c_int, path: &Path) -> Result<Option<FileLock>, String> {
     loop {
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {

@@ -959,42 +959,125 @@ pub(crate) fn start_purge(config: &Config, repo: &RepoDir) -> Result<(), RepoErr
     ) {
         return Err(RepoError::PurgeRunning(full_name(repo)));
     }
-    let failed = |what: &str, e: io::Error| RepoError::Failed(format!("{what}: {e}"));
+    start_forgelet(
+        config,
+        &["repo", "purge", &full_name(repo)],
+        true,
+        "a purge",
+    )
+}
+
+/// Starts `forgelet maintain --auto OWNER/NAME` in the background when a push left `repo`
+/// worth maintaining (`[maintenance] auto_packs` packs or `auto_loose` loose objects) and no
+/// maintenance of it runs; true when it started one. Quick (a look at the object folders and
+/// a process started, not waited for): a push calls it once its answer is written. The run
+/// writes nothing where a request's output goes (under CGI the web server waits for those
+/// to close); its outcome is in the repository's `forgelet-maintain.status`.
+pub(crate) fn start_maintenance(config: &Config, repo: &RepoDir) -> Result<bool, RepoError> {
+    let m = &config.maintenance;
+    if !m.auto || !maintenance::worth_maintaining(&repo.path, m.auto_packs, m.auto_loose) {
+        return Ok(false);
+    }
+    start_forgelet(
+        config,
+        &["maintain", "--auto", &full_name(repo)],
+        false,
+        "maintenance",
+    )?;
+    Ok(true)
+}
+
+/// Starts forgelet itself with `args` in a process group of its own, from an empty
+/// environment but `PATH`, not waited for (a thread reaps it). Its output goes to forgelet's
+/// log when `log` (stderr: the journal, or the web server's error log under CGI, whose stdout
+/// is the answer and must not be written to), else nowhere.
+fn start_forgelet(config: &Config, args: &[&str], log: bool, what: &str) -> Result<(), RepoError> {
+    let failed = |why: &str, e: io::Error| RepoError::Failed(format!("{why}: {e}"));
     let exe = std::env::current_exe().map_err(|e| failed("cannot find forgelet's binary", e))?;
     let mut c = std::process::Command::new(exe);
     c.arg("--config")
         .arg(&config.file)
-        .args(["repo", "purge"])
-        .arg(full_name(repo))
+        .args(args)
         .env_clear()
         .env(
             "PATH",
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
         .stdin(std::process::Stdio::null());
-    // Its steps and any failure go where forgelet's own log goes (stderr: the journal, or the web
-    // server's error log under CGI, whose stdout is the answer and must not be written to).
     use std::os::fd::AsFd;
     match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => {
+        Ok(fd) if log => {
             let copy = fd
                 .try_clone()
-                .map_err(|e| failed("cannot pass the log to a purge", e))?;
+                .map_err(|e| failed(&format!("cannot pass the log to {what}"), e))?;
             c.stdout(std::process::Stdio::from(fd))
                 .stderr(std::process::Stdio::from(copy));
         }
-        Err(_) => {
+        _ => {
             c.stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
         }
     }
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
-    let mut child = c.spawn().map_err(|e| failed("cannot start a purge", e))?;
+    let mut child = c
+        .spawn()
+        .map_err(|e| failed(&format!("cannot start {what}"), e))?;
     // Reaped when it ends, so no zombie is left behind.
     std::thread::spawn(move || {
         let _ = child.wait();
     });
     Ok(())
+}
+
+/// Removes the repositories in `{data_dir}/trash` deleted more than `days` days ago (by the
+/// time in their names, else their folder's; `days` 0 keeps them all); the paths removed.
+pub(crate) fn empty_trash(config: &Config, days: u32) -> Result<Vec<PathBuf>, RepoError> {
+    let trash = config.data_dir.join("trash");
+    if days == 0 {
+        return Ok(Vec::new());
+    }
+    let entries = match fs::read_dir(&trash) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(RepoError::Failed(format!(
+                "cannot read {}: {e}",
+                trash.display()
+            )))
+        }
+    };
+    let cutoff = crate::time::now().saturating_sub(u64::from(days) * 86_400);
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // `{owner}-{name}-{unix time}.git`, as `delete_to_trash` names it.
+        let named = name
+            .strip_suffix(".git")
+            .and_then(|n| n.rsplit_once('-'))
+            .and_then(|(_, t)| t.parse::<u64>().ok());
+        let modified = || {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+        };
+        let Some(deleted) = named.or_else(modified) else {
+            continue;
+        };
+        if deleted >= cutoff {
+            continue;
+        }
+        let path = e.path();
+        let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        gone.map_err(|e| RepoError::Failed(format!("cannot remove {}: {e}", path.display())))?;
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 /// `OWNER/NAME`.

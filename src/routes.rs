@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::git::names::{valid_name, valid_owner};
-use crate::git_http::{self, dumb, files, smart};
+use crate::git_http::{self, dumb, files, push, smart};
 use crate::pages;
 use crate::pages::{
     account, blob, commit, commits, downloads, front, home, login, logout, new_repo, owner, refs,
@@ -239,7 +239,7 @@ pub static ROUTES: &[Row] = &[
     query(git("git.advertise.push", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Write, Git, smart::advertise, "/OWNER/REPO.git/info/refs?service=git-receive-pack"), "service", "git-receive-pack"),
     query(git("git.advertise.fetch", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, smart::advertise, "/OWNER/REPO.git/info/refs?service=git-upload-pack"), "service", "git-upload-pack"),
     git("git.upload-pack", POST, &[Owner, REPO, Lit("git-upload-pack")], Read, Git, smart::upload_pack, "/OWNER/REPO.git/git-upload-pack"),
-    git("git.receive-pack", POST, &[Owner, REPO, Lit("git-receive-pack")], Write, Git, smart::receive_pack, "/OWNER/REPO.git/git-receive-pack"),
+    git("git.receive-pack", POST, &[Owner, REPO, Lit("git-receive-pack")], Write, Git, push::receive_pack, "/OWNER/REPO.git/git-receive-pack"),
     // git over HTTP: dumb.
     git("git.info-refs", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, dumb::info_refs, "/OWNER/REPO.git/info/refs"),
     git("git.head", GET, &[Owner, REPO, Lit("HEAD")], Read, Quick, dumb::head, "/OWNER/REPO.git/HEAD"),

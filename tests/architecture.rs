@@ -78,6 +78,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "keyed",
             "log_limit",
             "packcache",
+            "repos",
             "request",
             "response",
             "site",
@@ -707,7 +708,8 @@ fn request_code_does_not_panic_or_exit() {
 }
 
 /// Processes are started in two places: `gitrun`, which runs git for requests isolated and
-/// limited, and `repos`, which starts a purge (forgelet itself) and checks git is there. The
+/// limited, and `repos`, which starts a purge or a maintenance run (forgelet itself) and checks
+/// git is there. The
 /// command line may start what it likes.
 #[test]
 fn processes_start_only_in_gitrun_and_repos() {

@@ -1,5 +1,6 @@
-//! Hosts that start forgelet for the web server: systemd and spawn-fcgi. The shipped units pass
-//! `systemd-analyze verify` and keep their `systemd-analyze security` score; forgelet started by
+//! Hosts that start forgelet for the web server: systemd and spawn-fcgi. The shipped units
+//! (the server's, and the maintenance timer's) pass `systemd-analyze verify` and keep their
+//! `systemd-analyze security` score; forgelet started by
 //! `systemd-socket-activate` (the socket on fd 3, `LISTEN_FDS`) and by the README's spawn-fcgi
 //! command (the socket on fd 0) serves, over FastCGI straight on the socket it was handed, the
 //! front page, a public repository's refs (a clone of what it sends matches the repository) and
@@ -84,6 +85,38 @@ fn unit_copies(dir: &Path) -> (PathBuf, PathBuf) {
     (service_copy, socket_copy)
 }
 
+/// Copies of the shipped maintenance units in `dir` (the service naming the binary under test),
+/// as [`unit_copies`]: the service runs `forgelet maintain` in its one command line, the timer
+/// names no program.
+fn maintain_unit_copies(dir: &Path) -> (PathBuf, PathBuf) {
+    let service = shipped("deploy/forgelet-maintain.service");
+    let timer = shipped("deploy/forgelet-maintain.timer");
+    let commands: Vec<&str> = service
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("bin/"))
+        .collect();
+    assert_eq!(
+        commands,
+        [format!("ExecStart={UNIT_BIN} maintain")],
+        "deploy/forgelet-maintain.service should run {UNIT_BIN} in exactly this line"
+    );
+    assert!(
+        !timer
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("bin/")),
+        "deploy/forgelet-maintain.timer names no program"
+    );
+    let service_copy = dir.join("forgelet-maintain.service");
+    let timer_copy = dir.join("forgelet-maintain.timer");
+    fs::write(
+        &service_copy,
+        service.replace(&format!("={UNIT_BIN} "), &format!("={BIN} ")),
+    )
+    .unwrap();
+    fs::write(&timer_copy, timer).unwrap();
+    (service_copy, timer_copy)
+}
+
 /// `systemd-analyze verify` of the given units: its exit status and the lines of its output
 /// that name forgelet (it may also warn about units of the host).
 fn verify(units: &[&Path]) -> (bool, Vec<String>) {
@@ -100,7 +133,8 @@ fn verify(units: &[&Path]) -> (bool, Vec<String>) {
 fn systemd_units_pass_systemd_analyze_verify() {
     let tmp = TempDir::new("hosts_verify");
     let (service, socket) = unit_copies(tmp.path());
-    let (passed, warnings) = verify(&[&service, &socket]);
+    let (maintain, timer) = maintain_unit_copies(tmp.path());
+    let (passed, warnings) = verify(&[&service, &socket, &maintain, &timer]);
     assert!(
         passed && warnings.is_empty(),
         "systemd-analyze verify of the shipped units (exit ok: {passed}):\n{}",
@@ -164,6 +198,54 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(
         !passed && warnings.iter().any(|l| l.contains("/nonexistent/forgelet")),
         "systemd-analyze verify accepted a missing program: {warnings:?}"
+    );
+}
+
+/// The `systemd-analyze security --offline=yes` score of a unit, and what counts against it.
+fn exposure(unit: &Path) -> (f64, String, Vec<String>) {
+    let out = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(unit));
+    let text = all_output(&out);
+    assert!(
+        out.status.success(),
+        "systemd-analyze security failed:\n{text}"
+    );
+    // "→ Overall exposure level for forgelet.service: 0.6 SAFE 😀"
+    let name = unit.file_name().unwrap().to_string_lossy();
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("Overall exposure level for {name}:")))
+        .unwrap_or_else(|| panic!("no overall exposure level in:\n{text}"));
+    let verdict = line.rsplit_once(": ").unwrap().1.trim().to_string();
+    let score: f64 = verdict
+        .split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {line:?}"));
+    let exposed = text
+        .lines()
+        .filter(|l| l.starts_with('✗'))
+        .map(str::to_string)
+        .collect();
+    (score, verdict, exposed)
+}
+
+#[test]
+fn systemd_maintenance_service_exposure_stays_low() {
+    let tmp = TempDir::new("hosts_security_maintain");
+    let (service, _) = maintain_unit_copies(tmp.path());
+    let (score, verdict, exposed) = exposure(&service);
+    println!("systemd-analyze security --offline=yes forgelet-maintain.service: {verdict}");
+    assert!(
+        score <= MAX_EXPOSURE,
+        "forgelet-maintain.service's exposure is {score}, above {MAX_EXPOSURE}; what counts against it:\n{}",
+        exposed.join("\n")
+    );
+    let stated = format!("{MAX_EXPOSURE:.1} SAFE");
+    assert!(
+        shipped("deploy/forgelet-maintain.service").contains(&stated),
+        "deploy/forgelet-maintain.service should state the exposure score {stated:?}"
     );
 }
 

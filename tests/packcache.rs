@@ -398,6 +398,23 @@ fn a_purge_clears_the_repositorys_cached_answers() {
         c[1] + 1,
         "answered from before the purge"
     );
+    // Maintenance takes out answers unused for [pack_cache] max_age_days, and deletes them.
+    fetch(&r.srv, "alice/tags", &body, true, None);
+    let kept = entries(&r.site);
+    assert_eq!(kept.len(), 1);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(&kept[0])
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = ok(r.site.forgelet().arg("maintain"));
+    assert!(
+        out.contains("took out 1 answers unused for 7 days"),
+        "{out}"
+    );
+    assert!(entries(&r.site).is_empty());
     // Emptied by hand: the next request is git's again.
     fetch(&r.srv, "alice/tags", &body, true, None);
     assert_eq!(entries(&r.site).len(), 1);

@@ -1,12 +1,13 @@
 //! The command line: the mode (serve, CGI, or an admin command) from the arguments, with the
 //! logger and the config set up first. The admin commands, one module per area (`repo`, `user`,
-//! `token`, `check`, `doctor`), only parse their arguments, call the service layer (`repos`, `accounts`)
+//! `token`, `check`, `doctor`, `maintain`), only parse their arguments, call the service layer (`repos`, `accounts`)
 //! and print; they work on the same files the server reads, as the data directory's owner.
 
 mod args;
 mod cache;
 mod check;
 mod doctor;
+mod maintain;
 mod repo;
 mod token;
 mod user;
@@ -54,6 +55,9 @@ commands:
   repo revoke OWNER/NAME USER            remove USER from the collaborators
   cache                                  what the pack cache holds, and how many fetches it answered
   cache clear                            take every answer out of the pack cache
+  maintain [OWNER/NAME]                  repack (bitmaps, multi-pack index), write the commit-graph, pack
+                                         refs, remove what interrupted git left; with no name every
+                                         repository, then the trash and the pack cache (the timer runs it)
 
 OWNER is a user's name: add the user before their repositories.
 
@@ -139,6 +143,7 @@ pub fn run() -> i32 {
         )),
         (Some("doctor"), _) => doctor::run(&config_path, &words[1..]),
         (Some("repo"), _) => repo::run(&config_path, &words[1..]),
+        (Some("maintain"), _) => maintain::run(&config_path, &words[1..]),
         (Some("user"), _) => user::run(&config_path, &words[1..]),
         (Some("token"), _) => token::run(&config_path, &words[1..]),
         (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),

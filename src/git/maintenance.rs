@@ -1,3 +1,6 @@
+//! Removing what was pushed by mistake, and keeping repositories in shape (see "Maintenance"
+//! below).
+//!
 //! Removing what was pushed by mistake. Objects force-pushed away stay readable by id (by
 //! `commit/`, `raw/`, a snapshot, a protocol v2 `want`, a dumb client's loose object request),
 //! as on GitHub until it collects them; forgelet also keeps reflogs, which hold them. A purge
@@ -17,9 +20,10 @@
 //! removed, and so are the repository's answers in the pack cache (`packcache`); no other
 //! cache holds objects.
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::fsfile::{self, FileLock};
 
@@ -50,7 +54,8 @@ pub(crate) fn hold_for_push(repo: &Path) -> Result<Option<PushHold>, String> {
 pub(crate) enum Status {
     /// No purge has run.
     Never,
-    /// Waiting for another repository's purge to finish; pushes go on meanwhile.
+    /// Waiting for another repository's purge, or this repository's maintenance, to finish;
+    /// pushes go on meanwhile.
     Queued { since: u64 },
     /// Running (or waiting for pushes): the step, and when the purge started (Unix time).
     Running { step: String, since: u64 },
@@ -134,6 +139,17 @@ pub(crate) fn purge(
             fsfile::lock(&site_lock)?
         }
     };
+    // A maintenance run of the repository ends first (pushes go on meanwhile), and none
+    // starts until the purge is done.
+    let maintaining = repo.join(MAINTAINING);
+    let _maintenance = match fsfile::try_lock(&maintaining)? {
+        Some(l) => l,
+        None => {
+            say("waiting for the repository's maintenance to finish");
+            write_status(repo, "queued", started, "")?;
+            fsfile::lock(&maintaining)?
+        }
+    };
     // Answers cached from before the purge may hold what it removes: none is used from now
     // on (the generation is raised), and none is left (again at the end, for those made
     // while it ran).
@@ -155,7 +171,9 @@ pub(crate) fn purge(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let steps: [(&str, &[&str]); 3] = [
+    // The repack and the commit-graph leave the repository as maintenance would (a bitmap, a
+    // graph that names no purged commit).
+    let steps: [(&str, &[&str]); 4] = [
         (
             "expiring the reflogs",
             &[
@@ -166,30 +184,34 @@ pub(crate) fn purge(
                 "--all",
             ],
         ),
-        ("repacking what is reachable", &["repack", "-a", "-d", "-q"]),
+        (
+            "repacking what is reachable",
+            &[
+                "repack",
+                "-a",
+                "-d",
+                "-q",
+                "--write-midx",
+                "--write-bitmap-index",
+            ],
+        ),
         ("pruning the rest", &["prune", "--expire=now"]),
+        (
+            "writing the commit-graph",
+            &[
+                "-c",
+                "commitGraph.changedPathsVersion=2",
+                "commit-graph",
+                "write",
+                "--reachable",
+                "--changed-paths",
+                "--no-progress",
+            ],
+        ),
     ];
     for (what, args) in steps {
         step(what, &mut say)?;
-        let mut c = git();
-        c.arg("--git-dir")
-            .arg(repo)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let out = c.output().map_err(|e| format!("cannot run git: {e}"));
-        let failed = match out {
-            Ok(o) if o.status.success() => None,
-            Ok(o) => Some(format!(
-                "git {} failed ({}): {}",
-                args[0],
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => Some(e),
-        };
-        if let Some(why) = failed {
+        if let Err(why) = run_git(git(), repo, args) {
             write_status(repo, "failed", crate::time::now(), &why)?;
             return Err(why);
         }
@@ -210,6 +232,499 @@ pub(crate) fn purge(
     write_status(repo, "done", crate::time::now(), "")?;
     say("done");
     Ok(())
+}
+
+/// Runs `c` (a `git` command) with `args` on the repository at `repo`; git's complaint if it
+/// fails.
+fn run_git(mut c: Command, repo: &Path, args: &[&str]) -> Result<(), String> {
+    c.arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match c.output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "git {} failed ({}): {}",
+            args.iter()
+                .find(|a| !a.starts_with('-') && !a.contains('='))
+                .copied()
+                .unwrap_or(""),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run git: {e}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Maintenance
+//
+// What git's own `gc` and `maintenance` do, run by forgelet so that it is safe beside clones
+// and pushes, one run at a time per repository and a few per site:
+//
+// - leftovers of a git that was stopped (a push past its deadline, a crash): quarantine
+//   folders, temporary packs and indexes, and lock files, once older than the git deadline (no
+//   git forgelet runs lives longer, so nothing older is in use). A stale ref lock refuses every
+//   later push of that ref;
+// - refs packed into `packed-refs`;
+// - packs: after a push, a geometric repack (small packs rolled into larger ones, loose objects
+//   packed); from the timer or the command, everything into one pack and the objects nothing
+//   reaches into a cruft pack, which keeps them until `cruft_days` have passed since they were
+//   last written or used (the expired loose ones are pruned with the same grace period, as
+//   git's own gc does). Only a purge drops them sooner. Either way a multi-pack index and its
+//   reachability bitmap are written, which spare clones and fetches most of their counting;
+// - a commit-graph, as one file (libgit2 reads only that form), with changed-path Bloom
+//   filters, version 2 where git knows `commitGraph.changedPathsVersion` (older gits ignore the
+//   setting and write version 1).
+//
+// Locks: one run per repository (`forgelet-maintain.lock`, exclusive), which a purge holds too
+// from before it holds off pushes to its end: a purge waits for a run under way (queued,
+// pushes going on), and no run starts during a purge (`forgelet maintain` waits, a run a push
+// starts leaves it). A run also checks the purge's status and holds the repository's
+// `forgelet-maintenance.lock` shared, as a push does, so it could not overlap a purge even
+// without the first lock. A run takes
+// one of `at_once` turns (`{data_dir}/maintenance/turn-N.lock`) and holds the data folder
+// itself shared (`flock`), so a backup that holds it exclusively waits for the runs under way
+// and keeps new ones waiting until it is done.
+
+/// Held by a maintenance run of this repository from its start to its end.
+const MAINTAINING: &str = "forgelet-maintain.lock";
+/// How the last maintenance run ended.
+const MAINTAINED: &str = "forgelet-maintain.status";
+/// `{data_dir}/maintenance/`: one lock file per turn.
+const TURNS: &str = "maintenance";
+/// How often a run waiting for a turn looks again.
+const TURN_POLL: Duration = Duration::from_millis(250);
+
+/// Which repack a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// After pushes: geometric, cheap, never rewriting the large pack.
+    Auto,
+    /// From the timer or the command line: everything into one pack, the unreachable into a
+    /// cruft pack; skipped when the packs are in that shape already.
+    Full,
+}
+
+/// What a run is to do and how.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) kind: Kind,
+    /// Wait for a run of the same repository under way to end (else leave it to that run).
+    pub(crate) wait: bool,
+    /// Objects nothing reaches are dropped once this many days old.
+    pub(crate) cruft_days: u32,
+    /// Leftovers of git older than this are removed.
+    pub(crate) stale_after: Duration,
+    /// Runs on the site at once.
+    pub(crate) at_once: usize,
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Done,
+    /// Not run, and why.
+    Skipped(String),
+}
+
+/// The packs and loose objects of a repository, counted from the file names.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Packs that are neither cruft packs nor kept (`.keep`).
+    pub(crate) packs: usize,
+    /// When each cruft pack was written.
+    pub(crate) cruft: Vec<SystemTime>,
+    /// Loose objects, counted up to the cap given.
+    pub(crate) loose: usize,
+    /// A multi-pack index with its reachability bitmap.
+    pub(crate) bitmap: bool,
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The repository's [`Shape`], loose objects counted up to `loose_cap`.
+pub(crate) fn shape(repo: &Path, loose_cap: usize) -> Shape {
+    let mut s = Shape::default();
+    let objects = repo.join("objects");
+    let pack_dir = objects.join("pack");
+    let names: Vec<String> = fs::read_dir(&pack_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |n: &str| names.iter().any(|x| x == n);
+    for n in &names {
+        let Some(stem) = n.strip_suffix(".pack") else {
+            continue;
+        };
+        if has(&format!("{stem}.mtimes")) {
+            if let Ok(t) = fs::metadata(pack_dir.join(n)).and_then(|m| m.modified()) {
+                s.cruft.push(t);
+            }
+        } else if !has(&format!("{stem}.keep")) {
+            s.packs += 1;
+        }
+    }
+    s.bitmap = has("multi-pack-index")
+        && names
+            .iter()
+            .any(|n| n.starts_with("multi-pack-index-") && n.ends_with(".bitmap"));
+    if let Ok(dirs) = fs::read_dir(&objects) {
+        for d in dirs.flatten() {
+            let name = d.file_name();
+            let name = name.to_string_lossy();
+            if name.len() != 2 || !is_hex(&name) {
+                continue;
+            }
+            if let Ok(files) = fs::read_dir(d.path()) {
+                s.loose += files
+                    .flatten()
+                    .filter(|f| {
+                        let n = f.file_name();
+                        let n = n.to_string_lossy();
+                        n.len() == 38 && is_hex(&n)
+                    })
+                    .count();
+            }
+            if s.loose >= loose_cap {
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Whether a push left the repository worth maintaining: `packs` packs or `loose` loose
+/// objects (as git's `gc --auto` judges), and no run of it under way.
+pub(crate) fn worth_maintaining(repo: &Path, packs: usize, loose: usize) -> bool {
+    let s = shape(repo, loose);
+    (s.packs >= packs || s.loose >= loose) && !maintenance_running(repo)
+}
+
+/// A maintenance run of the repository holds its lock.
+pub(crate) fn maintenance_running(repo: &Path) -> bool {
+    matches!(fsfile::try_lock(&repo.join(MAINTAINING)), Ok(None))
+}
+
+/// The last run's outcome as its status file says: `done` or `failed: why`, and when.
+pub(crate) fn last_maintenance(repo: &Path) -> Option<(String, u64)> {
+    let text = fsfile::read_optional(&repo.join(MAINTAINED)).ok()??;
+    let text = String::from_utf8_lossy(&text);
+    let mut lines = text.lines();
+    let state = lines.next()?.to_string();
+    let at = lines.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    match lines.next() {
+        Some(why) if state == "failed" => Some((format!("failed: {why}"), at)),
+        _ => Some((state, at)),
+    }
+}
+
+/// One of the site's turns, and the data folder held shared; released when dropped.
+struct Turn {
+    _turn: fsfile::FileLock,
+    _site: fsfile::FileLock,
+}
+
+fn try_turn(data_dir: &Path, at_once: usize) -> Result<Option<Turn>, String> {
+    let Some(site) = fsfile::try_lock_folder(data_dir, true)? else {
+        return Ok(None);
+    };
+    let dir = data_dir.join(TURNS);
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for i in 0..at_once.max(1) {
+        if let Some(turn) = fsfile::try_lock(&dir.join(format!("turn-{i}.lock")))? {
+            return Ok(Some(Turn {
+                _turn: turn,
+                _site: site,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Maintains the repository at `repo` as `plan` says, running `git` (made by `git`, isolated
+/// as every git forgelet runs) for each step; `say` hears each step as it starts. The outcome
+/// is also kept in the repository's `forgelet-maintain.status`.
+pub(crate) fn maintain(
+    data_dir: &Path,
+    repo: &Path,
+    plan: &Plan,
+    git: impl Fn() -> Command,
+    mut say: impl FnMut(&str),
+) -> Result<Outcome, String> {
+    let mine = repo.join(MAINTAINING);
+    let _mine = match fsfile::try_lock(&mine)? {
+        Some(l) => l,
+        None if plan.wait => {
+            say("waiting for the maintenance under way to end");
+            fsfile::lock(&mine)?
+        }
+        None => return Ok(Outcome::Skipped("its maintenance runs already".into())),
+    };
+    let _turn = match try_turn(data_dir, plan.at_once)? {
+        Some(t) => t,
+        None => {
+            say("waiting for a turn (other maintenance runs, or a backup holds the data folder)");
+            loop {
+                std::thread::sleep(TURN_POLL);
+                if let Some(t) = try_turn(data_dir, plan.at_once)? {
+                    break t;
+                }
+            }
+        }
+    };
+    let purging = || Outcome::Skipped("a purge of it is under way".into());
+    if matches!(status(repo), Status::Running { .. } | Status::Queued { .. }) {
+        return Ok(purging());
+    }
+    let Some(_hold) = fsfile::try_lock_shared(&repo.join(LOCK))? else {
+        return Ok(purging());
+    };
+    let result = maintenance_steps(repo, plan, git, &mut say);
+    let now = crate::time::now();
+    let written = match &result {
+        Ok(()) => fsfile::replace(
+            &repo.join(MAINTAINED),
+            format!("done\n{now}\n").as_bytes(),
+            0o644,
+        ),
+        Err(why) => {
+            let why: String = why.chars().filter(|c| !c.is_control()).collect();
+            fsfile::replace(
+                &repo.join(MAINTAINED),
+                format!("failed\n{now}\n{why}\n").as_bytes(),
+                0o644,
+            )
+        }
+    };
+    result?;
+    written?;
+    Ok(Outcome::Done)
+}
+
+fn maintenance_steps(
+    repo: &Path,
+    plan: &Plan,
+    git: impl Fn() -> Command,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let removed = remove_leftovers(repo, plan.stale_after)?;
+    if !removed.is_empty() {
+        say(&format!(
+            "removed what interrupted git left: {}",
+            removed.join(", ")
+        ));
+    }
+    if has_loose_refs(&repo.join("refs")) {
+        say("packing refs");
+        run_git(git(), repo, &["pack-refs", "--all"])?;
+    }
+
+    let before = shape(repo, 1);
+    let cruft_before = SystemTime::now()
+        .checked_sub(Duration::from_secs(u64::from(plan.cruft_days) * 86_400))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let empty = before.packs == 0 && before.loose == 0 && before.cruft.is_empty();
+    let repacked = match plan.kind {
+        _ if empty => {
+            say("no objects yet: nothing to pack");
+            false
+        }
+        Kind::Auto => {
+            say("repacking the newest packs (geometric), with a multi-pack index and bitmap");
+            run_git(
+                git(),
+                repo,
+                &[
+                    "repack",
+                    "-d",
+                    "-q",
+                    "--geometric=2",
+                    "--write-midx",
+                    "--write-bitmap-index",
+                ],
+            )?;
+            true
+        }
+        Kind::Full
+            if before.loose == 0
+                && before.packs <= 1
+                && before.bitmap
+                && before.cruft.len() <= 1
+                && before.cruft.iter().all(|t| *t > cruft_before) =>
+        {
+            say("the packs are in shape already");
+            false
+        }
+        Kind::Full => {
+            say(&format!(
+                "repacking into one pack, with a multi-pack index and bitmap; what nothing reaches goes to a cruft pack (dropped after {} days)",
+                plan.cruft_days
+            ));
+            let expiry = format!("--cruft-expiration={}.days.ago", plan.cruft_days);
+            run_git(
+                git(),
+                repo,
+                &[
+                    "repack",
+                    "-d",
+                    "-q",
+                    "--cruft",
+                    &expiry,
+                    "--write-midx",
+                    "--write-bitmap-index",
+                ],
+            )?;
+            // The repack packs loose objects (the unreachable ones into the cruft pack) and
+            // removes them, but leaves those past the expiry loose: they go now, with the same
+            // grace period, as git's own gc does.
+            let expire = format!("--expire={}.days.ago", plan.cruft_days);
+            run_git(git(), repo, &["prune", &expire])?;
+            true
+        }
+    };
+    let info = repo.join("objects/info");
+    let graph_missing = !info.join("commit-graph").is_file()
+        || info.join("commit-graphs/commit-graph-chain").exists();
+    if repacked || (graph_missing && !empty) {
+        say("writing the commit-graph, with changed-path Bloom filters");
+        let mut c = git();
+        // Version 2 filters where git knows the setting; older gits ignore it and write
+        // version 1. Without --split git writes one file and drops any chain.
+        c.arg("-c").arg("commitGraph.changedPathsVersion=2");
+        run_git(
+            c,
+            repo,
+            &[
+                "commit-graph",
+                "write",
+                "--reachable",
+                "--changed-paths",
+                "--no-progress",
+            ],
+        )?;
+    }
+    say("done");
+    Ok(())
+}
+
+/// A ref file below `dir` (a lock file is none): `git pack-refs` has work to do. Checked first
+/// so that a site of many quiet repositories starts no git for them.
+fn has_loose_refs(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| match e.file_type() {
+        Ok(t) if t.is_dir() => has_loose_refs(&e.path()),
+        Ok(_) => !e.file_name().to_string_lossy().ends_with(".lock"),
+        Err(_) => false,
+    })
+}
+
+/// Removes what a stopped git left in `repo` and is older than `older_than`: quarantine
+/// folders of pushes (`objects/incoming-*`, `objects/tmp_objdir-*`), temporary object, pack,
+/// index and graph files, lock files of refs, reflogs, `packed-refs`, `HEAD`, `config` and the
+/// object folders, and `.keep` files a push left on its pack. forgelet's own locks
+/// (`forgelet-*.lock`, held with `flock`, never stale) are not touched. Returns what went, by
+/// path inside the repository.
+pub(crate) fn remove_leftovers(repo: &Path, older_than: Duration) -> Result<Vec<String>, String> {
+    let cutoff = SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = Vec::new();
+    let mut remove = |path: PathBuf, dir: bool| -> Result<(), String> {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return Ok(());
+        };
+        if meta.modified().map_or(true, |t| t >= cutoff) {
+            return Ok(());
+        }
+        let gone = if dir && meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match gone {
+            Ok(()) => {
+                let rel = path.strip_prefix(repo).unwrap_or(&path);
+                removed.push(rel.display().to_string());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+        }
+    };
+    let names = |dir: &Path| -> Vec<(String, PathBuf, bool)> {
+        fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            e.path(),
+                            is_dir,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let objects = repo.join("objects");
+    for (name, path, is_dir) in names(&objects) {
+        if is_dir && (name.starts_with("incoming-") || name.starts_with("tmp_objdir-")) {
+            remove(path, true)?;
+        } else if is_dir && name.len() == 2 && is_hex(&name) {
+            for (n, p, _) in names(&path) {
+                if n.starts_with("tmp_obj_") {
+                    remove(p, false)?;
+                }
+            }
+        }
+    }
+    for dir in [
+        objects.join("pack"),
+        objects.join("info"),
+        objects.join("info/commit-graphs"),
+    ] {
+        for (n, p, is_dir) in names(&dir) {
+            if is_dir {
+                continue;
+            }
+            let pushed_keep =
+                n.ends_with(".keep") && fs::read(&p).is_ok_and(|b| b.starts_with(b"receive-pack"));
+            if n.starts_with("tmp_") || n.ends_with(".lock") || pushed_keep {
+                remove(p, false)?;
+            }
+        }
+    }
+    for top in [
+        "packed-refs.lock",
+        "HEAD.lock",
+        "config.lock",
+        "shallow.lock",
+    ] {
+        remove(repo.join(top), false)?;
+    }
+    let mut stack = vec![repo.join("refs"), repo.join("logs")];
+    while let Some(dir) = stack.pop() {
+        for (n, p, is_dir) in names(&dir) {
+            if is_dir {
+                stack.push(p);
+            } else if n.ends_with(".lock") {
+                remove(p, false)?;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -277,6 +792,112 @@ mod tests {
             matches!(status(&repo), Status::Failed { ref why, .. } if why.contains("interrupted"))
         );
         assert!(hold_for_push(&repo).unwrap().is_some());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_purge_waits_for_maintenance_and_no_maintenance_runs_during_a_purge() {
+        let root = std::env::temp_dir().join(format!("forgelet-purge-mt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let work = root.join("repos/alice/work");
+        std::fs::create_dir_all(&work).unwrap();
+        for args in [
+            &["init", "-q"][..],
+            &["commit", "-q", "--allow-empty", "-m", "one"][..],
+        ] {
+            assert!(git_in(&work).args(args).status().unwrap().success());
+        }
+        let repo = work.join(".git");
+        let plan = Plan {
+            kind: Kind::Auto,
+            wait: false,
+            cruft_days: 14,
+            stale_after: Duration::from_secs(3600),
+            at_once: 1,
+        };
+
+        // A maintenance run holds its lock: the purge waits, queued, and pushes go on.
+        let running = fsfile::try_lock(&repo.join(MAINTAINING)).unwrap().unwrap();
+        std::thread::scope(|s| {
+            let purging = s.spawn(|| purge(&root, &repo, || git_in(&work), |_| {}));
+            let until = Instant::now() + Duration::from_secs(20);
+            while !matches!(status(&repo), Status::Queued { .. }) {
+                assert!(Instant::now() < until, "{:?}", status(&repo));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(
+                hold_for_push(&repo).unwrap().is_some(),
+                "a push was held off while the purge waited for maintenance"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!purging.is_finished(), "the purge did not wait");
+            drop(running);
+            purging.join().unwrap().unwrap();
+        });
+        assert!(matches!(status(&repo), Status::Done { .. }));
+
+        // While a purge holds the lock, a run a push starts leaves the repository alone.
+        let purging = fsfile::try_lock(&repo.join(MAINTAINING)).unwrap().unwrap();
+        let outcome = maintain(&root, &repo, &plan, || git_in(&work), |_| {}).unwrap();
+        assert!(matches!(outcome, Outcome::Skipped(_)), "{outcome:?}");
+        drop(purging);
+        // A purge that says it runs (and holds its lock) is never run beside, either.
+        let purge_lock = fsfile::try_lock(&repo.join(PURGING)).unwrap().unwrap();
+        write_status(&repo, "running", 1, "repacking what is reachable").unwrap();
+        let outcome = maintain(&root, &repo, &plan, || git_in(&work), |_| {}).unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Skipped("a purge of it is under way".into())
+        );
+        drop(purge_lock);
+        write_status(&repo, "done", 1, "").unwrap();
+        // With nothing in the way it runs.
+        let outcome = maintain(&root, &repo, &plan, || git_in(&work), |_| {}).unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(last_maintenance(&repo).map(|(s, _)| s), Some("done".into()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_site_gives_at_most_at_once_turns_and_none_while_its_folder_is_held() {
+        let root = std::env::temp_dir().join(format!("forgelet-turns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        // A lock let go is free once every copy of its descriptor is closed: a process another
+        // test forks meanwhile holds one until it runs its program, so what must come free is
+        // waited for a moment.
+        let soon = |what: &str, f: &dyn Fn() -> Option<fsfile::FileLock>| {
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(l) = f() {
+                    return l;
+                }
+                assert!(Instant::now() < until, "{what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let turn = |what: &str| soon(what, &|| try_turn(&root, 2).unwrap().map(|t| t._turn));
+        let one = turn("a first turn");
+        let two = turn("a second turn");
+        assert!(
+            try_turn(&root, 2).unwrap().is_none(),
+            "a third of two turns"
+        );
+        drop(one);
+        let three = turn("a turn given back");
+        drop((two, three));
+        // A backup holds the data folder: no turn until it lets go.
+        let backup = soon("the backup's hold", &|| {
+            fsfile::try_lock_folder(&root, false).unwrap()
+        });
+        assert!(try_turn(&root, 2).unwrap().is_none());
+        drop(backup);
+        let held = soon("a turn after the backup", &|| {
+            try_turn(&root, 2).unwrap().map(|t| t._site)
+        });
+        // And a backup waits for the runs under way.
+        assert!(fsfile::try_lock_folder(&root, false).unwrap().is_none());
+        drop(held);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

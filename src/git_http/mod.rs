@@ -7,6 +7,7 @@
 
 pub(crate) mod dumb;
 pub(crate) mod files;
+pub(crate) mod push;
 pub(crate) mod smart;
 
 use crate::error::Result;

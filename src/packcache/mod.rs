@@ -46,11 +46,12 @@ pub struct Settings {
     pub free_bytes: u64,
     /// How long a follower waits for the entry before it reads the entry as it grows.
     pub follow_wait: Duration,
-    /// Entries unused for this long go at the next [`Cache::tidy`].
+    /// Entries unused for this long are taken out by maintenance ([`store::Store::expire`]).
     pub max_age: Duration,
 }
 
-/// How long an evicted entry is kept aside: a web server told to send it opens it well within.
+/// How long an evicted entry is kept aside before maintenance deletes it ([`store::Store::sweep`]):
+/// a web server told to send it opens it well within.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(600);
 
 /// What to do with a request.
@@ -175,15 +176,6 @@ impl Cache {
                 Lookup::Pass("the cache's folder cannot be written")
             }
         }
-    }
-
-    /// Maintenance: entries unused for `max_age` evicted, and what was evicted or abandoned
-    /// long enough ago for no web server to be about to open it deleted. How many entries
-    /// were evicted and files deleted.
-    pub fn tidy(&self) -> (usize, usize) {
-        let evicted = self.store.expire(self.settings.max_age);
-        let deleted = self.store.sweep(SWEEP_GRACE).unwrap_or(0);
-        (evicted, deleted)
     }
 
     /// Counts an event.

@@ -85,7 +85,7 @@ fn purge_text(status: &maintenance::Status) -> (String, bool) {
         maintenance::Status::Never => (String::new(), false),
         maintenance::Status::Queued { since } => (
             format!(
-                "A purge asked for at {} waits for another repository's purge to finish.",
+                "A purge asked for at {} waits for another repository's purge, or this repository's maintenance, to finish.",
                 when(*since)
             ),
             true,
