@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use child::{ChildGuard, SpoolBudget};
@@ -81,6 +82,21 @@ impl GitRunner {
         )
     }
 
+    /// A slot as [`GitRunner::slot`] gives, waiting at most `wait`: for a page, whose worker
+    /// must not wait as long as a clone may.
+    pub(crate) fn slot_within(
+        &self,
+        address: &str,
+        anonymous: bool,
+        wait: Duration,
+    ) -> std::result::Result<Slot<'_>, Busy> {
+        self.slots.acquire(
+            &crate::request::client_key(address),
+            anonymous,
+            wait.min(self.slot_wait),
+        )
+    }
+
     /// `git` from an empty environment plus an allowlist, shut off from the host's config, in
     /// its own process group; `-c` settings and the subcommand are the caller's. Start it with
     /// [`GitRunner::spawn`], which limits its memory.
@@ -143,6 +159,71 @@ impl GitRunner {
             }
         }
         Ok(child)
+    }
+}
+
+/// What a bounded run of git printed (see [`GitRunner::output`]).
+pub(crate) struct Bounded {
+    /// Standard output, at most the bound given.
+    pub(crate) stdout: Vec<u8>,
+    /// git ran to its end and exited with success, and all of its output is here.
+    pub(crate) complete: bool,
+}
+
+impl GitRunner {
+    /// Runs a command made by [`GitRunner::git`] (stdin empty, stderr dropped) and reads its
+    /// output: at most `max_bytes`, and for at most `deadline`; past either, git is stopped (its
+    /// whole process group) and what it printed so far is given back, not `complete`.
+    pub(crate) fn output(
+        &self,
+        c: &mut Command,
+        deadline: Duration,
+        max_bytes: usize,
+    ) -> io::Result<Bounded> {
+        use std::io::Read;
+        use std::process::Stdio;
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = ChildGuard::new(self.spawn(c)?);
+        let killer = guard.killer();
+        let (done, timer) = std::sync::mpsc::channel::<()>();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let timed_out = Arc::clone(&timed_out);
+            let killer = killer.clone();
+            std::thread::spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    timer.recv_timeout(deadline)
+                {
+                    timed_out.store(true, Ordering::SeqCst);
+                    killer.stop();
+                }
+            })
+        };
+        let mut stdout = Vec::new();
+        let mut cut = false;
+        if let Some(out) = guard.child.stdout.take() {
+            let read = out.take(max_bytes as u64 + 1).read_to_end(&mut stdout);
+            if stdout.len() > max_bytes {
+                stdout.truncate(max_bytes);
+                cut = true;
+                killer.stop();
+            }
+            if let Err(e) = read {
+                killer.stop();
+                let _ = guard.wait();
+                let _ = done.send(());
+                let _ = watchdog.join();
+                return Err(e);
+            }
+        }
+        let status = guard.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        let complete =
+            !cut && !timed_out.load(Ordering::SeqCst) && status.as_ref().is_ok_and(|s| s.success());
+        Ok(Bounded { stdout, complete })
     }
 }
 
