@@ -416,6 +416,35 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_made_again_has_another_identity() {
+        let root = temp("identity");
+        let path = root.join("r.git");
+        fs::create_dir(&path).unwrap();
+        let first = folder_identity(&path).unwrap();
+        fs::write(path.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert_eq!(
+            folder_identity(&path),
+            Some(first),
+            "the same folder, written to"
+        );
+        fs::rename(&path, root.join("trash.git")).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert_ne!(
+            folder_identity(&path),
+            Some(first),
+            "moved away, made again"
+        );
+        fs::remove_dir_all(root.join("trash.git")).unwrap();
+        let second = folder_identity(&path).unwrap();
+        fs::remove_dir_all(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        fs::create_dir(&path).unwrap();
+        assert_ne!(folder_identity(&path), Some(second), "removed, made again");
+        assert_eq!(folder_identity(&root.join("missing")), None);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn head_dates_are_computed_again_when_the_branch_moves() {
         let root = temp("dates");
         let path = root.join("r.git");
