@@ -336,4 +336,46 @@ mod tests {
         assert!(text.contains(&(300u64 << 20).to_string()), "{text}");
         let _ = fs::remove_dir_all(dir);
     }
+
+    #[test]
+    fn bounded_output_stops_git_at_its_deadline_and_its_bound() {
+        let dir = std::env::temp_dir().join(format!("forgelet-bounded-{}", std::process::id()));
+        let config = crate::config::parse(
+            Path::new("test.toml"),
+            &format!("data_dir = \"{}\"\n", dir.display()),
+        )
+        .unwrap();
+        let runner = GitRunner::new(&config);
+        let whole = runner
+            .output(runner.git().arg("version"), Duration::from_secs(30), 1000)
+            .unwrap();
+        assert!(whole.complete);
+        assert!(whole.stdout.starts_with(b"git version "));
+        // A child that prints without end: cut at the bound, and stopped.
+        let started = std::time::Instant::now();
+        let cut = runner
+            .output(
+                runner.git().args(["-c", "alias.flood=!yes", "flood"]),
+                Duration::from_secs(30),
+                5000,
+            )
+            .unwrap();
+        assert!(!cut.complete);
+        assert_eq!(cut.stdout.len(), 5000);
+        // A child that prints nothing for longer than the deadline: stopped at it.
+        let slow = runner
+            .output(
+                runner.git().args(["-c", "alias.nap=!sleep 20", "nap"]),
+                Duration::from_millis(300),
+                5000,
+            )
+            .unwrap();
+        assert!(!slow.complete && slow.stdout.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
 }

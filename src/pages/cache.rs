@@ -134,7 +134,7 @@ pub(crate) fn get(key: &Key) -> Option<Arc<Fragment>> {
 /// past the budget; gives it back to be shown.
 pub(crate) fn put(key: Key, fragment: Fragment) -> Arc<Fragment> {
     let fragment = Arc::new(fragment);
-    let size = fragment.bytes();
+    let size = fragment.bytes() + key.0.len();
     if size > MAX_ENTRY_BYTES {
         return fragment;
     }
@@ -143,14 +143,14 @@ pub(crate) fn put(key: Key, fragment: Fragment) -> Arc<Fragment> {
         let tick = lru.tick;
         if let Some((old, used)) = lru.entries.remove(&key) {
             lru.order.remove(&used);
-            lru.bytes = lru.bytes.saturating_sub(old.bytes());
+            lru.bytes = lru.bytes.saturating_sub(old.bytes() + key.0.len());
         }
         while lru.bytes + size > MAX_BYTES {
             let Some((_, oldest)) = lru.order.pop_first() else {
                 break;
             };
             if let Some((old, _)) = lru.entries.remove(&oldest) {
-                lru.bytes = lru.bytes.saturating_sub(old.bytes());
+                lru.bytes = lru.bytes.saturating_sub(old.bytes() + oldest.0.len());
             }
         }
         lru.bytes += size;

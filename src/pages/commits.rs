@@ -224,7 +224,12 @@ fn path_log(
             }
         };
     let mut c = site.git.git();
-    c.arg("--literal-pathspecs")
+    // The history libgit2 shows elsewhere: no replaced objects, no rename following from a
+    // repository's own settings.
+    c.arg("-c")
+        .arg("log.follow=false")
+        .arg("--literal-pathspecs")
+        .arg("--no-replace-objects")
         .arg("--git-dir")
         .arg(&repo.path)
         .arg("log")
