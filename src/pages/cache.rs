@@ -24,7 +24,7 @@ use crate::git::RepoDir;
 use crate::site::Site;
 
 /// Bytes of rendered pages a process keeps at most.
-const MAX_BYTES: usize = 48 << 20;
+const MAX_BYTES: usize = 32 << 20;
 /// A fragment larger than this is not kept (it would push out many others).
 const MAX_ENTRY_BYTES: usize = 4 << 20;
 
