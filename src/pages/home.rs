@@ -82,22 +82,21 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let Some((rev, commit)) = start else {
         return ctx.render(site, req, 200, &page).map(Answer::from);
     };
-    {
-        let fragment = files(site, &git, repo, &rev, commit, b"", true)?;
-        let archive = |ext: &str| {
-            browse_url(
-                base,
-                &repo.owner,
-                &repo.name,
-                "archive",
-                &format!("{rev}.{ext}"),
-                "",
-            )
-        };
-        page.tgz_url = archive("tar.gz");
-        page.zip_url = archive("zip");
-        page.rev = rev;
-        ctx.render_with(site, req, 200, &page, &fragment)
-            .map(Answer::from)
-    }
+    // The files and README: kept as a folder's page is (see `tree::files`).
+    let fragment = files(site, &git, repo, &rev, commit, b"", true)?;
+    let archive = |ext: &str| {
+        browse_url(
+            base,
+            &repo.owner,
+            &repo.name,
+            "archive",
+            &format!("{rev}.{ext}"),
+            "",
+        )
+    };
+    page.tgz_url = archive("tar.gz");
+    page.zip_url = archive("zip");
+    page.rev = rev;
+    ctx.render_with(site, req, 200, &page, &fragment)
+        .map(Answer::from)
 }
