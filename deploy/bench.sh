@@ -80,8 +80,11 @@
 #                  build, say, for figures before and after a change; same configs and snippet)
 #   BENCH_MANY     1 also runs H: the front page and dashboard with 10,000 repositories against 10
 #                  (deploy/many-repos.sh; making the site once takes minutes). Default 0
-#   BENCH_ONLY     web runs only E (skipping A to D and what only they need); cache runs only I;
-#                  empty runs everything
+#   BENCH_ONLY     web runs only E, F and G (skipping A to D and what only they need); pages runs
+#                  only E (nor F's and G's repositories); cache runs only I; empty runs everything
+#   BENCH_COMMIT_GRAPH  1 (default) writes a commit-graph with changed-path Bloom filters (what
+#                  maintenance writes) into the repository forgelet serves and the same file into
+#                  cgit's copy before E; 0 leaves both as generated
 #   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
 #   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
 #                  fcgiwrap workers for cgit (forgelet's own default is 8 page workers)
@@ -123,7 +126,15 @@ esac
 rss=${BENCH_RSS:-$rss_default}
 case $rss in 0 | 1) ;; *) die "BENCH_RSS must be 0 or 1, not '$rss'" ;; esac
 only=${BENCH_ONLY:-}
-case $only in '' | web | cache) ;; *) die "BENCH_ONLY must be web, cache or empty (everything), not '$only'" ;; esac
+case $only in '' | web | pages | cache) ;; *) die "BENCH_ONLY must be web, pages, cache or empty (everything), not '$only'" ;; esac
+# BENCH_ONLY=pages: E alone, as web but without F and G.
+pages_only=0
+if [ "$only" = pages ]; then
+    only=web
+    pages_only=1
+fi
+commit_graph=${BENCH_COMMIT_GRAPH:-1}
+case $commit_graph in 0 | 1) ;; *) die "BENCH_COMMIT_GRAPH must be 0 or 1, not '$commit_graph'" ;; esac
 # BENCH_ONLY=web: no clones, so neither D's repository.
 if [ -n "$only" ]; then rss=0; fi
 web_duration=${BENCH_WEB_DURATION:-5s}
@@ -532,6 +543,7 @@ wide_repo=$bench_dir/wide.git
 refs_repo=$bench_dir/refs.git
 loose_repo=$bench_dir/loose.git
 wide_version="generator $(wide_generator | cksum | cut -d' ' -f1) commits=$wide_commits layout=${wide_dirs}x${wide_subdirs}x${wide_files}"
+if [ "$pages_only" = 0 ]; then
 cached_repo wide "$wide_version" make_wide
 cached_repo refs "$wide_version refs=6000+6000 v2" make_refs
 cached_repo loose "$repo_version loose=7800 v1" make_loose
@@ -540,6 +552,7 @@ printf 'wide repository: %s commits, %s files, %.1f MiB packed; refs: %s refs; l
     "$(du -sk "$wide_repo/objects/pack" | awk '{ print $1 / 1024 }')" \
     "$(git -C "$refs_repo" for-each-ref | wc -l)" \
     "$(find "$loose_repo/refs/heads/loose" -type f | wc -l)"
+fi
 
 # --- 3. one nginx, three ways to the same repository ----------------------------------------------
 run=$(mktemp -d "$bench_dir/run.XXXXXX")
@@ -650,10 +663,12 @@ if [ "$only" != web ]; then
     "$bin" --config "$config" repo import "bench/$size-private" "$repo"
     "$bin" --config "$config" repo set "bench/$size-private" --visibility private
 fi
-say "forgelet repo import bench/wide, bench/refs and bench/loose (for F and G)"
-for r in wide refs loose; do
-    "$bin" --config "$config" repo import "bench/$r" "$bench_dir/$r.git"
-done
+if [ "$pages_only" = 0 ]; then
+    say "forgelet repo import bench/wide, bench/refs and bench/loose (for F and G)"
+    for r in wide refs loose; do
+        "$bin" --config "$config" repo import "bench/$r" "$bench_dir/$r.git"
+    done
+fi
 if [ "$rss" = 1 ]; then
     say "forgelet repo create bench/rss (empty, for D)"
     "$bin" --config "$config" repo create bench/rss
@@ -672,8 +687,20 @@ fi
 # page of a commit id). cache-root is set for both, so that "no cache" can be checked: its folder
 # stays empty.
 cp -a "$repo" "$run/cgit/$size.git"
-cp -a "$wide_repo" "$run/cgit/wide.git"
-cp -a "$refs_repo" "$run/cgit/refs.git"
+if [ "$pages_only" = 0 ]; then
+    cp -a "$wide_repo" "$run/cgit/wide.git"
+    cp -a "$refs_repo" "$run/cgit/refs.git"
+fi
+# What maintenance writes (a commit-graph with changed-path Bloom filters, which a path's history
+# reads), in the repository forgelet serves, and the same file in cgit's copy: both sides read
+# the same repository files.
+if [ "$commit_graph" = 1 ]; then
+    say "git commit-graph write --reachable --changed-paths (forgelet's bench/$size; copied to cgit's)"
+    git -C "$run/data/repos/bench/$size.git" commit-graph write --reachable --changed-paths --no-progress ||
+        die "writing the commit-graph failed"
+    mkdir -p "$run/cgit/$size.git/objects/info"
+    cp "$run/data/repos/bench/$size.git/objects/info/commit-graph" "$run/cgit/$size.git/objects/info/"
+fi
 write_cgitrc() {
     cat >"$run/cgit/cgitrc-$1" <<EOF2
 cache-root=$run/cgit/cache-$1
@@ -1384,15 +1411,19 @@ if [ "$size" = large ]; then
         awk '!found && length($0) > 20 && $0 !~ /[<>&"\047]/ { print; found = 1 }')
 fi
 [ -n "$web_line" ] || die "$web_blob on main has no line to look for in its page"
-web_pages=(home tree log commit blob)
+# history: the commits that touched the blob's file (cgit: log?path=); tags: the tags, forgelet's
+# first page of 50 next to cgit's list of every tag.
+web_pages=(home tree log commit blob history tags)
 web_forgelet=$base/git/bench/$size
 web_forgelet_urls=("$web_forgelet" "$web_forgelet/tree/main" "$web_forgelet/commits/main"
-    "$web_forgelet/commit/$web_commit" "$web_forgelet/blob/main/$web_blob")
+    "$web_forgelet/commit/$web_commit" "$web_forgelet/blob/main/$web_blob"
+    "$web_forgelet/commits/main/$web_blob" "$web_forgelet/tags")
 web_cgit_paths=("/$size/" "/$size/tree/" "/$size/log/" "/$size/commit/?id=$web_commit"
-    "/$size/tree/$web_blob")
+    "/$size/tree/$web_blob" "/$size/log/$web_blob" "/$size/refs/tags")
 # What each page must hold besides the repository's name.
 web_markers=("" "" "$(git -C "$repo" log -1 --format=%s main)"
-    "$(git -C "$repo" log -1 --format=%s "$web_commit")" "$web_line")
+    "$(git -C "$repo" log -1 --format=%s "$web_commit")" "$web_line"
+    "$(git -C "$repo" log -1 --format=%s main -- "$web_blob")" "")
 web_sides=(forgelet cgit cgit-cached)
 # web_url SIDE K: the URL of page K on SIDE.
 web_url() {
@@ -1490,10 +1521,12 @@ for ((k = 0; k < ${#web_pages[@]}; k++)); do
     summary+=("$(printf '%-48s %6sx %s' "E. web, ${web_pages[$k]}: forgelet/cgit (its cache)" "$r2" "$v2")")
 done
 printf '  (pages: %s; cgit: %s and %s; %s fcgiwrap workers fork one cgit a request)\n\n' \
-    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob" \
+    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob, commits/main/$web_blob, tags" \
     "/cgit/" "/cgit-cached/" "$web_connections"
 
 # --- 6b. large pages and a ref burst (F, G) -----------------------------------------------------
+# BENCH_ONLY=pages skips them.
+if [ "$pages_only" = 0 ]; then
 # wrk_url URL OUT [wrk options...]: wrk against URL (output in OUT). Prints "REQ/S BAD P50MS P99MS"
 # (BAD: non-2xx answers and socket errors; latencies in milliseconds).
 wrk_url() {
@@ -1672,6 +1705,10 @@ printf '  front page p99, forgelet burst / static burst: %s\n\n' "$fs_ratio"
 summary+=("$(printf '%-48s %6sx %s' "G. front page p99, ref burst/idle" "$g_ratio" "$g_verdict")")
 summary+=("$(printf '%-48s %6sx %s' "G. the same with nginx's static burst/idle" "$s_ratio" "(reference)")")
 summary+=("$(printf '%-48s %6sx %s' "G. front page p99, forgelet/static burst" "$fs_ratio" "(no goal)")")
+
+else
+    summary+=("$(printf '%-48s %6s  %s' "F, G. large pages, ref burst" - 'skipped (BENCH_ONLY=pages)')")
+fi
 
 # --- H. many repositories (optional) -------------------------------------------------------------
 # BENCH_MANY=1: the front page and the dashboard of a site of 10,000 small repositories against

@@ -12,6 +12,7 @@ mod hardening;
 mod hostile;
 mod hosts;
 mod hosts_systemd;
+mod large_pages;
 mod maintain;
 mod packcache;
 mod permissions;

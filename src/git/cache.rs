@@ -143,6 +143,23 @@ fn shared_put<S, V: ?Sized>(map: &Shared<S, V>, key: &Path, stamp: S, value: Arc
     entries.insert(key.to_path_buf(), (stamp, value));
 }
 
+/// The identity of a repository folder as bytes (device, inode, and creation time, or the
+/// modification time where the file system keeps none): the same while it is the same folder,
+/// another for a folder deleted (or moved to the trash) and made again under the same name,
+/// even at the same inode. `None` when the folder cannot be looked at. Pages cached in memory
+/// are keyed by it, so one repository's pages are never served for another.
+pub(crate) fn folder_identity(path: &Path) -> Option<[u8; 32]> {
+    let s = Stamp::identity(path)?;
+    let mut out = [0u8; 32];
+    for (i, v) in [s.dev, s.ino, s.mtime as u64, s.mtime_nsec as u64]
+        .into_iter()
+        .enumerate()
+    {
+        out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    Some(out)
+}
+
 /// The repository at `path`, from this thread's cache when it is still the same folder, else
 /// opened with `open` (and cached). Most recently used first; the least recently used is dropped.
 pub(crate) fn repository(
@@ -395,6 +412,35 @@ mod tests {
             e.find_reference("refs/heads/main").is_err(),
             "a repository made where one was removed is not the old one"
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_folder_made_again_has_another_identity() {
+        let root = temp("identity");
+        let path = root.join("r.git");
+        fs::create_dir(&path).unwrap();
+        let first = folder_identity(&path).unwrap();
+        fs::write(path.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert_eq!(
+            folder_identity(&path),
+            Some(first),
+            "the same folder, written to"
+        );
+        fs::rename(&path, root.join("trash.git")).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert_ne!(
+            folder_identity(&path),
+            Some(first),
+            "moved away, made again"
+        );
+        fs::remove_dir_all(root.join("trash.git")).unwrap();
+        let second = folder_identity(&path).unwrap();
+        fs::remove_dir_all(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        fs::create_dir(&path).unwrap();
+        assert_ne!(folder_identity(&path), Some(second), "removed, made again");
+        assert_eq!(folder_identity(&root.join("missing")), None);
         fs::remove_dir_all(&root).unwrap();
     }
 

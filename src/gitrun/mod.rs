@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use child::{ChildGuard, SpoolBudget};
@@ -96,6 +97,21 @@ impl GitRunner {
         )
     }
 
+    /// A slot as [`GitRunner::slot`] gives, waiting at most `wait`: for a page, whose worker
+    /// must not wait as long as a clone may.
+    pub(crate) fn slot_within(
+        &self,
+        address: &str,
+        anonymous: bool,
+        wait: Duration,
+    ) -> std::result::Result<Slot<'_>, Busy> {
+        self.slots.acquire(
+            &crate::request::client_key(address),
+            anonymous,
+            wait.min(self.slot_wait),
+        )
+    }
+
     /// `git` from an empty environment plus an allowlist, shut off from the host's config, in
     /// its own process group; `-c` settings and the subcommand are the caller's. Start it with
     /// [`GitRunner::spawn`], which limits its memory.
@@ -167,6 +183,71 @@ impl GitRunner {
             }
         }
         Ok(child)
+    }
+}
+
+/// What a bounded run of git printed (see [`GitRunner::output`]).
+pub(crate) struct Bounded {
+    /// Standard output, at most the bound given.
+    pub(crate) stdout: Vec<u8>,
+    /// git ran to its end and exited with success, and all of its output is here.
+    pub(crate) complete: bool,
+}
+
+impl GitRunner {
+    /// Runs a command made by [`GitRunner::git`] (stdin empty, stderr dropped) and reads its
+    /// output: at most `max_bytes`, and for at most `deadline`; past either, git is stopped (its
+    /// whole process group) and what it printed so far is given back, not `complete`.
+    pub(crate) fn output(
+        &self,
+        c: &mut Command,
+        deadline: Duration,
+        max_bytes: usize,
+    ) -> io::Result<Bounded> {
+        use std::io::Read;
+        use std::process::Stdio;
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = ChildGuard::new(self.spawn(c)?);
+        let killer = guard.killer();
+        let (done, timer) = std::sync::mpsc::channel::<()>();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let timed_out = Arc::clone(&timed_out);
+            let killer = killer.clone();
+            std::thread::spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    timer.recv_timeout(deadline)
+                {
+                    timed_out.store(true, Ordering::SeqCst);
+                    killer.stop();
+                }
+            })
+        };
+        let mut stdout = Vec::new();
+        let mut cut = false;
+        if let Some(out) = guard.child.stdout.take() {
+            let read = out.take(max_bytes as u64 + 1).read_to_end(&mut stdout);
+            if stdout.len() > max_bytes {
+                stdout.truncate(max_bytes);
+                cut = true;
+                killer.stop();
+            }
+            if let Err(e) = read {
+                killer.stop();
+                let _ = guard.wait();
+                let _ = done.send(());
+                let _ = watchdog.join();
+                return Err(e);
+            }
+        }
+        let status = guard.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        let complete =
+            !cut && !timed_out.load(Ordering::SeqCst) && status.as_ref().is_ok_and(|s| s.success());
+        Ok(Bounded { stdout, complete })
     }
 }
 
@@ -277,6 +358,48 @@ mod tests {
         let out = runner.spawn(&mut c).unwrap().wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(&(300u64 << 20).to_string()), "{text}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bounded_output_stops_git_at_its_deadline_and_its_bound() {
+        let dir = std::env::temp_dir().join(format!("forgelet-bounded-{}", std::process::id()));
+        let config = crate::config::parse(
+            Path::new("test.toml"),
+            &format!("data_dir = \"{}\"\n", dir.display()),
+        )
+        .unwrap();
+        let runner = GitRunner::new(&config);
+        let whole = runner
+            .output(runner.git().arg("version"), Duration::from_secs(30), 1000)
+            .unwrap();
+        assert!(whole.complete);
+        assert!(whole.stdout.starts_with(b"git version "));
+        // A child that prints without end: cut at the bound, and stopped.
+        let started = std::time::Instant::now();
+        let cut = runner
+            .output(
+                runner.git().args(["-c", "alias.flood=!yes", "flood"]),
+                Duration::from_secs(30),
+                5000,
+            )
+            .unwrap();
+        assert!(!cut.complete);
+        assert_eq!(cut.stdout.len(), 5000);
+        // A child that prints nothing for longer than the deadline: stopped at it.
+        let slow = runner
+            .output(
+                runner.git().args(["-c", "alias.nap=!sleep 20", "nap"]),
+                Duration::from_millis(300),
+                5000,
+            )
+            .unwrap();
+        assert!(!slow.complete && slow.stdout.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
         let _ = fs::remove_dir_all(dir);
     }
 }

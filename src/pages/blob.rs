@@ -3,9 +3,10 @@
 
 use askama::Template;
 
+use super::cache::{self, Fragment, Key};
 use super::file_table::human_size;
-use super::repo_head::{crumbs, git_err, head_at, open, Crumb, RepoHead};
-use super::{Chrome, PageCall};
+use super::repo_head::{crumbs, git_err, head_at, open, Crumb};
+use super::PageCall;
 use crate::error::{Error, Result};
 use crate::git::browse::{self, BrowseError};
 use crate::response::{Answer, Response};
@@ -16,10 +17,8 @@ use crate::urls::browse_url;
 const IMAGE_SHOWN_LIMIT: u64 = 16 << 20;
 
 #[derive(Template)]
-#[template(path = "blob.html")]
-struct BlobPage {
-    chrome: Chrome,
-    head: RepoHead,
+#[template(path = "blob_body.html")]
+struct BlobBody {
     rev: String,
     crumbs: Vec<Crumb>,
     size: String,
@@ -41,6 +40,14 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let commit = at.rev.commit;
     if path.is_empty() {
         return Err(Error::NotFound);
+    }
+    // Kept once per commit the ref resolved to, the ref's name (its links carry it) and path.
+    let key = Key::new(site, "blob", repo)
+        .map(|k| k.part(commit.as_bytes()).part(rev.as_bytes()).part(&path));
+    if let Some(hit) = key.as_ref().and_then(cache::get) {
+        return ctx
+            .render_repo_page(site, req, head_at(site, ctx, repo, &rev), &hit)
+            .map(Answer::from);
     }
     let b = match browse::blob(&git, commit, &path, browse::BLOB_SHOWN_LIMIT) {
         Ok(b) => b,
@@ -65,24 +72,32 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             .collect()
     };
     let base = &site.config.base_path;
-    ctx.render(
-        site,
-        req,
-        200,
-        &BlobPage {
-            chrome: ctx.chrome(site),
-            head: head_at(site, ctx, repo, &rev),
-            crumbs: crumbs(site, repo, &rev, &path, true),
+    let crumbs = crumbs(site, repo, &rev, &path, true);
+    let title = format!(
+        "{} \u{b7} {}/{}",
+        crumbs.last().map(|c| c.name.as_str()).unwrap_or_default(),
+        repo.owner,
+        repo.name
+    );
+    let fragment = Fragment::render(
+        title,
+        &BlobBody {
+            crumbs,
             size: human_size(b.size),
             raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
             lines,
             binary: b.is_binary,
             image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,
             truncated: b.truncated,
-            rev,
+            rev: rev.clone(),
         },
-    )
-    .map(Answer::from)
+    )?;
+    let fragment = match key {
+        Some(key) => cache::put(key, fragment),
+        None => std::sync::Arc::new(fragment),
+    };
+    ctx.render_repo_page(site, req, head_at(site, ctx, repo, &rev), &fragment)
+        .map(Answer::from)
 }
 
 /// The content type of an image file, by its name's extension; `None` for anything else.

@@ -3,9 +3,10 @@
 
 use askama::Template;
 
+use super::cache::{self, Fragment, Key};
 use super::commits::commit_url;
-use super::repo_head::{git_err, head, open, Crumb, RepoHead};
-use super::{Chrome, PageCall, PageCtx};
+use super::repo_head::{git_err, head, open, Crumb};
+use super::{PageCall, PageCtx};
 use crate::error::Result;
 use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
 use crate::git::RepoDir;
@@ -30,11 +31,8 @@ pub(crate) struct FileView {
 }
 
 #[derive(Template)]
-#[template(path = "commit.html")]
-struct CommitPage {
-    chrome: Chrome,
-    head: RepoHead,
-    short_id: String,
+#[template(path = "commit_body.html")]
+struct CommitBody {
     id: String,
     summary: String,
     body: String,
@@ -68,7 +66,20 @@ fn commit_page(
 ) -> Result<Response> {
     let git = open(repo)?;
     let oid = browse::resolve_commit_rev(&git, id).map_err(git_err(repo))?;
-    let c = browse::commit_diff(&git, oid, &DiffLimits::default()).map_err(git_err(repo))?;
+    // A commit's page is the same for every name of it: kept once per commit id.
+    let key = Key::new(site, "commit", repo).map(|k| k.part(oid.as_bytes()));
+    let fragment = cache::fragment(key, || commit_body(site, &git, repo, oid))?;
+    ctx.render_repo_page(site, req, head(site, ctx, repo), &fragment)
+}
+
+/// The commit's message and diff, and the page's title.
+fn commit_body(
+    site: &Site,
+    git: &git2::Repository,
+    repo: &RepoDir,
+    oid: git2::Oid,
+) -> Result<Fragment> {
+    let c = browse::commit_diff(git, oid, &DiffLimits::default()).map_err(git_err(repo))?;
     let files = c
         .files
         .iter()
@@ -141,14 +152,13 @@ fn commit_page(
         .map(|(_, rest)| rest.trim().to_string())
         .unwrap_or_default();
     let id_s = c.id.to_string();
-    ctx.render(
-        site,
-        req,
-        200,
-        &CommitPage {
-            chrome: ctx.chrome(site),
-            head: head(site, ctx, repo),
-            short_id: c.short_id.clone(),
+    let title = format!(
+        "{} \u{b7} {}/{}@{}",
+        c.summary, repo.owner, repo.name, c.short_id
+    );
+    Fragment::render(
+        title,
+        &CommitBody {
             tree_url: browse_url(
                 &site.config.base_path,
                 &repo.owner,

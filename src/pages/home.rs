@@ -1,12 +1,11 @@
 //! `GET /{owner}/{repo}` (`repo.html`): the clone URL, the branch and tag selector, the latest
-//! commit, the files of the default branch and its README; how to push to an empty repository.
+//! commit, the files of the default branch and its README (kept as `tree`'s are); how to push to
+//! an empty repository.
 
 use askama::Template;
 
-use super::commits::{row, CommitRow};
-use super::file_table::{rows, FileRow};
-use super::readme::{readme, Readme};
 use super::repo_head::{git_err, head, head_at, open, refs_of, Crumb, RepoHead};
+use super::tree::files;
 use super::{Chrome, PageCall};
 use crate::error::Result;
 use crate::git::browse::{self};
@@ -28,9 +27,6 @@ struct HomePage {
     tags: Vec<Crumb>,
     branches_total: usize,
     tags_total: usize,
-    latest: Option<CommitRow>,
-    files: Vec<FileRow>,
-    readme: Readme,
     empty: bool,
     /// Snapshot links of the shown ref, encoded (a ref name may hold `%`, `#` or `..`).
     tgz_url: String,
@@ -79,31 +75,28 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         tags: tag_links,
         branches_total: branches.total,
         tags_total: tags.total,
-        latest: None,
-        files: Vec::new(),
-        readme: Readme::None,
         empty: start.is_none(),
         tgz_url: String::new(),
         zip_url: String::new(),
     };
-    if let Some((rev, commit)) = start {
-        let listing = browse::list_tree(&git, commit, "").map_err(git_err(repo))?;
-        page.files = rows(site, repo, &rev, b"", &listing);
-        page.latest = listing.last_commit.as_ref().map(|c| row(site, repo, c));
-        page.readme = readme(site, &git, repo, &rev, commit, b"")?;
-        let archive = |ext: &str| {
-            browse_url(
-                base,
-                &repo.owner,
-                &repo.name,
-                "archive",
-                &format!("{rev}.{ext}"),
-                "",
-            )
-        };
-        page.tgz_url = archive("tar.gz");
-        page.zip_url = archive("zip");
-        page.rev = rev;
-    }
-    ctx.render(site, req, 200, &page).map(Answer::from)
+    let Some((rev, commit)) = start else {
+        return ctx.render(site, req, 200, &page).map(Answer::from);
+    };
+    // The files and README: kept as a folder's page is (see `tree::files`).
+    let fragment = files(site, &git, repo, &rev, commit, b"", true)?;
+    let archive = |ext: &str| {
+        browse_url(
+            base,
+            &repo.owner,
+            &repo.name,
+            "archive",
+            &format!("{rev}.{ext}"),
+            "",
+        )
+    };
+    page.tgz_url = archive("tar.gz");
+    page.zip_url = archive("zip");
+    page.rev = rev;
+    ctx.render_with(site, req, 200, &page, &fragment)
+        .map(Answer::from)
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod account;
 pub(crate) mod blob;
+pub(crate) mod cache;
 pub(crate) mod commit;
 pub(crate) mod commits;
 pub(crate) mod downloads;
@@ -206,6 +207,49 @@ impl PageCtx {
         self.finish(site, req, &mut r);
         Ok(r)
     }
+
+    /// Renders a page whose template marks where `fragment` goes (`cache::MARK`), with it there.
+    pub(crate) fn render_with(
+        &self,
+        site: &Site,
+        req: &Request,
+        status: u16,
+        t: &impl askama::Template,
+        fragment: &cache::Fragment,
+    ) -> Result<Response> {
+        let page = t
+            .render()
+            .map_err(|e| Error::internal("rendering a page", e))?;
+        let mut r = Response::html(status, fragment.fill(&page)?);
+        self.finish(site, req, &mut r);
+        Ok(r)
+    }
+
+    /// A repository page (`repo_page.html`): the title and tabs for this viewer, then
+    /// `fragment`, with its title.
+    pub(crate) fn render_repo_page(
+        &self,
+        site: &Site,
+        req: &Request,
+        head: repo_head::RepoHead,
+        fragment: &cache::Fragment,
+    ) -> Result<Response> {
+        let page = RepoPage {
+            chrome: self.chrome(site),
+            head,
+            title: &fragment.title,
+        };
+        self.render_with(site, req, 200, &page, fragment)
+    }
+}
+
+/// A repository page around a fragment (see `cache`).
+#[derive(askama::Template)]
+#[template(path = "repo_page.html")]
+struct RepoPage<'a> {
+    chrome: Chrome,
+    head: repo_head::RepoHead,
+    title: &'a str,
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, scoped to the base path, Secure over HTTPS.

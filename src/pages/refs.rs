@@ -3,9 +3,10 @@
 
 use askama::Template;
 
+use super::cache::{self, Fragment, Key};
 use super::commits::{row, CommitRow};
-use super::repo_head::{git_err, head, open, refs_of, RepoHead};
-use super::{Chrome, PageCall, PageCtx};
+use super::repo_head::{git_err, head, open, refs_of};
+use super::{PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::git::browse::{self};
 use crate::git::RepoDir;
@@ -22,10 +23,8 @@ pub(crate) struct RefRow {
 }
 
 #[derive(Template)]
-#[template(path = "refs.html")]
-struct RefsPage {
-    chrome: Chrome,
-    head: RepoHead,
+#[template(path = "refs_body.html")]
+struct RefsBody {
     title: &'static str,
     rows: Vec<RefRow>,
     /// How many in all, over every page.
@@ -35,7 +34,7 @@ struct RefsPage {
 }
 
 /// Branches or tags on one page.
-const REFS_PAGE_SIZE: usize = 100;
+pub(crate) const REFS_PAGE_SIZE: usize = 50;
 
 /// `GET branches?page=N`.
 pub(crate) fn branches<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
@@ -56,6 +55,44 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
         .and_then(|p| p.parse().ok())
         .filter(|&p| p >= 1)
         .unwrap_or(1);
+    let prefix: &[u8] = if tags { b"refs/tags/" } else { b"refs/heads/" };
+    // Kept once per state of the listed refs (and, for branches, the default branch, listed
+    // first): every other part of a row is an object, which never changes.
+    let digest = snap.derived(
+        if tags {
+            "page-digest-tags"
+        } else {
+            "page-digest-branches"
+        },
+        |s| -> Result<[u8; 32]> {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            for r in s.under(prefix) {
+                h.update((r.name.len() as u64).to_le_bytes());
+                h.update(&r.name);
+                h.update(r.target.as_bytes());
+                h.update(r.peeled.map(|p| p.as_bytes().to_vec()).unwrap_or_default());
+                h.update([0]);
+            }
+            Ok(h.finalize().into())
+        },
+    )?;
+    let default = if tags {
+        String::new()
+    } else {
+        browse::default_branch(&git)
+            .map_err(git_err(repo))?
+            .map(|d| d.name)
+            .unwrap_or_default()
+    };
+    let key = Key::new(site, if tags { "tags" } else { "branches" }, repo).map(|k| {
+        k.part(*digest)
+            .part(default.as_bytes())
+            .part((page as u64).to_le_bytes())
+    });
+    if let Some(hit) = key.as_ref().and_then(cache::get) {
+        return ctx.render_repo_page(site, req, head(site, ctx, repo), &hit);
+    }
     let skip = (page - 1).saturating_mul(REFS_PAGE_SIZE);
     let (rows, total): (Vec<RefRow>, usize) = if tags {
         let list = browse::tags(&git, &snap, skip, REFS_PAGE_SIZE).map_err(git_err(repo))?;
@@ -102,18 +139,24 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
         repo.name,
         if tags { "tags" } else { "branches" }
     );
-    ctx.render(
-        site,
-        req,
-        200,
-        &RefsPage {
-            chrome: ctx.chrome(site),
-            head: head(site, ctx, repo),
-            title: if tags { "Tags" } else { "Branches" },
+    let title = if tags { "Tags" } else { "Branches" };
+    let fragment = Fragment::render(
+        format!("{title} \u{b7} {}/{}", repo.owner, repo.name),
+        &RefsBody {
+            title,
             rows,
             total,
-            newer: (page > 1).then(|| format!("{here}?page={}", page - 1)),
+            newer: match page {
+                1 => None,
+                2 => Some(here.clone()),
+                _ => Some(format!("{here}?page={}", page - 1)),
+            },
             older: (skip + REFS_PAGE_SIZE < total).then(|| format!("{here}?page={}", page + 1)),
         },
-    )
+    )?;
+    let fragment = match key {
+        Some(key) => cache::put(key, fragment),
+        None => std::sync::Arc::new(fragment),
+    };
+    ctx.render_repo_page(site, req, head(site, ctx, repo), &fragment)
 }

@@ -124,6 +124,14 @@ impl<'r> DateWalk<'r> {
     }
 }
 
+/// The commits `ids` name, in that order (a list another reader of history found, such as
+/// `git log`); `NotFound` when one is not a commit of the repository.
+pub(crate) fn summaries(repo: &Repository, ids: &[Oid]) -> Result<Vec<CommitSummary>> {
+    ids.iter()
+        .map(|&id| Ok(CommitSummary::of(&find_commit(repo, id)?)))
+        .collect()
+}
+
 /// The newest commit reachable from `start` that changed `path` (see [`log`]); for an empty
 /// path, the newest commit. `None` when nothing did.
 pub(crate) fn last_change(
