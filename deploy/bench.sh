@@ -38,6 +38,7 @@
 #                   (at least 10 interleaved rounds), and next to http-backend, goal 5x faster; 32
 #                   identical clones at once (medium and small only): one git pack-objects run,
 #                   total time at most 0.3x http-backend's, forgelet's peak RSS at most 64 MiB.
+#                   Then I5: the cold clone again after `forgelet maintain` (bitmaps), reported.
 #
 # What it does:
 #   1. cargo build --release --locked
@@ -1105,15 +1106,22 @@ storm_clients=32
 cache_counts() {
     od -An -v -tu8 -w32 "$run/data/repos/.cache/counters" 2>/dev/null | awk '{ print $1, $2, $3, $4 }'
 }
-# replay URL OUT: POSTs the recorded fetch to URL/git-upload-pack; prints the seconds it took.
+# replay URL [OUT]: POSTs the recorded fetch to URL/git-upload-pack, the answer kept in OUT
+# (untimed checks) or discarded, as the static file's is (timed rounds: writing hundreds of MB to
+# a file would be most of the time); prints the seconds it took and the bytes of the answer.
 replay() {
-    local start end code
+    local start end out code size
     start=$(date +%s.%N)
-    code=$(curl -s -o "$2" -w '%{http_code}' "${replay_headers[@]}" --data-binary "@$replay_body" \
-        "$1/git-upload-pack") || die "replay to $1 failed"
+    out=$(curl -s -o "${2:-/dev/null}" -w '%{http_code} %{size_download}' "${replay_headers[@]}" \
+        --data-binary "@$replay_body" "$1/git-upload-pack") || die "replay to $1 failed"
     end=$(date +%s.%N)
-    [ "$code" = 200 ] || die "replay to $1 answered $code (see $2)"
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", b - a }'
+    read -r code size <<<"$out"
+    [ "$code" = 200 ] || die "replay to $1 answered $code${2:+ (see $2)}"
+    awk -v a="$start" -v b="$end" -v n="$size" 'BEGIN { printf "%.4f %s\n", b - a, n }'
+}
+# seconds_of "SECONDS BYTES": the seconds.
+seconds_of() {
+    printf '%s\n' "${1%% *}"
 }
 # curl_static: GETs the cached answer's copy from nginx as a static file; prints the seconds.
 curl_static() {
@@ -1171,17 +1179,22 @@ else
     for ((r = 1; r <= pc_rounds; r++)); do
         "$bin" --config "$config" cache clear >/dev/null
         if ((r % 2)); then
-            cold_f+=("$(replay "$url_forgelet" "$run/answer-forgelet")")
-            cold_h+=("$(replay "$url_hb" "$run/answer-hb")")
+            cold_f+=("$(seconds_of "$(replay "$url_forgelet")")")
+            cold_h+=("$(seconds_of "$(replay "$url_hb")")")
         else
-            cold_h+=("$(replay "$url_hb" "$run/answer-hb")")
-            cold_f+=("$(replay "$url_forgelet" "$run/answer-forgelet")")
+            cold_h+=("$(seconds_of "$(replay "$url_hb")")")
+            cold_f+=("$(seconds_of "$(replay "$url_forgelet")")")
         fi
         printf '  %-6s forgelet %8.3fs   http-backend %8.3fs\n' "$r" "${cold_f[r - 1]}" "${cold_h[r - 1]}"
     done
-    check_answer "$run/answer-forgelet" forgelet
+    # Checked once, untimed: both answers are packs git accepts (forgelet's is kept in the cache,
+    # for I2).
+    "$bin" --config "$config" cache clear >/dev/null
+    replay "$url_forgelet" "$run/answer-cold" >/dev/null
+    replay "$url_hb" "$run/answer-hb" >/dev/null
+    check_answer "$run/answer-cold" forgelet
     check_answer "$run/answer-hb" http-backend
-    cp "$run/answer-forgelet" "$run/answer-cold"
+    rm -f "$run/answer-hb"
     med_cold_f=$(median "${cold_f[@]}")
     med_cold_h=$(median "${cold_h[@]}")
     i1=$(ratio_of "$med_cold_f" "$med_cold_h")
@@ -1190,6 +1203,7 @@ else
     summary+=("$(printf '%-48s %6s  %s' "I1. cold clone, forgelet/http-backend" "$i1" "$(verdict "$i1" "$goal_pc_cold")")")
 
     say "I2. repeated full clone (a cache hit, sent by nginx) next to nginx sending a static file of the same size"
+    # The checked cold answer was kept: this replay is a hit, byte for byte that answer.
     before=$(cache_counts)
     replay "$url_forgelet" "$run/answer-hit" >/dev/null
     after=$(cache_counts)
@@ -1200,11 +1214,11 @@ else
     hit_f=() hit_s=()
     for ((r = 1; r <= pc_rounds; r++)); do
         if ((r % 2)); then
-            hit_f+=("$(replay "$url_forgelet" "$run/answer-hit")")
+            hit_f+=("$(seconds_of "$(replay "$url_forgelet")")")
             hit_s+=("$(curl_static)")
         else
             hit_s+=("$(curl_static)")
-            hit_f+=("$(replay "$url_forgelet" "$run/answer-hit")")
+            hit_f+=("$(seconds_of "$(replay "$url_forgelet")")")
         fi
         printf '  %-6s forgelet %8.4fs   static %8.4fs\n' "$r" "${hit_f[r - 1]}" "${hit_s[r - 1]}"
     done
@@ -1231,7 +1245,7 @@ else
             start=$(date +%s.%N)
             local -a pids=()
             for ((i = 0; i < storm_clients; i++)); do
-                replay "$1" "$run/storm-$2-$i" >/dev/null &
+                replay "$1" >"$run/storm-$2-$i" &
                 pids+=($!)
             done
             for i in "${pids[@]}"; do
@@ -1240,15 +1254,13 @@ else
             end=$(date +%s.%N)
             touch "$run/storm-stop"
             wait "$watch_pid"
-            # forgelet's answers are one answer (git's own differ in their progress lines).
+            # forgelet's answers are one answer, of one size (git's own differ in their
+            # progress lines); the answer is checked once more after the storm.
             for ((i = 1; i < storm_clients; i++)); do
-                cmp -s "$run/storm-$2-$i" "$run/storm-$2-0" || [ "$2" = hb ] ||
-                    die "storm answer $i of $2 differs from the first"
+                [ "$(awk '{ print $2 }' "$run/storm-$2-$i")" = "$(awk '{ print $2 }' "$run/storm-$2-0")" ] ||
+                    [ "$2" = hb ] || die "storm answer $i of $2 differs in size from the first"
             done
-            check_answer "$run/storm-$2-0" "storm-$2"
-            for ((i = 0; i < storm_clients; i++)); do
-                rm -f "$run/storm-$2-$i"
-            done
+            rm -f "$run/storm-$2-"*
             printf '%s %s %s\n' "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", b - a }')" \
                 "$(awk '{ print $2 }' "$watch_out")" "$(awk '{ print $4 }' "$watch_out")"
         }
@@ -1256,6 +1268,9 @@ else
         rm -rf "$run/data/repos/.cache"
         read -r storm_f pack_f rss_f <<<"$(storm "$url_forgelet" forgelet)"
         read -r storm_h pack_h _ <<<"$(storm "$url_hb" hb)"
+        replay "$url_forgelet" "$run/answer-storm" >/dev/null
+        cmp -s "$run/answer-storm" "$run/answer-cold" ||
+            check_answer "$run/answer-storm" storm
         i4=$(ratio_of "$storm_f" "$storm_h")
         rss_f_mib=$(awk -v k="$rss_f" 'BEGIN { printf "%.1f", k / 1024 }')
         printf '  forgelet: %ss, %s pack-objects run(s), peak RSS %s MiB; http-backend: %ss, %s pack-objects runs\n' \
@@ -1265,6 +1280,33 @@ else
         summary+=("$(printf '%-48s %6s  %s' "I4. storm: wall time, forgelet/http-backend" "$i4" "$(verdict "$i4" "$goal_storm_time")")")
         summary+=("$(printf '%-48s %6s  %s' "I4. storm: forgelet peak RSS (MiB)" "$rss_f_mib" "$(verdict "$rss_f_mib" "$goal_rss_mib")")")
     fi
+fi
+# I5: the cold clone again after `forgelet maintain` of forgelet's copy (bitmaps, a multi-pack
+# index, the commit-graph), http-backend's copy left as it was. Reported, no goal.
+if [ "$only" != web ]; then
+    say "I5. forgelet maintain bench/$size, then cold full clones again (http-backend's copy unmaintained); $rounds rounds"
+    "$bin" --config "$config" maintain "bench/$size" >"$run/maintain.log" 2>&1 ||
+        die "forgelet maintain failed: $(cat "$run/maintain.log")"
+    kept_f=() kept_h=()
+    for ((r = 1; r <= rounds; r++)); do
+        "$bin" --config "$config" cache clear >/dev/null
+        if ((r % 2)); then
+            kept_f+=("$(seconds_of "$(replay "$url_forgelet")")")
+            kept_h+=("$(seconds_of "$(replay "$url_hb")")")
+        else
+            kept_h+=("$(seconds_of "$(replay "$url_hb")")")
+            kept_f+=("$(seconds_of "$(replay "$url_forgelet")")")
+        fi
+        printf '  %-6s forgelet %8.3fs   http-backend %8.3fs\n' "$r" "${kept_f[r - 1]}" "${kept_h[r - 1]}"
+    done
+    "$bin" --config "$config" cache clear >/dev/null
+    replay "$url_forgelet" "$run/answer-maintained" >/dev/null
+    check_answer "$run/answer-maintained" maintained
+    rm -f "$run/answer-maintained"
+    i5=$(ratio_of "$(median "${kept_f[@]}")" "$(median "${kept_h[@]}")")
+    printf '  median: forgelet (maintained) %ss, http-backend %ss: %s\n' "$(median "${kept_f[@]}")" \
+        "$(median "${kept_h[@]}")" "$i5"
+    summary+=("$(printf '%-48s %6s  %s' "I5. cold clone after maintain, forgelet/hb" "$i5" 'reported (no goal)')")
 fi
 if [ "$only" = cache ]; then
     say "summary"
