@@ -219,7 +219,10 @@ impl RepoStore {
             Some(l) if l.still_valid(root, false) => l,
             loaded => {
                 let prev = before.as_deref().or(loaded.as_ref());
-                let mut l = read(root, prev)?;
+                let mut l = match prev.and_then(|p| refresh(root, p)) {
+                    Some(l) => l,
+                    None => read(root, prev)?,
+                };
                 if fsfile_replace(&file, &l.to_text()) {
                     l.file = Stamp::of(&file);
                 }
@@ -298,6 +301,58 @@ fn read(root: &Path, prev: Option<&Listing>) -> std::io::Result<Listing> {
             marker_text: marker.is_some_and(|s| s.recent(SETTLE)),
             token,
             owners,
+            built,
+            until,
+            root_dir,
+        },
+    ))
+}
+
+/// `prev` made young again, when it is out of date only by its age: its folders and the marker
+/// are as they were when it was read (and had not just changed then, so their stamps can be
+/// trusted), so the same repositories are there; each one's config and description are looked
+/// at, and read again only if they changed. A stat or two per repository instead of reading
+/// every folder: what a CGI process pays once a listing has aged. `None` when anything changed.
+fn refresh(root: &Path, prev: &Listing) -> Option<Listing> {
+    let settled = prev
+        .until
+        .duration_since(prev.built)
+        .is_ok_and(|d| d >= MAX_AGE);
+    if !settled {
+        return None;
+    }
+    let built = SystemTime::now();
+    let root_dir = fs::File::open(root).ok();
+    let root_stamp = root_dir.as_ref().and_then(Stamp::of_open);
+    let marker_path = root.join(MARKER);
+    let marker = Stamp::of(&marker_path);
+    let token = fs::read(&marker_path).unwrap_or_default();
+    if root_stamp != prev.root || marker != prev.marker || (prev.marker_text && token != prev.token)
+    {
+        return None;
+    }
+    let mut recent = root_stamp.is_some_and(|s| s.recent(SETTLE));
+    for (owner, stamp) in &prev.owners {
+        let now = Stamp::of(&root.join(owner));
+        if now != *stamp {
+            return None;
+        }
+        recent |= now.is_some_and(|s| s.recent(SETTLE));
+    }
+    let repos = prev
+        .repos
+        .iter()
+        .map(|r| read_one(r.dir.clone(), Some(r)))
+        .collect();
+    let until = built + if recent { SETTLE } else { MAX_AGE };
+    Some(assemble(
+        repos,
+        Head {
+            root: root_stamp,
+            marker,
+            marker_text: marker.is_some_and(|s| s.recent(SETTLE)),
+            token,
+            owners: prev.owners.clone(),
             built,
             until,
             root_dir,
@@ -792,6 +847,27 @@ mod tests {
         let at = text.len() / 2;
         flipped[at] ^= 1;
         assert!(parse(&root, &flipped).is_none());
+        // Aged but otherwise unchanged: made young again without reading the folders, and a
+        // config changed by hand meanwhile is read again.
+        let aged = Listing {
+            until: parsed.built - Duration::from_secs(1),
+            built: parsed.built - Duration::from_secs(1) - MAX_AGE,
+            ..parse(&root, &text).unwrap()
+        };
+        assert!(!aged.still_valid(&root, false), "too old");
+        let one = root.join("alice/one.git/config");
+        let mut cfg = fs::read_to_string(&one).unwrap();
+        cfg.push_str("[forgelet]\n\tvisibility = private\n");
+        fs::write(&one, cfg).unwrap();
+        settle(&one);
+        let young = refresh(&root, &aged).expect("nothing but the age changed");
+        assert!(young.still_valid(&root, false));
+        assert_eq!(names(&young), names(&first));
+        assert_eq!(young.repos[0].settings.visibility, Visibility::Private);
+        assert!(young.public.is_empty());
+        fs::create_dir_all(root.join("alice/new-by-hand")).unwrap();
+        assert!(refresh(&root, &aged).is_none(), "an owner's folder changed");
+        fs::remove_dir(root.join("alice/new-by-hand")).unwrap();
         // A damaged file is read again and written whole.
         forget(&root);
         fs::write(&file, &text[..text.len() / 2]).unwrap();
