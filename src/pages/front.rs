@@ -2,6 +2,8 @@
 //! repositories anyone may read; a page at a time. The list comes from the repositories'
 //! listing (`git::listing`), so a page costs what it shows, not what the site holds.
 
+use std::sync::Arc;
+
 use askama::Template;
 
 use super::{Chrome, PageCall, PageCtx};
@@ -18,15 +20,15 @@ pub(crate) struct Entry {
     pub(crate) full_name: String,
     pub(crate) url: String,
     pub(crate) clone_url: String,
-    pub(crate) description: String,
+    pub(crate) description: Arc<str>,
     pub(crate) private: bool,
     /// When its default branch last changed, `YYYY-MM-DD`; empty for an empty repository.
-    pub(crate) updated: String,
+    pub(crate) updated: Arc<str>,
 }
 
 /// The date of the default branch's latest commit (computed again only when the branch moves).
-fn last_update(repo: &crate::git::RepoDir) -> String {
-    crate::git::cache::head_date(&repo.path, || compute_last_update(repo)).to_string()
+fn last_update(repo: &crate::git::RepoDir) -> Arc<str> {
+    crate::git::cache::head_date(&repo.path, || compute_last_update(repo))
 }
 
 fn compute_last_update(repo: &crate::git::RepoDir) -> String {
@@ -201,7 +203,7 @@ pub(crate) fn readable_of(
 }
 
 /// Every repository, from the listing.
-pub(crate) fn listing(site: &Site) -> Result<std::sync::Arc<Listing>> {
+pub(crate) fn listing(site: &Site) -> Result<Arc<Listing>> {
     site.repos
         .listing()
         .map_err(|e| Error::internal("listing repositories", e))
@@ -227,11 +229,18 @@ pub(crate) fn entries(
             {
                 return None;
             }
+            let url = repo_url(&c.base_path, &r.owner, &r.name);
+            // The clone URL is the page's, on the site's address (`urls::clone_url`), made from
+            // the path already encoded.
+            let clone_url = match url.strip_prefix(c.base_path.as_str()) {
+                Some(path) => format!("{}{path}.git", c.base_url),
+                None => clone_url(&c.base_url, &r.owner, &r.name),
+            };
             Some(Entry {
                 full_name: format!("{}/{}", r.owner, r.name),
-                url: repo_url(&c.base_path, &r.owner, &r.name),
-                clone_url: clone_url(&c.base_url, &r.owner, &r.name),
-                description: listed.description.to_string(),
+                url,
+                clone_url,
+                description: Arc::clone(&listed.description),
                 private: settings.visibility == Visibility::Private,
                 updated: last_update(r),
             })
