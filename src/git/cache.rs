@@ -110,6 +110,19 @@ impl Stamp {
         parts.next().is_none().then_some(stamp)
     }
 
+    /// Whether the file changed within `window` before `t`, or after it.
+    pub(super) fn recent_at(&self, t: std::time::SystemTime, window: Duration) -> bool {
+        let changed = u64::try_from(self.mtime)
+            .ok()
+            .zip(u32::try_from(self.mtime_nsec).ok())
+            .and_then(|(secs, nanos)| {
+                std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+            });
+        !changed
+            .and_then(|c| t.duration_since(c).ok())
+            .is_some_and(|age| age > window)
+    }
+
     /// Whether the file changed within `window` of now (or its time is in the future): a second
     /// change within the clock's granularity could then leave the stamp as it is.
     pub(super) fn recent(&self, window: Duration) -> bool {

@@ -24,7 +24,11 @@
 //!   changes within the clock's granularity can leave a folder's time as it was).
 //!
 //! Each stamp is taken before what it covers is read, so a change made while reading gives a
-//! stamp that no longer matches. The pages still check, against its config as it is at that
+//! stamp that no longer matches. A listing read again takes from the one before the
+//! repositories of each owner whose folder is unchanged (and the settings and descriptions of
+//! files unchanged), so after a settings change or once it has aged it costs a stat or two per
+//! repository; a repository folder emptied by hand inside an unchanged owner's folder stays
+//! listed until that folder changes (the pages leave it out once its config is gone). The pages still check, against its config as it is at that
 //! moment, each repository they show, and leave out one whose config is gone: a listing that is
 //! out of date can at worst leave a repository out (for the times above), never show one to
 //! someone who may not read it. `forgelet repo list` looks at each repository's config and
@@ -219,10 +223,7 @@ impl RepoStore {
             Some(l) if l.still_valid(root, false) => l,
             loaded => {
                 let prev = before.as_deref().or(loaded.as_ref());
-                let mut l = match prev.and_then(|p| refresh(root, p)) {
-                    Some(l) => l,
-                    None => read(root, prev)?,
-                };
+                let mut l = read(root, prev)?;
                 if fsfile_replace(&file, &l.to_text()) {
                     l.file = Stamp::of(&file);
                 }
@@ -239,8 +240,12 @@ fn fsfile_replace(file: &Path, text: &str) -> bool {
     crate::fsfile::replace(file, text.as_bytes(), 0o600).is_ok()
 }
 
-/// Reads the listing afresh. Settings and descriptions whose files are the same as in `prev`
-/// (a listing kept or loaded, even one out of date) are taken from it rather than read again.
+/// Reads the listing afresh, taking from `prev` (a listing kept or loaded, even one out of date)
+/// what cannot have changed since: the repositories of an owner whose folder is as it was when
+/// `prev` was read (and had not just changed then, so its stamp can be trusted: see the
+/// module's notes), and settings and descriptions whose files are the same files. A listing out
+/// of date by its age, or by a change of settings, costs a stat or two per repository, not a
+/// read of every folder; a new repository, the reading of its owner's folder.
 fn read(root: &Path, prev: Option<&Listing>) -> std::io::Result<Listing> {
     // The file's folder first: making it changes the repositories folder. Its mode is that of
     // every folder there (the umask's), which the web server's group may need to walk through;
@@ -260,6 +265,15 @@ fn read(root: &Path, prev: Option<&Listing>) -> std::io::Result<Listing> {
     let before: HashMap<&Path, &Listed> = prev
         .map(|p| p.repos.iter().map(|r| (r.dir.path.as_path(), r)).collect())
         .unwrap_or_default();
+    let prev_owners: HashMap<&str, Stamp> = prev
+        .map(|p| {
+            p.owners
+                .iter()
+                .filter_map(|(o, s)| Some((o.as_str(), (*s)?)))
+                .filter(|(_, s)| !s.recent_at(p.built, SETTLE))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut owners = Vec::new();
     let mut repos = Vec::new();
     for owner in real_dirs(root)? {
@@ -270,6 +284,16 @@ fn read(root: &Path, prev: Option<&Listing>) -> std::io::Result<Listing> {
         let stamp = Stamp::of(&owner_dir);
         recent |= stamp.is_some_and(|s| s.recent(SETTLE));
         owners.push((owner.clone(), stamp));
+        if let Some(p) =
+            prev.filter(|_| stamp.is_some() && prev_owners.get(owner.as_str()) == stamp.as_ref())
+        {
+            // The same folder as when `prev` was read: the same repositories.
+            let theirs = p.owned_by(&owner);
+            for r in p.repos[theirs].iter().filter(|r| r.dir.owner == owner) {
+                repos.push(read_one(r.dir.clone(), Some(r)));
+            }
+            continue;
+        }
         for entry in real_dirs(&owner_dir)? {
             let Some(name) = entry.strip_suffix(".git") else {
                 continue;
@@ -301,58 +325,6 @@ fn read(root: &Path, prev: Option<&Listing>) -> std::io::Result<Listing> {
             marker_text: marker.is_some_and(|s| s.recent(SETTLE)),
             token,
             owners,
-            built,
-            until,
-            root_dir,
-        },
-    ))
-}
-
-/// `prev` made young again, when it is out of date only by its age: its folders and the marker
-/// are as they were when it was read (and had not just changed then, so their stamps can be
-/// trusted), so the same repositories are there; each one's config and description are looked
-/// at, and read again only if they changed. A stat or two per repository instead of reading
-/// every folder: what a CGI process pays once a listing has aged. `None` when anything changed.
-fn refresh(root: &Path, prev: &Listing) -> Option<Listing> {
-    let settled = prev
-        .until
-        .duration_since(prev.built)
-        .is_ok_and(|d| d >= MAX_AGE);
-    if !settled {
-        return None;
-    }
-    let built = SystemTime::now();
-    let root_dir = fs::File::open(root).ok();
-    let root_stamp = root_dir.as_ref().and_then(Stamp::of_open);
-    let marker_path = root.join(MARKER);
-    let marker = Stamp::of(&marker_path);
-    let token = fs::read(&marker_path).unwrap_or_default();
-    if root_stamp != prev.root || marker != prev.marker || (prev.marker_text && token != prev.token)
-    {
-        return None;
-    }
-    let mut recent = root_stamp.is_some_and(|s| s.recent(SETTLE));
-    for (owner, stamp) in &prev.owners {
-        let now = Stamp::of(&root.join(owner));
-        if now != *stamp {
-            return None;
-        }
-        recent |= now.is_some_and(|s| s.recent(SETTLE));
-    }
-    let repos = prev
-        .repos
-        .iter()
-        .map(|r| read_one(r.dir.clone(), Some(r)))
-        .collect();
-    let until = built + if recent { SETTLE } else { MAX_AGE };
-    Some(assemble(
-        repos,
-        Head {
-            root: root_stamp,
-            marker,
-            marker_text: marker.is_some_and(|s| s.recent(SETTLE)),
-            token,
-            owners: prev.owners.clone(),
             built,
             until,
             root_dir,
@@ -707,10 +679,13 @@ pub(crate) fn changed(repo: &Path) {
             std::process::id(),
             COUNT.fetch_add(1, Ordering::Relaxed)
         );
-        let _ = crate::fsfile::replace(&root.join(MARKER), token.as_bytes(), 0o644);
-        let mut guard = LISTINGS.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(map) = guard.as_mut() {
-            map.remove(root);
+        // The listing kept stays, for the next read to take from: the marker's new stamp tells
+        // this process too. If it cannot be written, this process at least drops its listing.
+        if crate::fsfile::replace(&root.join(MARKER), token.as_bytes(), 0o644).is_err() {
+            let mut guard = LISTINGS.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(map) = guard.as_mut() {
+                map.remove(root);
+            }
         }
     }
 }
@@ -721,7 +696,7 @@ mod tests {
     use crate::git::Perm;
 
     fn settle(path: &Path) {
-        let old = SystemTime::now() - Duration::from_secs(10);
+        let old = SystemTime::now() - Duration::from_secs(100);
         fs::File::open(path).unwrap().set_modified(old).unwrap();
     }
 
@@ -860,19 +835,24 @@ mod tests {
         cfg.push_str("[forgelet]\n\tvisibility = private\n");
         fs::write(&one, cfg).unwrap();
         settle(&one);
-        let young = refresh(&root, &aged).expect("nothing but the age changed");
+        // (A repository folder that stops being one by hand, its owner's folder unchanged, is
+        // not looked at again: that shows the folders were not read.)
+        fs::remove_dir_all(two.path.join("refs")).unwrap();
+        let young = read(&root, Some(&aged)).unwrap();
         assert!(young.still_valid(&root, false));
-        assert_eq!(names(&young), names(&first));
+        assert_eq!(names(&young), names(&first), "the folders were not read");
         assert_eq!(young.repos[0].settings.visibility, Visibility::Private);
         assert!(young.public.is_empty());
-        fs::create_dir_all(root.join("alice/new-by-hand")).unwrap();
-        assert!(refresh(&root, &aged).is_none(), "an owner's folder changed");
-        fs::remove_dir(root.join("alice/new-by-hand")).unwrap();
+        fs::create_dir_all(two.path.join("refs")).unwrap();
+        // An owner's folder changed: read again.
+        git2::Repository::init_bare(root.join("alice/three.git")).unwrap();
+        let l = read(&root, Some(&aged)).unwrap();
+        assert_eq!(names(&l), ["alice/one", "alice/three", "bob/two"]);
         // A damaged file is read again and written whole.
         forget(&root);
         fs::write(&file, &text[..text.len() / 2]).unwrap();
         let again = store.listing().unwrap();
-        assert_eq!(names(&again), names(&first));
+        assert_eq!(names(&again), ["alice/one", "alice/three", "bob/two"]);
         assert!(parse(&root, &fs::read(&file).unwrap()).is_some());
         fs::remove_dir_all(&root).unwrap();
     }
