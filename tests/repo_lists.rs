@@ -449,6 +449,14 @@ fn lists_follow_every_change_in_cgi_and_fastcgi_modes() {
         .args(["config", "forgelet.visibility", "private"]));
     model.set("one", true, false, "the first");
     v.check(&site, &srv, &model, "made private by hand");
+    // `repo list` reads again a description edited by hand.
+    std::fs::write(
+        site.repo_path("alice/one").join("description"),
+        "edited by hand\n",
+    )
+    .unwrap();
+    model.set("one", true, false, "edited by hand");
+    v.check(&site, &srv, &model, "described by hand");
     // A repository put in place by hand: at once in a new process (CGI, the command line),
     // within a second over FastCGI.
     let seed = site.repo_path("alice/two");
