@@ -10,7 +10,8 @@
 # Each owner is a user (the same password), plus `siteadmin` (a site admin). The site is made once
 # under target/many-repos/COUNT and reused. Then forgelet serve and nginx start on a free port,
 # owner000 signs in, and each page is fetched with ab (BENCH_REQUESTS requests, default 200, one at
-# a time after 5 untimed ones). Prints the mean time per request of each page.
+# a time after 5 untimed ones). Prints the mean time per request of each page, and forgelet's CPU
+# time per request.
 set -euo pipefail
 
 count=${1:-10000}
@@ -127,6 +128,12 @@ curl -s -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-ur
 session=$(awk '$6 == "forgelet_session" { print $7 }' "$jar")
 [ -n "$session" ] || { echo "many-repos: sign-in failed" >&2; exit 1; }
 
+# forgelet's CPU time so far (user and system, in clock ticks): on a machine shared with other
+# work the time per request varies with the load, the CPU time much less.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$fpid/stat"
+}
+
 time_page() {
     local what=$1 url=$2
     shift 2
@@ -134,9 +141,13 @@ time_page() {
     status=$(curl -s -o "$dir/last.html" -w '%{http_code}' "$@" "$url")
     [ "$status" = 200 ] || { echo "many-repos: $what: HTTP $status" >&2; exit 1; }
     ab -q -n 5 "${@/#-b/-C}" "$url" >/dev/null 2>&1 || true
-    local ms
+    local ms cpu0 cpu1
+    cpu0=$(cpu_ticks)
     ms=$(ab -q -n "$requests" "${@/#-b/-C}" "$url" 2>/dev/null | awk '/Time per request:.*\(mean\)$/ { print $4 }')
-    printf '%-12s %8s ms/request  (%s bytes)  %s\n' "$what" "$ms" "$(wc -c <"$dir/last.html")" "$url"
+    cpu1=$(cpu_ticks)
+    printf '%-12s %8s ms/request  %6s ms CPU/request  (%s bytes)  %s\n' "$what" "$ms" \
+        "$(awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')" \
+        "$(wc -c <"$dir/last.html")" "$url"
 }
 
 echo "$count repositories, $owners owners"

@@ -246,6 +246,15 @@ pub(crate) fn list(store: &RepoStore) -> Result<Vec<RepoDir>, RepoError> {
         .map_err(|e| RepoError::Failed(format!("cannot list {}: {e}", store.root().display())))
 }
 
+/// Every repository with its settings and description (see `git::listing`).
+pub(crate) fn listing(
+    store: &RepoStore,
+) -> Result<std::sync::Arc<crate::git::listing::Listing>, RepoError> {
+    store
+        .listing()
+        .map_err(|e| RepoError::Failed(format!("cannot list {}: {e}", store.root().display())))
+}
+
 /// The repositories `owner` owns.
 pub(crate) fn owned_by(store: &RepoStore, owner: &str) -> Result<Vec<RepoDir>, RepoError> {
     Ok(list(store)?
@@ -397,6 +406,7 @@ fn install_for_owner(
         .path_for_new(owner, name)
         .map_err(|e| cannot_look(store, e))?;
     install(tmp, &dest)?;
+    crate::git::listing::changed(&dest);
     Ok(repo_at(dest))
 }
 
@@ -788,6 +798,7 @@ pub(crate) fn rename(store: &RepoStore, repo: &RepoDir, new: &str) -> Result<Rep
             repo.owner, repo.name
         ))
     })?;
+    crate::git::listing::changed(&dest);
     Ok(RepoDir {
         owner: repo.owner.clone(),
         name: new.to_string(),
@@ -815,6 +826,7 @@ pub(crate) fn delete_to_trash(config: &Config, repo: &RepoDir) -> Result<PathBuf
                 dest.display()
             ))
         })?;
+    crate::git::listing::changed(&repo.path);
     // Its cached answers go with it (the identity is kept, in the trash).
     let store = crate::packcache::store::Store::new(&config.repos_dir());
     if let Err(e) = crate::packcache::identity::clear_entries(&dest, &store) {
@@ -836,7 +848,9 @@ pub(crate) fn set_description(repo: &RepoDir, text: &str) -> Result<(), RepoErro
         format!("{text}\n").as_bytes(),
         0o644,
     )
-    .map_err(RepoError::Failed)
+    .map_err(RepoError::Failed)?;
+    crate::git::listing::changed(&repo.path);
+    Ok(())
 }
 
 /// A collaborator granted a permission.
@@ -942,6 +956,7 @@ pub(crate) fn give(store: &RepoStore, repo: &RepoDir, heir: &str) -> Result<Repo
         fs::create_dir_all(parent).map_err(moved)?;
     }
     fs::rename(&repo.path, &dest).map_err(moved)?;
+    crate::git::listing::changed(&dest);
     let given = repo_at(dest);
     given
         .set_collaborator(heir, None)

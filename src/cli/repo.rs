@@ -136,13 +136,27 @@ fn create(config: &Config, full: &str, description: Option<&str>, private: bool)
 }
 
 /// `forgelet repo list`: one line per repository: `owner/name<TAB>visibility<TAB>description`.
+/// From the repositories' listing (`git::listing`, kept in the listing file), with each
+/// repository's config and description read again only when it changed since.
 fn list(config: &Config) -> Outcome {
     let store = RepoStore::new(config.repos_dir());
-    let repos = repos::list(&store).map_err(repo_error)?;
+    let listing = repos::listing(&store).map_err(repo_error)?;
     let mut out = io::stdout().lock();
-    for r in repos {
-        let vis = visibility_word(r.settings().visibility);
-        let _ = writeln!(out, "{}/{}\t{vis}\t{}", r.owner, r.name, r.description());
+    for (i, r) in listing.repos.iter().enumerate() {
+        let r_dir = &r.dir;
+        let vis = listing
+            .current_settings(i)
+            .map_or(Visibility::Private, |s| s.visibility);
+        let description = listing
+            .current_description(i)
+            .unwrap_or_else(|| r.description.clone());
+        let _ = writeln!(
+            out,
+            "{}/{}\t{}\t{description}",
+            r_dir.owner,
+            r_dir.name,
+            visibility_word(vis)
+        );
     }
     Ok(())
 }

@@ -11,7 +11,8 @@
 //!   file, are the very same files (device, inode, and for the config size and modification
 //!   time): a rename, a delete and recreate, a settings change (libgit2 writes the config to a
 //!   new file and renames it into place) each start afresh; a date is used only while `HEAD`
-//!   says the same and the ref files it depends on are the same files;
+//!   says the same and the ref files it depends on are the same files (looked at again at most
+//!   once a second);
 //! - libgit2 reads refs from disk on every lookup and looks for new packs when an object is not in
 //!   the ones it knows, so pushes are seen at once;
 //! - an opened repository is opened afresh once its pack folder changed (a push of a pack, a
@@ -38,7 +39,7 @@ const MAX_AGE: Duration = Duration::from_secs(30);
 
 /// Identifies one version of a file or folder: replaced files get a new inode, edited ones a new
 /// size or modification time.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Stamp {
     dev: u64,
     ino: u64,
@@ -49,14 +50,77 @@ pub(super) struct Stamp {
 
 impl Stamp {
     pub(super) fn of(path: &Path) -> Option<Stamp> {
-        let m = fs::metadata(path).ok()?;
-        Some(Stamp {
+        Some(Stamp::from_metadata(&fs::metadata(path).ok()?))
+    }
+
+    /// The stamp of the file `file` is open on.
+    pub(super) fn of_open(file: &fs::File) -> Option<Stamp> {
+        Some(Stamp::from_metadata(&file.metadata().ok()?))
+    }
+
+    fn from_metadata(m: &fs::Metadata) -> Stamp {
+        Stamp {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec(),
+        }
+    }
+
+    /// The stamp of `rel`, a path relative to the folder `dir` is open on: what [`Stamp::of`]
+    /// says of `dir`'s path joined with `rel`, for the cost of looking up `rel` alone (a
+    /// path's every folder is looked up on each call, and lists of repositories look at a file
+    /// of each one they show, on every request).
+    #[allow(clippy::unnecessary_cast)]
+    pub(super) fn at(dir: &fs::File, rel: &std::ffi::CStr) -> Option<Stamp> {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: an all-zero `stat` is a valid value of that plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a descriptor `dir` owns, a NUL-terminated path, and a buffer of the right type
+        // this function owns; fstatat writes nothing else.
+        let rc = unsafe { libc::fstatat(dir.as_raw_fd(), rel.as_ptr(), &mut st, 0) };
+        (rc == 0).then_some(Stamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime: st.st_mtime as i64,
+            mtime_nsec: st.st_mtime_nsec as i64,
         })
+    }
+
+    /// The stamp as text (`dev:ino:size:mtime:nsec`), for the listing file (`git::listing`).
+    pub(super) fn to_text(self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.dev, self.ino, self.size, self.mtime, self.mtime_nsec
+        )
+    }
+
+    /// A stamp from [`Stamp::to_text`]'s form; `None` for anything else.
+    pub(super) fn from_text(text: &str) -> Option<Stamp> {
+        let mut parts = text.split(':');
+        let stamp = Stamp {
+            dev: parts.next()?.parse().ok()?,
+            ino: parts.next()?.parse().ok()?,
+            size: parts.next()?.parse().ok()?,
+            mtime: parts.next()?.parse().ok()?,
+            mtime_nsec: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(stamp)
+    }
+
+    /// Whether the file changed within `window` before `t`, or after it.
+    pub(super) fn recent_at(&self, t: std::time::SystemTime, window: Duration) -> bool {
+        let changed = u64::try_from(self.mtime)
+            .ok()
+            .zip(u32::try_from(self.mtime_nsec).ok())
+            .and_then(|(secs, nanos)| {
+                std::time::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+            });
+        !changed
+            .and_then(|c| t.duration_since(c).ok())
+            .is_some_and(|age| age > window)
     }
 
     /// Whether the file changed within `window` of now (or its time is in the future): a second
@@ -114,8 +178,12 @@ type Shared<S, V> = Mutex<Option<HashMap<PathBuf, (S, Arc<V>)>>>;
 
 /// Settings by config file, shared by all threads: the dashboard reads every repository's.
 static PARSED: Shared<Stamp, Settings> = Mutex::new(None);
-/// The default branch's latest commit date by repository folder, for the dashboard.
-static DATES: Shared<HeadStamp, str> = Mutex::new(None);
+/// The default branch's latest commit date by repository folder, for the dashboard, with when
+/// its stamp was last found unchanged.
+static DATES: Shared<(HeadStamp, Instant), str> = Mutex::new(None);
+/// How long a date is shown without looking at the refs again: pages that list repositories
+/// would otherwise look at three files for each repository they show, on every request.
+const DATE_RECHECK: Duration = Duration::from_secs(1);
 /// Repositories' descriptions by file, for the pages that list repositories.
 static DESCRIPTIONS: Shared<Stamp, str> = Mutex::new(None);
 /// What `HEAD` holds, by file: the dates' stamps start from it.
@@ -302,17 +370,27 @@ impl HeadStamp {
 }
 
 /// The date of the default branch's latest commit in the repository at `repo`, from the shared
-/// cache while `HEAD` and the refs it depends on are unchanged, else from `compute`.
+/// cache while `HEAD` and the refs it depends on are unchanged, else from `compute`. The refs
+/// are looked at again at most every [`DATE_RECHECK`]: a push shows on the lists of
+/// repositories within that time.
 pub(crate) fn head_date(repo: &Path, compute: impl FnOnce() -> String) -> Arc<str> {
+    let now = Instant::now();
+    if let Some(hit) = shared_get(&DATES, repo, |(_, checked)| {
+        now.checked_duration_since(*checked)
+            .is_some_and(|age| age < DATE_RECHECK)
+    }) {
+        return hit;
+    }
     let Some(stamp) = HeadStamp::of(repo) else {
         return Arc::from(compute());
     };
-    if let Some(hit) = shared_get(&DATES, repo, |s| *s == stamp) {
+    if let Some(hit) = shared_get(&DATES, repo, |(s, _)| *s == stamp) {
+        shared_put(&DATES, repo, (stamp, now), Arc::clone(&hit));
         return hit;
     }
     // Refs that move while computing give a new stamp, so this entry would never match.
     let date: Arc<str> = Arc::from(compute());
-    shared_put(&DATES, repo, stamp, Arc::clone(&date));
+    shared_put(&DATES, repo, (stamp, now), Arc::clone(&date));
     date
 }
 
@@ -370,6 +448,23 @@ mod tests {
         parse_count(&config, &mut n);
         parse_count(&config, &mut n);
         assert_eq!(n, 4, "a file changed just now is not cached");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn stamps_by_path_and_by_open_folder_agree() {
+        let root = temp("stamps");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/config"), "x").unwrap();
+        let dir = fs::File::open(&root).unwrap();
+        let by_path = Stamp::of(&root.join("a/b/config"));
+        assert!(by_path.is_some());
+        assert_eq!(Stamp::at(&dir, c"a/b/config"), by_path);
+        assert_eq!(Stamp::at(&dir, c"a/b/missing"), None);
+        assert_eq!(Stamp::of_open(&dir), Stamp::of(&root));
+        let text = by_path.unwrap().to_text();
+        assert_eq!(Stamp::from_text(&text), by_path);
+        assert_eq!(Stamp::from_text(&format!("{text}:1")), None);
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -472,8 +567,15 @@ mod tests {
         let one = repo.find_commit(one).unwrap();
         repo.commit(Some("refs/heads/main"), &sig, &sig, "two", &tree, &[&one])
             .unwrap();
+        assert_eq!(
+            &*date(&mut n),
+            "date 1",
+            "refs are looked at again only after a moment"
+        );
+        std::thread::sleep(DATE_RECHECK);
         assert_eq!(&*date(&mut n), "date 2", "a moved branch");
         repo.set_head("refs/heads/other").unwrap();
+        std::thread::sleep(DATE_RECHECK);
         assert_eq!(&*date(&mut n), "date 3", "another default branch");
         fs::remove_dir_all(&root).unwrap();
     }

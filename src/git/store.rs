@@ -274,7 +274,7 @@ impl RepoDir {
         self.config_for_change()?
             .set_str("forgelet.visibility", value)
             .map_err(|e| self.change_failed(e))?;
-        super::listing::settings_changed(&self.path);
+        super::listing::changed(&self.path);
         Ok(())
     }
 
@@ -285,7 +285,7 @@ impl RepoDir {
         let changed = self.change_collaborator(name, perm);
         // Granting writes the config even when the entry was there; revoking only when it was.
         if matches!(changed, Ok(true)) || (perm.is_some() && changed.is_ok()) {
-            super::listing::settings_changed(&self.path);
+            super::listing::changed(&self.path);
         }
         changed
     }
