@@ -30,6 +30,12 @@ pub(crate) const LANE_QUICK: usize = 0;
 pub(crate) const LANE_GIT: usize = 1;
 
 impl gateway::App for Site {
+    fn settle(&self) {
+        if let Some(cache) = &self.pack_cache {
+            cache.settle();
+        }
+    }
+
     fn call(self: Arc<Self>, params: Params) -> Box<dyn gateway::Call> {
         let head_only = request::is_head(&params);
         let routed = match Request::parse(params, &self.config.base_path) {

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -21,8 +21,9 @@ pub(crate) fn run(app: Arc<dyn App>) -> io::Result<()> {
     // Plain files on fds 0 and 1: unbuffered reads, and no line buffering of binary output.
     let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
     let mut stdout = BufWriter::new(File::from(io::stdout().as_fd().try_clone_to_owned()?));
+    let caller = Arc::clone(&app);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        app.call(params).respond(&mut stdin, &mut stdout)
+        caller.call(params).respond(&mut stdin, &mut stdout)
     }));
     let answered = match result {
         Ok(r) => r.and_then(|_| stdout.flush()),
@@ -32,6 +33,17 @@ pub(crate) fn run(app: Arc<dyn App>) -> io::Result<()> {
         }
     };
     drain(&mut stdin);
+    // The answer is complete once the web server sees the end of the output: every copy of
+    // fd 1 closed (this one, and fd 1 itself pointed at /dev/null), then what the answer left
+    // for later is finished.
+    drop(stdout);
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto fd 1 of a descriptor this function owns; nothing else writes fd 1 now.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
+    app.settle();
     answered
 }
 

@@ -39,6 +39,10 @@ pub trait App: Send + Sync + 'static {
     /// this on its poll thread as soon as the params are complete, before any body is read, so
     /// it must be quick and must not block.
     fn call(self: Arc<Self>, params: Params) -> Box<dyn Call>;
+
+    /// Work an answer left for after it was sent, finished before a process that answers one
+    /// request (CGI) exits; a long-running server lets it finish in the background.
+    fn settle(&self) {}
 }
 
 /// One request, read and ready to answer.

@@ -67,6 +67,8 @@ pub enum Lookup<'c> {
 pub struct Cache {
     store: Store,
     settings: Settings,
+    /// Entries being made visible (see [`Lead::finish`]).
+    pending: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// Counted events, kept in `.cache/counters` for every process of the site together.
@@ -99,6 +101,7 @@ impl Cache {
         (settings.max_bytes > 0).then(|| Cache {
             store: Store::new(repos_dir),
             settings,
+            pending: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -166,7 +169,7 @@ impl Cache {
                 key: key.to_string(),
                 writer: Some(writer),
                 written: 0,
-                _lock: lock,
+                lock: Some(lock),
             }),
             Err(e) => {
                 log::warn!(
@@ -175,6 +178,20 @@ impl Cache {
                 );
                 Lookup::Pass("the cache's folder cannot be written")
             }
+        }
+    }
+
+    /// Waits until the entries this process is making visible are (or were given up); the
+    /// finished ones are let go of on the way.
+    pub fn settle(&self) {
+        let handles = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for h in handles {
+            let _ = h.join();
         }
     }
 
@@ -263,7 +280,8 @@ pub struct Lead<'c> {
     key: String,
     writer: Option<Writer>,
     written: u64,
-    _lock: FileLock,
+    /// Held until the entry is visible or given up.
+    lock: Option<FileLock>,
 }
 
 impl Write for Lead<'_> {
@@ -294,33 +312,58 @@ impl Write for Lead<'_> {
 
 impl Lead<'_> {
     /// Ends the run: `ok` says git answered in full and succeeded. The entry is kept when the
-    /// request was seen often enough (counting those that arrived meanwhile) and it fits.
-    pub fn finish(mut self, ok: bool) -> Option<Entry> {
-        let writer = self.writer.take()?;
+    /// request was seen often enough (counting those that arrived meanwhile) and it fits. The
+    /// sync and rename happen on a thread of their own, so the client's answer ends without
+    /// waiting for the disk; identical requests waiting for the entry get it when it is visible.
+    /// A process that ends after its one request (CGI) calls [`Cache::settle`] before it exits.
+    pub fn finish(mut self, ok: bool) {
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
         let cache = self.cache;
         if !ok || cache.store.sightings(&self.group, &self.key) < cache.settings.min_hits {
-            return None;
+            return;
         }
         // Past the floor now: give the space back to pushes.
         if free_space(cache.store.dir()).is_some_and(|f| f < cache.settings.free_bytes) {
-            return None;
+            return;
         }
-        match writer.commit() {
-            Ok(e) => {
-                cache.count(Event::Stored);
-                let (used, _) = cache.store.usage();
-                if used > cache.settings.max_bytes {
-                    cache.store.trim(cache.settings.max_bytes);
+        let store = cache.store.clone();
+        let max_bytes = cache.settings.max_bytes;
+        // Held until the entry is visible (or given up): followers wait on it.
+        let lock = self.lock.take();
+        let keep = move || {
+            let _lock = lock;
+            match writer.commit() {
+                Ok(_) => {
+                    if let Err(e) = count(store.dir(), Event::Stored) {
+                        log::debug!("pack cache: cannot count: {e}");
+                    }
+                    let (used, _) = store.usage();
+                    if used > max_bytes {
+                        store.trim(max_bytes);
+                    }
                 }
-                Some(e)
-            }
-            Err(e) => {
-                log::warn!(
+                Err(e) => log::warn!(
                     "pack cache: cannot keep an entry in {}: {e}",
-                    cache.store.dir().display()
-                );
-                None
+                    store.dir().display()
+                ),
             }
+        };
+        match std::thread::Builder::new()
+            .name("pack-cache-commit".into())
+            .spawn(keep)
+        {
+            Ok(handle) => {
+                let mut pending = cache
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending.retain(|h| !h.is_finished());
+                pending.push(handle);
+            }
+            // No thread to be had: the entry is given up (the writer's drop removes it).
+            Err(e) => log::warn!("pack cache: cannot start a thread to keep an entry: {e}"),
         }
     }
 }

@@ -25,6 +25,7 @@ const TMP: &str = ".tmp-";
 const EVICTED: &str = ".evicted-";
 
 /// The cache of one site.
+#[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
 }
