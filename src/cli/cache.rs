@@ -1,6 +1,6 @@
 //! `forgelet cache`: what the pack cache holds and has done; `forgelet cache clear`: every
-//! answer taken out of it (a web server about to send one still can: they are deleted by
-//! maintenance after a grace period).
+//! answer taken out of it, including those being made (it waits for them; a web server about to
+//! send one still can: they are deleted by maintenance after a grace period).
 
 use super::Outcome;
 use crate::config::Config;
@@ -47,6 +47,11 @@ pub(super) fn status(config: &Config) -> Outcome {
 pub(super) fn clear(config: &Config) -> Outcome {
     super::check_owner(config)?;
     let store = Store::new(&config.repos_dir());
+    // Answers being made now would appear after the clear: wait for them (a minute at most).
+    let busy = store.wait_for_writers(std::time::Duration::from_secs(60));
+    if busy > 0 {
+        println!("pack cache: {busy} answers still being made after a minute are left to appear");
+    }
     let (_, before) = store.usage();
     let evicted = store.trim(0);
     println!("pack cache: {evicted} of {before} answers taken out");

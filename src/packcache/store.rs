@@ -301,6 +301,40 @@ impl Store {
         (e.iter().map(|(_, len, _)| len).sum(), e.len())
     }
 
+    /// Waits, up to `wait`, until no answer is being made (every entry's lock free: its leader
+    /// has made it visible or given it up); how many were still being made when it gave up.
+    pub fn wait_for_writers(&self, wait: Duration) -> usize {
+        let until = std::time::Instant::now() + wait;
+        let mut locks = Vec::new();
+        for folder in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if !valid(&folder.file_name().to_string_lossy(), 32) {
+                continue;
+            }
+            for f in fs::read_dir(folder.path()).into_iter().flatten().flatten() {
+                if f.file_name().to_string_lossy().ends_with(".lock") {
+                    locks.push(f.path());
+                }
+            }
+        }
+        let mut busy = 0;
+        for lock in locks {
+            loop {
+                let Ok(file) = File::open(&lock) else {
+                    break;
+                };
+                if !being_written(&file).unwrap_or(false) {
+                    break;
+                }
+                if std::time::Instant::now() >= until {
+                    busy += 1;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        busy
+    }
+
     /// Evicts the least recently used entries until the entries hold at most `max_bytes`;
     /// how many were evicted.
     pub fn trim(&self, max_bytes: u64) -> usize {
@@ -767,6 +801,18 @@ mod tests {
         assert_eq!(store.expire(Duration::from_secs(800)), 0);
         assert_eq!(store.expire(Duration::ZERO), 2);
         assert_eq!(store.usage(), (0, 0));
+    }
+
+    #[test]
+    fn clearing_can_wait_for_answers_being_made() {
+        let t = tmp("wait");
+        let store = Store::new(&t.0);
+        let lock = crate::fsfile::try_lock(&store.lock_path(G, K).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.wait_for_writers(Duration::from_millis(100)), 1);
+        drop(lock);
+        assert_eq!(store.wait_for_writers(Duration::from_millis(100)), 0);
     }
 
     #[test]
