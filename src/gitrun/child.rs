@@ -318,18 +318,6 @@ impl Drop for Spool<'_> {
     }
 }
 
-/// Whether a read of `pipe` would return at once.
-fn readable_now(pipe: &impl std::os::fd::AsRawFd) -> bool {
-    let mut fd = libc::pollfd {
-        fd: pipe.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll of one descriptor the caller owns, not waiting.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 1 && fd.revents & libc::POLLIN != 0
-}
-
 /// How a child ended, for a log line: "exit status: 128", "signal: 9 (SIGKILL)", or why it
 /// could not be waited for.
 pub(crate) fn status_text(status: &io::Result<ExitStatus>) -> String {
@@ -427,22 +415,13 @@ pub(crate) fn run<H: Send>(
         let producer = s.spawn(move || {
             let mut buf = vec![0u8; CHUNK];
             loop {
-                let mut n = match stdout.read(&mut buf) {
+                let n = match stdout.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // Our end of the pipe failed: the end of the output.
                     Err(_) => break,
                 };
-                // What git has written meanwhile goes with it (one handoff and one record
-                // instead of many small ones); nothing is waited for, so progress and
-                // keepalives still go out as soon as git writes them.
-                while n < CHUNK && readable_now(&stdout) {
-                    match stdout.read(&mut buf[n..]) {
-                        Ok(0) | Err(_) => break,
-                        Ok(more) => n += more,
-                    }
-                }
                 if let Some(r) = record.as_mut() {
                     let _ = r.write_all(&buf[..n]);
                 }
