@@ -1123,6 +1123,23 @@ replay() {
 seconds_of() {
     printf '%s\n' "${1%% *}"
 }
+# cold_rounds N: N rounds of one cold replay from forgelet (its cache emptied first) and one from
+# http-backend, the order alternating; the seconds into cold_f and cold_h.
+cold_rounds() {
+    local r
+    cold_f=() cold_h=()
+    for ((r = 1; r <= $1; r++)); do
+        "$bin" --config "$config" cache clear >/dev/null
+        if ((r % 2)); then
+            cold_f+=("$(seconds_of "$(replay "$url_forgelet")")")
+            cold_h+=("$(seconds_of "$(replay "$url_hb")")")
+        else
+            cold_h+=("$(seconds_of "$(replay "$url_hb")")")
+            cold_f+=("$(seconds_of "$(replay "$url_forgelet")")")
+        fi
+        printf '  %-6s forgelet %8.3fs   http-backend %8.3fs\n' "$r" "${cold_f[r - 1]}" "${cold_h[r - 1]}"
+    done
+}
 # curl_static: GETs the cached answer's copy from nginx as a static file; prints the seconds.
 curl_static() {
     local start end code
@@ -1175,18 +1192,7 @@ else
         "$(tr '\n' ';' <"$rec/$last.headers")"
 
     say "I1. cold full clone, replayed: forgelet (cache emptied first) and http-backend; $pc_rounds rounds"
-    cold_f=() cold_h=()
-    for ((r = 1; r <= pc_rounds; r++)); do
-        "$bin" --config "$config" cache clear >/dev/null
-        if ((r % 2)); then
-            cold_f+=("$(seconds_of "$(replay "$url_forgelet")")")
-            cold_h+=("$(seconds_of "$(replay "$url_hb")")")
-        else
-            cold_h+=("$(seconds_of "$(replay "$url_hb")")")
-            cold_f+=("$(seconds_of "$(replay "$url_forgelet")")")
-        fi
-        printf '  %-6s forgelet %8.3fs   http-backend %8.3fs\n' "$r" "${cold_f[r - 1]}" "${cold_h[r - 1]}"
-    done
+    cold_rounds "$pc_rounds"
     # Checked once, untimed: both answers are packs git accepts (forgelet's is kept in the cache,
     # for I2).
     "$bin" --config "$config" cache clear >/dev/null
@@ -1287,25 +1293,14 @@ if [ "$only" != web ]; then
     say "I5. forgelet maintain bench/$size, then cold full clones again (http-backend's copy unmaintained); $rounds rounds"
     "$bin" --config "$config" maintain "bench/$size" >"$run/maintain.log" 2>&1 ||
         die "forgelet maintain failed: $(cat "$run/maintain.log")"
-    kept_f=() kept_h=()
-    for ((r = 1; r <= rounds; r++)); do
-        "$bin" --config "$config" cache clear >/dev/null
-        if ((r % 2)); then
-            kept_f+=("$(seconds_of "$(replay "$url_forgelet")")")
-            kept_h+=("$(seconds_of "$(replay "$url_hb")")")
-        else
-            kept_h+=("$(seconds_of "$(replay "$url_hb")")")
-            kept_f+=("$(seconds_of "$(replay "$url_forgelet")")")
-        fi
-        printf '  %-6s forgelet %8.3fs   http-backend %8.3fs\n' "$r" "${kept_f[r - 1]}" "${kept_h[r - 1]}"
-    done
+    cold_rounds "$rounds"
     "$bin" --config "$config" cache clear >/dev/null
     replay "$url_forgelet" "$run/answer-maintained" >/dev/null
     check_answer "$run/answer-maintained" maintained
     rm -f "$run/answer-maintained"
-    i5=$(ratio_of "$(median "${kept_f[@]}")" "$(median "${kept_h[@]}")")
-    printf '  median: forgelet (maintained) %ss, http-backend %ss: %s\n' "$(median "${kept_f[@]}")" \
-        "$(median "${kept_h[@]}")" "$i5"
+    i5=$(ratio_of "$(median "${cold_f[@]}")" "$(median "${cold_h[@]}")")
+    printf '  median: forgelet (maintained) %ss, http-backend %ss: %s\n' "$(median "${cold_f[@]}")" \
+        "$(median "${cold_h[@]}")" "$i5"
     summary+=("$(printf '%-48s %6s  %s' "I5. cold clone after maintain, forgelet/hb" "$i5" 'reported (no goal)')")
 fi
 if [ "$only" = cache ]; then

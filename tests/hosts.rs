@@ -57,12 +57,7 @@ fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
 
     // The same clone again: answered from the pack cache, handed to the web server (X-Sendfile
     // on the POST) or sent by forgelet.
-    let hits = |site: &Site| {
-        let c = fs::read(site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
-        c.get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            .unwrap_or(0)
-    };
+    let hits = |site: &Site| pack_cache_counts(site)[0];
     let before = hits(&site);
     let again = tmp.join("clone-v2-again");
     let out = run(smart_git(&tmp)

@@ -125,18 +125,6 @@ fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
     assert!(fsck.status.success(), "fsck: {}", all_output(&fsck));
 }
 
-/// The site's counts: hits, misses, passes, entries stored.
-fn counts(site: &Site) -> [u64; 4] {
-    let bytes = fs::read(site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
-    let mut c = [0u64; 4];
-    for (i, v) in c.iter_mut().enumerate() {
-        if let Some(b) = bytes.get(i * 8..i * 8 + 8) {
-            *v = u64::from_le_bytes(b.try_into().unwrap());
-        }
-    }
-    c
-}
-
 /// The complete entries in the cache.
 fn entries(site: &Site) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -174,7 +162,7 @@ fn a_fetch_seen_before_is_answered_from_the_cache_byte_for_byte() {
     let (r, repo) = start_with_fixture("packcache_bytes", "tags", SiteOptions::default());
     let wants = wants_of(&repo);
     for v2 in [true, false] {
-        let before = counts(&r.site);
+        let before = pack_cache_counts(&r.site);
         let first = fetch(
             &r.srv,
             "alice/tags",
@@ -205,7 +193,7 @@ fn a_fetch_seen_before_is_answered_from_the_cache_byte_for_byte() {
             again.body == first.body,
             "v2={v2}: the cached answer differs from git's"
         );
-        let after = counts(&r.site);
+        let after = pack_cache_counts(&r.site);
         assert_eq!(
             after[1] - before[1],
             1,
@@ -252,7 +240,7 @@ fn forgelet_sends_a_cached_answer_itself_when_there_is_no_sendfile_header() {
     let second = fetch(&r.srv, "alice/branches", &body, true, None);
     assert_eq!(second.status, 200, "{}", second.describe());
     assert!(second.body == first.body);
-    assert_eq!(counts(&r.site)[0], 1, "not a hit");
+    assert_eq!(pack_cache_counts(&r.site)[0], 1, "not a hit");
     assert_pack_complete(r.site.dir(), &second.body, &wants);
 }
 
@@ -270,7 +258,7 @@ fn a_push_a_force_push_and_a_visibility_change_are_seen_at_once() {
     let body = clone_request(&wants_of(&repo), true, "git/2.47.3");
     fetch(&r.srv, "alice/tags", &body, true, None);
     fetch(&r.srv, "alice/tags", &body, true, None);
-    let c = counts(&r.site);
+    let c = pack_cache_counts(&r.site);
 
     // A push: the same request is git's to answer again (the refs are part of the key).
     git_ok(&work, &["commit", "-q", "--allow-empty", "-m", "pushed"]);
@@ -281,7 +269,7 @@ fn a_push_a_force_push_and_a_visibility_change_are_seen_at_once() {
     };
     push(&[&push_url, "HEAD:main"]);
     fetch(&r.srv, "alice/tags", &body, true, None);
-    let c2 = counts(&r.site);
+    let c2 = pack_cache_counts(&r.site);
     assert_eq!(
         c2[1],
         c[1] + 1,
@@ -353,11 +341,11 @@ fn a_private_repositorys_cached_answer_reaches_only_its_readers() {
     // Another repository with the very same refs never gets this one's entries.
     let twin = r.site.import_fixture("tags", "mallory/tags");
     assert_eq!(refs_of(&twin), refs_of(&repo));
-    let c = counts(&r.site);
+    let c = pack_cache_counts(&r.site);
     let twin_answer = fetch(&r.srv, "mallory/tags", &body, true, None);
     assert_eq!(twin_answer.status, 200);
     assert_eq!(
-        counts(&r.site)[1],
+        pack_cache_counts(&r.site)[1],
         c[1] + 1,
         "the twin was answered from alice's entry"
     );
@@ -379,7 +367,7 @@ fn identical_clones_arriving_together_run_git_once() {
         assert_eq!(a.status, 200, "{}", a.describe());
         assert!(a.body == answers[0].body, "the answers differ");
     }
-    let c = counts(&r.site);
+    let c = pack_cache_counts(&r.site);
     assert_eq!(c[1], 1, "git ran more than once: {c:?}");
     assert_eq!(c[0], 7, "{c:?}");
     assert_pack_complete(r.site.dir(), &answers[0].body, &wants);
@@ -411,11 +399,11 @@ fn a_purge_clears_the_repositorys_cached_answers() {
     }
     ok(r.site.forgelet().args(["repo", "purge", "alice/tags"]));
     assert!(entries(&r.site).is_empty(), "{:?}", entries(&r.site));
-    let c = counts(&r.site);
+    let c = pack_cache_counts(&r.site);
     let after = fetch(&r.srv, "alice/tags", &body, true, None);
     assert_eq!(after.status, 200);
     assert_eq!(
-        counts(&r.site)[1],
+        pack_cache_counts(&r.site)[1],
         c[1] + 1,
         "answered from before the purge"
     );
@@ -608,10 +596,10 @@ fn the_cache_stays_within_its_size() {
     );
     // The last one is among them: it was used most recently.
     let last = clone_request(&wants_of(&smalls[3]), true, "git/2.47.3");
-    let c = counts(&site);
+    let c = pack_cache_counts(&site);
     fetch(&srv, "alice/small3", &last, true, None);
     assert_eq!(
-        counts(&site)[0],
+        pack_cache_counts(&site)[0],
         c[0] + 1,
         "the most recent answer was evicted"
     );
@@ -635,7 +623,7 @@ fn an_identical_request_is_sent_the_answer_as_git_makes_it_after_follow_wait() {
     assert_eq!(first.status, 200, "{}", first.describe());
     assert_eq!(second.status, 200, "{}", second.describe());
     assert!(first.body == second.body, "the follower's answer differs");
-    let c = counts(&site);
+    let c = pack_cache_counts(&site);
     assert_eq!((c[0], c[1]), (1, 1), "hits and misses: {c:?}");
     assert!(
         srv.forgelet_stderr()

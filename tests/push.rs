@@ -877,12 +877,7 @@ fn dulwich_clones_and_pushes() {
     assert_same_refs(&repo, &clone, "a dulwich clone");
     assert_fsck(&clone, "the dulwich clone");
     // The same clone again is answered from the pack cache, and dulwich takes that answer too.
-    let hits = || {
-        let c = fs::read(u.site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
-        c.get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            .unwrap_or(0)
-    };
+    let hits = || pack_cache_counts(&u.site)[0];
     let before = hits();
     let again = tmp.join("clone-again");
     dulwich(

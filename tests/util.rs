@@ -1988,6 +1988,19 @@ pub fn add_big_commit(repo: &Path, bytes: usize) {
     git_ok(repo, &["update-ref", "refs/heads/main", commit.trim()]);
 }
 
+/// The pack cache's counts for the whole site (`repos/.cache/counters`): fetches answered from
+/// the cache, by git with the answer written for it, by git alone, and answers stored.
+pub fn pack_cache_counts(site: &Site) -> [u64; 4] {
+    let bytes = fs::read(site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
+    let mut c = [0u64; 4];
+    for (i, v) in c.iter_mut().enumerate() {
+        if let Some(b) = bytes.get(i * 8..i * 8 + 8) {
+            *v = u64::from_le_bytes(b.try_into().unwrap());
+        }
+    }
+    c
+}
+
 /// `Basic base64(name:secret)`.
 pub fn basic(name: &str, secret: &str) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -584,15 +584,19 @@ impl Rpc {
             self.exchange(runner, limits, Box::new(body), out, label, None)
                 .0
         };
+        // An entry found is sent; one evicted meanwhile leaves the answer to git.
+        let hit = |entry: Entry, body: Spooled, out: &mut (dyn Write + Send)| match send_entry(
+            site, &plan, entry, out,
+        ) {
+            Ok(true) => {
+                cache.count(Event::Hit);
+                Ok(())
+            }
+            Ok(false) => uncached(body, out),
+            Err(e) => Err(e),
+        };
         match cache.lookup(&plan.group, &plan.key, plan.full) {
-            Lookup::Hit(entry) => match send_entry(site, &plan, entry, out) {
-                Ok(true) => {
-                    cache.count(Event::Hit);
-                    Ok(())
-                }
-                Ok(false) => uncached(body, out),
-                Err(e) => Err(e),
-            },
+            Lookup::Hit(entry) => hit(entry, body, out),
             Lookup::Lead(mut lead) => {
                 cache.count(Event::Miss);
                 let (sent, succeeded) =
@@ -603,14 +607,7 @@ impl Rpc {
                 sent
             }
             Lookup::Follow(follow) => match follow.wait() {
-                Followed::Hit(entry) => match send_entry(site, &plan, entry, out) {
-                    Ok(true) => {
-                        cache.count(Event::Hit);
-                        Ok(())
-                    }
-                    Ok(false) => uncached(body, out),
-                    Err(e) => Err(e),
-                },
+                Followed::Hit(entry) => hit(entry, body, out),
                 Followed::Growing(growing) => {
                     cache.count(Event::Hit);
                     send_growing(growing, out, limits.git_deadline, label)

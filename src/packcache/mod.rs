@@ -28,7 +28,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -228,23 +227,10 @@ fn counters_file(dir: &Path) -> io::Result<File> {
         .open(dir.join("counters"))
 }
 
-fn lock_fd(f: &File, op: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: flock on a descriptor this module owns.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
-}
-
 fn count(dir: &Path, event: Event) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let f = counters_file(dir)?;
-    lock_fd(&f, libc::LOCK_EX)?;
+    store::flock(&f, libc::LOCK_EX)?;
     let at = EVENTS.iter().position(|e| *e == event).unwrap_or(0) as u64 * 8;
     let mut n = [0u8; 8];
     let have = f.read_at(&mut n, at)?;
@@ -256,7 +242,7 @@ fn count(dir: &Path, event: Event) -> io::Result<()> {
 pub fn counts(repos_dir: &Path) -> Counts {
     let mut c = [0u64; 4];
     if let Ok(f) = File::open(repos_dir.join(store::DIR).join("counters")) {
-        let _ = lock_fd(&f, libc::LOCK_SH);
+        let _ = store::flock(&f, libc::LOCK_SH);
         for (i, v) in c.iter_mut().enumerate() {
             let mut n = [0u8; 8];
             if f.read_at(&mut n, i as u64 * 8).ok() == Some(8) {

@@ -65,7 +65,7 @@ fn nanos() -> u128 {
 }
 
 /// `flock(fd, op)`, retried on EINTR: `Ok(false)` when a non-blocking lock is taken already.
-fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+pub(crate) fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     loop {
         // SAFETY: flock on a descriptor the caller owns.
         if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
