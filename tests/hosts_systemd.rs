@@ -54,67 +54,62 @@ fn readme_section(title: &str) -> String {
 /// [`UNIT_BIN`] (`systemd-analyze verify` checks that the programs exist). Fails when the units
 /// name the binary anywhere else than in the two lines this replaces.
 fn unit_copies(dir: &Path) -> (PathBuf, PathBuf) {
-    let service = shipped("deploy/forgelet.service");
-    let socket = shipped("deploy/forgelet.socket");
-    let commands: Vec<&str> = service
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains("bin/"))
-        .collect();
-    assert_eq!(
-        commands,
-        [
+    service_copies(
+        dir,
+        "forgelet.service",
+        "forgelet.socket",
+        &[
             format!("ExecStartPre={UNIT_BIN} check"),
             format!("ExecStart={UNIT_BIN} serve"),
         ],
-        "deploy/forgelet.service should run {UNIT_BIN} in exactly these lines"
-    );
-    assert!(
-        !socket
-            .lines()
-            .any(|l| !l.starts_with('#') && l.contains("bin/")),
-        "deploy/forgelet.socket names no program"
-    );
-    let service_copy = dir.join("forgelet.service");
-    let socket_copy = dir.join("forgelet.socket");
-    fs::write(
-        &service_copy,
-        service.replace(&format!("={UNIT_BIN} "), &format!("={BIN} ")),
     )
-    .unwrap();
-    fs::write(&socket_copy, socket).unwrap();
-    (service_copy, socket_copy)
 }
 
 /// Copies of the shipped maintenance units in `dir` (the service naming the binary under test),
 /// as [`unit_copies`]: the service runs `forgelet maintain` in its one command line, the timer
 /// names no program.
 fn maintain_unit_copies(dir: &Path) -> (PathBuf, PathBuf) {
-    let service = shipped("deploy/forgelet-maintain.service");
-    let timer = shipped("deploy/forgelet-maintain.timer");
-    let commands: Vec<&str> = service
+    service_copies(
+        dir,
+        "forgelet-maintain.service",
+        "forgelet-maintain.timer",
+        &[format!("ExecStart={UNIT_BIN} maintain")],
+    )
+}
+
+/// Copies in `dir` of `deploy/{service}` (its `commands`, the only lines naming a program,
+/// made to name the binary under test) and of `deploy/{companion}` (which names none).
+fn service_copies(
+    dir: &Path,
+    service: &str,
+    companion: &str,
+    commands: &[String],
+) -> (PathBuf, PathBuf) {
+    let service_text = shipped(&format!("deploy/{service}"));
+    let companion_text = shipped(&format!("deploy/{companion}"));
+    let named: Vec<&str> = service_text
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains("bin/"))
         .collect();
     assert_eq!(
-        commands,
-        [format!("ExecStart={UNIT_BIN} maintain")],
-        "deploy/forgelet-maintain.service should run {UNIT_BIN} in exactly this line"
+        named, commands,
+        "deploy/{service} should run {UNIT_BIN} in exactly these lines"
     );
     assert!(
-        !timer
+        !companion_text
             .lines()
             .any(|l| !l.starts_with('#') && l.contains("bin/")),
-        "deploy/forgelet-maintain.timer names no program"
+        "deploy/{companion} names no program"
     );
-    let service_copy = dir.join("forgelet-maintain.service");
-    let timer_copy = dir.join("forgelet-maintain.timer");
+    let service_copy = dir.join(service);
+    let companion_copy = dir.join(companion);
     fs::write(
         &service_copy,
-        service.replace(&format!("={UNIT_BIN} "), &format!("={BIN} ")),
+        service_text.replace(&format!("={UNIT_BIN} "), &format!("={BIN} ")),
     )
     .unwrap();
-    fs::write(&timer_copy, timer).unwrap();
-    (service_copy, timer_copy)
+    fs::write(&companion_copy, companion_text).unwrap();
+    (service_copy, companion_copy)
 }
 
 /// `systemd-analyze verify` of the given units: its exit status and the lines of its output
