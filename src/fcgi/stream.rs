@@ -381,11 +381,31 @@ impl<'a> Stdout<'a> {
     }
 }
 
+/// A write at least this long with nothing buffered goes out as its own record, straight from
+/// the caller's bytes (git's output comes in parts of up to 64 KiB).
+const DIRECT: usize = 16 * 1024;
+
 impl Write for Stdout<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.check()?;
         if data.is_empty() {
             return Ok(0);
+        }
+        if self.content_len() == 0 && data.len() >= DIRECT {
+            let n = data.len().min(MAX_CONTENT);
+            let pad = padding_for(n);
+            let r = self.sock.send_parts_all(&[
+                &header_bytes(STDOUT, self.id, n, pad),
+                &data[..n],
+                &[0u8; 8][..pad],
+            ]);
+            self.written_any = true;
+            self.sent_any = true;
+            if let Err(e) = r {
+                self.broken = true;
+                return Err(e);
+            }
+            return Ok(n);
         }
         if self.content_len() == MAX_CONTENT {
             self.send_buffered()?;

@@ -105,6 +105,58 @@ impl Sock {
         Ok(())
     }
 
+    /// Sends all of `parts` in order, as one message where the socket takes it (sendmsg with
+    /// MSG_NOSIGNAL), without copying them together first. Timeouts as for [`Sock::send_all`].
+    pub(crate) fn send_parts_all(&self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut skip = 0usize;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        while skip < total {
+            // The parts not fully sent yet, the first one cut where the last send stopped.
+            let mut iov: [libc::iovec; 4] = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; 4];
+            let mut count = 0;
+            let mut at = 0usize;
+            for p in parts {
+                let (start, end) = (at, at + p.len());
+                at = end;
+                if end <= skip || p.is_empty() {
+                    continue;
+                }
+                if count == iov.len() {
+                    break;
+                }
+                let from = skip.saturating_sub(start);
+                iov[count] = libc::iovec {
+                    iov_base: p[from..].as_ptr() as *mut libc::c_void,
+                    iov_len: p.len() - from,
+                };
+                count += 1;
+            }
+            // SAFETY: an all-zero msghdr is valid; the iovecs point into `parts`, which outlive
+            // the call, and sendmsg only reads them.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = count as _;
+            // SAFETY: `msg` describes readable memory as above.
+            let r = unsafe { libc::sendmsg(self.raw(), &msg, libc::MSG_NOSIGNAL) };
+            match cvt_size(r) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => skip += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "timed out writing to the web server",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Sends all of `buf` on a non-blocking socket, waiting for room at most `budget` in total.
     /// Used by the poll thread for its short answers; a peer that reads nothing is given up on.
     pub(crate) fn send_all_within(&self, mut buf: &[u8], budget: Duration) -> io::Result<()> {

@@ -246,6 +246,20 @@ impl Call for TestCall {
                 }
                 Ok(())
             }
+            b"parts" => {
+                // As git's output is relayed: a part at a time, each flushed; large parts go
+                // out straight from the caller's bytes.
+                header(stdout, "200 OK")?;
+                stdout.flush()?;
+                let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+                let mut at = 0;
+                for n in [70_000, 20_000, 100, 65_535, 16_384, 16_383, 1] {
+                    stdout.write_all(&data[at..at + n])?;
+                    stdout.flush()?;
+                    at += n;
+                }
+                stdout.write_all(&data[at..])
+            }
             b"noread" => header(stdout, "200 OK").and_then(|()| stdout.write_all(b"no body read")),
             b"slow" => {
                 self.app.event("started".into());
@@ -421,6 +435,18 @@ fn large_stdout_goes_out_in_records_of_at_most_65535_bytes() {
     assert_eq!(r.stdout.len(), head.len() + 300_000);
     let data = &r.stdout[head.len()..];
     assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    assert_eq!(r.end, (0, REQUEST_COMPLETE));
+}
+
+#[test]
+fn flushed_parts_keep_their_bytes_and_record_framing() {
+    let srv = TestServer::start(test_config());
+    let r = srv.get(&[("MODE", "parts")], b"");
+    assert!(r.record_sizes.iter().all(|&n| n <= 65_535));
+    let head = b"Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
+    assert_eq!(r.stdout.len(), head.len() + 300_000);
+    let data = &r.stdout[head.len()..];
+    assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 241) as u8));
     assert_eq!(r.end, (0, REQUEST_COMPLETE));
 }
 

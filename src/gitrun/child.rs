@@ -1,10 +1,13 @@
 //! One git child per request, streamed to the client without letting a slow client hold git.
 //!
 //! git's output goes to the client as git writes it, so progress and keepalives arrive on time.
-//! When the client reads slower than git writes, the part it has not taken yet waits in memory
-//! (up to [`MEMORY_PER_REQUEST`]) and then in an unlinked file under `{data_dir}/tmp`, so git
-//! finishes at its own pace and gives its slot back (see `slots`); only the connection is left
-//! draining. The files of all requests together stay under a budget (`[limits] spool_mib`):
+//! While the client keeps up, one thread reads git's pipe and writes each part to the client
+//! itself, as a relay like fcgiwrap does: no handoff between threads per part. When a write to
+//! the client has not returned for [`TAKEOVER`], a second thread takes over reading git, and the
+//! part the client has not taken yet waits in memory (up to [`MEMORY_PER_REQUEST`]) and then in
+//! an unlinked file under `{data_dir}/tmp`, so git finishes at its own pace and gives its slot
+//! back (see `slots`); only the connection is left draining. Once the client has caught up, the
+//! relay goes back to one thread. The files of all requests together stay under a budget (`[limits] spool_mib`):
 //! past it git waits for its client like before, holding its slot, and the write deadline
 //! (`[server] write_timeout`: no byte accepted for that long) ends such a client.
 //!
@@ -16,15 +19,18 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ExitStatus};
+use std::process::{Child, ChildStdin, ChildStdout, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Output a client has not taken yet kept in memory per request, before it goes to a file.
 const MEMORY_PER_REQUEST: usize = 512 << 10;
 /// One read from git fills at most one FastCGI record, so a flush sends whole records.
 const CHUNK: usize = 65_535;
+/// How long one write to the client may take before git's output goes to the spool instead of
+/// waiting for it.
+const TAKEOVER: Duration = Duration::from_millis(20);
 /// How long a stopped git may take to clean up before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -181,6 +187,66 @@ struct SpoolState {
     ended: bool,
     /// The client is gone: nothing more is kept.
     gone: bool,
+    /// The client waits for git's next part (it has taken everything kept).
+    client_waiting: bool,
+}
+
+/// What [`Spool::push`] did with a part.
+enum Pushed {
+    /// Kept for the client; `caught_up` when the client was waiting for it (it had taken all
+    /// the rest).
+    Kept { caught_up: bool },
+    /// The client is gone: nothing is kept.
+    Gone,
+}
+
+/// The next part for the client.
+enum Next<'g, 'r> {
+    /// A part kept in the spool.
+    Kept(Vec<u8>),
+    /// Nothing is kept and no one reads git: the client reads git's next part itself.
+    Read(MutexGuard<'g, Reader<'r>>),
+    /// git has ended and all was taken.
+    End,
+}
+
+/// git's output pipe (and the record of it); whoever holds it reads git.
+struct Reader<'r> {
+    stdout: ChildStdout,
+    record: Option<&'r mut (dyn Write + Send)>,
+    buf: Vec<u8>,
+}
+
+impl Reader<'_> {
+    /// One read from git into `buf`, recorded: the number of bytes, or `None` at the end.
+    fn read(&mut self) -> Option<usize> {
+        loop {
+            match self.stdout.read(&mut self.buf) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    if let Some(r) = self.record.as_mut() {
+                        let _ = r.write_all(&self.buf[..n]);
+                    }
+                    return Some(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Our end of the pipe failed: the end of the output.
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn lock_reader<'g, 'r>(reader: &'g Mutex<Reader<'r>>) -> MutexGuard<'g, Reader<'r>> {
+    reader.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn try_lock_reader<'g, 'r>(reader: &'g Mutex<Reader<'r>>) -> Option<MutexGuard<'g, Reader<'r>>> {
+    match reader.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 impl<'b> Spool<'b> {
@@ -196,14 +262,14 @@ impl<'b> Spool<'b> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps `data` for the client; waits while memory is full and the budget spent. False
-    /// when the client is gone.
-    fn push(&self, data: Vec<u8>) -> bool {
+    /// Keeps `data` for the client; waits while memory is full and the budget spent.
+    fn push(&self, data: Vec<u8>) -> Pushed {
         let mut s = self.lock();
         loop {
             if s.gone {
-                return false;
+                return Pushed::Gone;
             }
+            let caught_up = s.client_waiting;
             let file_in_use = s.file.is_some() && s.taken < s.written;
             if !file_in_use
                 && (s.memory.is_empty() || s.memory_bytes + data.len() <= MEMORY_PER_REQUEST)
@@ -211,7 +277,7 @@ impl<'b> Spool<'b> {
                 s.memory_bytes += data.len();
                 s.memory.push_back(data);
                 self.changed.notify_all();
-                return true;
+                return Pushed::Kept { caught_up };
             }
             let n = data.len() as u64;
             if self.budget.take(n) {
@@ -237,7 +303,7 @@ impl<'b> Spool<'b> {
                         s.written += n;
                         s.charged += n;
                         self.changed.notify_all();
-                        return true;
+                        return Pushed::Kept { caught_up };
                     }
                     _ => {
                         self.budget.give_back(n);
@@ -257,6 +323,37 @@ impl<'b> Spool<'b> {
     fn end(&self) {
         self.lock().ended = true;
         self.changed.notify_all();
+    }
+
+    /// Wakes the client to look again (the reader was let go).
+    fn wake(&self) {
+        let _s = self.lock();
+        self.changed.notify_all();
+    }
+
+    fn is_gone(&self) -> bool {
+        self.lock().gone
+    }
+
+    /// Waits until the client has been in one write for [`TAKEOVER`] (true), or git's output
+    /// has ended or the client is gone (false). `sending` is when the client's current write
+    /// began, in milliseconds after `base` plus one; 0 when it is not writing.
+    fn wait_stuck(&self, sending: &AtomicU64, base: Instant) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.ended || s.gone {
+                return false;
+            }
+            let since = sending.load(Ordering::SeqCst);
+            if since != 0 && millis_since(base) >= since - 1 + TAKEOVER.as_millis() as u64 {
+                return true;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, TAKEOVER)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// The client is gone: drop what is kept, refuse what comes.
@@ -279,15 +376,15 @@ impl<'b> Spool<'b> {
         self.budget.give_back(std::mem::take(&mut s.charged));
     }
 
-    /// The next part for the client, waiting for git; `None` once git has ended and all was
-    /// taken.
-    fn next(&self) -> io::Result<Option<Vec<u8>>> {
+    /// The next part for the client: one kept, else git's pipe to read when no one else reads
+    /// it, else (waiting) whichever comes first.
+    fn next<'g, 'r>(&self, reader: &'g Mutex<Reader<'r>>) -> io::Result<Next<'g, 'r>> {
         let mut s = self.lock();
         loop {
             if let Some(chunk) = s.memory.pop_front() {
                 s.memory_bytes -= chunk.len();
                 self.changed.notify_all();
-                return Ok(Some(chunk));
+                return Ok(Next::Kept(chunk));
             }
             if s.taken < s.written {
                 let n = (s.written - s.taken).min(CHUNK as u64) as usize;
@@ -301,12 +398,18 @@ impl<'b> Spool<'b> {
                     self.empty_file(&mut s);
                 }
                 self.changed.notify_all();
-                return Ok(Some(chunk));
+                return Ok(Next::Kept(chunk));
             }
             if s.ended {
-                return Ok(None);
+                return Ok(Next::End);
             }
+            // The spool's lock is held, so a reader that lets go after this try wakes us.
+            if let Some(g) = try_lock_reader(reader) {
+                return Ok(Next::Read(g));
+            }
+            s.client_waiting = true;
             s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+            s.client_waiting = false;
         }
     }
 }
@@ -316,6 +419,10 @@ impl Drop for Spool<'_> {
         let charged = std::mem::take(&mut self.lock().charged);
         self.budget.give_back(charged);
     }
+}
+
+fn millis_since(base: Instant) -> u64 {
+    base.elapsed().as_millis() as u64
 }
 
 /// How a child ended, for a log line: "exit status: 128", "signal: 9 (SIGKILL)", or why it
@@ -364,8 +471,7 @@ pub(crate) fn run<H: Send>(
 ) -> Ended {
     let killer = guard.killer();
     let stdin: Option<ChildStdin> = guard.child.stdin.take();
-    let (Some(mut stdout), Some(mut stderr)) =
-        (guard.child.stdout.take(), guard.child.stderr.take())
+    let (Some(stdout), Some(mut stderr)) = (guard.child.stdout.take(), guard.child.stderr.take())
     else {
         return Ended {
             sent: Err(io::Error::other("git's pipes are missing")),
@@ -376,6 +482,13 @@ pub(crate) fn run<H: Send>(
         };
     };
     let spool = Spool::new(budget);
+    let reader = Mutex::new(Reader {
+        stdout,
+        record: record.take(),
+        buf: vec![0u8; CHUNK],
+    });
+    let sending = AtomicU64::new(0);
+    let base = Instant::now();
     let timed_out = AtomicBool::new(false);
     let (done_tx, done_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
@@ -412,26 +525,33 @@ pub(crate) fn run<H: Send>(
             }
         });
         let spool = &spool;
-        let producer = s.spawn(move || {
-            let mut buf = vec![0u8; CHUNK];
-            loop {
-                let n = match stdout.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    // Our end of the pipe failed: the end of the output.
-                    Err(_) => break,
+        let reader = &reader;
+        let sending = &sending;
+        // Takes over reading git while the client is stuck in a write, and reaps git.
+        let helper = s.spawn(move || {
+            while spool.wait_stuck(sending, base) {
+                let Some(mut g) = try_lock_reader(reader) else {
+                    continue;
                 };
-                if let Some(r) = record.as_mut() {
-                    let _ = r.write_all(&buf[..n]);
+                loop {
+                    let Some(n) = g.read() else {
+                        spool.end();
+                        break;
+                    };
+                    match spool.push(g.buf[..n].to_vec()) {
+                        // The client has taken all the rest: it reads git itself again.
+                        Pushed::Kept { caught_up: true } | Pushed::Gone => break,
+                        Pushed::Kept { caught_up: false } => {}
+                    }
                 }
-                if !spool.push(buf[..n].to_vec()) {
-                    // The client is gone (git was told to stop): read to the end, unkept.
-                    let _ = io::copy(&mut stdout, &mut io::sink());
-                    break;
-                }
+                drop(g);
+                spool.wake();
             }
-            spool.end();
+            if spool.is_gone() {
+                // git was told to stop: its output is read to the end, unkept.
+                let mut g = lock_reader(reader);
+                let _ = io::copy(&mut g.stdout, &mut io::sink());
+            }
             let status = guard.wait();
             // git is done: its slot is free while the client takes the rest.
             drop(held);
@@ -441,22 +561,42 @@ pub(crate) fn run<H: Send>(
 
         // The client, on this thread.
         let mut started = false;
-        let sent = loop {
-            let chunk = match spool.next() {
-                Ok(Some(c)) => c,
-                Ok(None) => break Ok(started),
-                Err(e) => break Err(e),
-            };
-            let written = (|| {
+        let mut mine = vec![0u8; CHUNK];
+        let mut send = |data: &[u8]| -> io::Result<()> {
+            sending.store(millis_since(base) + 1, Ordering::SeqCst);
+            let r = (|| {
                 if !started {
-                    head(out, &chunk)?;
+                    head(out, data)?;
                     started = true;
                 }
-                out.write_all(&chunk)?;
+                out.write_all(data)?;
                 // Progress and keepalives must reach the client as git makes them.
                 out.flush()
             })();
-            if let Err(e) = written {
+            sending.store(0, Ordering::SeqCst);
+            r
+        };
+        let sent = loop {
+            let r = match spool.next(reader) {
+                Ok(Next::Kept(chunk)) => send(&chunk),
+                Ok(Next::Read(mut g)) => match g.read() {
+                    Some(n) => {
+                        // The part is ours; the reader gets the other buffer, so the helper
+                        // can read on while this part goes out.
+                        std::mem::swap(&mut g.buf, &mut mine);
+                        drop(g);
+                        send(&mine[..n])
+                    }
+                    None => {
+                        drop(g);
+                        spool.end();
+                        Ok(())
+                    }
+                },
+                Ok(Next::End) => break Ok(started),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
                 break Err(e);
             }
         };
@@ -464,7 +604,7 @@ pub(crate) fn run<H: Send>(
             spool.abandon();
             killer.stop();
         }
-        let status = producer
+        let status = helper
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("git's output reader panicked")));
         let feed = feeder
@@ -649,6 +789,67 @@ mod tests {
         assert!(ended.sent.is_err());
         assert!(!ended.status.unwrap().success());
         assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// A client that stalls on every fourth write, for longer than the takeover time.
+    struct Stalling {
+        writes: usize,
+        got: Vec<u8>,
+    }
+    impl Write for Stalling {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
+            if self.writes % 4 == 0 {
+                std::thread::sleep(TAKEOVER * 3);
+            }
+            self.got.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_stays_in_order_while_the_relay_switches_between_one_and_two_threads() {
+        // git's output here is numbered lines, so a part sent out of turn shows.
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg("seq 1 400000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let expected = Command::new("seq")
+            .arg("1")
+            .arg("400000")
+            .output()
+            .unwrap()
+            .stdout;
+        let budget = tmp_budget(64 << 20);
+        let mut recorded = Vec::new();
+        let mut out = Stalling {
+            writes: 0,
+            got: Vec::new(),
+        };
+        let ended = run(
+            ChildGuard::new(child),
+            (),
+            None,
+            Duration::from_secs(60),
+            &budget,
+            &mut out,
+            &mut |_, _| Ok(()),
+            Some(&mut recorded),
+        );
+        assert!(matches!(ended.sent, Ok(true)));
+        assert!(ended.status.unwrap().success());
+        assert!(out.writes > 8, "the output came in too few parts to test");
+        assert!(out.got == expected, "the client's copy is out of order");
+        assert!(recorded == expected, "the record is out of order");
         assert_eq!(budget.used(), 0);
     }
 
