@@ -201,6 +201,7 @@ pub(crate) fn add_user(
         stamp: new_stamp().map_err(AccountError::Failed)?,
         password_hash: hash,
         tokens: Vec::new(),
+        ssh_keys: Vec::new(),
     };
     accounts.update(|users| {
         if let Some(u) = users.get(name) {

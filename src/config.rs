@@ -43,6 +43,23 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     pub(crate) pack_cache: PackCacheConfig,
     pub(crate) maintenance: Maintenance,
+    pub(crate) ssh: SshConfig,
+}
+
+/// git over SSH through the host's OpenSSH (`forgelet ssh-keys`, `forgelet ssh-serve`).
+#[derive(Debug, Clone)]
+pub(crate) struct SshConfig {
+    /// The host name clone URLs give; `None`: SSH is not offered.
+    pub(crate) host: Option<String>,
+    pub(crate) port: u16,
+    /// The account sshd lets in with the users' keys (the one that owns `data_dir`).
+    pub(crate) user: String,
+    /// The key index `forgelet ssh-keys` reads, written by forgelet whenever a key changes.
+    #[allow(dead_code)] // until `forgelet ssh-keys` lands
+    pub(crate) key_index: PathBuf,
+    /// The forgelet binary sshd's forced commands run.
+    #[allow(dead_code)] // until `forgelet ssh-keys` lands
+    pub(crate) command: PathBuf,
 }
 
 /// The pack cache's bounds (see `packcache`).
@@ -137,6 +154,29 @@ struct RawConfig {
     limits: RawLimits,
     pack_cache: RawPackCache,
     maintenance: RawMaintenance,
+    ssh: RawSsh,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSsh {
+    host: String,
+    port: i64,
+    user: String,
+    key_index: String,
+    command: String,
+}
+
+impl Default for RawSsh {
+    fn default() -> Self {
+        RawSsh {
+            host: String::new(),
+            port: 22,
+            user: "forgelet".into(),
+            key_index: "/var/lib/forgelet-ssh/keys".into(),
+            command: "/usr/bin/forgelet".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -240,6 +280,7 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             pack_cache: RawPackCache::default(),
             maintenance: RawMaintenance::default(),
+            ssh: RawSsh::default(),
         }
     }
 }
@@ -593,6 +634,56 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         trash_days: v.count("maintenance", "trash_days", m.trash_days, 0, 36_500)? as u32,
     };
 
+    let r = &raw.ssh;
+    let host = r.host.trim();
+    if host.starts_with('-')
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    {
+        return Err(v.err(
+            "ssh",
+            "host",
+            format!("expected a host name or address for clone URLs such as \"git.example.org\" (or \"\" for no SSH), found {:?}", r.host),
+        ));
+    }
+    let port = v.count("ssh", "port", r.port, 1, 65_535)? as u16;
+    if r.user.is_empty()
+        || r.user.starts_with('-')
+        || !r
+            .user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(v.err(
+            "ssh",
+            "user",
+            format!("expected the name of the system account sshd lets in (such as \"forgelet\"), found {:?}", r.user),
+        ));
+    }
+    let absolute = |key: &str, value: &str| -> Result<PathBuf, ConfigError> {
+        let p = PathBuf::from(value);
+        if p.is_absolute()
+            && !value.contains(['"', '\\', '\n'])
+            && !value.contains(char::is_whitespace)
+        {
+            Ok(p)
+        } else {
+            Err(v.err(
+                "ssh",
+                key,
+                format!("expected an absolute path without spaces or quotes, found {value:?}"),
+            ))
+        }
+    };
+    let ssh = SshConfig {
+        host: (!host.is_empty()).then(|| host.to_string()),
+        port,
+        user: r.user.clone(),
+        key_index: absolute("key_index", &r.key_index)?,
+        command: absolute("command", &r.command)?,
+    };
+
     Ok(Config {
         file: file.to_path_buf(),
         data_dir,
@@ -606,6 +697,7 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         limits,
         pack_cache,
         maintenance,
+        ssh,
         server: ServerConfig {
             listen,
             socket_group,
@@ -786,6 +878,7 @@ mod tests {
             ("[limits]\n", "[limits] "),
             ("[pack_cache]\n", "[pack_cache] "),
             ("[maintenance]\n", "[maintenance] "),
+            ("[ssh]\n", "[ssh] "),
         ] {
             let e = p(&format!("{table}no_such_key = 1\n")).unwrap_err();
             let expected = e
@@ -796,7 +889,12 @@ mod tests {
             let keys: Vec<&str> = expected
                 .split(", ")
                 .map(|k| k.trim().trim_matches('`'))
-                .filter(|k| !matches!(*k, "server" | "limits" | "pack_cache" | "maintenance"))
+                .filter(|k| {
+                    !matches!(
+                        *k,
+                        "server" | "limits" | "pack_cache" | "maintenance" | "ssh"
+                    )
+                })
                 .collect();
             assert!(keys.len() >= 5, "{expected}");
             for key in keys {

@@ -117,9 +117,41 @@ pub(crate) fn clone_url(base_url: &str, owner: &str, name: &str) -> String {
     format!("{}.git", repo_url(base_url, owner, name))
 }
 
+/// A repository's SSH clone URL: `user@host:owner/name.git` as GitHub prints it on port 22,
+/// `ssh://user@host:port/owner/name.git` on any other. Owner and repository names need no
+/// encoding (`git::names`); an IPv6 address is put in brackets.
+pub(crate) fn ssh_clone_url(user: &str, host: &str, port: u16, owner: &str, name: &str) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if port == 22 {
+        format!("{user}@{host}:{owner}/{name}.git")
+    } else {
+        format!("ssh://{user}@{host}:{port}/{owner}/{name}.git")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_clone_urls_name_the_port_only_when_it_is_not_22() {
+        assert_eq!(
+            ssh_clone_url("forgelet", "git.example.org", 22, "ada", "tools"),
+            "forgelet@git.example.org:ada/tools.git"
+        );
+        assert_eq!(
+            ssh_clone_url("git", "git.example.org", 2222, "ada", "tools"),
+            "ssh://git@git.example.org:2222/ada/tools.git"
+        );
+        assert_eq!(
+            ssh_clone_url("forgelet", "::1", 22, "ada", "t"),
+            "forgelet@[::1]:ada/t.git"
+        );
+    }
 
     #[test]
     fn paths_are_encoded_once() {

@@ -86,6 +86,7 @@ mod tests {
             stamp: "00".into(),
             password_hash: String::new(),
             tokens: Vec::new(),
+            ssh_keys: Vec::new(),
         }
     }
 

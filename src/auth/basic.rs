@@ -484,6 +484,7 @@ mod tests {
                 stamp: "s1".into(),
                 password_hash: super::super::password::hash("right password").unwrap(),
                 tokens: Vec::new(),
+                ssh_keys: Vec::new(),
             })
         })
         .unwrap();
@@ -580,6 +581,7 @@ mod tests {
                 stamp: "s1".into(),
                 password_hash: super::super::password::hash("right password").unwrap(),
                 tokens: Vec::new(),
+                ssh_keys: Vec::new(),
             })
         })
         .unwrap();

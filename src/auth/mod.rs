@@ -254,6 +254,7 @@ mod tests {
             stamp: users::new_stamp().unwrap(),
             password_hash: HASH.into(),
             tokens: Vec::new(),
+            ssh_keys: Vec::new(),
         }
     }
 

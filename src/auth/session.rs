@@ -182,6 +182,7 @@ mod tests {
                 stamp: "s1".into(),
                 password_hash: super::super::password::hash("a password").unwrap(),
                 tokens: Vec::new(),
+                ssh_keys: Vec::new(),
             })
         })
         .unwrap();

@@ -23,6 +23,28 @@ pub(crate) struct User {
     /// argon2 PHC string.
     pub(crate) password_hash: String,
     pub(crate) tokens: Vec<Token>,
+    pub(crate) ssh_keys: Vec<SshKey>,
+}
+
+/// An SSH public key that signs in as its user, as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct SshKey {
+    /// 24 lower-case hex digits, from the key itself (`auth::keys`); unique on the site.
+    pub(crate) id: String,
+    /// The user's name for it, unique for the user ignoring case.
+    pub(crate) name: String,
+    /// The key as an authorized_keys line has it: type, space, base64; no options or comment.
+    pub(crate) key: String,
+    /// Unix seconds.
+    pub(crate) added: u64,
+}
+
+/// Whether `id` has the form of an SSH key's id.
+pub(crate) fn valid_key_id(id: &str) -> bool {
+    id.len() == 24
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A personal access token, as stored: never the token itself.
@@ -112,6 +134,13 @@ impl Users {
         (!t.expired(now)).then_some((user, t.name.as_str()))
     }
 
+    /// The user an SSH key id belongs to, and the key.
+    pub(crate) fn find_ssh_key(&self, id: &str) -> Option<(&User, &SshKey)> {
+        self.list
+            .iter()
+            .find_map(|u| u.ssh_keys.iter().find(|k| k.id == id).map(|k| (u, k)))
+    }
+
     /// Adds a user, refusing a name taken (ignoring case) or invalid.
     pub(crate) fn add(&mut self, user: User) -> Result<(), String> {
         if !valid_owner(&user.name) {
@@ -198,12 +227,48 @@ impl Users {
                     last_used: rt.last_used,
                 });
             }
+            let mut ssh_keys: Vec<SshKey> = Vec::new();
+            for rk in ru.ssh_key {
+                let id = rk.id.get_ref();
+                if !valid_key_id(id) {
+                    return Err(line(
+                        &rk.id,
+                        format!(
+                            "the id of SSH key {:?} of {name} is not 24 lower-case hex digits",
+                            rk.name.get_ref()
+                        ),
+                    ));
+                }
+                if let Some((owner, _)) = users.find_ssh_key(id) {
+                    return Err(line(
+                        &rk.id,
+                        format!("SSH key {id} of {name} is also a key of {} (a key belongs to one user)", owner.name),
+                    ));
+                }
+                if ssh_keys.iter().any(|k| k.id == *id) {
+                    return Err(line(&rk.id, format!("{name} has SSH key {id} twice")));
+                }
+                let kname = rk.name.get_ref();
+                if ssh_keys.iter().any(|k| k.name.eq_ignore_ascii_case(kname)) {
+                    return Err(line(
+                        &rk.name,
+                        format!("{name} has two SSH keys named {kname:?}"),
+                    ));
+                }
+                ssh_keys.push(SshKey {
+                    id: rk.id.into_inner(),
+                    name: rk.name.into_inner(),
+                    key: rk.key.into_inner(),
+                    added: rk.added,
+                });
+            }
             users.list.push(User {
                 name: ru.name.into_inner(),
                 admin: ru.admin,
                 stamp: ru.stamp.into_inner(),
                 password_hash: ru.password.into_inner(),
                 tokens,
+                ssh_keys,
             });
         }
         Ok(users)
@@ -231,6 +296,16 @@ impl Users {
                             last_used: t.last_used,
                         })
                         .collect(),
+                    ssh_key: u
+                        .ssh_keys
+                        .iter()
+                        .map(|k| OutSshKey {
+                            id: &k.id,
+                            name: &k.name,
+                            key: &k.key,
+                            added: k.added,
+                        })
+                        .collect(),
                 })
                 .collect(),
         };
@@ -245,6 +320,7 @@ const HEADER: &str = "\
 # Each change rewrites this file whole; comments other than these lines are not kept.
 # password: argon2id hash. stamp: changes with the password, ending sessions.
 # token.hash: keyed hash of a personal access token (the token itself is never stored).
+# ssh_key: a public key that signs in over SSH (`forgelet key ...`); id comes from the key.
 # Times are Unix seconds.
 
 ";
@@ -277,6 +353,17 @@ struct RawUser {
     stamp: Spanned<String>,
     #[serde(default)]
     token: Vec<RawToken>,
+    #[serde(default)]
+    ssh_key: Vec<RawSshKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSshKey {
+    id: Spanned<String>,
+    name: Spanned<String>,
+    key: Spanned<String>,
+    added: u64,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +390,16 @@ struct OutUser<'a> {
     stamp: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     token: Vec<OutToken<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ssh_key: Vec<OutSshKey<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutSshKey<'a> {
+    id: &'a str,
+    name: &'a str,
+    key: &'a str,
+    added: u64,
 }
 
 #[derive(Serialize)]
@@ -330,11 +427,47 @@ mod tests {
             stamp: "00ff".into(),
             password_hash: HASH.into(),
             tokens: Vec::new(),
+            ssh_keys: Vec::new(),
         }
     }
 
     fn parse(text: &str) -> Result<Users, String> {
         Users::parse(Path::new("/d/users.toml"), text)
+    }
+
+    fn key(id: &str, name: &str) -> SshKey {
+        SshKey {
+            id: id.into(),
+            name: name.into(),
+            key: format!("ssh-ed25519 AAAA{id}"),
+            added: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn ssh_keys_survive_a_write_and_belong_to_one_user() {
+        let mut users = Users::default();
+        let mut ada = user("ada");
+        ada.ssh_keys.push(key("0123456789abcdef01234567", "laptop"));
+        users.add(ada).unwrap();
+        users.add(user("bob")).unwrap();
+        let text = users.to_toml().unwrap();
+        let back = parse(&text).unwrap();
+        let (owner, k) = back.find_ssh_key("0123456789abcdef01234567").unwrap();
+        assert_eq!((owner.name.as_str(), k.name.as_str()), ("ada", "laptop"));
+        assert!(back.find_ssh_key("ffffffffffffffffffffffff").is_none());
+
+        // The same key under a second user is refused, naming both.
+        // bob is the last user: a table appended to the file is his.
+        let twice = format!(
+            "{text}\n[[user.ssh_key]]\nid = \"0123456789abcdef01234567\"\nname = \"x\"\nkey = \"ssh-ed25519 AAAA\"\nadded = 1\n"
+        );
+        let e = parse(&twice).unwrap_err();
+        assert!(e.contains("also a key of ada"), "{e}");
+
+        let bad = text.replace("0123456789abcdef01234567", "XYZ");
+        let e = parse(&bad).unwrap_err();
+        assert!(e.contains("24 lower-case hex"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::git::browse::{self, BrowseError};
 use crate::git::{RepoDir, Visibility};
 use crate::site::Site;
-use crate::urls::{browse_url, clone_url, owner_url, repo_tab_url, repo_url};
+use crate::urls::{browse_url, clone_url, owner_url, repo_tab_url, repo_url, ssh_clone_url};
 
 pub(crate) use crate::site::{open, refs_of};
 
@@ -29,6 +29,8 @@ pub(crate) struct RepoHead {
     pub(crate) private: bool,
     pub(crate) description: String,
     pub(crate) clone_url: String,
+    /// Only when the site offers SSH (`[ssh] host`).
+    pub(crate) ssh_clone_url: Option<String>,
 }
 
 pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
@@ -70,6 +72,11 @@ pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> 
         private: repo.settings().visibility == Visibility::Private,
         description: repo.description(),
         clone_url: clone_url(&c.base_url, &repo.owner, &repo.name),
+        ssh_clone_url: c
+            .ssh
+            .host
+            .as_ref()
+            .map(|host| ssh_clone_url(&c.ssh.user, host, c.ssh.port, owner, name)),
     }
 }
 
