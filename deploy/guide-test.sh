@@ -4,10 +4,10 @@
 #
 # The commands run as written, in a scratch folder, with these changes, each made by a rule below:
 #   - paths under /etc, /var/lib, /run, /srv and /usr/local/bin live inside the scratch folder (a
-#     host path no rule maps stops the run before anything runs)
+#     host path no rule maps stops the run before anything runs; the config's key_index too)
 #     (/etc/forgelet/config.toml is $S/etc/forgelet/config.toml, and FORGELET_CONFIG names it);
 #   - the `forgelet` system user is forgelet-guide, made by the guide's own adduser line and
-#     removed after the run;
+#     removed after the run (and `forgelet-ssh` is forgelet-guide-ssh, the same way);
 #     `sudo -u forgelet CMD` is `runuser -u forgelet-guide -- CMD` (sudo may not be installed);
 #   - /path/to/work-tree is a work tree with a commit and a tag, owned by the forgelet user once
 #     there is one; /srv/git/old.git and older.git are bare repositories;
@@ -19,9 +19,10 @@
 #     of its demo repository must match; deploy/test.sh is this very run.
 # Commands that change the host outside the scratch folder or need a running systemd are checked
 # statically instead: the program exists (systemctl, journalctl, a2enmod, a2enconf,
-# lighty-enable-mod, service, nginx -t; cargo, apt and dpkg, whose package build and install
+# lighty-enable-mod, service, nginx -t, sshd -t, ssh; cargo, apt and dpkg, whose package build and install
 # deploy/package-test.sh runs for real; editor), and every file of this checkout they name exists.
-# The Debian package's /usr/share/forgelet/{nginx,apache,lighttpd}/ are this checkout's folders.
+# The Debian package's /usr/share/forgelet/{nginx,apache,lighttpd,sshd}/ are this checkout's folders.
+# SSH itself runs in tests/ssh.rs and deploy/package-test.sh, with a real sshd.
 # `forgelet doctor` checks a site running behind its web server at base_url, which the scratch
 # folder has not: tests/doctor.rs runs it against nginx and Apache, healthy and broken.
 set -euo pipefail
@@ -56,6 +57,8 @@ cleanup() {
     pkill -KILL -u "$U" 2>/dev/null || true
     id "$U" >/dev/null 2>&1 && deluser --system --quiet "$U" >/dev/null 2>&1
     getent group "$U" >/dev/null 2>&1 && delgroup --system --quiet "$U" >/dev/null 2>&1
+    id "$U-ssh" >/dev/null 2>&1 && deluser --system --quiet "$U-ssh" >/dev/null 2>&1
+    getent group "$U-ssh" >/dev/null 2>&1 && delgroup --system --quiet "$U-ssh" >/dev/null 2>&1
     if [ "$rc" -eq 0 ]; then
         rm -rf "$S"
     else
@@ -64,8 +67,9 @@ cleanup() {
 }
 trap cleanup EXIT
 id "$U" >/dev/null 2>&1 && die "the user $U exists already (a run that did not clean up?): deluser --system $U"
+id "$U-ssh" >/dev/null 2>&1 && die "the user $U-ssh exists already (a run that did not clean up?): deluser --system $U-ssh"
 
-mkdir -p "$S/etc/systemd/system" "$S/etc/apache2/conf-available" "$S/etc/lighttpd/conf-available" "$S/etc/nginx/snippets" \
+mkdir -p "$S/etc/systemd/system" "$S/etc/ssh/sshd_config.d" "$S/etc/apache2/conf-available" "$S/etc/lighttpd/conf-available" "$S/etc/nginx/snippets" \
     "$S/usr/local/bin" "$S/srv/git" "$S/run" "$S/var/lib" "$S/blocks"
 # /srv/git/old.git: a bare repository to import; /path/to/work-tree: a work tree to push.
 bash tests/fixtures/mixed.sh "$S/srv/git/old.git" >/dev/null
@@ -126,18 +130,22 @@ sys.exit(os.waitstatus_to_exitcode(status))
 PY
 
 # A command the guide runs on the host itself: its program must exist here.
-static_programs='systemctl journalctl a2enmod a2enconf lighty-enable-mod service nginx cargo apt dpkg editor'
+static_programs='systemctl journalctl a2enmod a2enconf lighty-enable-mod service nginx sshd ssh cargo apt dpkg editor'
 
 # The ```sh blocks, one file each, with the rules above applied.
 awk -v S="$S" -v U="$U" -v BIN="$bin" -v ROOT="$root" -v STATIC="$static_programs" '
 function rewrite(line) {
+    gsub(/forgelet-ssh/, U "-ssh", line)
     gsub(/sudo -u forgelet /, "runuser -u " U " -- ", line)
     gsub(/runuser -u forgelet -- /, "runuser -u " U " -- ", line)
     gsub(/\/usr\/share\/forgelet\/nginx\//, ROOT "/nginx/", line)
     gsub(/\/usr\/share\/forgelet\/apache\//, ROOT "/deploy/apache/", line)
     gsub(/\/usr\/share\/forgelet\/lighttpd\//, ROOT "/deploy/lighttpd/", line)
+    gsub(/\/usr\/share\/forgelet\/sshd\//, ROOT "/deploy/sshd/", line)
+    gsub(/\/etc\/ssh\//, S "/etc/ssh/", line)
     gsub(/\/etc\/nginx/, S "/etc/nginx", line)
     gsub(/ -o forgelet /, " -o " U " ", line)
+    gsub(/ -g forgelet /, " -g " U " ", line)
     gsub(/ -u forgelet -G /, " -u " U " -G ", line)
     if (line ~ /^adduser /) sub(/ forgelet$/, " " U, line)
     gsub(/target\/release\/forgelet/, BIN, line)
@@ -166,6 +174,8 @@ function rewrite(line) {
 {
     line = $0
     if (heredoc != "") {
+        # A path in the config the guide writes, other than data_dir (added below), is mapped too.
+        if (line ~ /^key_index = /) line = rewrite(line)
         print line > file
         if (line == heredoc) heredoc = ""
         else if (line ~ /^base_url = /) print "data_dir = \"" S "/var/lib/forgelet\"" > file

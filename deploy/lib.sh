@@ -99,12 +99,18 @@ install_web_servers() {
 }
 
 # What the tests of the hosts that start forgelet themselves use (tests/hosts_systemd.rs):
-# spawn-fcgi, and systemd-analyze and systemd-socket-activate (Debian `systemd`). Returns
-# non-zero, after a message on stderr, when something is still missing.
+# spawn-fcgi, and systemd-analyze and systemd-socket-activate (Debian `systemd`); and OpenSSH's
+# sshd, ssh and ssh-keygen for the SSH tests (tests/ssh.rs start their own sshd on a loopback
+# port; the one the package installs is not used). Returns non-zero, after a message on stderr,
+# when something is still missing.
 install_host_tools() {
-    install_debs spawn-fcgi systemd || return 1
+    install_debs spawn-fcgi systemd openssh-server openssh-client || return 1
+    [ -x /usr/sbin/sshd ] || {
+        printf '/usr/sbin/sshd is missing although openssh-server is installed\n' >&2
+        return 1
+    }
     local tool
-    for tool in spawn-fcgi systemd-analyze systemd-socket-activate; do
+    for tool in spawn-fcgi systemd-analyze systemd-socket-activate ssh ssh-keygen; do
         command -v "$tool" >/dev/null 2>&1 || {
             printf '%s is not on PATH although its package is installed\n' "$tool" >&2
             return 1

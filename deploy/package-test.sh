@@ -84,7 +84,8 @@ if [ -n "$(pkg_status)" ] && [ "$(pkg_status)" != "un" ]; then
 fi
 getent passwd forgelet >/dev/null && die "a user forgelet exists already; this test creates and deletes its own, so it will not run here"
 getent group forgelet >/dev/null && die "a group forgelet exists already; this test creates and deletes its own, so it will not run here"
-for p in /etc/forgelet /var/lib/forgelet /etc/systemd/system/forgelet.service /etc/systemd/system/forgelet.socket \
+getent passwd forgelet-ssh >/dev/null && die "a user forgelet-ssh exists already; this test creates and deletes its own, so it will not run here"
+for p in /etc/forgelet /var/lib/forgelet /var/lib/forgelet-ssh /etc/systemd/system/forgelet.service /etc/systemd/system/forgelet.socket \
     /etc/systemd/system/timers.target.wants/forgelet-maintain.timer; do
     if [ -e "$p" ] || [ -L "$p" ]; then
         die "$p exists already; this test creates and deletes its own, so it will not run here"
@@ -117,6 +118,7 @@ tmp=$(mktemp -d /tmp/forgelet-package-test.XXXXXX)
 chmod 0755 "$tmp"
 forgelet_pid=
 nginx_pid=
+sshd_pid=
 stop_pid() {
     local pid=$1 _
     [ -n "$pid" ] || return 0
@@ -143,6 +145,7 @@ cleanup() {
     fi
     stop_pid "$nginx_pid"
     stop_pid "$forgelet_pid"
+    stop_pid "$sshd_pid"
     if [ -n "$(pkg_status)" ] && [ "$(pkg_status)" != "un" ]; then
         dpkg_wait -P forgelet >/dev/null || printf 'package-test: cleanup: dpkg -P forgelet failed\n' >&2
     fi
@@ -156,7 +159,11 @@ cleanup() {
         userdel forgelet || printf 'package-test: cleanup: userdel forgelet failed\n' >&2
     fi
     getent group forgelet >/dev/null && groupdel forgelet
-    rm -rf /var/lib/forgelet /etc/forgelet
+    if getent passwd forgelet-ssh >/dev/null; then
+        userdel forgelet-ssh || printf 'package-test: cleanup: userdel forgelet-ssh failed\n' >&2
+    fi
+    getent group forgelet-ssh >/dev/null && groupdel forgelet-ssh
+    rm -rf /var/lib/forgelet /var/lib/forgelet-ssh /etc/forgelet
     # What deb-systemd-helper keeps for the units, should the purge not have run.
     rm -f /var/lib/systemd/deb-systemd-helper-enabled/forgelet.service.dsh-also \
         /var/lib/systemd/deb-systemd-helper-enabled/forgelet.socket.dsh-also \
@@ -173,7 +180,7 @@ cleanup() {
     done
     rm -rf "$tmp"
     if [ "$rc" -eq 0 ]; then
-        say "cleaned up (package purged; user, group, /var/lib/forgelet and /etc/forgelet removed)"
+        say "cleaned up (package purged; users, groups, /var/lib/forgelet, /var/lib/forgelet-ssh and /etc/forgelet removed)"
     else
         say "FAILED (exit status $rc); cleaned up all the same"
     fi
@@ -282,6 +289,15 @@ expect "forgelet's shell" "$shell" /bin/sh
 expect "forgelet's password field" "$(getent shadow forgelet | cut -d: -f2)" '*'
 say "user forgelet: uid $uid, group forgelet, home $home, shell $shell, password field *"
 
+# sshd's key lookup account: a system user with no shell and no home, and the folder of the
+# key index it reads, forgelet's and open to it.
+IFS=: read -r _ _ ssh_uid _ _ ssh_home ssh_shell < <(getent passwd forgelet-ssh) ||
+    die "no user forgelet-ssh after install"
+[ "$ssh_uid" -lt 1000 ] || die "forgelet-ssh's uid $ssh_uid is not a system uid (below 1000)"
+expect "forgelet-ssh's shell" "$ssh_shell" /usr/sbin/nologin
+expect "forgelet-ssh's home" "$ssh_home" /nonexistent
+expect "/var/lib/forgelet-ssh" "$(stat -c '%U:%G %a' /var/lib/forgelet-ssh)" "forgelet:forgelet 755"
+
 # The folders: nginx's group may enter them (sendfile = "x-accel-redirect").
 expect "/var/lib/forgelet" "$(stat -c '%U:%G %a' /var/lib/forgelet)" "forgelet:www-data 750"
 expect "/var/lib/forgelet/repos" "$(stat -c '%U:%G %a' /var/lib/forgelet/repos)" "forgelet:www-data 2750"
@@ -292,7 +308,7 @@ must_exist /lib/systemd/system/forgelet.service /lib/systemd/system/forgelet.soc
     /lib/systemd/system/forgelet-maintain.service /lib/systemd/system/forgelet-maintain.timer \
     /usr/share/forgelet/nginx/forgelet.conf /usr/share/forgelet/nginx/example-server.conf \
     /usr/share/forgelet/apache/forgelet-fcgi.conf /usr/share/forgelet/apache/forgelet-cgi.conf \
-    /usr/share/forgelet/lighttpd/forgelet.conf \
+    /usr/share/forgelet/lighttpd/forgelet.conf /usr/share/forgelet/sshd/forgelet.conf \
     /etc/forgelet/config.toml /usr/share/doc/forgelet/README.md /usr/share/doc/forgelet/copyright
 grep -qx 'ExecStart=/usr/bin/forgelet serve' /lib/systemd/system/forgelet.service ||
     die "forgelet.service does not start /usr/bin/forgelet serve"
@@ -303,6 +319,8 @@ grep -qx 'ExecStart=/usr/bin/forgelet maintain' /lib/systemd/system/forgelet-mai
 cmp -s /etc/forgelet/config.toml "$src/deploy/config.toml" || die "/etc/forgelet/config.toml differs from deploy/config.toml"
 cmp -s /usr/share/forgelet/nginx/forgelet.conf "$src/nginx/forgelet.conf" ||
     die "/usr/share/forgelet/nginx/forgelet.conf differs from nginx/forgelet.conf"
+cmp -s /usr/share/forgelet/sshd/forgelet.conf "$src/deploy/sshd/forgelet.conf" ||
+    die "/usr/share/forgelet/sshd/forgelet.conf differs from deploy/sshd/forgelet.conf"
 cmp -s /usr/share/doc/forgelet/README.md "$src/README.md" || die "/usr/share/doc/forgelet/README.md differs from README.md"
 dpkg-query -W -f='${Conffiles}\n' forgelet | grep -q '^ /etc/forgelet/config.toml ' ||
     die "dpkg does not list /etc/forgelet/config.toml as a conffile"
@@ -484,6 +502,64 @@ check_clone smart-maintained
 check_clone dumb-maintained GIT_SMART_HTTP=0
 say "forgelet maintain: bitmap written; smart and dumb clones the same"
 
+# --- 3b. git over SSH, through the package's own files ---------------------------------------
+# sshd (on a port of its own) includes the snippet the package installed, unchanged: it names
+# /usr/bin/forgelet, /etc/forgelet/config.toml, the account forgelet and the lookup's account
+# forgelet-ssh, which is what this install has. Only [ssh] host and port are added to the config.
+phase "git over SSH: sshd with /usr/share/forgelet/sshd/forgelet.conf as shipped"
+install_debs openssh-server openssh-client || die "OpenSSH is needed for the SSH phase (see above)"
+mkdir -p /run/sshd
+sshdir=$tmp/ssh
+mkdir -p "$sshdir"
+sshport=
+for _ in $(seq 50); do
+    candidate=$((20000 + RANDOM % 40000))
+    if [ "$candidate" != "$port" ] && ! (: <>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+        sshport=$candidate
+        break
+    fi
+done
+[ -n "$sshport" ] || die "found no free port on 127.0.0.1 for sshd"
+printf '\n[ssh]\nhost = "127.0.0.1"\nport = %s\n' "$sshport" >>/etc/forgelet/config.toml
+admin_check
+ssh-keygen -q -t ed25519 -N '' -C alice -f "$sshdir/alice" || die "ssh-keygen failed"
+runuser -u forgelet -- forgelet key add alice --name laptop - <"$sshdir/alice.pub" ||
+    die "runuser -u forgelet -- forgelet key add alice failed"
+expect "the key index" "$(stat -c '%U %a' /var/lib/forgelet-ssh/keys)" "forgelet 644"
+ssh-keygen -q -t ed25519 -N '' -f "$sshdir/host" || die "ssh-keygen (host key) failed"
+cat >"$sshdir/sshd_config" <<EOF
+Include /usr/share/forgelet/sshd/forgelet.conf
+Port $sshport
+ListenAddress 127.0.0.1
+HostKey $sshdir/host
+PidFile none
+UsePAM yes
+EOF
+/usr/sbin/sshd -t -f "$sshdir/sshd_config" || die "sshd rejects the shipped snippet (see above)"
+setsid /usr/sbin/sshd -D -e -f "$sshdir/sshd_config" 2>"$sshdir/sshd.log" &
+sshd_pid=$!
+for _ in $(seq 100); do
+    (: <>"/dev/tcp/127.0.0.1/$sshport") 2>/dev/null && break
+    kill -0 "$sshd_pid" 2>/dev/null || die "sshd exited at start: $(cat "$sshdir/sshd.log")"
+    sleep 0.1
+done
+export GIT_SSH_COMMAND="ssh -F /dev/null -i $sshdir/alice -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o UserKnownHostsFile=$sshdir/known_hosts -o StrictHostKeyChecking=accept-new -p $sshport"
+ssh_url=ssh://forgelet@127.0.0.1:$sshport/alice/project.git
+rm -rf "$tmp/clone-ssh"
+git clone -q "$ssh_url" "$tmp/clone-ssh" || die "git clone $ssh_url failed (sshd's log: $(cat "$sshdir/sshd.log"))"
+git -C "$tmp/clone-ssh" ls-remote "$ssh_url" 'refs/heads/*' 'refs/tags/*' HEAD | grep -v '\^{}$' | sort >"$tmp/refs.ssh"
+diff -u "$tmp/refs.want" "$tmp/refs.ssh" >&2 || die "the SSH clone's refs are not the pushed ones"
+git -C "$tmp/clone-ssh" fsck --no-progress >/dev/null || die "the SSH clone is corrupt"
+greeting=$($GIT_SSH_COMMAND forgelet@127.0.0.1 2>&1 || true)
+case $greeting in
+*"Hi alice! You've authenticated, but forgelet does not provide shell access."*) ;;
+*) die "ssh forgelet@host did not greet alice: $greeting" ;;
+esac
+unset GIT_SSH_COMMAND
+stop_pid "$sshd_pid"
+sshd_pid=
+say "SSH: the key added as forgelet, looked up by forgelet-ssh, and a clone with the pushed refs"
+
 # --- 4. upgrade over itself ------------------------------------------------------------------
 phase "upgrade over itself: dpkg -i again"
 printf '\n# A sysadmin'"'"'s edit, which the upgrade must keep.\n' >>/etc/forgelet/config.toml
@@ -532,7 +608,7 @@ case $(pkg_status) in
     "" | un) ;;
     *) die "dpkg status after purge: '$(pkg_status)', not gone" ;;
 esac
-must_not_exist /etc/forgelet
+must_not_exist /etc/forgelet /var/lib/forgelet-ssh
 must_exist /var/lib/forgelet/users.toml /var/lib/forgelet/secret /var/lib/forgelet/repos/alice/project.git
 grep -q '^forgelet: kept /var/lib/forgelet (the repositories' "$tmp/purge.log" ||
     die "the purge did not say on stdout that /var/lib/forgelet was kept"

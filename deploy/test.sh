@@ -30,7 +30,7 @@ install_test_clients || die "dulwich (python3-dulwich) is needed by the push tes
 # The web servers the host tests run forgelet behind, each with its shipped config.
 install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
 # spawn-fcgi and systemd's tools: the tests of those hosts (tests/hosts_systemd.rs) run them.
-install_host_tools || die "spawn-fcgi and systemd (systemd-analyze, systemd-socket-activate) are needed by the hosts' tests (see above)"
+install_host_tools || die "spawn-fcgi, systemd (systemd-analyze, systemd-socket-activate) and OpenSSH (sshd, ssh, ssh-keygen) are needed by the hosts' and SSH tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -55,6 +55,7 @@ systemd-analyze --version | sed -n 1p
 printf 'nginx binary: %s\n' "$NGINX_BIN"
 /usr/sbin/apache2 -v | head -1
 /usr/sbin/lighttpd -v
+/usr/sbin/sshd -V 2>&1 | head -1 || true
 
 # Test failures should say where they happened.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}

@@ -522,6 +522,55 @@ fn the_clone_box_says_https_for_an_https_site() {
     srv.finish();
 }
 
+/// The clone box offers SSH only when the site does (`[ssh] host`), with the port in the URL only
+/// when it is not 22.
+#[test]
+fn the_clone_box_offers_ssh_when_the_site_does() {
+    let plain = Site::new("web_clone_no_ssh", SiteOptions::default());
+    plain.import_fixture("mixed", "alice/proj");
+    let srv = plain.start();
+    let text = Browser::default()
+        .get(&srv, &plain.target("/alice/proj"))
+        .text();
+    assert!(text.contains("Clone with HTTP<"), "{text}");
+    assert!(
+        !text.contains("SSH"),
+        "SSH offered by a site without it: {text}"
+    );
+    srv.finish();
+
+    for (extra, url) in [
+        (
+            "[ssh]\nhost = \"git.example.org\"\n",
+            "forgelet@git.example.org:alice/proj.git",
+        ),
+        (
+            "[ssh]\nhost = \"git.example.org\"\nport = 2222\nuser = \"git\"\n",
+            "ssh://git@git.example.org:2222/alice/proj.git",
+        ),
+    ] {
+        let site = Site::new(
+            "web_clone_ssh",
+            SiteOptions {
+                extra,
+                ..Default::default()
+            },
+        );
+        site.import_fixture("mixed", "alice/proj");
+        let srv = site.start();
+        let text = Browser::default()
+            .get(&srv, &site.target("/alice/proj"))
+            .text();
+        assert!(
+            text.contains("Clone with SSH<") && text.contains(&format!("value=\"{url}\"")),
+            "{text}"
+        );
+        // HTTP stays on offer beside it.
+        assert!(text.contains("Clone with HTTP<"), "{text}");
+        srv.finish();
+    }
+}
+
 #[test]
 fn history_pages_show_commits_diffs_and_refs_safely() {
     let site = Site::new("web_history", SiteOptions::default());

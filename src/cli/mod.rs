@@ -33,9 +33,10 @@ usage: forgelet [--config PATH] COMMAND
 commands:
   serve [--listen unix:PATH|HOST:PORT]   answer FastCGI requests (socket from systemd, fd 0, or --listen)
   check                                  validate the config and the data directory
-  doctor [URL] [--nginx-conf PATH] [--apache-conf PATH]
+  doctor [URL] [--nginx-conf PATH] [--apache-conf PATH] [--sshd-config PATH]
                                          check the live deployment as a client would, through the web
-                                         server at URL (default base_url); says what to change and where
+                                         server at URL (default base_url), and SSH when [ssh] host is
+                                         set (sshd's settings as root); says what to change and where
   user add NAME [--admin] [--password-stdin]
                                          add a user (asks for the password, or reads one line with --password-stdin)
   user passwd NAME [--password-stdin]    set a new password (ends the user's web sessions)

@@ -1,6 +1,7 @@
 //! `forgelet doctor [URL]`: checks a live deployment as a client would, and says for each
 //! problem what to change and where. First this host, from the config ([`local`]): the data
-//! directory, its owner and modes, git, the FastCGI socket. Then through the web server at URL
+//! directory, its owner and modes, git, the FastCGI socket, and SSH when the site offers it
+//! ([`ssh`]: the account, sshd's settings, the key index). Then through the web server at URL
 //! (default: `base_url`) ([`web`]), with a temporary private repository and a token that doctor
 //! makes through the services (`repos`, `accounts`) and always removes. One line per check:
 //! `ok`, `warning`, `FAILED` (with the fix) or `skipped` (with why); the exit status is 1 when
@@ -8,6 +9,7 @@
 
 mod http;
 mod local;
+mod ssh;
 mod web;
 mod webconf;
 
@@ -110,12 +112,19 @@ struct Options {
     url: Option<String>,
     nginx_conf: Option<PathBuf>,
     apache_conf: Option<PathBuf>,
+    /// sshd's config file to read instead of its default (`sshd -f`).
+    sshd_config: Option<PathBuf>,
 }
 
-/// `forgelet doctor [URL] [--nginx-conf PATH] [--apache-conf PATH]`, with `words` the words
+/// `forgelet doctor [URL] [--nginx-conf PATH] [--apache-conf PATH] [--sshd-config PATH]`, with `words` the words
 /// after `doctor`; the exit code.
 pub(super) fn run(config_path: &Path, words: &[String]) -> i32 {
-    let a = match Args::parse(words, &[], &["--nginx-conf", "--apache-conf"], "doctor") {
+    let a = match Args::parse(
+        words,
+        &[],
+        &["--nginx-conf", "--apache-conf", "--sshd-config"],
+        "doctor",
+    ) {
         Ok(a) => a,
         Err(e) => return usage_error(&e),
     };
@@ -132,6 +141,7 @@ pub(super) fn run(config_path: &Path, words: &[String]) -> i32 {
         url,
         nginx_conf: a.option("--nginx-conf").map(PathBuf::from),
         apache_conf: a.option("--apache-conf").map(PathBuf::from),
+        sshd_config: a.option("--sshd-config").map(PathBuf::from),
     };
     catch_signals();
     let started = Instant::now();
@@ -174,6 +184,7 @@ fn check(config_path: &Path, opts: &Options, r: &mut Report) {
         ),
     );
     let may_write = local::check(&config, r);
+    ssh::check(&config, opts.sshd_config.as_deref(), r);
     let url_text = opts.url.clone().unwrap_or_else(|| config.base_url.clone());
     let url = match http::Url::parse(&url_text) {
         Ok(u) => u,
