@@ -31,6 +31,8 @@ install_test_clients || die "dulwich (python3-dulwich) is needed by the push tes
 install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
 # spawn-fcgi and systemd's tools: the tests of those hosts (tests/hosts_systemd.rs) run them.
 install_host_tools || die "spawn-fcgi and systemd (systemd-analyze, systemd-socket-activate) are needed by the hosts' tests (see above)"
+# ssh-keygen: the SSH key tests make real keys and compare fingerprints with what it prints.
+install_debs openssh-client || die "openssh-client (ssh-keygen) is needed by the SSH key tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
