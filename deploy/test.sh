@@ -29,7 +29,8 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
 # The web servers the host tests run forgelet behind, each with its shipped config.
 install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
-# spawn-fcgi and systemd's tools: the tests of those hosts (tests/hosts_systemd.rs) run them.
+# spawn-fcgi and systemd's tools (tests/hosts_systemd.rs), and OpenSSH: sshd for tests/ssh.rs, ssh-keygen
+# for the SSH key tests, which compare fingerprints with what it prints.
 install_host_tools || die "spawn-fcgi, systemd (systemd-analyze, systemd-socket-activate) and OpenSSH (sshd, ssh, ssh-keygen) are needed by the hosts' and SSH tests (see above)"
 
 NGINX_BIN=$(find_nginx)

@@ -1,14 +1,20 @@
 //! Account operations, the same for the command line and the pages: add a user, set a password
 //! (which ends the user's sessions), sign out everywhere, delete a user (giving their
-//! repositories to another user), create and revoke personal access tokens. Each refusal or
+//! repositories to another user), create and revoke personal access tokens, add and delete SSH
+//! keys and rewrite the SSH key index. Each refusal or
 //! failure is an [`AccountError`], whose message is written here once, in the command line's
 //! lower-case style; the command line adds its own hints, the pages make a sentence of it.
 //!
 //! Every change is made under the users lock (see `auth`): read fresh, changed, written whole.
 
 use std::fmt;
+use std::path::Path;
 
-use crate::auth::{self, password, token, users::new_stamp, Accounts, Token, User, Users};
+use crate::auth::keys::{self, KeyError};
+use crate::auth::users::SshKey;
+use crate::auth::{
+    self, key_index, password, token, users::new_stamp, Accounts, Token, User, Users,
+};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git::{RepoDir, RepoStore};
 use crate::repos::{self, RepoError};
@@ -16,6 +22,10 @@ use crate::repos::{self, RepoError};
 /// Longest lifetime a token may be given, in days (about ten years). A token given no lifetime
 /// lasts until it is revoked.
 pub(crate) const MAX_TOKEN_DAYS: u64 = 3650;
+
+/// The most SSH keys one user may have (GitHub has no such limit, but a list of hundreds is a
+/// mistake, and every key is a line sshd's lookup reads).
+pub(crate) const MAX_SSH_KEYS: usize = 100;
 
 /// Why an account operation was refused, or failed.
 #[derive(Debug)]
@@ -58,6 +68,26 @@ pub(crate) enum AccountError {
     NoSuchToken {
         user: String,
         token: String,
+    },
+    /// A pasted SSH key refused.
+    Key(KeyError),
+    InvalidKeyName(String),
+    KeyNameExists {
+        user: String,
+        name: String,
+    },
+    /// The key is another user's; who is not said.
+    KeyInUse,
+    /// The user has the key already, under this name.
+    KeyAlreadyTheirs {
+        user: String,
+        name: String,
+    },
+    TooManyKeys(String),
+    /// No key of the user has this name or fingerprint.
+    NoSuchKey {
+        user: String,
+        key: String,
     },
     /// Giving a deleted user's repositories away failed.
     Repo(RepoError),
@@ -126,6 +156,30 @@ impl fmt::Display for AccountError {
                 "user {user} already has a token named {token}; choose another name, or revoke that one first"
             ),
             NoSuchToken { user, token } => write!(f, "user {user} has no token named {token}"),
+            Key(e) => write!(f, "{e}"),
+            InvalidKeyName(n) => write!(
+                f,
+                "invalid key name {n:?}: use 1-64 letters, digits, '.', '_' or '-' (e.g. laptop)"
+            ),
+            KeyNameExists { user, name } => write!(
+                f,
+                "user {user} already has an SSH key named {name}; choose another name, or delete that key first"
+            ),
+            KeyInUse => write!(
+                f,
+                "this key is already in use by another account: a key signs in as one account only, so make a new key for this one (`ssh-keygen -t ed25519`)"
+            ),
+            KeyAlreadyTheirs { user, name } => {
+                write!(f, "user {user} already has this key, named {name}")
+            }
+            TooManyKeys(user) => write!(
+                f,
+                "user {user} has {MAX_SSH_KEYS} SSH keys, the most one user may have; delete one first"
+            ),
+            NoSuchKey { user, key } => write!(
+                f,
+                "user {user} has no SSH key named {key} (give a key's name or its SHA256:... fingerprint)"
+            ),
             Repo(e) => write!(f, "{e}"),
             Failed(detail) => f.write_str(detail),
         }
@@ -408,6 +462,152 @@ pub(crate) fn revoke_token(
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// SSH keys
+
+/// An SSH key added.
+#[derive(Debug)]
+pub(crate) struct AddedKey {
+    /// The owner's name as spelled in users.toml.
+    pub(crate) user: String,
+    pub(crate) name: String,
+    /// `256 SHA256:... (ED25519)`.
+    pub(crate) summary: String,
+}
+
+/// Adds the SSH key pasted as `text` (see `auth::keys`) to `user`, named `name`, or when none
+/// is given after the key's comment (or its type), made unique among the user's keys. A key
+/// belongs to one user: another user's key is refused without saying whose.
+pub(crate) fn add_key(
+    accounts: &Accounts,
+    user: &str,
+    name: Option<&str>,
+    text: &str,
+) -> Result<AddedKey, AccountError> {
+    let key = keys::parse(text).map_err(AccountError::Key)?;
+    if let Some(n) = name {
+        if !token::valid_name(n) {
+            return Err(AccountError::InvalidKeyName(n.to_string()));
+        }
+    }
+    let id = key.id();
+    accounts.update(|users| {
+        let owner = users
+            .get(user)
+            .ok_or_else(|| AccountError::NoSuchUser(user.to_string()))?
+            .name
+            .clone();
+        if let Some((holder, k)) = users.find_ssh_key(&id) {
+            return Err(if holder.name == owner {
+                AccountError::KeyAlreadyTheirs {
+                    user: owner,
+                    name: k.name.clone(),
+                }
+            } else {
+                AccountError::KeyInUse
+            });
+        }
+        let u = user_mut(users, &owner)?;
+        if u.ssh_keys.len() >= MAX_SSH_KEYS {
+            return Err(AccountError::TooManyKeys(owner));
+        }
+        let taken = |n: &str| u.ssh_keys.iter().any(|k| k.name.eq_ignore_ascii_case(n));
+        let name = match name {
+            Some(n) if taken(n) => {
+                let existing = u
+                    .ssh_keys
+                    .iter()
+                    .find(|k| k.name.eq_ignore_ascii_case(n))
+                    .map_or(n.to_string(), |k| k.name.clone());
+                return Err(AccountError::KeyNameExists {
+                    user: owner,
+                    name: existing,
+                });
+            }
+            Some(n) => n.to_string(),
+            None => {
+                let base = Some(keys::name_from_comment(&key.comment))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| key.label().to_ascii_lowercase());
+                let mut n = base.clone();
+                let mut i = 2;
+                while taken(&n) {
+                    let suffix = format!("-{i}");
+                    let keep = base.len().min(64 - suffix.len());
+                    n = format!("{}{suffix}", &base[..keep]);
+                    i += 1;
+                }
+                n
+            }
+        };
+        u.ssh_keys.push(SshKey {
+            id: id.clone(),
+            name: name.clone(),
+            key: key.line(),
+            added: auth::now(),
+        });
+        Ok(AddedKey {
+            user: owner,
+            name,
+            summary: key.summary(),
+        })
+    })
+}
+
+/// Deletes `user`'s SSH key `which`: its name (exactly, else ignoring case) or its fingerprint
+/// (`SHA256:...`, the prefix optional). Returns the owner's and the key's names as spelled in
+/// users.toml, and the key's summary.
+pub(crate) fn delete_key(
+    accounts: &Accounts,
+    user: &str,
+    which: &str,
+) -> Result<(String, String, String), AccountError> {
+    let fingerprint = format!("SHA256:{}", which.strip_prefix("SHA256:").unwrap_or(which));
+    accounts.update(|users| {
+        let u = user_mut(users, user)?;
+        let at = u
+            .ssh_keys
+            .iter()
+            .position(|k| k.name == which)
+            .or_else(|| {
+                u.ssh_keys
+                    .iter()
+                    .position(|k| k.name.eq_ignore_ascii_case(which))
+            })
+            .or_else(|| {
+                u.ssh_keys
+                    .iter()
+                    .position(|k| keys::parse(&k.key).is_ok_and(|p| p.fingerprint() == fingerprint))
+            });
+        let Some(at) = at else {
+            return Err(AccountError::NoSuchKey {
+                user: u.name.clone(),
+                key: which.to_string(),
+            });
+        };
+        let k = u.ssh_keys.remove(at);
+        let summary = key_summary(&k);
+        Ok((u.name.clone(), k.name, summary))
+    })
+}
+
+/// A stored key as `ssh-keygen -l` shows it: `256 SHA256:... (ED25519)`; for a key users.toml
+/// holds that does not parse (edited by hand), why.
+pub(crate) fn key_summary(key: &SshKey) -> String {
+    match keys::parse(&key.key) {
+        Ok(k) => k.summary(),
+        Err(e) => format!("unusable key ({e})"),
+    }
+}
+
+/// Rewrites the SSH key index at `path` from the users file; the number of keys it holds.
+pub(crate) fn reindex_keys(accounts: &Accounts, path: &Path) -> Result<usize, AccountError> {
+    let locked = accounts.lock().map_err(AccountError::Failed)?;
+    let entries = key_index::entries(&locked.users);
+    key_index::write(path, &entries).map_err(AccountError::Failed)?;
+    Ok(entries.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +629,149 @@ mod tests {
             check_token("a b", Some("3651")),
             Err(AccountError::InvalidTokenName(_))
         ));
+    }
+
+    /// An ed25519 key line whose point is `n` repeated (a blob is not checked against the
+    /// curve, so any 32 bytes make a key).
+    fn ed_key(n: u8, comment: &str) -> String {
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&11u32.to_be_bytes());
+        blob.extend_from_slice(b"ssh-ed25519");
+        blob.extend_from_slice(&32u32.to_be_bytes());
+        blob.extend_from_slice(&[n; 32]);
+        format!("ssh-ed25519 {} {comment}", keys::encode_base64(&blob))
+    }
+
+    fn scratch_accounts(name: &str) -> (std::path::PathBuf, Accounts) {
+        let d = std::env::temp_dir().join(format!(
+            "forgelet-account-keys-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let a = Accounts::open(&d, Some(&d.join("ssh").join("keys"))).unwrap();
+        for u in ["ada", "bob"] {
+            a.update(|users| {
+                users.add(User {
+                    name: u.into(),
+                    admin: false,
+                    stamp: "00ff".into(),
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$ZmFrZWZha2VmYWtlZmFrZWZha2VmYWtlZmFrZWZha2U".into(),
+                    tokens: Vec::new(),
+                    ssh_keys: Vec::new(),
+                })
+            })
+            .unwrap();
+        }
+        (d, a)
+    }
+
+    fn index_of(d: &std::path::Path) -> String {
+        std::fs::read_to_string(d.join("ssh").join("keys")).unwrap_or_default()
+    }
+
+    #[test]
+    fn ssh_keys_are_added_once_named_and_deleted_with_the_index_in_step() {
+        let (d, a) = scratch_accounts("ops");
+        let added = add_key(&a, "ADA", None, &ed_key(1, "ada@laptop")).unwrap();
+        assert_eq!(
+            (added.user.as_str(), added.name.as_str()),
+            ("ada", "ada-laptop")
+        );
+        assert!(added.summary.starts_with("256 SHA256:") && added.summary.ends_with("(ED25519)"));
+        let id = keys::parse(&ed_key(1, "")).unwrap().id();
+        assert!(
+            index_of(&d).contains(&format!("{id} ssh-ed25519 ")),
+            "{}",
+            index_of(&d)
+        );
+        // The same comment again: a name made unique; no comment: the type.
+        assert_eq!(
+            add_key(&a, "ada", None, &ed_key(2, "ada@laptop"))
+                .unwrap()
+                .name,
+            "ada-laptop-2"
+        );
+        assert_eq!(
+            add_key(&a, "ada", None, &ed_key(3, "")).unwrap().name,
+            "ed25519"
+        );
+        // Names are unique ignoring case, and follow the token names' rules.
+        let e = add_key(&a, "ada", Some("ED25519"), &ed_key(4, "")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("already has an SSH key named ed25519"),
+            "{e}"
+        );
+        let e = add_key(&a, "ada", Some("a b"), &ed_key(4, "")).unwrap_err();
+        assert!(matches!(e, AccountError::InvalidKeyName(_)), "{e}");
+        // A key added twice: the owner is told its name; anyone else only that it is in use.
+        let e = add_key(&a, "ada", Some("again"), &ed_key(1, "")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "user ada already has this key, named ada-laptop"
+        );
+        let e = add_key(&a, "bob", Some("mine"), &ed_key(1, "")).unwrap_err();
+        assert!(matches!(e, AccountError::KeyInUse), "{e}");
+        assert!(!e.to_string().contains("ada"), "{e}");
+        let e = add_key(&a, "carol", None, &ed_key(9, "")).unwrap_err();
+        assert!(matches!(e, AccountError::NoSuchUser(_)), "{e}");
+        let e = add_key(&a, "ada", None, "ssh-dss AAAA").unwrap_err();
+        assert!(matches!(e, AccountError::Key(KeyError::Dsa)), "{e}");
+
+        // Deleted by name (any case) or fingerprint, with or without its prefix.
+        let fp = keys::parse(&ed_key(2, ""))
+            .unwrap()
+            .fingerprint()
+            .to_string();
+        let (user, name, summary) = delete_key(&a, "ada", "ADA-LAPTOP").unwrap();
+        assert_eq!((user.as_str(), name.as_str()), ("ada", "ada-laptop"));
+        assert!(summary.contains("SHA256:"));
+        assert!(!index_of(&d).contains(&id));
+        assert_eq!(delete_key(&a, "ada", &fp).unwrap().1, "ada-laptop-2");
+        let fp3 = keys::parse(&ed_key(3, ""))
+            .unwrap()
+            .fingerprint()
+            .to_string();
+        assert_eq!(delete_key(&a, "ada", &fp3[7..]).unwrap().1, "ed25519");
+        let e = delete_key(&a, "ada", "ed25519").unwrap_err();
+        assert!(matches!(e, AccountError::NoSuchKey { .. }), "{e}");
+        assert_eq!(index_of(&d).lines().count(), 1, "only the comment line");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_user_has_at_most_max_ssh_keys() {
+        let (d, a) = scratch_accounts("cap");
+        for n in 0..MAX_SSH_KEYS as u8 {
+            add_key(&a, "ada", None, &ed_key(n, "")).unwrap();
+        }
+        let e = add_key(&a, "ada", None, &ed_key(200, "")).unwrap_err();
+        assert!(e.to_string().contains("delete one first"), "{e}");
+        assert_eq!(index_of(&d).lines().count(), MAX_SSH_KEYS + 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_key_index_that_cannot_be_written_changes_nothing() {
+        let (d, a) = scratch_accounts("unwritable");
+        add_key(&a, "ada", Some("first"), &ed_key(1, "")).unwrap();
+        let before = std::fs::read_to_string(a.file()).unwrap();
+        // A file where the index's folder is: the write fails, even as root.
+        std::fs::rename(d.join("ssh"), d.join("ssh.away")).unwrap();
+        std::fs::write(d.join("ssh"), "").unwrap();
+        let e = add_key(&a, "ada", Some("second"), &ed_key(2, "")).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot write the SSH key index"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(a.file()).unwrap(), before);
+        assert_eq!(a.users().unwrap().get("ada").unwrap().ssh_keys.len(), 1);
+        // Fixed, and the index rewritten by hand: the keys users.toml has.
+        std::fs::remove_file(d.join("ssh")).unwrap();
+        assert_eq!(reindex_keys(&a, &d.join("ssh").join("keys")).unwrap(), 1);
+        assert!(index_of(&d).contains(&keys::parse(&ed_key(1, "")).unwrap().id()));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

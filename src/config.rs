@@ -55,11 +55,17 @@ pub(crate) struct SshConfig {
     /// The account sshd lets in with the users' keys (the one that owns `data_dir`).
     pub(crate) user: String,
     /// The key index `forgelet ssh-keys` reads, written by forgelet whenever a key changes.
-    #[allow(dead_code)] // until `forgelet ssh-keys` lands
     pub(crate) key_index: PathBuf,
     /// The forgelet binary sshd's forced commands run.
-    #[allow(dead_code)] // until `forgelet ssh-keys` lands
     pub(crate) command: PathBuf,
+}
+
+impl SshConfig {
+    /// The key index forgelet keeps in step with the users' keys: only while the site offers
+    /// SSH (`forgelet key reindex` writes it after SSH is turned on).
+    pub(crate) fn live_key_index(&self) -> Option<&Path> {
+        self.host.as_ref().map(|_| self.key_index.as_path())
+    }
 }
 
 /// The pack cache's bounds (see `packcache`).

@@ -12,8 +12,8 @@ use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, push, smart};
 use crate::pages;
 use crate::pages::{
-    account, blob, commit, commits, downloads, front, home, login, logout, new_repo, owner, refs,
-    settings, static_file, tree,
+    account, blob, commit, commits, downloads, front, home, keys, login, logout, new_repo, owner,
+    refs, settings, static_file, tree,
 };
 use crate::request::{Captures, Method};
 
@@ -210,6 +210,8 @@ pub static ROUTES: &[Row] = &[
     page("new.submit", POST, &[SITE, Lit("new")], SignedIn, new_repo::submit, "/-/new"),
     page("account", GET, &[SITE, Lit("settings"), Lit("tokens")], SignedIn, account::form, "/-/settings/tokens"),
     page("account.submit", POST, &[SITE, Lit("settings"), Lit("tokens")], SignedIn, account::submit, "/-/settings/tokens"),
+    page("keys", GET, &[SITE, Lit("settings"), Lit("keys")], SignedIn, keys::form, "/-/settings/keys"),
+    page("keys.submit", POST, &[SITE, Lit("settings"), Lit("keys")], SignedIn, keys::submit, "/-/settings/keys"),
     page("static", GET, &[SITE, Lit("static"), One], Anyone, static_file::file, "/-/static/{asset}"),
     // Their addresses before `/-/`, redirected there.
     moved("login.moved", GET, &[Lit("login")], "/login"),

@@ -41,7 +41,7 @@ impl Site {
                 max_age: c.max_age,
             },
         );
-        let accounts = Accounts::open(&config.data_dir)?;
+        let accounts = Accounts::open(&config.data_dir, config.ssh.live_key_index())?;
         Ok(Site {
             config,
             repos,

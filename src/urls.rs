@@ -31,6 +31,10 @@ pub(crate) fn tokens_url(base: &str) -> String {
     format!("{base}{SITE_PREFIX}/settings/tokens")
 }
 
+pub(crate) fn keys_url(base: &str) -> String {
+    format!("{base}{SITE_PREFIX}/settings/keys")
+}
+
 /// `{base}/-/static/{name}`: an embedded asset under its content-hashed name.
 pub(crate) fn asset_url(base: &str, name: &str) -> String {
     format!("{base}{SITE_PREFIX}/static/{}", encode_path(name))

@@ -1,6 +1,7 @@
 //! Accounts through the real binary: `user`, `token` and the `repo` commands that set
 //! visibility and collaborators, owners required to be users, `check`'s reports, and
-//! `repo import --move` when the source cannot be removed.
+//! `repo import --move` when the source cannot be removed; SSH keys (`key ...`), the key index,
+//! and `ssh-keys` answering sshd from the index alone.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -640,4 +641,264 @@ fn repo_import_move_succeeds_when_the_source_cannot_be_removed() {
         all_output(&out)
     );
     assert!(!src.exists(), "--move left the source in place");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSH keys: `forgelet key ...` and `forgelet ssh-keys`
+
+/// Turns SSH on for `site` (a host for clone URLs, the key index in the test's folder);
+/// returns the index's path.
+fn offer_ssh(site: &Site) -> std::path::PathBuf {
+    let index = site.dir().join("ssh-index").join("keys");
+    let mut config = fs::read_to_string(&site.config).unwrap();
+    config.push_str(&format!(
+        "\n[ssh]\nhost = \"git.example.org\"\nkey_index = \"{}\"\ncommand = \"/opt/forgelet/bin/forgelet\"\n",
+        index.display()
+    ));
+    fs::write(&site.config, config).unwrap();
+    index
+}
+
+/// A new key made by ssh-keygen in the test's folder: the .pub file's path and its line.
+fn keygen(site: &Site, file: &str, args: &[&str]) -> (std::path::PathBuf, String) {
+    let path = site.dir().join(file);
+    ok(Command::new("ssh-keygen")
+        .args(args)
+        .args(["-q", "-N", "", "-C", "ada@laptop", "-f"])
+        .arg(&path));
+    let public = path.with_extension("pub");
+    let line = fs::read_to_string(&public).unwrap().trim().to_string();
+    (public, line)
+}
+
+/// `256 SHA256:... (ED25519)`, as `ssh-keygen -lf` prints it without the comment.
+fn keygen_summary(public: &std::path::Path) -> String {
+    let out = ok(Command::new("ssh-keygen").arg("-lf").arg(public));
+    let words: Vec<&str> = out.split_whitespace().collect();
+    format!("{} {} {}", words[0], words[1], words[words.len() - 1])
+}
+
+/// `forgelet ssh-keys USER TYPE KEY` for the key line `line`.
+fn ssh_keys(site: &Site, user: &str, line: &str) -> Output {
+    let mut words = line.split(' ');
+    let (kind, key) = (words.next().unwrap(), words.next().unwrap());
+    run(site.forgelet().args(["ssh-keys", user, kind, key]))
+}
+
+#[test]
+fn ssh_keys_are_added_listed_and_deleted_from_the_command_line() {
+    let site = Site::new("ssh_key_cli", SiteOptions::default());
+    let index = offer_ssh(&site);
+    site.ensure_user("ada");
+    site.ensure_user("bob");
+    let (ed_pub, ed) = keygen(&site, "ed", &["-t", "ed25519"]);
+    let (rsa_pub, rsa) = keygen(&site, "rsa", &["-t", "rsa", "-b", "3072"]);
+
+    // From a file (named after its comment), from standard input with a name.
+    let out = ok(site.forgelet().args(["key", "add", "ada"]).arg(&ed_pub));
+    assert_eq!(
+        out.trim(),
+        format!(
+            "added SSH key ada-laptop of ada: {}",
+            keygen_summary(&ed_pub)
+        )
+    );
+    let out = run_with_stdin(
+        site.forgelet()
+            .args(["key", "add", "ada", "--name", "work", "-"]),
+        rsa.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    let list = ok(site.forgelet().args(["key", "list", "ada"]));
+    let rows: Vec<Vec<&str>> = list.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert_eq!(
+        rows[0][..2],
+        ["ada-laptop", keygen_summary(&ed_pub).as_str()]
+    );
+    assert_eq!(rows[1][..2], ["work", keygen_summary(&rsa_pub).as_str()]);
+    assert!(rows[1][2].starts_with("added 20"), "{list}");
+
+    // The index: world-readable, one line per key, no user names.
+    let text = fs::read_to_string(&index).unwrap();
+    assert_eq!(mode_of(&index), 0o644);
+    assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 2);
+    assert!(!text.contains("ada"), "{text}");
+
+    // Refusals, with what to do.
+    let out = run_with_stdin(
+        site.forgelet().args(["key", "add", "bob", "-"]),
+        ed.as_bytes(),
+    );
+    let msg = refused(
+        &out,
+        "another user's key",
+        "already in use by another account",
+    );
+    assert!(!msg.contains("ada"), "{msg}");
+    let out = run(site.forgelet().args(["key", "add", "ada"]).arg(&ed_pub));
+    refused(
+        &out,
+        "the same key again",
+        "already has this key, named ada-laptop",
+    );
+    let private = site.dir().join("ed");
+    let out = run(site.forgelet().args(["key", "add", "bob"]).arg(&private));
+    refused(&out, "a private key", ".pub file");
+    let out = run(site.forgelet().args(["key", "add", "nobody"]).arg(&ed_pub));
+    refused(&out, "no such user", "forgelet user list");
+    let out = run(site.forgelet().args(["key", "add", "ada"]));
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+
+    // Deleted by fingerprint and by name.
+    let fingerprint = keygen_summary(&ed_pub)
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let out = ok(site.forgelet().args(["key", "del", "ada", &fingerprint]));
+    assert!(
+        out.starts_with("deleted SSH key ada-laptop of ada"),
+        "{out}"
+    );
+    ok(site.forgelet().args(["key", "del", "ada", "WORK"]));
+    let out = run(site.forgelet().args(["key", "del", "ada", "work"]));
+    refused(&out, "a key deleted", "forgelet key list ada");
+    assert_eq!(ok(site.forgelet().args(["key", "list", "ada"])), "");
+    let text = fs::read_to_string(&index).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| !l.starts_with('#')).count(),
+        0,
+        "{text}"
+    );
+
+    // A deleted user's keys leave the index; reindex writes what users.toml says.
+    ok(site.forgelet().args(["key", "add", "bob"]).arg(&ed_pub));
+    assert!(ssh_keys(&site, "forgelet", &ed)
+        .stdout
+        .starts_with(b"restrict,"));
+    ok(site.forgelet().args(["user", "del", "bob"]));
+    assert_eq!(ssh_keys(&site, "forgelet", &ed).stdout, b"");
+    fs::remove_file(&index).unwrap();
+    ok(site.forgelet().args(["key", "add", "ada"]).arg(&ed_pub));
+    fs::remove_file(&index).unwrap();
+    let out = ok(site.forgelet().args(["key", "reindex"]));
+    assert!(out.contains("(1 key)"), "{out}");
+    assert!(ssh_keys(&site, "forgelet", &ed)
+        .stdout
+        .starts_with(b"restrict,"));
+}
+
+#[test]
+fn a_key_index_that_cannot_be_written_fails_the_change_and_says_what_to_do() {
+    let site = Site::new("ssh_key_index_blocked", SiteOptions::default());
+    let index = offer_ssh(&site);
+    site.ensure_user("ada");
+    let (ed_pub, _) = keygen(&site, "ed", &["-t", "ed25519"]);
+    // A file where the index's folder should be: no one can write there, root included.
+    fs::write(index.parent().unwrap(), "").unwrap();
+    let out = run(site.forgelet().args(["key", "add", "ada"]).arg(&ed_pub));
+    let msg = refused(
+        &out,
+        "an unwritable index",
+        "cannot write the SSH key index",
+    );
+    assert!(msg.contains(&index.display().to_string()), "{msg}");
+    assert!(msg.contains("[ssh] key_index"), "{msg}");
+    assert_eq!(ok(site.forgelet().args(["key", "list", "ada"])), "");
+}
+
+#[test]
+fn ssh_keys_answers_sshd_from_the_index_alone() {
+    let site = Site::new("ssh_keys_lookup", SiteOptions::default());
+    let (ed_pub, ed) = keygen(&site, "ed", &["-t", "ed25519"]);
+    let (_, other) = keygen(&site, "other", &["-t", "ecdsa"]);
+    site.ensure_user("ada");
+    // SSH off: the key is kept, and ssh-keys answers nothing.
+    ok(site.forgelet().args(["key", "add", "ada"]).arg(&ed_pub));
+    let out = ssh_keys(&site, "forgelet", &ed);
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        all_output(&out)
+    );
+    let out = run(site.forgelet().args(["key", "reindex"]));
+    refused(&out, "reindex with SSH off", "[ssh] host");
+
+    let index = offer_ssh(&site);
+    ok(site.forgelet().args(["key", "reindex"]));
+    let id = fs::read_to_string(&index)
+        .unwrap()
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let config = fs::canonicalize(&site.config).unwrap();
+    let want = format!(
+        "restrict,command=\"/opt/forgelet/bin/forgelet --config {} ssh-serve {id}\" {}\n",
+        config.display(),
+        ed.rsplit_once(' ').unwrap().0
+    );
+    let out = ssh_keys(&site, "forgelet", &ed);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    // An unknown key, another system user: nothing, and success.
+    for (user, line) in [("forgelet", other.as_str()), ("root", ed.as_str())] {
+        let out = ssh_keys(&site, user, line);
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "{user}: {}",
+            all_output(&out)
+        );
+    }
+    // Malformed arguments: nothing on stdout, a message, a failure.
+    for args in [
+        vec!["ssh-keys", "forgelet", "ssh-ed25519"],
+        vec!["ssh-keys", "forgelet", "ssh-ed25519", "not base64!"],
+        vec!["ssh-keys"],
+    ] {
+        let out = run(site.forgelet().args(&args));
+        assert!(!out.status.success() && out.stdout.is_empty(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+
+    // It reads neither users.toml nor the rest of the data directory, and needs no account of
+    // forgelet's: users.toml unreadable (and, as root, which reads anything, run as nobody
+    // with the data directory closed to others), it still answers.
+    fs::set_permissions(
+        site.data_dir.join("users.toml"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    fs::set_permissions(
+        site.data_dir.join("secret"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    fs::set_permissions(&site.data_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut words = ed.split(' ');
+    let (kind, key) = (words.next().unwrap(), words.next().unwrap());
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["ssh-keys", "forgelet", kind, key])
+        .env_remove("FORGELET_CONFIG");
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    fs::set_permissions(&site.data_dir, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Whether the tests run as root (who reads files whatever their mode).
+fn running_as_root() -> bool {
+    ok(Command::new("id").arg("-u")).trim() == "0"
 }

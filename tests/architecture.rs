@@ -136,13 +136,14 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Crates only some layers may use: libgit2 stays below the pages' views, templates in the
-/// pages.
+/// pages, SSH key parsing in `auth` (`auth::keys`).
 const CRATES: &[(&str, &[&str])] = &[
     (
         "git2",
         &["git", "repos", "site", "downloads", "git_http", "pages"],
     ),
     ("askama", &["pages"]),
+    ("ssh_key", &["auth"]),
 ];
 
 fn src() -> PathBuf {

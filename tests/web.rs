@@ -1637,3 +1637,154 @@ fn settings_ask_someone_not_signed_in_to_sign_in() {
     assert_eq!(r.status, 403, "{}", r.describe());
     srv.finish();
 }
+
+/// `ssh-keygen -t ed25519` in `dir`: the .pub file's line, and the fingerprint `ssh-keygen -l`
+/// prints.
+fn new_ssh_key(dir: &std::path::Path, file: &str) -> (String, String) {
+    let path = dir.join(file);
+    ok(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f"])
+        .arg(&path));
+    let public = path.with_extension("pub");
+    let listed = ok(std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&public));
+    let line = std::fs::read_to_string(&public).unwrap().trim().to_string();
+    (line, listed.split(' ').nth(1).unwrap().to_string())
+}
+
+#[test]
+fn ssh_keys_from_the_settings_page() {
+    let site = Site::new("web_ssh_keys", SiteOptions::default());
+    let index = site.dir().join("ssh").join("keys");
+    let mut config = std::fs::read_to_string(&site.config).unwrap();
+    config.push_str(&format!(
+        "\n[ssh]\nhost = \"git.example.org\"\nkey_index = \"{}\"\n",
+        index.display()
+    ));
+    std::fs::write(&site.config, config).unwrap();
+    site.ensure_user("alice");
+    site.ensure_user("bob");
+    let (mine, fingerprint) = new_ssh_key(site.dir(), "mine");
+    let (bobs, _) = new_ssh_key(site.dir(), "bobs");
+    std::fs::write(site.dir().join("bobs.pub"), &bobs).unwrap();
+    ok(site
+        .forgelet()
+        .args(["key", "add", "bob"])
+        .arg(site.dir().join("bobs.pub")));
+    let srv = site.start();
+    let url = site.target("/-/settings/keys");
+
+    // Not signed in: to the sign-in page, and back here after.
+    let mut b = Browser::default();
+    let r = b.get(&srv, &url);
+    assert_eq!(r.status, 303);
+    assert!(
+        r.header("Location")
+            .unwrap_or("")
+            .contains("/-/login?next="),
+        "{}",
+        r.describe()
+    );
+
+    sign_in_as(&site, &srv, &mut b, "alice");
+    let settings = b.get(&srv, &site.target("/-/settings/tokens"));
+    assert!(
+        settings.text().contains(&format!("href=\"{url}\"")),
+        "no link to the keys page"
+    );
+    let page = b.get(&srv, &url);
+    assert_eq!(page.status, 200, "{}", page.describe());
+    assert!(page.text().contains("No SSH keys yet"));
+    let csrf = csrf_of(&page);
+
+    // Added (named after its comment), listed with its fingerprint, type and bits.
+    let r = b.post(
+        &srv,
+        &url,
+        &[
+            ("csrf", &csrf),
+            ("action", "add"),
+            ("name", ""),
+            ("key", &mine),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let text = r.text();
+    assert!(text.contains("SSH key me-laptop added"), "{text}");
+    assert!(text.contains(&fingerprint), "{text}");
+    assert!(text.contains("ED25519, 256 bits"), "{text}");
+    assert!(std::fs::read_to_string(&index)
+        .unwrap()
+        .contains(mine.split(' ').nth(1).unwrap()));
+
+    // The same key again: 409, with its name; bob's key: 409, without naming bob.
+    let r = b.post(
+        &srv,
+        &url,
+        &[
+            ("csrf", &csrf),
+            ("action", "add"),
+            ("name", "again"),
+            ("key", &mine),
+        ],
+    );
+    assert_eq!(r.status, 409, "{}", r.describe());
+    assert!(
+        r.text().contains("already has this key, named me-laptop"),
+        "{}",
+        r.text()
+    );
+    let r = b.post(
+        &srv,
+        &url,
+        &[
+            ("csrf", &csrf),
+            ("action", "add"),
+            ("name", "x"),
+            ("key", &bobs),
+        ],
+    );
+    assert_eq!(r.status, 409, "{}", r.describe());
+    let text = r.text();
+    assert!(text.contains("already in use by another account"), "{text}");
+    assert!(!text.contains("bob"), "bob's name leaked: {text}");
+    // Not a key: 400, saying what is wrong, the paste kept for correcting.
+    let r = b.post(
+        &srv,
+        &url,
+        &[
+            ("csrf", &csrf),
+            ("action", "add"),
+            ("name", "x"),
+            ("key", "ssh-dss AAAAB3NzaC1kc3M="),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.describe());
+    assert!(
+        r.text().contains("DSA keys (ssh-dss) are not accepted"),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("ssh-dss AAAAB3NzaC1kc3M=</textarea>"));
+    // Without the form's token: refused, nothing deleted.
+    let r = b.post(&srv, &url, &[("action", "delete"), ("name", "me-laptop")]);
+    assert_eq!(r.status, 403, "{}", r.describe());
+
+    // Deleted: gone from the page and from the index.
+    let r = b.post(
+        &srv,
+        &url,
+        &[("csrf", &csrf), ("action", "delete"), ("name", "me-laptop")],
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(
+        r.text().contains("SSH key me-laptop deleted"),
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains(&fingerprint));
+    assert!(!std::fs::read_to_string(&index)
+        .unwrap()
+        .contains(mine.split(' ').nth(1).unwrap()));
+}

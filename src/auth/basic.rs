@@ -476,7 +476,7 @@ mod tests {
                 .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let a = Accounts::open(&dir).unwrap();
+        let a = Accounts::open(&dir, None).unwrap();
         a.update(|u| {
             u.add(User {
                 name: "alice".into(),
@@ -573,7 +573,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("forgelet-basic-oracle-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let a = Accounts::open(&dir).unwrap();
+        let a = Accounts::open(&dir, None).unwrap();
         a.update(|u| {
             u.add(User {
                 name: "alice".into(),

@@ -4,9 +4,13 @@
 //! [`Accounts`] lives in the site for the process's lifetime. Reading users costs one `stat` per
 //! call while the file is unchanged; every change is written whole and atomically under a lock
 //! file, so concurrent admin commands and server processes never lose one another's changes.
+//! When the site offers SSH, a change to anyone's SSH keys also rewrites the key index
+//! ([`key_index`]) sshd's key lookup reads.
 
 pub(crate) mod access;
 pub(crate) mod basic;
+pub(crate) mod key_index;
+pub(crate) mod keys;
 pub(crate) mod password;
 pub(crate) mod secret;
 
@@ -35,6 +39,8 @@ pub(crate) struct Accounts {
     file: PathBuf,
     lock_file: PathBuf,
     secret: Vec<u8>,
+    /// The SSH key index to keep in step with the keys; `None` when the site offers no SSH.
+    key_index: Option<PathBuf>,
     /// The users as last read, with the identity of the file they came from.
     cache: Mutex<Option<(FileId, Arc<Users>)>>,
 }
@@ -70,24 +76,49 @@ pub(crate) struct Locked<'a> {
     accounts: &'a Accounts,
     _lock: fsfile::FileLock,
     pub(crate) users: Users,
+    /// The SSH keys as read, to tell whether the key index must be rewritten.
+    keys_before: Vec<(String, String)>,
 }
 
 impl Locked<'_> {
-    /// Writes the users back (atomic replace, mode 0600, owner kept).
+    /// Writes the users back (atomic replace, mode 0600, owner kept). When the SSH keys
+    /// changed, the key index is written first: if it cannot be, nothing is changed and the
+    /// error says why; if the users file then cannot be written, the index is put back.
     pub(crate) fn save(&self) -> Result<(), String> {
         let text = self.users.to_toml()?;
-        fsfile::replace(&self.accounts.file, text.as_bytes(), 0o600)
+        let index = match &self.accounts.key_index {
+            Some(path) => {
+                let keys = key_index::entries(&self.users);
+                (keys != self.keys_before).then_some((path, keys))
+            }
+            None => None,
+        };
+        if let Some((path, keys)) = &index {
+            key_index::write(path, keys)?;
+        }
+        let saved = fsfile::replace(&self.accounts.file, text.as_bytes(), 0o600);
+        if let (Err(_), Some((path, _))) = (&saved, &index) {
+            // A line for a key users.toml does not have lets no one in (ssh-serve looks the
+            // key up there), but the index should say what the users file says.
+            if let Err(e) = key_index::write(path, &self.keys_before) {
+                log::error!("{e}");
+            }
+        }
+        saved
     }
 }
 
 impl Accounts {
     /// Loads the secret (making it on first use) and the users (a missing file means none).
-    pub(crate) fn open(data_dir: &Path) -> Result<Accounts, String> {
+    /// `key_index`: the SSH key index to rewrite whenever a key changes, when the site offers
+    /// SSH.
+    pub(crate) fn open(data_dir: &Path, key_index: Option<&Path>) -> Result<Accounts, String> {
         let secret = secret::load_or_create(data_dir)?;
         let accounts = Accounts {
             file: data_dir.join("users.toml"),
             lock_file: data_dir.join("users.toml.lock"),
             secret,
+            key_index: key_index.map(Path::to_path_buf),
             cache: Mutex::new(None),
         };
         accounts.users()?;
@@ -156,6 +187,7 @@ impl Accounts {
         Ok(Locked {
             accounts: self,
             _lock: lock,
+            keys_before: key_index::entries(&users),
             users,
         })
     }
@@ -207,6 +239,7 @@ impl Accounts {
             let locked = Locked {
                 accounts: self,
                 _lock: lock,
+                keys_before: key_index::entries(&users),
                 users,
             };
             locked.save()
@@ -272,7 +305,7 @@ mod tests {
                 let d = d.clone();
                 std::thread::spawn(move || {
                     // Each thread its own Accounts, as separate processes would be.
-                    let a = Accounts::open(&d).unwrap();
+                    let a = Accounts::open(&d, None).unwrap();
                     a.update(|u| u.add(user(&format!("user{i}")))).unwrap();
                 })
             })
@@ -280,7 +313,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let a = Accounts::open(&d).unwrap();
+        let a = Accounts::open(&d, None).unwrap();
         let users = a.users().unwrap();
         for i in 0..8 {
             assert!(users.get(&format!("user{i}")).is_some(), "user{i} lost");
@@ -303,7 +336,7 @@ mod tests {
     #[test]
     fn users_are_reread_only_after_a_change() {
         let d = scratch("cache");
-        let a = Accounts::open(&d).unwrap();
+        let a = Accounts::open(&d, None).unwrap();
         let first = a.users().unwrap();
         assert!(first.is_empty());
         assert!(
@@ -311,7 +344,7 @@ mod tests {
             "re-read an unchanged (missing) file"
         );
         // Another process (another Accounts) adds a user: seen at the next call.
-        Accounts::open(&d)
+        Accounts::open(&d, None)
             .unwrap()
             .update(|u| u.add(user("alice")))
             .unwrap();
@@ -335,13 +368,13 @@ mod tests {
     #[test]
     fn tokens_hash_with_the_secret_and_touch_at_most_hourly() {
         let d = scratch("tokens");
-        let a = Accounts::open(&d).unwrap();
+        let a = Accounts::open(&d, None).unwrap();
         let plain = token::generate().unwrap();
         let hash = a.token_hash(&plain);
         assert_eq!(hash.len(), 64);
         assert_eq!(
             hash,
-            Accounts::open(&d).unwrap().token_hash(&plain),
+            Accounts::open(&d, None).unwrap().token_hash(&plain),
             "same secret"
         );
         assert_eq!(a.secret().len(), secret::SECRET_LEN);

@@ -174,7 +174,7 @@ mod tests {
                 .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let a = Accounts::open(&dir).unwrap();
+        let a = Accounts::open(&dir, None).unwrap();
         a.update(|u| {
             u.add(User {
                 name: "alice".into(),

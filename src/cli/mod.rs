@@ -1,12 +1,13 @@
 //! The command line: the mode (serve, CGI, or an admin command) from the arguments, with the
 //! logger and the config set up first. The admin commands, one module per area (`repo`, `user`,
-//! `token`, `check`, `doctor`, `maintain`), only parse their arguments, call the service layer (`repos`, `accounts`)
+//! `token`, `key`, `check`, `doctor`, `maintain`), only parse their arguments, call the service layer (`repos`, `accounts`)
 //! and print; they work on the same files the server reads, as the data directory's owner.
 
 mod args;
 mod cache;
 mod check;
 mod doctor;
+mod key;
 mod maintain;
 mod repo;
 mod token;
@@ -47,6 +48,13 @@ commands:
                                          or until revoked; printed once, on the last line
   token list USER                        name, created, expiry and last use of each token
   token revoke USER NAME
+  key add USER [--name NAME] FILE|-      add an SSH public key (a .pub file, or - for standard input); the
+                                         name defaults to the key's comment; prints its fingerprint
+  key list USER                          name, size, fingerprint, type and date added of each SSH key
+  key del USER NAME|FINGERPRINT          delete an SSH key (it stops working at once)
+  key reindex                            write the SSH key index ([ssh] key_index) again from the users file
+  ssh-keys USER TYPE KEY                 sshd's AuthorizedKeysCommand (%u %t %k): the authorized_keys line
+                                         of a known key, or nothing
   repo create OWNER/NAME [--private] [--description TEXT]
   repo list
   repo import OWNER/NAME PATH [--move]   adopt an existing bare repository (copied; --move removes the source)
@@ -147,6 +155,8 @@ pub fn run() -> i32 {
         (Some("maintain"), _) => maintain::run(&config_path, &words[1..]),
         (Some("user"), _) => user::run(&config_path, &words[1..]),
         (Some("token"), _) => token::run(&config_path, &words[1..]),
+        (Some("key"), _) => key::run(&config_path, &words[1..]),
+        (Some("ssh-keys"), _) => key::ssh_keys(&config_path, &words[1..]),
         (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
         (None, _) => usage_error("no command given"),
     }
@@ -223,7 +233,7 @@ fn open_accounts(config: &Config) -> Result<Accounts, String> {
     check_owner(config)?;
     fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
-    Accounts::open(&config.data_dir)
+    Accounts::open(&config.data_dir, config.ssh.live_key_index())
 }
 
 /// A refused or failed repository operation as the command line says it: the service's
@@ -259,6 +269,7 @@ fn account_error(e: AccountError) -> String {
         AccountError::NoSuchToken { user, .. } => {
             format!("{e} (see `forgelet token list {user}`)")
         }
+        AccountError::NoSuchKey { user, .. } => format!("{e} (see `forgelet key list {user}`)"),
         _ => e.to_string(),
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod error;
 pub(crate) mod file_table;
 pub(crate) mod front;
 pub(crate) mod home;
+pub(crate) mod keys;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod new_repo;
@@ -79,6 +80,8 @@ pub(crate) struct Chrome {
     pub(crate) logout_url: String,
     pub(crate) new_repo_url: String,
     pub(crate) tokens_url: String,
+    /// The signed-in user's SSH keys.
+    pub(crate) keys_url: String,
     /// The signed-in user's name.
     pub(crate) viewer: Option<String>,
     /// For the forms on the page (sign out, and the page's own).
@@ -166,6 +169,7 @@ impl PageCtx {
             logout_url: urls::logout_url(&c.base_path),
             new_repo_url: urls::new_repo_url(&c.base_path),
             tokens_url: urls::tokens_url(&c.base_path),
+            keys_url: urls::keys_url(&c.base_path),
             viewer: self.viewer.as_ref().map(|u| u.name.clone()),
             csrf: self.csrf_token(site),
         }
@@ -331,9 +335,11 @@ pub(crate) fn account_refusal(e: AccountError, context: &str) -> Result<(u16, St
     match e {
         AccountError::Failed(detail) => Err(Error::Internal(format!("{context}: {detail}"))),
         AccountError::Repo(e) => repo_refusal(e, context),
-        AccountError::Exists(_) | AccountError::TokenExists { .. } => {
-            Ok((409, as_sentence(&e.to_string())))
-        }
+        AccountError::Exists(_)
+        | AccountError::TokenExists { .. }
+        | AccountError::KeyNameExists { .. }
+        | AccountError::KeyInUse
+        | AccountError::KeyAlreadyTheirs { .. } => Ok((409, as_sentence(&e.to_string()))),
         e => Ok((400, as_sentence(&e.to_string()))),
     }
 }

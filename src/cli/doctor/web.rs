@@ -585,7 +585,8 @@ impl Web<'_, '_> {
     /// A private repository and a token for its owner (an admin, else the first user).
     fn make_temporary(&mut self, t: &mut Temporary<'_>) -> Option<Made> {
         let check = "temporary repository";
-        let accounts = match Accounts::open(&self.config.data_dir) {
+        let accounts = match Accounts::open(&self.config.data_dir, self.config.ssh.live_key_index())
+        {
             Ok(a) => a,
             Err(e) => {
                 self.r.fail(check, format!("cannot open the users: {e}"));
