@@ -19,6 +19,7 @@ mod permissions;
 mod push;
 mod repo_lists;
 mod smart;
+mod ssh_serve;
 mod unserved;
 mod util;
 mod web;
