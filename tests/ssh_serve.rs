@@ -595,6 +595,36 @@ fn sessions_beyond_the_slots_wait_then_are_told_the_server_is_busy() {
 }
 
 #[test]
+fn a_session_that_dies_gives_its_slot_back() {
+    let ssh = Ssh::new("ssh_crash", "", "git_workers = 1");
+    let repo = ssh.site.import_fixture("mixed", "alice/proj");
+    let alice = ssh.key("alice");
+    let fetch = Some("git-upload-pack 'alice/proj.git'");
+    // A session whose git waits for the client's wants, holding the only slot.
+    let mut c = ssh.session_command(&alice, fetch);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut first = c.spawn().unwrap();
+    let mut advertised = [0u8; 4];
+    first
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut advertised)
+        .unwrap();
+    // forgelet dies without a chance to clean up; its git goes on, but holds no slot.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let out = ssh.session(&alice, fetch);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(contains(&out.stdout, b"refs/heads/main"));
+    // The orphaned git ends when its client goes away.
+    drop(first);
+    assert_no_process_left(&repo, 10, "after the client of a killed session left");
+}
+
+#[test]
 fn git_is_stopped_at_the_deadline_and_leaves_nothing_running() {
     let ssh = Ssh::new("ssh_deadline", "[limits]\ngit_deadline = 10", "");
     let repo = ssh.site.import_fixture("mixed", "alice/proj");

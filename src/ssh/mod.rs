@@ -46,7 +46,8 @@ enum Refused {
     UnknownKey,
     Shell(String),
     Lfs,
-    NotGit,
+    /// Not a git service, with the reason (for the log).
+    NotGit(&'static str),
     BadArguments(Service),
     /// Missing, or not readable by this user: the same words, so names do not leak.
     NotFound,
@@ -73,7 +74,7 @@ impl fmt::Display for Refused {
                 f,
                 "ERROR: Git LFS over SSH is not available on this server yet; LFS uses the HTTPS URL."
             ),
-            Refused::NotGit => write!(
+            Refused::NotGit(_) => write!(
                 f,
                 "ERROR: this server only runs git-upload-pack, git-receive-pack and git-upload-archive over SSH."
             ),
@@ -145,7 +146,8 @@ pub(crate) fn serve(config: &Config, session: &Session<'_>, err: &mut dyn Write)
         Err(refused) => {
             match &refused {
                 Refused::Internal(why) => log::warn!("key {key}: {why}"),
-                other => log::info!("key {key}: refused: {other:?}"),
+                Refused::NotGit(why) => log::info!("key {key}: refused a command: {why}"),
+                other => log::info!("key {key}: refused: {other}"),
             }
             let _ = writeln!(err, "{refused}");
             1
@@ -173,10 +175,7 @@ fn run(config: &Config, session: &Session<'_>) -> Result<Ran, Refused> {
         // A name no repository can have: no repository has it.
         Asked::BadPath { .. } => return Err(Refused::NotFound),
         Asked::BadArguments { service } => return Err(Refused::BadArguments(service)),
-        Asked::Other(why) => {
-            log::info!("key {}: {why}", session.key_id);
-            return Err(Refused::NotGit);
-        }
+        Asked::Other(why) => return Err(Refused::NotGit(why)),
     };
     // The same rules as every HTTP route (see `app::authorize`).
     let repo = RepoStore::new(config.repos_dir())
