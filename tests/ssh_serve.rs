@@ -673,3 +673,35 @@ fn git_is_stopped_at_the_deadline_and_leaves_nothing_running() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", all_output(&out));
 }
+
+#[test]
+fn a_push_during_a_purge_is_refused_as_over_http_and_a_fetch_goes_on() {
+    let ssh = Ssh::new("ssh_purge", "", "");
+    let repo = ssh.site.import_fixture("mixed", "alice/proj");
+    let alice = ssh.key("alice");
+    // A purge running: it holds its lock and says so in the status file.
+    let purge = hold(&repo.join("forgelet-purge.lock"));
+    fs::write(
+        repo.join("forgelet-maintenance.status"),
+        "running\n1700000000\nrepacking what is reachable\n",
+    )
+    .unwrap();
+    assert_eq!(
+        refused(
+            &ssh.session(&alice, Some("git-receive-pack 'alice/proj.git'")),
+            "a push during a purge"
+        ),
+        "ERROR: alice/proj is being purged of unreachable objects; pushes are refused until it is done. Push again in a minute."
+    );
+    let out = ssh.session(&alice, Some("git-upload-pack 'alice/proj.git'"));
+    assert!(out.status.success(), "{}", all_output(&out));
+    drop(purge);
+    fs::write(
+        repo.join("forgelet-maintenance.status"),
+        "done\n1700000000\n\n",
+    )
+    .unwrap();
+    let out = ssh.session(&alice, Some("git-receive-pack 'alice/proj.git'"));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(contains(&out.stdout, b"report-status"));
+}
