@@ -28,5 +28,6 @@ pub mod request;
 pub mod response;
 pub mod routes;
 pub mod site;
+pub mod ssh;
 pub mod time;
 pub mod urls;

@@ -122,7 +122,7 @@ impl Request {
             .is_some_and(|e| e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip"))
     }
 
-    /// The `Git-Protocol` header, as the client sent it (see `smart::protocol_version`).
+    /// The `Git-Protocol` header, as the client sent it (see `gitrun::service::protocol_version`).
     pub(crate) fn git_protocol(&self) -> Option<&str> {
         self.header("GIT_PROTOCOL")
     }

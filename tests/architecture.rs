@@ -84,6 +84,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "site",
         ],
     ),
+    // git over SSH: one session, with the same access rules and the same way of running git.
+    (
+        "ssh",
+        &["auth", "config", "fsfile", "git", "gitrun", "repos"],
+    ),
     (
         "pages",
         &[
@@ -130,6 +135,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "packcache",
             "repos",
             "site",
+            "ssh",
             "time",
         ],
     ),
@@ -615,7 +621,7 @@ fn only_request_reads_cgi_variables() {
     // variable's presence, and git's hooks are told who pushed.
     let elsewhere: &[(&str, &str)] = &[
         ("src/cli/mod.rs", "GATEWAY_INTERFACE"),
-        ("src/git_http/smart.rs", "REMOTE_USER"),
+        ("src/gitrun/service.rs", "REMOTE_USER"),
     ];
     let mut broken = Vec::new();
     for s in sources() {

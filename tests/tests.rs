@@ -20,6 +20,7 @@ mod push;
 mod repo_lists;
 mod smart;
 mod ssh;
+mod ssh_serve;
 mod unserved;
 mod util;
 mod web;

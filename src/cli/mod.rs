@@ -1,6 +1,6 @@
 //! The command line: the mode (serve, CGI, or an admin command) from the arguments, with the
 //! logger and the config set up first. The admin commands, one module per area (`repo`, `user`,
-//! `token`, `key`, `check`, `doctor`, `maintain`), only parse their arguments, call the service layer (`repos`, `accounts`)
+//! `token`, `key`, `check`, `doctor`, `maintain`; `ssh` is sshd's forced command), only parse their arguments, call the service layer (`repos`, `accounts`)
 //! and print; they work on the same files the server reads, as the data directory's owner.
 
 mod args;
@@ -10,6 +10,7 @@ mod doctor;
 mod key;
 mod maintain;
 mod repo;
+mod ssh;
 mod token;
 mod user;
 
@@ -64,6 +65,9 @@ commands:
   repo revoke OWNER/NAME USER            remove USER from the collaborators
   cache                                  what the pack cache holds, and how many fetches it answered
   cache clear                            take every answer out of the pack cache
+  ssh-serve KEYID                        serve one git session over SSH for the key KEYID: the forced
+                                         command sshd runs (reads SSH_ORIGINAL_COMMAND and GIT_PROTOCOL;
+                                         refusals go to the client, the log to syslog as forgelet-ssh)
   maintain [OWNER/NAME]                  repack (bitmaps, multi-pack index), write the commit-graph, pack
                                          refs, remove what interrupted git left; with no name every
                                          repository, then the trash and the pack cache (the timer runs it)
@@ -78,18 +82,23 @@ Logging: RUST_LOG=warn|info|debug (default warn).
 
 /// Runs forgelet with the process's arguments; the exit code: 0 ok, 1 failure, 2 usage error.
 pub fn run() -> i32 {
-    // Warnings and errors, plus the server's one start and one stop line; nothing per request.
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,forgelet::fcgi::server=info"),
-    )
-    .format_timestamp(None)
-    .init();
-
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let config_flag = match take_option(&mut args, "--config") {
         Ok(v) => v.map(PathBuf::from),
         Err(e) => return usage_error(&e),
     };
+    // An SSH session's stderr is its client's terminal: its log goes to syslog.
+    if args.first().is_some_and(|a| a == "ssh-serve") {
+        ssh::init_syslog();
+    } else {
+        // Warnings and errors, plus the server's one start and one stop line; nothing per
+        // request.
+        env_logger::Builder::from_env(
+            env_logger::Env::default().default_filter_or("warn,forgelet::fcgi::server=info"),
+        )
+        .format_timestamp(None)
+        .init();
+    }
     let words: Vec<String> = match args.iter().map(|a| a.clone().into_string()).collect() {
         Ok(w) => w,
         Err(_) => return usage_error("arguments must be UTF-8"),
@@ -157,6 +166,7 @@ pub fn run() -> i32 {
         (Some("token"), _) => token::run(&config_path, &words[1..]),
         (Some("key"), _) => key::run(&config_path, &words[1..]),
         (Some("ssh-keys"), _) => key::ssh_keys(&config_path, &words[1..]),
+        (Some("ssh-serve"), _) => ssh::run(&config_path, &words[1..]),
         (Some(cmd), _) => usage_error(&format!("unknown command {cmd:?}")),
         (None, _) => usage_error("no command given"),
     }

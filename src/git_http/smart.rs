@@ -18,6 +18,7 @@ use crate::config::{Handoff, Limits};
 use crate::error::{Error, Result};
 use crate::git::{maintenance, RepoDir};
 use crate::gitrun::child::{self, ChildGuard};
+use crate::gitrun::service::{self, protocol_version, Service as GitService};
 use crate::gitrun::{busy_response, temp_file, GitRunner, BASE_SETTINGS};
 use crate::packcache::key::{self, FetchRequest, Protocol};
 use crate::packcache::store::{Entry, Growing, Grown, Store};
@@ -45,12 +46,17 @@ impl Service {
         }
     }
 
+    /// The git service it runs.
+    fn git(self) -> GitService {
+        match self {
+            Service::UploadPack => GitService::UploadPack,
+            Service::ReceivePack => GitService::ReceivePack,
+        }
+    }
+
     /// The git subcommand, `upload-pack` / `receive-pack`.
     fn command(self) -> &'static str {
-        match self {
-            Service::UploadPack => "upload-pack",
-            Service::ReceivePack => "receive-pack",
-        }
+        self.git().command()
     }
 
     fn advertisement_type(self) -> &'static str {
@@ -68,29 +74,6 @@ impl Service {
     }
 }
 
-/// The protocol version a client asks for in its `Git-Protocol` header, if the header is well
-/// formed (`key=value` pairs of letters and digits joined by `:`) and names version 1 or 2.
-/// Only `version=N` ever reaches git: the rest of a client's header is never passed on.
-pub(crate) fn protocol_version(header: Option<&str>) -> Option<u8> {
-    let header = header?.trim();
-    let ok_part = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
-    let mut version = None;
-    for pair in header.split(':') {
-        let (k, v) = pair.split_once('=')?;
-        if !ok_part(k) || !ok_part(v) {
-            return None;
-        }
-        if k == "version" {
-            version = match v {
-                "1" => Some(1),
-                "2" => Some(2),
-                _ => version,
-            };
-        }
-    }
-    version
-}
-
 /// Who is asking, for git's hooks and the log.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Identity {
@@ -100,28 +83,8 @@ pub(crate) struct Identity {
 /// Request bodies up to this size stay in memory; larger fetch requests spill to a temp file.
 const SPILL_AT: usize = 4 << 20;
 
-/// The `-c` settings every `git upload-pack` and `git receive-pack` forgelet runs gets (after
-/// the runner's own).
-fn service_settings(limits: &Limits) -> Vec<String> {
-    vec![
-        "uploadpack.allowFilter=true".to_string(),
-        // Only the filters partial clone needs; `sparse:oid` makes git read a blob the
-        // client names whole, and combinations multiply the work.
-        "uploadpackfilter.allow=false".to_string(),
-        "uploadpackfilter.blob:none.allow=true".to_string(),
-        "uploadpackfilter.blob:limit.allow=true".to_string(),
-        "uploadpackfilter.tree.allow=true".to_string(),
-        "uploadpackfilter.tree.maxDepth=0".to_string(),
-        "uploadpack.keepAlive=5".to_string(),
-        "receive.fsckObjects=true".to_string(),
-        "receive.autogc=false".to_string(),
-        "receive.keepAlive=5".to_string(),
-        format!("receive.maxInputSize={}", limits.push_bytes),
-        "core.logAllRefUpdates=true".to_string(),
-    ]
-}
-
-/// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist.
+/// `git <service> --stateless-rpc ...` for `repo`, from an empty environment plus an allowlist
+/// (the same command SSH runs, plus `--stateless-rpc`).
 fn command(
     runner: &GitRunner,
     service: Service,
@@ -130,24 +93,14 @@ fn command(
     version: Option<u8>,
     limits: &Limits,
 ) -> Command {
-    let mut c = runner.git();
-    c.env("FORGELET_REPO", format!("{}/{}", repo.owner, repo.name));
-    if let Some(user) = &who.user {
-        c.env("REMOTE_USER", user).env("FORGELET_USER", user);
-    }
-    // receive-pack speaks v0 only; upload-pack gets the version the client asked for.
-    if let (Service::UploadPack, Some(v)) = (service, version) {
-        c.env("GIT_PROTOCOL", format!("version={v}"));
-    }
-    // Settings on the command line are "protected" configuration, like the system file, so
-    // safe.directory is honoured there; the host's own files are shut out above.
-    for setting in service_settings(limits) {
-        c.arg("-c").arg(setting);
-    }
-    c.arg(service.command()).arg("--stateless-rpc");
-    if service == Service::UploadPack {
-        c.arg("--strict");
-    }
+    let mut c = runner.service(
+        service.git(),
+        &format!("{}/{}", repo.owner, repo.name),
+        who.user.as_deref(),
+        version,
+        limits,
+    );
+    c.arg("--stateless-rpc");
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -543,7 +496,7 @@ impl Rpc {
             return None;
         }
         let mut settings: Vec<String> = BASE_SETTINGS.iter().map(|s| s.to_string()).collect();
-        settings.extend(service_settings(&site.config.limits));
+        settings.extend(service::settings(&site.config.limits));
         settings.push("upload-pack --stateless-rpc --strict".into());
         settings.push(format!(
             "GIT_PROTOCOL=version={}",
@@ -935,20 +888,6 @@ fn cap_of(e: &io::Error) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn protocol_header_is_validated() {
-        assert_eq!(protocol_version(Some("version=2")), Some(2));
-        assert_eq!(protocol_version(Some("version=1")), Some(1));
-        assert_eq!(protocol_version(Some("agent=x:version=2")), Some(2));
-        assert_eq!(protocol_version(Some("object-format=sha1:version=2")), None);
-        assert_eq!(protocol_version(Some("version=3")), None);
-        assert_eq!(protocol_version(Some("version=2;rm -rf")), None);
-        assert_eq!(protocol_version(Some("version=2:x")), None);
-        assert_eq!(protocol_version(Some("version=2\nX=1")), None);
-        assert_eq!(protocol_version(Some("")), None);
-        assert_eq!(protocol_version(None), None);
-    }
 
     #[test]
     fn fetch_requests_must_be_pkt_lines() {

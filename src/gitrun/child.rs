@@ -81,6 +81,11 @@ impl Killer {
         self.signal(libc::SIGTERM);
     }
 
+    /// Kills the group: for a child that did not stop when asked.
+    pub(crate) fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
     fn signal(&self, sig: libc::c_int) {
         let pgid = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(pgid) = *pgid {

@@ -1,9 +1,11 @@
 //! Running git for a request: the isolated `git` command every child starts from, its memory
-//! limit, the slots git work shares ([`slots`]), and the pump that streams a child's output to
+//! limit, the services clients talk to as every transport runs them ([`service`]), the slots git
+//! work shares ([`slots`]), and the pump that streams a child's output to
 //! a client without letting a slow client hold git ([`child`]). Also the two other gates on git
 //! work: snapshots made at once, and large raw files rebuilt from deltas at once.
 
 pub(crate) mod child;
+pub(crate) mod service;
 pub(crate) mod slots;
 
 use std::fs::{self, File};
@@ -248,6 +250,78 @@ impl GitRunner {
         let complete =
             !cut && !timed_out.load(Ordering::SeqCst) && status.as_ref().is_ok_and(|s| s.success());
         Ok(Bounded { stdout, complete })
+    }
+}
+
+/// How a run of git on the caller's own stdin and stdout ended (see [`GitRunner::attached`]).
+pub(crate) struct Attached {
+    pub(crate) status: io::Result<std::process::ExitStatus>,
+    /// The deadline passed and git was stopped.
+    pub(crate) timed_out: bool,
+}
+
+impl GitRunner {
+    /// Runs a command made by [`GitRunner::git`] on this process's own stdin, stdout and stderr
+    /// (an SSH session's channel), under the memory limit, for at most `deadline`: past it the
+    /// whole process group is stopped (killed if it does not stop within a grace period).
+    /// Whatever git left running in its group is killed once git has ended.
+    pub(crate) fn attached(&self, c: &mut Command, deadline: Duration) -> io::Result<Attached> {
+        let mut guard = ChildGuard::new(self.spawn(c)?);
+        let killer = guard.killer();
+        let pid = guard.child.id();
+        let (done, timer) = std::sync::mpsc::channel::<()>();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let timed_out = Arc::clone(&timed_out);
+            std::thread::spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError::Timeout;
+                if let Err(Timeout) = timer.recv_timeout(deadline) {
+                    timed_out.store(true, Ordering::SeqCst);
+                    killer.stop();
+                    if let Err(Timeout) = timer.recv_timeout(STOP_GRACE) {
+                        killer.kill();
+                    }
+                }
+            })
+        };
+        // Waits for git to end without reaping it, so its process group id stays its own
+        // while the watchdog may still signal it; the guard reaps it and clears the group.
+        let ended = wait_exited(pid);
+        let status = guard.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        ended?;
+        Ok(Attached {
+            status,
+            timed_out: timed_out.load(Ordering::SeqCst),
+        })
+    }
+}
+
+/// How long git, asked to stop at its deadline, has before its group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Blocks until the child `pid` has exited, leaving it to be reaped (`waitid` with `WNOWAIT`).
+fn wait_exited(pid: u32) -> io::Result<()> {
+    loop {
+        // SAFETY: siginfo_t is plain data, zeroed is a valid value for waitid to fill in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) on our own child with a pointer to a live siginfo_t.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
