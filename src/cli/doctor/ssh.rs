@@ -17,10 +17,10 @@ const SSHD: &str = "/usr/sbin/sshd";
 pub(super) fn check(config: &Config, sshd_config: Option<&Path>, r: &mut Report) {
     let data_owner = fs::metadata(&config.data_dir).ok().map(|m| m.uid());
     let Some(host) = &config.ssh.host else {
-        r.skip(
+        r.ok(
             "ssh",
             format!(
-                "[ssh] host is not set in {}: the site does not offer SSH",
+                "the site does not offer SSH ([ssh] host is not set in {}): nothing to check",
                 config.file.display()
             ),
         );
