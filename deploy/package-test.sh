@@ -119,6 +119,11 @@ chmod 0755 "$tmp"
 forgelet_pid=
 nginx_pid=
 sshd_pid=
+# alive_as USER: the processes of USER that are not zombies (exited, waiting to be reaped by
+# whoever inherited them), one "PID STATE COMMAND" line each.
+alive_as() {
+    ps -u "$1" -o pid=,stat=,args= 2>/dev/null | awk '$2 !~ /^Z/' || true
+}
 stop_pid() {
     local pid=$1 _
     [ -n "$pid" ] || return 0
@@ -155,7 +160,11 @@ cleanup() {
         for pid in $(pgrep -u forgelet); do
             kill -KILL "$pid" 2>/dev/null
         done
-        sleep 0.2
+        # Zombies (exited, not reaped yet) keep the uid in use for userdel for a moment.
+        for _ in $(seq 50); do
+            [ -z "$(ps -u forgelet -o pid= 2>/dev/null)" ] && break
+            sleep 0.1
+        done
         userdel forgelet || printf 'package-test: cleanup: userdel forgelet failed\n' >&2
     fi
     getent group forgelet >/dev/null && groupdel forgelet
@@ -558,6 +567,14 @@ esac
 unset GIT_SSH_COMMAND
 stop_pid "$sshd_pid"
 sshd_pid=
+# sshd's processes for the sessions ran as forgelet; once sshd is stopped they are gone, or
+# exited and not reaped yet by whoever inherited them (a zombie runs nothing).
+sessions_left() { alive_as forgelet | awk '$3 ~ /sshd|git|ssh-serve/' || true; }
+for _ in $(seq 100); do
+    [ -z "$(sessions_left)" ] && break
+    sleep 0.1
+done
+[ -z "$(sessions_left)" ] || die "processes of the SSH sessions outlived sshd: $(sessions_left)"
 say "SSH: the key added as forgelet, looked up by forgelet-ssh, and a clone with the pushed refs"
 
 # --- 4. upgrade over itself ------------------------------------------------------------------
@@ -594,7 +611,7 @@ stop_pid "$forgelet_pid"
 forgelet_pid=
 stop_pid "$nginx_pid"
 nginx_pid=
-[ -z "$(pgrep -u forgelet || true)" ] || die "processes of forgelet outlived it: $(pgrep -a -u forgelet)"
+[ -z "$(alive_as forgelet)" ] || die "processes of forgelet outlived it: $(alive_as forgelet)"
 dpkg_wait -r forgelet || die "dpkg -r forgelet failed"
 expect "dpkg status after remove" "$(pkg_status)" rc
 must_not_exist /usr/bin/forgelet /lib/systemd/system/forgelet.service /usr/share/forgelet
