@@ -127,7 +127,7 @@ impl Client {
                 return Ok(out);
             }
             let mut chunk = [0u8; 65536];
-            let n = self.s.read(&mut chunk)?;
+            let n = read_retrying(&mut self.s, &mut chunk)?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -160,12 +160,24 @@ impl Client {
     fn closed_by_server(&mut self) -> bool {
         let mut b = [0u8; 1024];
         loop {
-            match self.s.read(&mut b) {
+            match read_retrying(&mut self.s, &mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
                 Err(_) => return false,
             }
+        }
+    }
+}
+
+/// One read, again when a signal interrupted it: a test of the server's SIGTERM handling sends
+/// SIGTERM to this very process, and a read with a timeout (SO_RCVTIMEO) on another test's
+/// thread is not restarted by SA_RESTART, so it would fail with EINTR.
+fn read_retrying(s: &mut UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
     }
 }
@@ -643,7 +655,7 @@ fn idle_connections_make_room_at_the_cap() {
     }
     for c in &mut idle {
         let mut buf = [0u8; 8];
-        let n = c.s.read(&mut buf).unwrap_or(0);
+        let n = read_retrying(&mut c.s, &mut buf).unwrap_or(0);
         assert_eq!(n, 0, "an idle connection was not closed to make room");
     }
     assert_ok_echo(&srv.get(&[("REQUEST_URI", "/later")], b""), "/later", "");
