@@ -1698,7 +1698,9 @@ fn ssh_keys_from_the_settings_page() {
     assert!(page.text().contains("No SSH keys yet"));
     let csrf = csrf_of(&page);
 
-    // Added (named after its comment), listed with its fingerprint, type and bits.
+    // Added (named after its comment), listed with its fingerprint, type and bits. Pasted as a
+    // browser sends a .pub file's text: with its line break (once dropped with the whole field).
+    let pasted = format!("{mine}\r\n");
     let r = b.post(
         &srv,
         &url,
@@ -1706,7 +1708,7 @@ fn ssh_keys_from_the_settings_page() {
             ("csrf", &csrf),
             ("action", "add"),
             ("name", ""),
-            ("key", &mine),
+            ("key", &pasted),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.describe());
