@@ -696,6 +696,9 @@ mod tests {
             }
         }
         assert_eq!(encode_base64(b"ab"), "YWI=");
+        // Also doctor's HTTP Basic credentials.
+        assert_eq!(encode_base64(b"f"), "Zg==");
+        assert_eq!(encode_base64(b"alice:flt_0"), "YWxpY2U6Zmx0XzA=");
         for bad in [
             "", "YWI", "YW==", "YWJ=", "Y===", "YW=I", "YWI=YWI=", "YWI*",
         ] {

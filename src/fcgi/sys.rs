@@ -88,25 +88,13 @@ impl Sock {
     }
 
     /// Sends all of `buf` on a blocking socket whose SO_SNDTIMEO expiring shows up as EAGAIN.
-    pub(crate) fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.send(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "timed out writing to the web server",
-                    ))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    pub(crate) fn send_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.send_parts_all(&[buf])
     }
 
     /// Sends all of `parts` in order, as one message where the socket takes it (sendmsg with
-    /// MSG_NOSIGNAL), without copying them together first. Timeouts as for [`Sock::send_all`].
+    /// MSG_NOSIGNAL, so a gone peer is EPIPE and never a signal), without copying them together
+    /// first. The socket is blocking; its SO_SNDTIMEO expiring shows up as EAGAIN, a timeout.
     pub(crate) fn send_parts_all(&self, parts: &[&[u8]]) -> io::Result<()> {
         let mut skip = 0usize;
         let total: usize = parts.iter().map(|p| p.len()).sum();

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::http::{Client, Reply, Request, Url};
 use super::webconf::{self, Verdict};
-use super::{base64, interrupted, random_hex, Report};
+use super::{interrupted, random_hex, Report};
 use crate::accounts;
+use crate::auth::keys::encode_base64;
 use crate::auth::Accounts;
 use crate::config::{Config, Handoff};
 use crate::git::{RepoDir, RepoStore};
@@ -677,7 +678,7 @@ impl Web<'_, '_> {
             git_path: format!("{}/{}/{}.git", self.url.base_path, repo.owner, repo.name),
             auth: format!(
                 "Basic {}",
-                base64(format!("{}:{}", token.user, token.plaintext).as_bytes())
+                encode_base64(format!("{}:{}", token.user, token.plaintext).as_bytes())
             ),
             owner: repo.owner,
             name: repo.name,
