@@ -317,6 +317,21 @@ impl SshSite {
         c
     }
 
+    /// A clone of `owner_repo` at `dest` over SSH with `key`, to commit in (util::git gives
+    /// commits their author).
+    fn clone_work(&self, key: &Key, owner_repo: &str, dest: &Path) {
+        let out = run(self
+            .git(key, dest.parent().unwrap())
+            .arg("clone")
+            .arg(self.url(owner_repo))
+            .arg(dest));
+        assert!(
+            out.status.success(),
+            "clone of {owner_repo}: {}",
+            text(&out)
+        );
+    }
+
     /// `ssh` with `key` running `command` (None: no command, as `ssh forgelet@host`).
     fn ssh(&self, key: &Key, command: Option<&str>) -> Output {
         let mut c = Command::new("sh");
@@ -424,14 +439,7 @@ fn clone_fetch_and_push_over_ssh_with_protocol_v0_and_v2() {
 
     // A push moves the ref on the server, and a fetch brings it back.
     let clone = work.join("clone");
-    let out = run(s
-        .git(&key, &work)
-        .arg("clone")
-        .arg(s.url("alice/tools"))
-        .arg(&clone));
-    assert!(out.status.success(), "clone: {}", text(&out));
-    git_ok(&clone, &["config", "user.name", "Alice"]);
-    git_ok(&clone, &["config", "user.email", "alice@example.org"]);
+    s.clone_work(&key, "alice/tools", &clone);
     fs::write(clone.join("over-ssh.txt"), "pushed over ssh\n").unwrap();
     git_ok(&clone, &["add", "over-ssh.txt"]);
     git_ok(&clone, &["commit", "-q", "-m", "Over SSH"]);
@@ -560,14 +568,7 @@ fn the_permission_matrix_holds_over_ssh() {
 
     // Pushes: the owner and the writer may, the reader and a stranger may not.
     let src = work.join("src");
-    let out = run(s
-        .git(&alice, &work)
-        .arg("clone")
-        .arg(s.url("alice/closed"))
-        .arg(&src));
-    assert!(out.status.success(), "{}", text(&out));
-    git_ok(&src, &["config", "user.name", "T"]);
-    git_ok(&src, &["config", "user.email", "t@example.org"]);
+    s.clone_work(&alice, "alice/closed", &src);
     for (who, key, may) in [
         ("owner", &alice, true),
         ("writer", &carol, true),
@@ -668,14 +669,7 @@ fn a_push_of_more_than_100_mb_over_ssh() {
     let work = s.site.dir().join("work");
     fs::create_dir_all(&work).unwrap();
     let clone = work.join("clone");
-    let out = run(s
-        .git(&key, &work)
-        .arg("clone")
-        .arg(s.url("alice/big"))
-        .arg(&clone));
-    assert!(out.status.success(), "{}", text(&out));
-    git_ok(&clone, &["config", "user.name", "Alice"]);
-    git_ok(&clone, &["config", "user.email", "alice@example.org"]);
+    s.clone_work(&key, "alice/big", &clone);
     // 110 MB that do not compress.
     let mut f = fs::File::create(clone.join("big.bin")).unwrap();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -500,44 +500,42 @@ fn empty_repository_page_says_how_to_push() {
     srv.finish();
 }
 
-/// The clone box names the scheme of the clone URL it shows: HTTPS when `base_url` says so.
-#[test]
-fn the_clone_box_says_https_for_an_https_site() {
-    let site = Site::new(
-        "web_clone_https",
-        SiteOptions {
-            https: true,
-            ..Default::default()
-        },
-    );
+/// The home page of `alice/proj` on a site made with `opts`.
+fn repo_home_text(name: &str, opts: SiteOptions) -> String {
+    let site = Site::new(name, opts);
     site.import_fixture("mixed", "alice/proj");
     let srv = site.start();
     let text = Browser::default()
         .get(&srv, &site.target("/alice/proj"))
         .text();
+    srv.finish();
+    text
+}
+
+/// The clone box names the scheme of the clone URL it shows: HTTPS when `base_url` says so.
+#[test]
+fn the_clone_box_says_https_for_an_https_site() {
+    let opts = SiteOptions {
+        https: true,
+        ..Default::default()
+    };
+    let text = repo_home_text("web_clone_https", opts);
     assert!(
         text.contains("Clone with HTTPS<") && text.contains("value=\"https://"),
         "{text}"
     );
-    srv.finish();
 }
 
 /// The clone box offers SSH only when the site does (`[ssh] host`), with the port in the URL only
 /// when it is not 22.
 #[test]
 fn the_clone_box_offers_ssh_when_the_site_does() {
-    let plain = Site::new("web_clone_no_ssh", SiteOptions::default());
-    plain.import_fixture("mixed", "alice/proj");
-    let srv = plain.start();
-    let text = Browser::default()
-        .get(&srv, &plain.target("/alice/proj"))
-        .text();
+    let text = repo_home_text("web_clone_no_ssh", SiteOptions::default());
     assert!(text.contains("Clone with HTTP<"), "{text}");
     assert!(
         !text.contains("SSH"),
         "SSH offered by a site without it: {text}"
     );
-    srv.finish();
 
     for (extra, url) in [
         (
@@ -549,25 +547,17 @@ fn the_clone_box_offers_ssh_when_the_site_does() {
             "ssh://git@git.example.org:2222/alice/proj.git",
         ),
     ] {
-        let site = Site::new(
-            "web_clone_ssh",
-            SiteOptions {
-                extra,
-                ..Default::default()
-            },
-        );
-        site.import_fixture("mixed", "alice/proj");
-        let srv = site.start();
-        let text = Browser::default()
-            .get(&srv, &site.target("/alice/proj"))
-            .text();
+        let opts = SiteOptions {
+            extra,
+            ..Default::default()
+        };
+        let text = repo_home_text("web_clone_ssh", opts);
         assert!(
             text.contains("Clone with SSH<") && text.contains(&format!("value=\"{url}\"")),
             "{text}"
         );
         // HTTP stays on offer beside it.
         assert!(text.contains("Clone with HTTP<"), "{text}");
-        srv.finish();
     }
 }
 

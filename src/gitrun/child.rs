@@ -634,9 +634,15 @@ mod tests {
 
     /// A child writing `bytes` zero bytes to stdout, in its own process group.
     fn writer(bytes: usize) -> ChildGuard {
+        shell(&format!("head -c {bytes} /dev/zero"))
+    }
+
+    /// A child running `script` with `sh -c`, its stdout and stderr piped, in its own process
+    /// group (as git is run).
+    fn shell(script: &str) -> ChildGuard {
         let child = Command::new("sh")
             .arg("-c")
-            .arg(format!("head -c {bytes} /dev/zero"))
+            .arg(script)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -771,18 +777,10 @@ mod tests {
             }
         }
         let budget = tmp_budget(64 << 20);
-        // Writes forever unless stopped.
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg("cat /dev/zero")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
         let start = Instant::now();
         let ended = run(
-            ChildGuard::new(child),
+            // Writes forever unless stopped.
+            shell("cat /dev/zero"),
             (),
             None,
             Duration::from_secs(30),
@@ -819,15 +817,7 @@ mod tests {
     #[test]
     fn output_stays_in_order_while_the_relay_switches_between_one_and_two_threads() {
         // git's output here is numbered lines, so a part sent out of turn shows.
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg("seq 1 400000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let child = shell("seq 1 400000");
         let expected = Command::new("seq")
             .arg("1")
             .arg("400000")
@@ -841,7 +831,7 @@ mod tests {
             got: Vec::new(),
         };
         let ended = run(
-            ChildGuard::new(child),
+            child,
             (),
             None,
             Duration::from_secs(60),
