@@ -474,6 +474,82 @@ fn repository_pages_show_files_and_readme_safely() {
     srv.finish();
 }
 
+/// A README written as on GitHub: its HTML renders (a centred logo from the repository, folded
+/// sections, a table, keys), headings get prefixed ids and anchors, and hostile HTML is gone.
+#[test]
+fn readme_html_renders_as_on_github() {
+    let site = Site::new("web_readme_html", SiteOptions::default());
+    let work = site.dir().join("work-readme-html");
+    std::fs::create_dir_all(&work).unwrap();
+    let readme =
+        "<p align=\"center\">\n  <img src=\"logo.png\" alt=\"Logo\" width=\"120\">\n</p>\n\n\
+        # Getting Started\n\nSee [install](#install).\n\n## Install\n\n## Install\n\n\
+        <details><summary>More</summary>\n\nFolded *text*\n\n</details>\n\n\
+        | Key | Does |\n|:----|----:|\n| <kbd>q</kbd> | quits |\n\n\
+        <script>alert('readme')</script>\n\
+        <img src=x onerror=alert(1)> <a href=\"javascript:alert(2)\">bad</a>\n\
+        <p style=\"position:fixed\" id=\"csrf\">spoof</p> <a name=\"next\">n</a>\n\n\
+        <iframe src=\"https://evil.example/\"></iframe>\n\n\
+        <form action=\"/-/logout\" method=\"post\"><input name=\"csrf\" type=\"hidden\"></form>\n";
+    std::fs::write(work.join("README.md"), readme).unwrap();
+    std::fs::write(work.join("logo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    git_ok(&work, &["add", "-A"]);
+    git_ok(&work, &["commit", "-q", "-m", "readme"]);
+    import_work_tree(&site, &work, "alice/pretty");
+    let srv = site.start();
+    let mut b = Browser::default();
+    let home = b.get(&srv, &site.target("/alice/pretty"));
+    assert_eq!(home.status, 200, "{}", home.describe());
+    let text = home.text();
+    let start = text.find("<article class=\"readme").expect("a README");
+    let readme = &text[start..start + text[start..].find("</article>").unwrap()];
+    for want in [
+        "<p align=\"center\">".to_string(),
+        format!(
+            "<img src=\"{}\" alt=\"Logo\" width=\"120\">",
+            site.target("/alice/pretty/raw/main/logo.png")
+        ),
+        "<h1 id=\"user-content-getting-started\">Getting Started <a class=\"anchor\" \
+         href=\"#user-content-getting-started\""
+            .to_string(),
+        "<h2 id=\"user-content-install\">".to_string(),
+        "<h2 id=\"user-content-install-1\">".to_string(),
+        "<a href=\"#user-content-install\"".to_string(),
+        "<details><summary>More</summary>".to_string(),
+        "<p>Folded <em>text</em></p>".to_string(),
+        "<th align=\"left\">Key</th>".to_string(),
+        "<td align=\"left\"><kbd>q</kbd></td><td align=\"right\">quits</td>".to_string(),
+        "<p id=\"user-content-csrf\">spoof</p>".to_string(),
+        "<a name=\"user-content-next\"".to_string(),
+    ] {
+        assert!(readme.contains(&want), "README lacks {want:?}:\n{readme}");
+    }
+    for never in [
+        "<script",
+        "alert",
+        "onerror",
+        "javascript:",
+        "style=",
+        "<iframe",
+        "evil.example",
+        "<form",
+        "type=\"hidden\"",
+        "id=\"csrf\"",
+        "name=\"next\"",
+        "name=\"csrf\"",
+    ] {
+        assert!(!readme.contains(never), "README has {never:?}:\n{readme}");
+    }
+    // The page's own form token is still the page's: one field named csrf, in the page's forms.
+    assert!(!text.contains("id=\"csrf\""), "{text}");
+    // The logo the README shows is served.
+    let logo = b.get(&srv, &site.target("/alice/pretty/raw/main/logo.png"));
+    assert_eq!(logo.status, 200);
+    assert_eq!(logo.header("Content-Type"), Some("image/png"));
+    srv.finish();
+}
+
 #[test]
 fn empty_repository_page_says_how_to_push() {
     let site = Site::new("web_empty", SiteOptions::default());
