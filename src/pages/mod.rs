@@ -9,6 +9,7 @@ pub(crate) mod commit;
 pub(crate) mod commits;
 pub(crate) mod downloads;
 pub(crate) mod error;
+pub(crate) mod feeds;
 pub(crate) mod file_table;
 pub(crate) mod front;
 pub(crate) mod home;
