@@ -12,8 +12,8 @@ use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, push, smart};
 use crate::pages;
 use crate::pages::{
-    account, blob, commit, commits, downloads, feeds, front, home, keys, login, logout, new_repo,
-    owner, refs, settings, static_file, tree,
+    account, blob, commit, commits, compare, downloads, feeds, front, home, keys, login, logout,
+    new_repo, owner, refs, settings, static_file, tree,
 };
 use crate::request::{Captures, Method};
 
@@ -263,6 +263,7 @@ pub static ROUTES: &[Row] = &[
     lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, downloads::raw, "/OWNER/REPO/raw/main/{file}"), Git),
     page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, commits::page, "/OWNER/REPO/commits/main"),
     page("repo.commit", GET, &[Owner, REPO, Lit("commit"), Rest], Read, commit::page, "/OWNER/REPO/commit/{head}"),
+    page("repo.compare", GET, &[Owner, REPO, Lit("compare"), Rest], Read, compare::page, "/OWNER/REPO/compare/main...main"),
     page("repo.branches", GET, &[Owner, REPO, Lit("branches")], Read, refs::branches, "/OWNER/REPO/branches"),
     page("repo.tags", GET, &[Owner, REPO, Lit("tags")], Read, refs::tags, "/OWNER/REPO/tags"),
     // Atom feeds: `feeds/` cannot be a ref's page, and only the last `.atom` is taken off.

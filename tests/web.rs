@@ -777,6 +777,104 @@ fn feeds_of_commits_and_tags() {
     srv.finish();
 }
 
+/// `compare/{base}...{head}`: the commits on head that base lacks and the diff from their merge
+/// base, refs with slashes, unknown refs (404) and unrelated histories; the branches page links it.
+#[test]
+fn compare_shows_what_a_branch_adds() {
+    let site = Site::new("web_compare", SiteOptions::default());
+    let work = site.dir().join("work-compare");
+    std::fs::create_dir_all(&work).unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("shared.txt"), "one\ntwo\nthree\n").unwrap();
+    git_ok(&work, &["add", "-A"]);
+    git_ok(&work, &["commit", "-q", "-m", "start"]);
+    git_ok(&work, &["checkout", "-q", "-b", "feature/x"]);
+    std::fs::write(work.join("shared.txt"), "one\nTWO on the branch\nthree\n").unwrap();
+    git_ok(&work, &["commit", "-q", "-am", "branch: change two"]);
+    std::fs::write(work.join("added.txt"), "new file\n").unwrap();
+    git_ok(&work, &["add", "added.txt"]);
+    git_ok(&work, &["commit", "-q", "-m", "branch: add a file"]);
+    git_ok(&work, &["checkout", "-q", "main"]);
+    std::fs::write(work.join("main-only.txt"), "on main\n").unwrap();
+    git_ok(&work, &["add", "main-only.txt"]);
+    git_ok(&work, &["commit", "-q", "-m", "main moves on"]);
+    git_ok(&work, &["checkout", "-q", "--orphan", "unrelated"]);
+    git_ok(&work, &["commit", "-q", "-m", "a history of its own"]);
+    git_ok(&work, &["checkout", "-q", "main"]);
+    import_work_tree(&site, &work, "alice/cmp");
+    let srv = site.start();
+    let mut b = Browser::default();
+
+    let r = b.get(&srv, &site.target("/alice/cmp/compare/main...feature/x"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let text = r.text();
+    let first = text.find("branch: add a file").expect("the newest commit");
+    let second = text.find("branch: change two").expect("the older commit");
+    assert!(first < second, "newest first:\n{text}");
+    assert!(text.contains("2 commits on"), "{text}");
+    for want in [
+        "shared.txt",
+        "added.txt",
+        "+TWO on the branch",
+        "-two",
+        "+new file",
+    ] {
+        assert!(text.contains(want), "no {want:?}:\n{text}");
+    }
+    // What main has and the branch lacks is not the branch's.
+    assert!(
+        !text.contains("main moves on") && !text.contains("main-only.txt"),
+        "{text}"
+    );
+    let base = git_ok(&work, &["merge-base", "main", "feature/x"]);
+    assert!(
+        text.contains(&site.target(&format!("/alice/cmp/commit/{}", base.trim()))),
+        "the merge base is linked:\n{text}"
+    );
+
+    // The other way round: main's one commit.
+    let text = b
+        .get(&srv, &site.target("/alice/cmp/compare/feature/x...main"))
+        .text();
+    assert!(
+        text.contains("main moves on") && text.contains("main-only.txt"),
+        "{text}"
+    );
+    assert!(!text.contains("branch: add a file"), "{text}");
+    // Nothing to compare, and histories with nothing in common.
+    let text = b
+        .get(&srv, &site.target("/alice/cmp/compare/main...main"))
+        .text();
+    assert!(text.contains("There is nothing to compare"), "{text}");
+    let r = b.get(&srv, &site.target("/alice/cmp/compare/main...unrelated"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("entirely different histories"),
+        "{}",
+        r.text()
+    );
+    // Unknown refs, and no `...`.
+    for missing in [
+        "/alice/cmp/compare/main...nope",
+        "/alice/cmp/compare/nope...main",
+        "/alice/cmp/compare/main..feature/x",
+        "/alice/cmp/compare/main...",
+    ] {
+        assert_eq!(b.get(&srv, &site.target(missing)).status, 404, "{missing}");
+    }
+    // The branches page links each branch's comparison with the default branch.
+    let text = b.get(&srv, &site.target("/alice/cmp/branches")).text();
+    assert!(
+        text.contains(&format!(
+            "href=\"{}\">compare</a>",
+            site.target("/alice/cmp/compare/main...feature/x")
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("compare/main...main"), "{text}");
+    srv.finish();
+}
+
 #[test]
 fn empty_repository_page_says_how_to_push() {
     let site = Site::new("web_empty", SiteOptions::default());

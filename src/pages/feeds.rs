@@ -70,11 +70,7 @@ pub(crate) fn commits<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>
             summary.id
         );
         // The whole message as the entry's text; its first line is the title.
-        let message = git
-            .find_commit(summary.id)
-            .ok()
-            .map(|commit| lossy(commit.message_bytes()))
-            .unwrap_or_default();
+        let message = browse::message(&git, summary.id).map_err(git_err(repo))?;
         feed.entry(Entry {
             id: &url,
             title: &summary.summary,
@@ -239,10 +235,6 @@ fn escape(text: &str) -> String {
 fn rfc3339(unix: i64) -> String {
     let minutes = date(unix, 0).replacen(' ', "T", 1);
     format!("{minutes}:{:02}Z", unix.rem_euclid(60))
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub(crate) mod blob;
 pub(crate) mod cache;
 pub(crate) mod commit;
 pub(crate) mod commits;
+pub(crate) mod compare;
 pub(crate) mod downloads;
 pub(crate) mod error;
 pub(crate) mod feeds;

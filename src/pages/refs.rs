@@ -13,13 +13,15 @@ use crate::git::RepoDir;
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
-use crate::urls::browse_url;
+use crate::urls::{browse_url, compare_url};
 
 pub(crate) struct RefRow {
     pub(crate) name: String,
     pub(crate) url: String,
     pub(crate) note: String,
     pub(crate) commit: Option<CommitRow>,
+    /// A branch other than the default: its compare page against the default branch.
+    pub(crate) compare: Option<String>,
 }
 
 #[derive(Template)]
@@ -116,6 +118,7 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
                     .map(|a| a.message.lines().next().unwrap_or("").to_string())
                     .unwrap_or_default(),
                 commit: t.commit.as_ref().map(|c| row(site, repo, c)),
+                compare: None,
                 name: t.name,
             })
             .collect();
@@ -133,6 +136,8 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
                     String::new()
                 },
                 commit: Some(row(site, repo, &b.commit)),
+                compare: (!b.is_default && !default.is_empty())
+                    .then(|| compare_url(base, &repo.owner, &repo.name, &default, &b.rev)),
                 name: b.name,
             })
             .collect();
