@@ -5,8 +5,9 @@
 //! (`base_url`, as the clone box's), and every text is XML-escaped with the characters XML
 //! cannot hold removed.
 
-use std::fmt::Write as _;
+use askama::Template;
 
+use super::cache::{self, Fragment, Key};
 use super::repo_head::{git_err, open, refs_of, FeedLink};
 use super::PageCall;
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::git::{RepoDir, Visibility};
 use crate::response::{Answer, Response};
 use crate::site::Site;
 use crate::time::date;
-use crate::urls::{browse_url, commit_feed_url, repo_tab_url, tags_feed_url};
+use crate::urls::{browse_url, commit_feed_url, repo_tab_url, repo_url, tags_feed_url};
 
 /// Entries in a feed: the newest, as many as a page of history lists.
 pub(crate) const FEED_ENTRIES: usize = browse::LOG_PAGE_SIZE;
@@ -40,25 +41,38 @@ pub(crate) fn tags_link(site: &Site, repo: &RepoDir) -> FeedLink {
     }
 }
 
-/// `GET feeds/commits/{ref}.atom`.
+/// `GET feeds/commits/{ref}.atom`. Kept like a history page, once per commit the ref resolved
+/// to and the ref's name.
 pub(crate) fn commits<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let repo = c.repo()?;
     let segments = c.rest_bytes();
-    let mut name = Vec::new();
-    for (i, seg) in segments.iter().enumerate() {
-        if i > 0 {
-            name.push(b'/');
-        }
-        name.extend_from_slice(seg);
-    }
-    let name = std::str::from_utf8(&name).map_err(|_| Error::NotFound)?;
+    let name = std::str::from_utf8(&segments.join(&b'/'))
+        .map_err(|_| Error::NotFound)?
+        .to_string();
     let rev = name.strip_suffix(SUFFIX).ok_or(Error::NotFound)?;
     let git = open(repo)?;
     let at = browse::resolve_ref(&git, rev).map_err(git_err(repo))?;
-    let log = browse::log(&git, at.commit, "", 0, FEED_ENTRIES).map_err(git_err(repo))?;
+    let key = Key::new(site, "feed-commits", repo).map(|k| {
+        k.part(at.commit.as_bytes())
+            .part(at.name.as_bytes())
+            .part(&site.config.base_url)
+    });
+    let fragment = cache::fragment(key, || commits_xml(site, &git, repo, &at))?;
+    Ok(answer(repo, &fragment.fill(cache::MARK)?).into())
+}
+
+/// The commits feed of `at`, as a fragment the pages' cache can keep.
+fn commits_xml(
+    site: &Site,
+    git: &git2::Repository,
+    repo: &RepoDir,
+    at: &browse::ResolvedRef,
+) -> Result<Fragment> {
+    let log = browse::log(git, at.commit, "", 0, FEED_ENTRIES).map_err(git_err(repo))?;
     let base_url = &site.config.base_url;
-    let mut feed = Feed::new(
-        &format!("Commits on {} \u{b7} {}/{}", at.name, repo.owner, repo.name),
+    let title = format!("Commits on {} \u{b7} {}/{}", at.name, repo.owner, repo.name);
+    let mut feed = FeedXml::new(
+        &title,
         &commit_feed_url(base_url, &repo.owner, &repo.name, &at.name),
         &browse_url(base_url, &repo.owner, &repo.name, "commits", &at.name, ""),
         log.commits.first().map_or(0, |c| c.committer_time),
@@ -66,21 +80,21 @@ pub(crate) fn commits<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>
     for summary in &log.commits {
         let url = format!(
             "{}/commit/{}",
-            crate::urls::repo_url(base_url, &repo.owner, &repo.name),
+            repo_url(base_url, &repo.owner, &repo.name),
             summary.id
         );
         // The whole message as the entry's text; its first line is the title.
-        let message = browse::message(&git, summary.id).map_err(git_err(repo))?;
-        feed.entry(Entry {
-            id: &url,
-            title: &summary.summary,
-            updated: summary.committer_time,
-            author: &summary.author.name,
-            link: &url,
-            content: message.trim_end(),
-        });
+        let message = browse::message(git, summary.id).map_err(git_err(repo))?;
+        feed.entry(
+            &url,
+            &summary.summary,
+            summary.committer_time,
+            &summary.author.name,
+            &url,
+            message.trim_end(),
+        );
     }
-    Ok(feed.finish(repo).into())
+    Fragment::render(title, &feed)
 }
 
 /// `GET feeds/tags.atom`.
@@ -90,7 +104,7 @@ pub(crate) fn tags<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     let snap = refs_of(repo)?;
     let list = browse::tags(&git, &snap, 0, FEED_ENTRIES).map_err(git_err(repo))?;
     let base_url = &site.config.base_url;
-    let mut feed = Feed::new(
+    let mut feed = FeedXml::new(
         &format!("Tags \u{b7} {}/{}", repo.owner, repo.name),
         &tags_feed_url(base_url, &repo.owner, &repo.name),
         &repo_tab_url(base_url, &repo.owner, &repo.name, "tags"),
@@ -116,119 +130,97 @@ pub(crate) fn tags<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             "{url}#{}",
             tag.annotation.as_ref().map_or(tag.target, |a| a.id)
         );
-        feed.entry(Entry {
-            id: &id,
-            title: &tag.name,
-            updated: tag.time,
-            author: &author,
-            link: &url,
-            content: &content,
-        });
+        feed.entry(&id, &tag.name, tag.time, &author, &url, &content);
     }
-    Ok(feed.finish(repo).into())
+    let xml = feed
+        .render()
+        .map_err(|e| Error::internal("rendering a feed", e))?;
+    Ok(answer(repo, &xml).into())
 }
 
-/// One entry of a feed.
-struct Entry<'a> {
+/// One entry of a feed, its text made fit for XML ([`xml_text`]); the template escapes it.
+struct Entry {
     /// A URL that names the entry for good.
-    id: &'a str,
-    title: &'a str,
-    updated: i64,
-    author: &'a str,
-    link: &'a str,
-    content: &'a str,
+    id: String,
+    title: String,
+    updated: String,
+    author: String,
+    link: String,
+    content: String,
 }
 
-/// An Atom document being written.
-struct Feed {
-    xml: String,
+/// An Atom document (`feed.xml`).
+#[derive(Template)]
+#[template(path = "feed.xml")]
+struct FeedXml {
+    title: String,
+    self_url: String,
+    page_url: String,
+    updated: String,
+    entries: Vec<Entry>,
 }
 
-impl Feed {
-    fn new(title: &str, self_url: &str, page_url: &str, updated: i64) -> Feed {
-        let mut xml = String::from(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n",
-        );
-        let _ = writeln!(xml, "<id>{}</id>", escape(self_url));
-        let _ = writeln!(xml, "<title>{}</title>", escape(title));
-        let _ = writeln!(xml, "<updated>{}</updated>", rfc3339(updated));
-        let _ = writeln!(
-            xml,
-            "<link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>",
-            escape(self_url)
-        );
-        let _ = writeln!(
-            xml,
-            "<link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
-            escape(page_url)
-        );
-        Feed { xml }
+impl FeedXml {
+    fn new(title: &str, self_url: &str, page_url: &str, updated: i64) -> FeedXml {
+        FeedXml {
+            title: xml_text(title),
+            self_url: xml_text(self_url),
+            page_url: xml_text(page_url),
+            updated: rfc3339(updated),
+            entries: Vec::new(),
+        }
     }
 
-    fn entry(&mut self, e: Entry<'_>) {
-        let xml = &mut self.xml;
-        xml.push_str("<entry>\n");
-        let _ = writeln!(xml, "<id>{}</id>", escape(e.id));
-        let _ = writeln!(xml, "<title>{}</title>", escape(e.title));
-        let _ = writeln!(xml, "<updated>{}</updated>", rfc3339(e.updated));
+    fn entry(
+        &mut self,
+        id: &str,
+        title: &str,
+        updated: i64,
+        author: &str,
+        link: &str,
+        content: &str,
+    ) {
         // Atom requires an author's name; a commit may have an empty one.
-        let author = if e.author.trim().is_empty() {
+        let author = if author.trim().is_empty() {
             "unknown"
         } else {
-            e.author
+            author
         };
-        let _ = writeln!(xml, "<author><name>{}</name></author>", escape(author));
-        let _ = writeln!(
-            xml,
-            "<link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
-            escape(e.link)
-        );
-        if !e.content.is_empty() {
-            let _ = writeln!(
-                xml,
-                "<content type=\"text\">{}</content>",
-                escape(e.content)
-            );
-        }
-        xml.push_str("</entry>\n");
-    }
-
-    fn finish(mut self, repo: &RepoDir) -> Response {
-        self.xml.push_str("</feed>\n");
-        let mut r = Response::bytes(
-            200,
-            "application/atom+xml; charset=utf-8",
-            self.xml.into_bytes(),
-        );
-        // A private repository's feed is for its reader only: kept by no cache.
-        if repo.settings().visibility == Visibility::Private {
-            r.no_store();
-        } else {
-            r.no_cache();
-        }
-        r
+        self.entries.push(Entry {
+            id: xml_text(id),
+            title: xml_text(title),
+            updated: rfc3339(updated),
+            author: xml_text(author),
+            link: xml_text(link),
+            content: xml_text(content),
+        });
     }
 }
 
-/// Text for XML content or a double-quoted attribute: `&`, `<`, `>`, `"` and `'` escaped, and
-/// every character XML 1.0 cannot hold (controls other than tab, newline and carriage return,
-/// U+FFFE, U+FFFF) removed: a commit message may hold any of them, and a reader refuses a feed
-/// with one.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
+/// The feed as the client gets it: XML, kept by no shared cache when the repository is private.
+fn answer(repo: &RepoDir, xml: &str) -> Response {
+    let mut r = Response::bytes(
+        200,
+        "application/atom+xml; charset=utf-8",
+        xml.as_bytes().to_vec(),
+    );
+    if repo.settings().visibility == Visibility::Private {
+        r.no_store();
+    } else {
+        r.no_cache();
     }
-    out
+    r
+}
+
+/// Text for XML: every character XML 1.0 cannot hold (controls other than tab, newline and
+/// carriage return, U+FFFE, U+FFFF) removed, since a commit message may hold any of them and a
+/// reader refuses a feed with one. The template escapes the rest (`&`, `<`, `>`, quotes).
+fn xml_text(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{fffe}' && c != '\u{ffff}')
+        })
+        .collect()
 }
 
 /// An RFC 3339 time in UTC, as Atom's dates are written: `2024-03-09T16:00:07Z`.
@@ -242,13 +234,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_is_escaped_and_what_xml_forbids_is_removed() {
+    fn what_xml_forbids_is_removed_and_the_rest_escaped() {
         assert_eq!(
-            escape("a <b> & \"c\" 'd'\u{0}\u{1b}[31m\u{7}\te\r\n\u{fffe}\u{ffff}f"),
-            "a &lt;b&gt; &amp; &quot;c&quot; &#39;d&#39;[31m\te\r\nf"
+            xml_text("a <b> & \u{0}\u{1b}[31m\u{7}\te\r\n\u{fffe}\u{ffff}f"),
+            "a <b> & [31m\te\r\nf"
         );
         // U+0085 and U+007F are allowed in XML 1.0 (only discouraged), and kept.
-        assert_eq!(escape("x\u{7f}\u{85}y"), "x\u{7f}\u{85}y");
+        assert_eq!(xml_text("x\u{7f}\u{85}y"), "x\u{7f}\u{85}y");
+        let mut feed = FeedXml::new("t <&>", "https://e.com/a?b=1&c=2", "https://e.com/p", 0);
+        feed.entry("i", "\"q\" 'a' \u{1}", 0, " ", "l", "");
+        let xml = feed.render().unwrap();
+        assert!(xml.contains("<title>t &#60;&#38;&#62;</title>"), "{xml}");
+        assert!(
+            xml.contains("href=\"https://e.com/a?b=1&#38;c=2\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<title>&#34;q&#34; &#39;a&#39; </title>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<author><name>unknown</name></author>"),
+            "{xml}"
+        );
+        assert!(!xml.contains("<content"), "{xml}");
     }
 
     #[test]
