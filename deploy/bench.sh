@@ -17,7 +17,9 @@
 #                   forgelet is restarted before each so VmHWM covers just that. Goal: flat, under
 #                   64 MiB. Optional (BENCH_RSS).
 #   E. web pages:   requests/second (wrk) for the repository home, the tree root, the log, one
-#                   commit and one blob of the repository, forgelet next to cgit through fcgiwrap
+#                   commit and one blob of the repository, a file's history, the tags, a
+#                   comparison of main~20 with main (cgit: its diff page) and main's Atom feed
+#                   (cgit: its atom page), forgelet next to cgit through fcgiwrap
 #                   (one cgit process forked per request) behind the same nginx, with cgit's cache
 #                   off and on. Goals: at least 5x cgit without its cache, at least 2x with it.
 #                   BENCH_ONLY=web runs just this part, F and G (and the build and the repositories
@@ -708,6 +710,7 @@ cache-root=$run/cgit/cache-$1
 cache-size=$2
 virtual-root=$3
 root-title=bench
+max-atom-items=50
 repo.url=$size
 repo.path=$run/cgit/$size.git
 repo.desc=the benchmark repository
@@ -1449,18 +1452,27 @@ if [ "$size" = large ]; then
 fi
 [ -n "$web_line" ] || die "$web_blob on main has no line to look for in its page"
 # history: the commits that touched the blob's file (cgit: log?path=); tags: the tags, forgelet's
-# first page of 50 next to cgit's list of every tag.
-web_pages=(home tree log commit blob history tags)
+# first page of 50 next to cgit's list of every tag; compare: main~20...main, forgelet's commits
+# between and their diff next to cgit's diff page of the same two commits (its diffstat and diff,
+# no commit list); feed: main's commits as Atom, 50 entries on both sides (max-atom-items below).
+web_compare_base=$(git -C "$repo" rev-parse main~20)
+web_compare_head=$(git -C "$repo" rev-parse main)
+web_compare_file=$(git -C "$repo" diff --name-only "$web_compare_base" "$web_compare_head" | head -n 1)
+web_pages=(home tree log commit blob history tags compare feed)
 web_forgelet=$base/git/bench/$size
 web_forgelet_urls=("$web_forgelet" "$web_forgelet/tree/main" "$web_forgelet/commits/main"
     "$web_forgelet/commit/$web_commit" "$web_forgelet/blob/main/$web_blob"
-    "$web_forgelet/commits/main/$web_blob" "$web_forgelet/tags")
+    "$web_forgelet/commits/main/$web_blob" "$web_forgelet/tags"
+    "$web_forgelet/compare/$web_compare_base...$web_compare_head"
+    "$web_forgelet/feeds/commits/main.atom")
 web_cgit_paths=("/$size/" "/$size/tree/" "/$size/log/" "/$size/commit/?id=$web_commit"
-    "/$size/tree/$web_blob" "/$size/log/$web_blob" "/$size/refs/tags")
+    "/$size/tree/$web_blob" "/$size/log/$web_blob" "/$size/refs/tags"
+    "/$size/diff/?id=$web_compare_head&id2=$web_compare_base" "/$size/atom/?h=main")
 # What each page must hold besides the repository's name.
 web_markers=("" "" "$(git -C "$repo" log -1 --format=%s main)"
     "$(git -C "$repo" log -1 --format=%s "$web_commit")" "$web_line"
-    "$(git -C "$repo" log -1 --format=%s main -- "$web_blob")" "")
+    "$(git -C "$repo" log -1 --format=%s main -- "$web_blob")" "" "$web_compare_file"
+    "$(git -C "$repo" log -1 --format=%s main)")
 web_sides=(forgelet cgit cgit-cached)
 # web_url SIDE K: the URL of page K on SIDE.
 web_url() {
@@ -1558,7 +1570,7 @@ for ((k = 0; k < ${#web_pages[@]}; k++)); do
     summary+=("$(printf '%-48s %6sx %s' "E. web, ${web_pages[$k]}: forgelet/cgit (its cache)" "$r2" "$v2")")
 done
 printf '  (pages: %s; cgit: %s and %s; %s fcgiwrap workers fork one cgit a request)\n\n' \
-    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob, commits/main/$web_blob, tags" \
+    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob, commits/main/$web_blob, tags, compare/main~20...main (diff/), feeds/commits/main.atom (atom/)" \
     "/cgit/" "/cgit-cached/" "$web_connections"
 
 # --- 6b. large pages and a ref burst (F, G) -----------------------------------------------------

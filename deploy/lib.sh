@@ -101,10 +101,11 @@ install_web_servers() {
 # What the tests of the hosts that start forgelet themselves use (tests/hosts_systemd.rs):
 # spawn-fcgi, and systemd-analyze and systemd-socket-activate (Debian `systemd`); and OpenSSH's
 # sshd, ssh and ssh-keygen for the SSH tests (tests/ssh.rs start their own sshd on a loopback
-# port; the one the package installs is not used). Returns non-zero, after a message on stderr,
-# when something is still missing.
+# port; the one the package installs is not used); python3, whose xml.etree checks that the Atom
+# feeds are well-formed XML (tests/web.rs). Returns non-zero, after a message on stderr, when
+# something is still missing.
 install_host_tools() {
-    install_debs spawn-fcgi systemd openssh-server openssh-client || return 1
+    install_debs spawn-fcgi systemd openssh-server openssh-client python3 || return 1
     [ -x /usr/sbin/sshd ] || {
         printf '/usr/sbin/sshd is missing although openssh-server is installed\n' >&2
         return 1

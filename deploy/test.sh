@@ -31,7 +31,7 @@ install_test_clients || die "dulwich (python3-dulwich) is needed by the push tes
 install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
 # spawn-fcgi and systemd's tools (tests/hosts_systemd.rs), and OpenSSH: sshd for tests/ssh.rs, ssh-keygen
 # for the SSH key tests, which compare fingerprints with what it prints.
-install_host_tools || die "spawn-fcgi, systemd (systemd-analyze, systemd-socket-activate) and OpenSSH (sshd, ssh, ssh-keygen) are needed by the hosts' and SSH tests (see above)"
+install_host_tools || die "spawn-fcgi, systemd (systemd-analyze, systemd-socket-activate), OpenSSH (sshd, ssh, ssh-keygen) and python3 are needed by the hosts', SSH and feed tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"

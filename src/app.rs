@@ -121,7 +121,37 @@ fn handle<'s>(
         Handler::Git(handler) => {
             git(site, req, row, caps, handler).unwrap_or_else(|e| e.into_response().into())
         }
+        Handler::Feed(handler) => feed(site, req, caps, handler),
         Handler::Moved => moved(site, req).into(),
+    }
+}
+
+/// A feed row: the session cookie, else a personal access token by HTTP Basic (feed readers
+/// keep a user name and a password, never a cookie). A token given wins over the cookie; a
+/// password is refused, as a reader keeps it in the clear. Without either, a repository
+/// anonymous clients may not read is the same 401 challenge git gets, so a reader asks for
+/// credentials and the name of a private repository does not leak. Errors are plain text.
+fn feed<'s>(site: &'s Site, req: &Request, caps: &Captures, handler: pages::Handler) -> Answer<'s> {
+    let ctx = PageCtx::new(site, req);
+    let repo = match (&ctx.viewer, req.authorization()) {
+        (Some(viewer), None) => page_repo(site, Some(viewer), caps, Need::Read),
+        _ => authorize(site, req, caps, Need::Read, true).map(|g| g.repo),
+    };
+    let call = |repo: &RepoDir| {
+        handler(
+            site,
+            &PageCall {
+                req,
+                ctx: &ctx,
+                repo: Some(repo),
+                caps,
+                fields: &[],
+            },
+        )
+    };
+    match repo.and_then(|repo| call(&repo)) {
+        Ok(answer) => answer,
+        Err(e) => e.into_response().into(),
     }
 }
 
@@ -282,7 +312,7 @@ fn git<'s>(
     caps: &Captures,
     handler: git_http::Handler,
 ) -> Result<Answer<'s>> {
-    let g = authorize(site, req, caps, row.need)?;
+    let g = authorize(site, req, caps, row.need, site.config.git_requires_token)?;
     handler(
         site,
         &GitCall {
@@ -307,18 +337,23 @@ struct Granted {
 /// for credentials and names do not leak); a signed-in user who may not read it gets 404; one
 /// who may read but not write gets 403 when pushing. On a site with no users at all nobody
 /// could answer a challenge, so hidden repositories are plain 404s there.
-fn authorize(site: &Site, req: &Request, caps: &Captures, need: Need) -> Result<Granted> {
+/// `tokens_only`: a password is refused, only a personal access token signs in.
+fn authorize(
+    site: &Site,
+    req: &Request,
+    caps: &Captures,
+    need: Need,
+    tokens_only: bool,
+) -> Result<Granted> {
     let challenge = |message: &'static str| Error::Unauthorized {
         realm: site.config.site_name.clone(),
         message,
     };
     let client = req.remote_addr();
-    let viewer = match site.gate.check(
-        &site.accounts,
-        req.authorization(),
-        client,
-        site.config.git_requires_token,
-    ) {
+    let viewer = match site
+        .gate
+        .check(&site.accounts, req.authorization(), client, tokens_only)
+    {
         Outcome::Anonymous => None,
         Outcome::User(u) => Some(u),
         Outcome::Refused(Refusal::Bad(message)) => return Err(challenge(message)),

@@ -12,8 +12,8 @@ use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, push, smart};
 use crate::pages;
 use crate::pages::{
-    account, blob, commit, commits, downloads, front, home, keys, login, logout, new_repo, owner,
-    refs, settings, static_file, tree,
+    account, blob, commit, commits, compare, downloads, feeds, front, home, keys, login, logout,
+    new_repo, owner, refs, settings, static_file, tree,
 };
 use crate::request::{Captures, Method};
 
@@ -72,6 +72,11 @@ pub(crate) enum Handler {
     /// git over HTTP: the client signs in with HTTP Basic, a missing or hidden repository is
     /// the same 401 for anonymous clients, and errors are plain text git prints.
     Git(git_http::Handler),
+    /// An Atom feed: a page a feed reader fetches. Readers cannot sign in with a form, so a
+    /// personal access token by HTTP Basic stands in for the session cookie; without either, a
+    /// repository the client may not read is a 401 with a challenge (the reader asks for
+    /// credentials), as for git; errors are plain text.
+    Feed(pages::Handler),
     /// A site page's address before the site's pages moved under `/-/`: redirected to the same
     /// path there (301 for a GET, 308 for a POST, which keeps the method and the body), so
     /// bookmarks and old links keep working.
@@ -103,6 +108,11 @@ impl Row {
     /// A git route (HTTP Basic, plain-text errors), not a page.
     pub fn is_git(&self) -> bool {
         matches!(self.handler, Handler::Git(_))
+    }
+
+    /// An Atom feed, which takes a token by HTTP Basic as well as the session cookie.
+    pub fn is_feed(&self) -> bool {
+        matches!(self.handler, Handler::Feed(_))
     }
 }
 
@@ -151,6 +161,27 @@ const fn git(
         form: false,
         lane,
         handler: Handler::Git(handler),
+        example,
+    }
+}
+
+/// An Atom feed of a repository: see [`Handler::Feed`].
+const fn feed(
+    name: &'static str,
+    path: &'static [Seg],
+    handler: pages::Handler,
+    example: &'static str,
+) -> Row {
+    Row {
+        name,
+        method: Method::Get,
+        path,
+        slash: false,
+        query: None,
+        need: Read,
+        form: false,
+        lane: Quick,
+        handler: Handler::Feed(handler),
         example,
     }
 }
@@ -232,8 +263,12 @@ pub static ROUTES: &[Row] = &[
     lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, downloads::raw, "/OWNER/REPO/raw/main/{file}"), Git),
     page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, commits::page, "/OWNER/REPO/commits/main"),
     page("repo.commit", GET, &[Owner, REPO, Lit("commit"), Rest], Read, commit::page, "/OWNER/REPO/commit/{head}"),
+    page("repo.compare", GET, &[Owner, REPO, Lit("compare"), Rest], Read, compare::page, "/OWNER/REPO/compare/main...main"),
     page("repo.branches", GET, &[Owner, REPO, Lit("branches")], Read, refs::branches, "/OWNER/REPO/branches"),
     page("repo.tags", GET, &[Owner, REPO, Lit("tags")], Read, refs::tags, "/OWNER/REPO/tags"),
+    // Atom feeds: `feeds/` cannot be a ref's page, and only the last `.atom` is taken off.
+    feed("repo.feed.commits", &[Owner, REPO, Lit("feeds"), Lit("commits"), Rest], feeds::commits, "/OWNER/REPO/feeds/commits/main.atom"),
+    feed("repo.feed.tags", &[Owner, REPO, Lit("feeds"), Lit("tags.atom")], feeds::tags, "/OWNER/REPO/feeds/tags.atom"),
     lane(page("repo.archive", GET, &[Owner, REPO, Lit("archive"), Rest], Read, downloads::archive, "/OWNER/REPO/archive/main.tar.gz"), Git),
     page("repo.settings", GET, &[Owner, REPO, Lit("settings")], Manage, settings::form, "/OWNER/REPO/settings"),
     page("repo.settings.submit", POST, &[Owner, REPO, Lit("settings")], Manage, settings::submit, "/OWNER/REPO/settings"),

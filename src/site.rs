@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::git::{RepoDir, RepoStore};
 use crate::gitrun::{DeltaGate, GitRunner, Snapshots};
 use crate::packcache::{Cache, Settings};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Everything a request may need, built once at start.
 pub(crate) struct Site {
@@ -23,6 +24,44 @@ pub(crate) struct Site {
     pub(crate) raw_deltas: DeltaGate,
     /// Answers to fetches kept for the next identical request; `None` when turned off.
     pub(crate) pack_cache: Option<Cache>,
+    /// Compare pages being worked out.
+    pub(crate) compares: AtOnce,
+}
+
+/// Compare pages worked out at once by one process: each may walk much history and diff two
+/// trees, so a few clients asking for many cannot take every worker.
+pub(crate) const COMPARES_AT_ONCE: usize = 2;
+
+/// A cap on work of one kind done at once in this process; past it the request is told to come
+/// back later (503 with `Retry-After`).
+pub(crate) struct AtOnce {
+    running: AtomicUsize,
+    max: usize,
+}
+
+/// One turn of an [`AtOnce`], given back when dropped.
+pub(crate) struct Turn<'a>(&'a AtomicUsize);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AtOnce {
+    pub(crate) const fn new(max: usize) -> AtOnce {
+        AtOnce {
+            running: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// A turn, unless `max` are taken.
+    pub(crate) fn enter(&self) -> Option<Turn<'_>> {
+        let prev = self.running.fetch_add(1, Ordering::SeqCst);
+        let turn = Turn(&self.running);
+        (prev < self.max).then_some(turn)
+    }
 }
 
 impl Site {
@@ -52,6 +91,7 @@ impl Site {
             archives: Snapshots::default(),
             raw_deltas: DeltaGate::default(),
             pack_cache,
+            compares: AtOnce::new(COMPARES_AT_ONCE),
         })
     }
 }
@@ -76,4 +116,20 @@ pub(crate) fn refs_of(
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AtOnce;
+
+    #[test]
+    fn turns_are_capped_and_given_back() {
+        let cap = AtOnce::new(2);
+        let a = cap.enter();
+        let b = cap.enter();
+        assert!(a.is_some() && b.is_some());
+        assert!(cap.enter().is_none(), "a third at once");
+        drop(a);
+        assert!(cap.enter().is_some(), "a turn given back");
+    }
 }

@@ -116,6 +116,31 @@ pub(crate) fn browse_url(
     u
 }
 
+/// `{base}/{owner}/{name}/feeds/commits/{ref}.atom`: a ref's commits as an Atom feed (`base` is
+/// the base path for a page's link, `base_url` for the feed's own absolute URLs).
+pub(crate) fn commit_feed_url(base: &str, owner: &str, name: &str, rev: &str) -> String {
+    format!(
+        "{}/feeds/commits/{}.atom",
+        repo_url(base, owner, name),
+        encode_path(rev)
+    )
+}
+
+/// `{base}/{owner}/{name}/feeds/tags.atom`: the tags as an Atom feed.
+pub(crate) fn tags_feed_url(base: &str, owner: &str, name: &str) -> String {
+    format!("{}/feeds/tags.atom", repo_url(base, owner, name))
+}
+
+/// `{base}/{owner}/{name}/compare/{base_ref}...{head_ref}`: what `head_ref` adds to `base_ref`.
+pub(crate) fn compare_url(base: &str, owner: &str, name: &str, from: &str, to: &str) -> String {
+    format!(
+        "{}/compare/{}...{}",
+        repo_url(base, owner, name),
+        encode_path(from),
+        encode_path(to)
+    )
+}
+
 /// `{base_url}/{owner}/{name}.git`: what `git clone` is given.
 pub(crate) fn clone_url(base_url: &str, owner: &str, name: &str) -> String {
     format!("{}.git", repo_url(base_url, owner, name))

@@ -1,5 +1,5 @@
-// forgelet's one script: a copy button for the clone URL, and dates read as "3 days ago".
-// Every page works without it.
+// forgelet's one script: a copy button for the clone URL, dates read as "3 days ago", and a
+// README's headings found by the addresses GitHub gives them. Every page works without it.
 document.addEventListener("click", function (event) {
   var button = event.target.closest("[data-copy]");
   if (!button) return;
@@ -42,3 +42,15 @@ document.addEventListener("click", function (event) {
     el.textContent = text;
   });
 })();
+
+// A README's ids carry a prefix (user-content-) so that it cannot take the page's own; an address
+// made on GitHub, ending in #getting-started, still reaches its heading.
+function toReadmeHeading() {
+  var name;
+  try { name = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
+  if (!name || document.getElementById(name)) return;
+  var target = document.getElementById("user-content-" + name);
+  if (target) target.scrollIntoView();
+}
+window.addEventListener("hashchange", toReadmeHeading);
+toReadmeHeading();

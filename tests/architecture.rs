@@ -150,6 +150,8 @@ const CRATES: &[(&str, &[&str])] = &[
     ),
     ("askama", &["pages"]),
     ("ssh_key", &["auth"]),
+    ("ammonia", &["markup"]),
+    ("pulldown_cmark", &["markup"]),
 ];
 
 fn src() -> PathBuf {

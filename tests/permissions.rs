@@ -758,7 +758,12 @@ fn permission_matrix_every_page_route() {
                 let may_manage = matches!(who, Who::Owner | Who::Admin);
                 let post = row.method == Method::Post;
                 let want = if !may_read {
-                    404
+                    // A feed reader not signed in is asked for a token, as git is.
+                    if row.is_feed() && matches!(who, Who::Anonymous) {
+                        401
+                    } else {
+                        404
+                    }
                 } else {
                     match (row.need, post) {
                         // Someone not signed in is asked to sign in; a form is refused.

@@ -474,6 +474,404 @@ fn repository_pages_show_files_and_readme_safely() {
     srv.finish();
 }
 
+/// A README written as on GitHub: its HTML renders (a centred logo from the repository, folded
+/// sections, a table, keys), headings get prefixed ids and anchors, and hostile HTML is gone.
+#[test]
+fn readme_html_renders_as_on_github() {
+    let site = Site::new("web_readme_html", SiteOptions::default());
+    let work = site.dir().join("work-readme-html");
+    std::fs::create_dir_all(&work).unwrap();
+    let readme =
+        "<p align=\"center\">\n  <img src=\"logo.png\" alt=\"Logo\" width=\"120\">\n</p>\n\n\
+        # Getting Started\n\nSee [install](#install).\n\n## Install\n\n## Install\n\n\
+        <details><summary>More</summary>\n\nFolded *text*\n\n</details>\n\n\
+        | Key | Does |\n|:----|----:|\n| <kbd>q</kbd> | quits |\n\n\
+        <script>alert('readme')</script>\n\
+        <img src=x onerror=alert(1)> <a href=\"javascript:alert(2)\">bad</a>\n\
+        <p style=\"position:fixed\" id=\"csrf\">spoof</p> <a name=\"next\">n</a>\n\n\
+        <iframe src=\"https://evil.example/\"></iframe>\n\n\
+        <form action=\"/-/logout\" method=\"post\"><input name=\"csrf\" type=\"hidden\"></form>\n";
+    std::fs::write(work.join("README.md"), readme).unwrap();
+    std::fs::write(work.join("logo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    git_ok(&work, &["add", "-A"]);
+    git_ok(&work, &["commit", "-q", "-m", "readme"]);
+    import_work_tree(&site, &work, "alice/pretty");
+    let srv = site.start();
+    let mut b = Browser::default();
+    let home = b.get(&srv, &site.target("/alice/pretty"));
+    assert_eq!(home.status, 200, "{}", home.describe());
+    let text = home.text();
+    let start = text.find("<article class=\"readme").expect("a README");
+    let readme = &text[start..start + text[start..].find("</article>").unwrap()];
+    for want in [
+        "<p align=\"center\">".to_string(),
+        format!(
+            "<img src=\"{}\" alt=\"Logo\" width=\"120\">",
+            site.target("/alice/pretty/raw/main/logo.png")
+        ),
+        "<h1 id=\"user-content-getting-started\">Getting Started <a class=\"anchor\" \
+         href=\"#user-content-getting-started\""
+            .to_string(),
+        "<h2 id=\"user-content-install\">".to_string(),
+        "<h2 id=\"user-content-install-1\">".to_string(),
+        "<a href=\"#user-content-install\"".to_string(),
+        "<details><summary>More</summary>".to_string(),
+        "<p>Folded <em>text</em></p>".to_string(),
+        "<th align=\"left\">Key</th>".to_string(),
+        "<td align=\"left\"><kbd>q</kbd></td><td align=\"right\">quits</td>".to_string(),
+        "<p id=\"user-content-csrf\">spoof</p>".to_string(),
+        "<a name=\"user-content-next\"".to_string(),
+    ] {
+        assert!(readme.contains(&want), "README lacks {want:?}:\n{readme}");
+    }
+    for never in [
+        "<script",
+        "alert",
+        "onerror",
+        "javascript:",
+        "style=",
+        "<iframe",
+        "evil.example",
+        "<form",
+        "type=\"hidden\"",
+        "id=\"csrf\"",
+        "name=\"next\"",
+        "name=\"csrf\"",
+    ] {
+        assert!(!readme.contains(never), "README has {never:?}:\n{readme}");
+    }
+    // The page's own form token is still the page's: one field named csrf, in the page's forms.
+    assert!(!text.contains("id=\"csrf\""), "{text}");
+    // The logo the README shows is served.
+    let logo = b.get(&srv, &site.target("/alice/pretty/raw/main/logo.png"));
+    assert_eq!(logo.status, 200);
+    assert_eq!(logo.header("Content-Type"), Some("image/png"));
+    srv.finish();
+}
+
+/// An Atom feed parsed as XML (python3's `xml.etree`, which refuses what is not well-formed):
+/// the feed's title, then one line per entry: id, title, updated, author, link.
+fn parse_feed(r: &Response) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/atom+xml; charset=utf-8")
+    );
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+a = "{http://www.w3.org/2005/Atom}"
+feed = ET.fromstring(sys.stdin.buffer.read())
+assert feed.tag == a + "feed", feed.tag
+for need in ("id", "title", "updated"):
+    assert feed.find(a + need) is not None, need
+print(feed.find(a + "title").text)
+for e in feed.findall(a + "entry"):
+    link = e.find(a + "link").get("href")
+    print("\t".join([e.find(a + "id").text, e.find(a + "title").text or "", e.find(a + "updated").text,
+                     e.find(a + "author/" + a + "name").text, link]))
+"#;
+    let out = run_with_stdin(
+        std::process::Command::new("python3").args(["-c", script]),
+        &r.body,
+    );
+    assert!(
+        out.status.success(),
+        "not a valid feed: {}\n{}",
+        all_output(&out),
+        r.text()
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The commits and tags feeds: valid Atom with the ref's newest commits (titles, absolute
+/// links to the commit pages), linked from the commits and tags pages; a private repository's
+/// feed needs a reader's token (or a session), and gives nothing to anyone else.
+#[test]
+fn feeds_of_commits_and_tags() {
+    let site = Site::new("web_feeds", SiteOptions::default());
+    let repo = site.import_fixture("tags", "alice/feedy");
+    // A message with what XML cannot hold, and markup.
+    git_ok(&repo, &["branch", "feature/x", "main"]);
+    let srv = site.start();
+    let work = site.dir().join("work-feeds");
+    git_ok(
+        site.dir(),
+        &[
+            "clone",
+            "-q",
+            repo.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(work.join("odd.txt"), "x\n").unwrap();
+    git_ok(&work, &["add", "odd.txt"]);
+    git_ok(
+        &work,
+        &[
+            "commit",
+            "-q",
+            "--cleanup=verbatim",
+            "-m",
+            "odd <b>&amp; \u{1}\u{1b}[31mred\u{7}\n\nbody line",
+        ],
+    );
+    git_ok(
+        &work,
+        &["push", "-q", repo.to_str().unwrap(), "HEAD:feature/x"],
+    );
+    let mut b = Browser::default();
+
+    let lines = parse_feed(&b.get(&srv, &site.target("/alice/feedy/feeds/commits/main.atom")));
+    assert_eq!(lines[0], "Commits on main \u{b7} alice/feedy");
+    let log = git_ok(&repo, &["log", "--format=%H %s", "main"]);
+    let want: Vec<(&str, &str)> = log.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.len() - 1, want.len(), "{lines:?}");
+    for (line, (id, subject)) in lines[1..].iter().zip(&want) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let url = site.url(&format!("/alice/feedy/commit/{id}"));
+        assert_eq!(fields[0], url, "{line}");
+        assert_eq!(fields[1], *subject, "{line}");
+        assert!(
+            fields[2].ends_with('Z') && fields[2].contains('T'),
+            "{line}"
+        );
+        assert!(!fields[3].is_empty(), "{line}");
+        assert_eq!(fields[4], url, "{line}");
+    }
+    // A branch with a slash, and the message with control characters, which XML forbids.
+    let r = b.get(
+        &srv,
+        &site.target("/alice/feedy/feeds/commits/feature/x.atom"),
+    );
+    let lines = parse_feed(&r);
+    assert!(lines[1].contains("\todd <b>&amp; [31mred\t"), "{lines:?}");
+    // The markup is text: escaped, never an element of the feed.
+    assert!(!r.text().contains("<b>"), "{}", r.text());
+    assert!(r.text().contains("body line"), "{}", r.text());
+    // Unknown refs and a missing suffix.
+    for missing in [
+        "/alice/feedy/feeds/commits/nope.atom",
+        "/alice/feedy/feeds/commits/main",
+    ] {
+        assert_eq!(b.get(&srv, &site.target(missing)).status, 404, "{missing}");
+    }
+
+    let lines = parse_feed(&b.get(&srv, &site.target("/alice/feedy/feeds/tags.atom")));
+    assert_eq!(lines[0], "Tags \u{b7} alice/feedy");
+    let titles: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split('\t').nth(1).unwrap())
+        .collect();
+    for tag in ["v0.3", "v0.2", "v0.1", "v0.1-light", "nested/light"] {
+        assert!(titles.contains(&tag), "no {tag} in {titles:?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(&format!("\t{}", site.url("/alice/feedy/tree/v0.3")))),
+        "{lines:?}"
+    );
+
+    // The pages link their feeds, in the head and visibly.
+    for (page, feed) in [
+        (
+            "/alice/feedy/commits/feature/x",
+            "/alice/feedy/feeds/commits/feature/x.atom",
+        ),
+        ("/alice/feedy/tags", "/alice/feedy/feeds/tags.atom"),
+    ] {
+        let text = b.get(&srv, &site.target(page)).text();
+        let feed = site.target(feed);
+        assert!(
+            text.contains("<link rel=\"alternate\" type=\"application/atom+xml\"")
+                && text.contains(&format!("href=\"{feed}\">")),
+            "{page}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "<a href=\"{feed}\" type=\"application/atom+xml\">Atom feed</a>"
+            )),
+            "{page}:\n{text}"
+        );
+    }
+
+    // Private: only a reader's token (or session) gets the feed.
+    ok(site
+        .forgelet()
+        .args(["repo", "set", "alice/feedy", "--visibility", "private"]));
+    site.ensure_user("reader");
+    site.ensure_user("stranger");
+    ok(site
+        .forgelet()
+        .args(["repo", "grant", "alice/feedy", "reader", "read"]));
+    let token = |user: &str| {
+        let out = ok(site
+            .forgelet()
+            .args(["token", "create", user, "--name", "feeds"]));
+        out.lines().last().unwrap_or_default().to_string()
+    };
+    let (reader, stranger) = (token("reader"), token("stranger"));
+    let feed = site.target("/alice/feedy/feeds/commits/main.atom");
+    let secret = want[0].1;
+    let with = |auth: Option<String>| {
+        let headers: Vec<(&str, &str)> = match &auth {
+            Some(a) => vec![("Authorization", a.as_str())],
+            None => vec![],
+        };
+        srv.http("GET", feed.as_bytes(), &headers)
+    };
+    let r = with(None);
+    assert_eq!(r.status, 401, "{}", r.describe());
+    assert!(r
+        .header("WWW-Authenticate")
+        .is_some_and(|c| c.starts_with("Basic")));
+    assert!(!r.text().contains(secret));
+    let r = with(Some(basic("reader", &reader)));
+    assert_eq!(parse_feed(&r).len(), want.len() + 1);
+    assert!(
+        r.header("Cache-Control")
+            .unwrap_or_default()
+            .contains("no-store"),
+        "{}",
+        r.describe()
+    );
+    for (who, auth, status) in [
+        ("a stranger's token", basic("stranger", &stranger), 404),
+        (
+            "the reader's name with another's token",
+            basic("reader", &stranger),
+            401,
+        ),
+        ("the reader's password", basic("reader", TEST_PASSWORD), 401),
+    ] {
+        let r = with(Some(auth));
+        assert_eq!(r.status, status, "{who}: {}", r.describe());
+        assert!(
+            !r.text().contains(secret) && !r.text().contains("<feed"),
+            "{who}"
+        );
+    }
+    // The same for a repository that does not exist.
+    let r = srv.http(
+        "GET",
+        site.target("/alice/nosuch/feeds/commits/main.atom")
+            .as_bytes(),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    // A signed-in reader's browser gets it with its session; a stranger's does not.
+    let mut rb = Browser::default();
+    sign_in_as(&site, &srv, &mut rb, "reader");
+    assert_eq!(parse_feed(&rb.get(&srv, &feed)).len(), want.len() + 1);
+    let mut sb = Browser::default();
+    sign_in_as(&site, &srv, &mut sb, "stranger");
+    assert_eq!(sb.get(&srv, &feed).status, 404);
+    srv.finish();
+}
+
+/// `compare/{base}...{head}`: the commits on head that base lacks and the diff from their merge
+/// base, refs with slashes, unknown refs (404) and unrelated histories; the branches page links it.
+#[test]
+fn compare_shows_what_a_branch_adds() {
+    let site = Site::new("web_compare", SiteOptions::default());
+    let work = site.dir().join("work-compare");
+    std::fs::create_dir_all(&work).unwrap();
+    git_ok(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("shared.txt"), "one\ntwo\nthree\n").unwrap();
+    git_ok(&work, &["add", "-A"]);
+    git_ok(&work, &["commit", "-q", "-m", "start"]);
+    git_ok(&work, &["checkout", "-q", "-b", "feature/x"]);
+    std::fs::write(work.join("shared.txt"), "one\nTWO on the branch\nthree\n").unwrap();
+    git_ok(&work, &["commit", "-q", "-am", "branch: change two"]);
+    std::fs::write(work.join("added.txt"), "new file\n").unwrap();
+    git_ok(&work, &["add", "added.txt"]);
+    git_ok(&work, &["commit", "-q", "-m", "branch: add a file"]);
+    git_ok(&work, &["checkout", "-q", "main"]);
+    std::fs::write(work.join("main-only.txt"), "on main\n").unwrap();
+    git_ok(&work, &["add", "main-only.txt"]);
+    git_ok(&work, &["commit", "-q", "-m", "main moves on"]);
+    git_ok(&work, &["checkout", "-q", "--orphan", "unrelated"]);
+    git_ok(&work, &["commit", "-q", "-m", "a history of its own"]);
+    git_ok(&work, &["checkout", "-q", "main"]);
+    import_work_tree(&site, &work, "alice/cmp");
+    let srv = site.start();
+    let mut b = Browser::default();
+
+    let r = b.get(&srv, &site.target("/alice/cmp/compare/main...feature/x"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let text = r.text();
+    let first = text.find("branch: add a file").expect("the newest commit");
+    let second = text.find("branch: change two").expect("the older commit");
+    assert!(first < second, "newest first:\n{text}");
+    assert!(text.contains("2 commits on"), "{text}");
+    for want in [
+        "shared.txt",
+        "added.txt",
+        "+TWO on the branch",
+        "-two",
+        "+new file",
+    ] {
+        assert!(text.contains(want), "no {want:?}:\n{text}");
+    }
+    // What main has and the branch lacks is not the branch's.
+    assert!(
+        !text.contains("main moves on") && !text.contains("main-only.txt"),
+        "{text}"
+    );
+    let base = git_ok(&work, &["merge-base", "main", "feature/x"]);
+    assert!(
+        text.contains(&site.target(&format!("/alice/cmp/commit/{}", base.trim()))),
+        "the merge base is linked:\n{text}"
+    );
+
+    // The other way round: main's one commit.
+    let text = b
+        .get(&srv, &site.target("/alice/cmp/compare/feature/x...main"))
+        .text();
+    assert!(
+        text.contains("main moves on") && text.contains("main-only.txt"),
+        "{text}"
+    );
+    assert!(!text.contains("branch: add a file"), "{text}");
+    // Nothing to compare, and histories with nothing in common.
+    let text = b
+        .get(&srv, &site.target("/alice/cmp/compare/main...main"))
+        .text();
+    assert!(text.contains("There is nothing to compare"), "{text}");
+    let r = b.get(&srv, &site.target("/alice/cmp/compare/main...unrelated"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("entirely different histories"),
+        "{}",
+        r.text()
+    );
+    // Unknown refs, and no `...`.
+    for missing in [
+        "/alice/cmp/compare/main...nope",
+        "/alice/cmp/compare/nope...main",
+        "/alice/cmp/compare/main..feature/x",
+        "/alice/cmp/compare/main...",
+    ] {
+        assert_eq!(b.get(&srv, &site.target(missing)).status, 404, "{missing}");
+    }
+    // The branches page links each branch's comparison with the default branch.
+    let text = b.get(&srv, &site.target("/alice/cmp/branches")).text();
+    assert!(
+        text.contains(&format!(
+            "href=\"{}\">compare</a>",
+            site.target("/alice/cmp/compare/main...feature/x")
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("compare/main...main"), "{text}");
+    srv.finish();
+}
+
 #[test]
 fn empty_repository_page_says_how_to_push() {
     let site = Site::new("web_empty", SiteOptions::default());

@@ -1,36 +1,54 @@
 //! README rendering: Markdown to HTML that is safe to insert into a page. This is the one place in
-//! forgelet that turns user content into raw HTML, so everything that reaches the output is either
-//! escaped by pulldown-cmark's writer or built here from escaped parts.
+//! forgelet that turns user content into raw HTML: pulldown-cmark writes the Markdown as HTML (raw
+//! HTML in the README included, as GitHub renders it), and the whole of that is then parsed and
+//! rebuilt by ammonia from an allowlist, so what reaches the page is only what the list below names.
 //!
-//! What it does with the events pulldown-cmark produces:
-//! - Raw HTML is never emitted. Inline HTML (`<b>`, `<img onerror=…>`) becomes escaped text in
-//!   place; an HTML block becomes a code block showing its source.
-//! - Links and images are written here, not by pulldown-cmark: their URLs go through [`resolve`],
-//!   which allows only `http:`, `https:`, `mailto:` (links only) and relative URLs. A link with any
-//!   other scheme (`javascript:`, `data:`, `vbscript:`, `file:`, …) is dropped and its text kept as
-//!   plain text; an image with a refused source shows its alt text. The scheme is looked for after
-//!   removing every ASCII space and control character, case-insensitively, so `java\tscript:` and
+//! What the sanitizer keeps (see [`sanitizer`]):
+//! - Elements a README uses for layout and text: paragraphs and headings (with `align`, for centred
+//!   logos), `<img>`, `<a>`, `<details>`/`<summary>`, tables, lists, `<br>`, `<sub>`, `<sup>`,
+//!   `<kbd>`, `<picture>` and the like. Everything else (`<script>` and `<style>` with their content;
+//!   `<iframe>`, `<form>`, `<button>`, `<base>`, `<meta>`, `<link>`, `<svg>`, `<object>` without
+//!   their tag) is dropped; comments too.
+//! - No `style` (the page's Content-Security-Policy would block it anyway; table alignment is
+//!   written as `align`), no event handlers, no `data-` attributes (the page's script reads one), no
+//!   `target`, no `form` or other attribute that could reach the page's own elements. Classes only
+//!   from the few the renderer itself writes (`language-…`, `markdown-alert-…`, `footnote-…`,
+//!   `anchor`), so a README cannot dress up as the page's own parts.
+//! - Every `id` and `name` gets the prefix `user-content-` (unless it has it already), so a README
+//!   cannot take over an element of the page (`id="csrf"`, `name="next"`); a same-page link
+//!   `#install` is rewritten to `#user-content-install` so it still reaches its heading.
+//! - Checkboxes (task lists) only as disabled checkboxes: every `<input>` is made one.
+//! - Every `<a href>` and `<img src>`, whether written in Markdown or in raw HTML, goes through
+//!   [`resolve`], which allows only `http:`, `https:`, `mailto:` (links only) and relative URLs. A
+//!   URL with any other scheme (`javascript:`, `data:` images included, as on GitHub, `vbscript:`,
+//!   `file:`, …) is dropped: a Markdown link keeps its text as plain text, a Markdown image shows its
+//!   alt text, and a raw HTML element loses the attribute. The scheme is looked for after removing
+//!   every ASCII space and control character, case-insensitively, so `java\tscript:` and
 //!   ` JAVASCRIPT:` are caught.
 //! - Relative URLs resolve inside the repository (see [`Context`]): `./` and `../` are normalised and
 //!   clamped at the repository root, a leading `/` means the repository root (as on GitHub), a
 //!   trailing `/` (or a path ending in `.`/`..`) opens the tree page, anything else the blob page;
 //!   image sources load from raw. `//host/path` (or `\\host`) is taken as `https://host/path`.
-//! - External (http/https) links get `rel="nofollow noopener noreferrer"`.
+//! - Every link gets `rel="nofollow noopener noreferrer"`: a README's links are its author's, not
+//!   the site's.
 //! - Every URL is percent-encoded where it is not URL-safe (controls, space, quotes, `<`, `>`, `\`,
 //!   non-ASCII, a `%` not starting an escape) and then HTML-escaped, so it cannot leave its attribute.
-//! - Headings get GitHub-style ids prefixed with `user-content-` (so a README cannot reuse the ids of
-//!   the page around it); a same-page link `#install` is rewritten to `#user-content-install` so it
-//!   still reaches its heading. Footnote ids get the same prefix.
+//! - Headings get GitHub-style ids (`user-content-getting-started`, a repeated heading `-1`, `-2`)
+//!   and an anchor link to themselves. Footnote ids get the same prefix.
 //! - Extensions: tables, strikethrough, task lists, footnotes, GFM alerts (`> [!NOTE]`). Heading
 //!   attributes (`{#id .class attr=x}`) stay off: they would let a README set attributes.
 //!
 //! pulldown-cmark is linear in practice, and so is everything here (one pass over the events, one
-//! hash lookup per heading), so a README at the caller's size cap renders quickly.
+//! hash lookup per heading, and ammonia's parse and walk, which use no recursion, so a deeply nested
+//! README cannot exhaust a worker's stack), so a README at the caller's size cap renders quickly.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{
+    Alignment, CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd,
+};
 
 use super::TrustedHtml;
 
@@ -69,13 +87,170 @@ pub(crate) fn render(markdown: &str, ctx: &Context) -> TrustedHtml {
         heading: None,
         ids: HashSet::new(),
         id_counts: HashMap::new(),
+        table: Table::default(),
     };
     for event in Parser::new_ext(markdown, options) {
         renderer.event(event);
     }
     let mut html = String::with_capacity(markdown.len() + markdown.len() / 2);
     pulldown_cmark::html::push_html(&mut html, renderer.out.into_iter());
-    TrustedHtml::new(html)
+    TrustedHtml::new(sanitizer(ctx).clean(&html).to_string())
+}
+
+/// Elements a README may use; anything else is dropped (its content kept, as text and allowed
+/// elements), except [`DROPPED_WITH_CONTENT`].
+const ELEMENTS: &[&str] = &[
+    "a",
+    "abbr",
+    "b",
+    "bdi",
+    "bdo",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "picture",
+    "pre",
+    "q",
+    "rp",
+    "rt",
+    "ruby",
+    "s",
+    "samp",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "tr",
+    "tt",
+    "u",
+    "ul",
+    "var",
+    "wbr",
+];
+/// Elements dropped with everything inside them: their content is code or style, not text.
+const DROPPED_WITH_CONTENT: &[&str] = &["script", "style", "template", "noscript", "title"];
+/// Attributes any allowed element may have (`id` and `class` are rewritten by [`attribute`]).
+const GENERIC_ATTRIBUTES: &[&str] = &["id", "class", "title", "lang", "dir", "align"];
+/// Attributes of particular elements.
+const ELEMENT_ATTRIBUTES: &[(&str, &[&str])] = &[
+    ("a", &["href", "name"]),
+    ("img", &["src", "alt", "width", "height", "loading"]),
+    ("details", &["open"]),
+    ("td", &["colspan", "rowspan", "valign"]),
+    ("th", &["colspan", "rowspan", "valign", "scope"]),
+    ("col", &["span"]),
+    ("colgroup", &["span"]),
+    ("ol", &["start", "type", "reversed"]),
+    ("li", &["value"]),
+    ("input", &["type", "checked", "disabled"]),
+    ("time", &["datetime"]),
+];
+/// Classes a README keeps: those the renderer writes, by prefix, and `anchor`.
+const CLASS_PREFIXES: &[&str] = &["language-", "markdown-alert-", "footnote-"];
+
+/// The allowlist the rendered HTML is rebuilt from, with this README's URL resolution.
+fn sanitizer(ctx: &Context) -> ammonia::Builder<'static> {
+    let mut builder = ammonia::Builder::empty();
+    builder
+        .tags(ELEMENTS.iter().copied().collect())
+        .clean_content_tags(DROPPED_WITH_CONTENT.iter().copied().collect())
+        .generic_attributes(GENERIC_ATTRIBUTES.iter().copied().collect())
+        .tag_attributes(
+            ELEMENT_ATTRIBUTES
+                .iter()
+                .map(|(element, names)| (*element, names.iter().copied().collect()))
+                .collect(),
+        )
+        // A checkbox that cannot be ticked is all a README gets of a form.
+        .set_tag_attribute_value("input", "type", "checkbox")
+        .set_tag_attribute_value("input", "disabled", "")
+        .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        .url_relative(ammonia::UrlRelative::PassThrough)
+        .link_rel(Some(EXTERNAL_REL))
+        .strip_comments(true);
+    let bases = Bases {
+        blob: ctx.blob_base.to_string(),
+        tree: ctx.tree_base.to_string(),
+        raw: ctx.raw_base.to_string(),
+        dir: ctx.dir.to_vec(),
+    };
+    builder.attribute_filter(move |element, name, value| attribute(&bases, element, name, value));
+    builder
+}
+
+/// An owned [`Context`], for the sanitizer's attribute filter, which must own what it uses.
+struct Bases {
+    blob: String,
+    tree: String,
+    raw: String,
+    dir: Vec<u8>,
+}
+
+/// An allowed attribute's value as the page gets it, or None to drop the attribute.
+fn attribute<'v>(bases: &Bases, element: &str, name: &str, value: &'v str) -> Option<Cow<'v, str>> {
+    let ctx = Context {
+        blob_base: &bases.blob,
+        tree_base: &bases.tree,
+        raw_base: &bases.raw,
+        dir: &bases.dir,
+    };
+    match (element, name) {
+        ("a", "href") => resolve(value, Kind::Link, &ctx).map(|url| url.href.into()),
+        ("img", "src") => resolve(value, Kind::Image, &ctx).map(|url| url.href.into()),
+        (_, "id") | (_, "name") if value.is_empty() => None,
+        (_, "id") | (_, "name") if value.starts_with(ID_PREFIX) => Some(value.into()),
+        (_, "id") | (_, "name") => Some(format!("{ID_PREFIX}{value}").into()),
+        (_, "class") => {
+            let kept: Vec<&str> = value
+                .split_ascii_whitespace()
+                .filter(|class| {
+                    *class == "anchor" || CLASS_PREFIXES.iter().any(|p| class.starts_with(p))
+                })
+                .collect();
+            (!kept.is_empty()).then(|| kept.join(" ").into())
+        }
+        _ => Some(value.into()),
+    }
 }
 
 /// Prefix of every id the rendered README defines.
@@ -96,6 +271,18 @@ struct Renderer<'a, 'c> {
     /// Heading ids given out so far, and per slug how many times it was asked for.
     ids: HashSet<String>,
     id_counts: HashMap<String, usize>,
+    /// The table being written, for its cells' alignment.
+    table: Table,
+}
+
+/// Where the renderer is in a table: pulldown-cmark's writer would align cells with `style`, which
+/// the page's Content-Security-Policy blocks (and the sanitizer drops), so cells are written here
+/// with `align`.
+#[derive(Default)]
+struct Table {
+    alignments: Vec<Alignment>,
+    head: bool,
+    column: usize,
 }
 
 struct PendingImage<'a> {
@@ -133,19 +320,51 @@ impl<'a> Renderer<'a, '_> {
             return;
         }
         if let Some((_, text)) = &mut self.heading {
-            if let Event::Text(t) | Event::Code(t) | Event::InlineHtml(t) = &event {
+            // Tags are not part of a heading's name, as on GitHub.
+            if let Event::Text(t) | Event::Code(t) = &event {
                 text.push_str(t);
             }
         }
         match event {
-            Event::Html(html) | Event::InlineHtml(html) => self.out.push(Event::Text(html)),
-            Event::Start(Tag::HtmlBlock) => {
-                self.out
-                    .push(Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(
-                        "".into(),
-                    ))))
+            // Raw HTML goes out as it is written: the sanitizer rebuilds all of the output.
+            Event::Start(Tag::Table(alignments)) => {
+                self.table = Table {
+                    alignments: alignments.to_vec(),
+                    head: false,
+                    column: 0,
+                };
+                self.out.push(Event::Start(Tag::Table(Vec::new())));
             }
-            Event::End(TagEnd::HtmlBlock) => self.out.push(Event::End(TagEnd::CodeBlock)),
+            Event::Start(Tag::TableHead) => {
+                self.table.head = true;
+                self.table.column = 0;
+                self.out.push(Event::Start(Tag::TableHead));
+            }
+            Event::End(TagEnd::TableHead) => {
+                self.table.head = false;
+                self.out.push(Event::End(TagEnd::TableHead));
+            }
+            Event::Start(Tag::TableRow) => {
+                self.table.column = 0;
+                self.out.push(Event::Start(Tag::TableRow));
+            }
+            Event::Start(Tag::TableCell) => {
+                let element = if self.table.head { "th" } else { "td" };
+                let align = match self.table.alignments.get(self.table.column) {
+                    Some(Alignment::Left) => " align=\"left\"",
+                    Some(Alignment::Center) => " align=\"center\"",
+                    Some(Alignment::Right) => " align=\"right\"",
+                    _ => "",
+                };
+                self.out
+                    .push(Event::InlineHtml(format!("<{element}{align}>").into()));
+            }
+            Event::End(TagEnd::TableCell) => {
+                let element = if self.table.head { "th" } else { "td" };
+                self.table.column += 1;
+                self.out
+                    .push(Event::InlineHtml(format!("</{element}>").into()));
+            }
             Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
                 let lang = code_language(&info);
                 self.out
@@ -165,7 +384,15 @@ impl<'a> Renderer<'a, '_> {
             Event::End(TagEnd::Heading(level)) => {
                 if let Some((index, text)) = self.heading.take() {
                     if let Some(id) = self.heading_id(&text) {
-                        if let Event::Start(Tag::Heading { id: slot, .. }) = &mut self.out[index] {
+                        // A link to the heading itself, for its address (the sanitizer adds the
+                        // prefix to both, as to every id and same-page link).
+                        let mut anchor = String::from(" <a class=\"anchor\" href=\"#");
+                        escape_attr(&mut anchor, &id);
+                        anchor.push_str("\" title=\"Link to this section\">#</a>");
+                        self.out.push(Event::InlineHtml(anchor.into()));
+                        if let Some(Event::Start(Tag::Heading { id: slot, .. })) =
+                            self.out.get_mut(index)
+                        {
                             *slot = Some(id.into());
                         }
                     }
@@ -183,18 +410,17 @@ impl<'a> Renderer<'a, '_> {
                 } else {
                     dest_url
                 };
+                // The URL as written: the sanitizer resolves every link, Markdown's and raw
+                // HTML's alike; one it would refuse is not written at all.
                 match resolve(&dest, Kind::Link, self.ctx) {
-                    Some(url) => {
+                    Some(_) => {
                         let mut a = String::from("<a href=\"");
-                        escape_attr(&mut a, &url.href);
+                        escape_attr(&mut a, &dest);
                         a.push('"');
                         if !title.is_empty() {
                             a.push_str(" title=\"");
                             escape_attr(&mut a, &title);
                             a.push('"');
-                        }
-                        if url.external {
-                            let _ = write!(a, " rel=\"{EXTERNAL_REL}\"");
                         }
                         a.push('>');
                         self.out.push(Event::InlineHtml(a.into()));
@@ -237,9 +463,9 @@ impl<'a> Renderer<'a, '_> {
             return;
         };
         match resolve(&image.src, Kind::Image, self.ctx) {
-            Some(url) => {
+            Some(_) => {
                 let mut img = String::from("<img src=\"");
-                escape_attr(&mut img, &url.href);
+                escape_attr(&mut img, &image.src);
                 img.push_str("\" alt=\"");
                 escape_attr(&mut img, &image.alt);
                 img.push('"');
@@ -255,7 +481,7 @@ impl<'a> Renderer<'a, '_> {
         }
     }
 
-    /// A unique, prefixed GitHub-style id for a heading with this text; None if it has no letters.
+    /// A unique GitHub-style id (the sanitizer prefixes it) for a heading with this text; None if it has no letters.
     fn heading_id(&mut self, text: &str) -> Option<String> {
         let slug = slug(text);
         if slug.is_empty() {
@@ -270,7 +496,7 @@ impl<'a> Renderer<'a, '_> {
             };
             *count += 1;
             if self.ids.insert(candidate.clone()) {
-                return Some(format!("{ID_PREFIX}{candidate}"));
+                return Some(candidate);
             }
         }
     }
@@ -291,8 +517,9 @@ fn slug(text: &str) -> String {
         .collect()
 }
 
+/// A footnote's id (the sanitizer prefixes it, and the links to it).
 fn footnote_id(label: &str) -> CowStr<'static> {
-    format!("{ID_PREFIX}fn-{label}").into()
+    format!("fn-{label}").into()
 }
 
 /// The language of a fenced code block's info string, reduced to characters a class name can hold.
@@ -311,8 +538,6 @@ fn code_language(info: &str) -> String {
 struct Url {
     /// Percent-encoded where not URL-safe; still to be HTML-escaped.
     href: String,
-    /// Whether it leaves the site (http/https): such links get `rel`.
-    external: bool,
 }
 
 /// Decides where a link or image URL from the README goes, or None if it must not be followed.
@@ -343,7 +568,6 @@ fn resolve(raw: &str, kind: Kind, ctx: &Context) -> Option<Url> {
         }
         return Some(Url {
             href: encode_url(url),
-            external: scheme != "mailto",
         });
     }
     let mut chars = url.chars();
@@ -355,7 +579,6 @@ fn resolve(raw: &str, kind: Kind, ctx: &Context) -> Option<Url> {
         }
         return Some(Url {
             href: encode_url(&format!("https://{rest}")),
-            external: true,
         });
     }
     if url.is_empty() {
@@ -373,7 +596,6 @@ fn resolve(raw: &str, kind: Kind, ctx: &Context) -> Option<Url> {
         };
         return Some(Url {
             href: encode_url(&href),
-            external: false,
         });
     }
     if url.starts_with('?') {
@@ -382,12 +604,10 @@ fn resolve(raw: &str, kind: Kind, ctx: &Context) -> Option<Url> {
         }
         return Some(Url {
             href: encode_url(url),
-            external: false,
         });
     }
     Some(Url {
         href: encode_url(&resolve_path(url, kind, ctx)),
-        external: false,
     })
 }
 
@@ -567,41 +787,146 @@ mod tests {
     }
 
     #[test]
-    fn script_tags_are_text() {
+    fn scripts_are_dropped_with_their_content() {
         let html = md("<script>alert(1)</script>\n\ntext <script>alert(2)</script> more");
-        assert!(!html.contains("<script"), "{html}");
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            !html.contains("<script") && !html.contains("alert"),
+            "{html}"
+        );
+        assert!(html.contains("text  more"), "{html}");
+        let html =
+            md("<style>body{display:none}</style>\n\n<SCRIPT SRC=//evil.example/x.js></SCRIPT>");
+        assert!(
+            !html.contains("display") && !html.contains("evil"),
             "{html}"
         );
         assert!(
-            html.contains("text &lt;script&gt;alert(2)&lt;/script&gt; more"),
+            !html.contains("<style") && !html.contains("<SCRIPT"),
             "{html}"
         );
-        // An HTML block shows its source in a code block.
-        let html = md("<div onclick=\"x()\">\nhi\n</div>\n");
-        assert!(html.starts_with("<pre><code>&lt;div onclick="), "{html}");
-        assert!(!html.contains("<div"), "{html}");
     }
 
+    /// What a README's own HTML may be, tag by tag: the hostile parts go, the rest stays.
     #[test]
-    fn event_handler_attributes_are_text() {
-        for input in [
-            "<img src=x onerror=alert(1)>",
-            "para <img src=x onerror=alert(1)> end",
-            "<svg/onload=alert(1)>",
-            "<a href=\"javascript:alert(1)\">x</a>",
-            "<!-- <img src=x onerror=alert(1)> -->",
-            "<style>body{display:none}</style>",
-            "<iframe src=\"https://evil.example\"></iframe>",
-        ] {
+    fn raw_html_is_sanitized() {
+        let cases: &[(&str, &str)] = &[
+            ("<img src=x onerror=alert(1)>", "<img src=\"/git/alice/proj/raw/main/x\">"),
+            ("para <img src=x onerror=alert(1)> end", "<img src=\"/git/alice/proj/raw/main/x\">"),
+            ("<svg onload=alert(1)>x</svg>", "<p>x</p>"),
+            ("<a href=\"javascript:alert(1)\">x</a>", "<a rel=\"nofollow noopener noreferrer\">x</a>"),
+            ("<a href=\"java&#9;script:alert(1)\">x</a>", "<a rel=\"nofollow noopener noreferrer\">x</a>"),
+            ("<a href=\" JAVASCRIPT:alert(1)\">x</a>", "<a rel=\"nofollow noopener noreferrer\">x</a>"),
+            ("<a href=\"vbscript:x\">x</a>", "<a rel=\"nofollow noopener noreferrer\">x</a>"),
+            ("<a href=\"data:text/html,<script>alert(1)</script>\">x</a>", "<a rel=\"nofollow noopener noreferrer\">x</a>"),
+            ("<img src=\"data:image/png;base64,iVBORw0KGgo=\">", "<img>"),
+            ("<img src=\"data:image/svg+xml,<svg onload=alert(1)>\">", "<img>"),
+            ("<!-- <img src=x onerror=alert(1)> -->", ""),
+            ("<iframe src=\"https://evil.example\">in</iframe>", ""),
+            ("<object data=\"x.swf\"></object><embed src=\"x.swf\">", ""),
+            ("<base href=\"https://evil.example/\">", ""),
+            ("<meta http-equiv=\"refresh\" content=\"0;url=https://evil.example\">", ""),
+            ("<link rel=\"stylesheet\" href=\"https://evil.example/x.css\">", ""),
+            ("<p style=\"position:fixed;top:0\" onclick=\"x()\" onmouseover=x>p</p>", "<p>p</p>"),
+            ("<div data-copy=\"#csrf\">d</div>", "<div>d</div>"),
+            ("<a href=\"https://e.com\" target=\"_blank\" rel=\"opener\">t</a>",
+             "<a href=\"https://e.com\" rel=\"nofollow noopener noreferrer\">t</a>"),
+            ("<form action=\"/-/logout\" method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"x\"><button>Go</button></form>",
+             "<input type=\"checkbox\" disabled=\"\">Go"),
+            ("<input type=\"submit\" form=\"logout\" formaction=\"/-/logout\">", "<input type=\"checkbox\" disabled=\"\">"),
+            ("<textarea>t</textarea><select><option>o</option></select>", "to"),
+            ("<p id=\"csrf\">i</p>", "<p id=\"user-content-csrf\">i</p>"),
+            ("<a name=\"next\">n</a>", "<a name=\"user-content-next\" rel=\"nofollow noopener noreferrer\">n</a>"),
+            ("<p id=\"\">e</p>", "<p>e</p>"),
+            ("<p class=\"flash error titlebar\">c</p>", "<p>c</p>"),
+            ("<code class=\"language-rust evil\">c</code>", "<code class=\"language-rust\">c</code>"),
+            // The namespace trick: an <iframe> inside <svg> holds elements, not text.
+            ("<svg><iframe><a title=\"</iframe><img src onerror=alert(1)>\">test</a></iframe></svg>", ""),
+            ("<math><mi><mglyph><style><img src=x onerror=alert(1)></style></mglyph></mi></math>", ""),
+        ];
+        for (input, want) in cases {
             let html = md(input);
-            for bad in ["<img", "<svg", "<a ", "<!--", "<style", "<iframe"] {
+            assert!(html.contains(want), "{input:?} gave {html}");
+            for bad in [
+                "onerror",
+                "onclick",
+                "onload",
+                "onmouseover",
+                "javascript",
+                "script",
+                "style",
+                "<iframe",
+                "<form",
+                "<base",
+                "<meta",
+                "<link",
+                "<svg",
+                "<math",
+                "<object",
+                "<embed",
+                "data:",
+                "data-",
+                "target",
+                "hidden",
+                "id=\"csrf",
+                "\"next",
+                "<!--",
+                "flash",
+                "evil",
+                "<textarea",
+                "<select",
+                "<button",
+                "formaction",
+            ] {
                 assert!(!html.contains(bad), "{input:?} gave {html}");
             }
-            assert!(html.contains("&lt;"), "{input:?} gave {html}");
         }
-        assert!(md("<img src=x onerror=alert(1)>").contains("&lt;img src=x onerror=alert(1)&gt;"));
+    }
+
+    /// What READMEs on GitHub are made of: centred logos, badges, folded sections, tables, keys.
+    #[test]
+    fn readme_html_renders() {
+        let html = md("<p align=\"center\">\n  <img src=\"logo.png\" width=\"200\" alt=\"Logo\">\n  <br>\n  \
+             <a href=\"https://ci.example.com\"><img src=\"https://ci.example.com/badge.svg\"></a>\n</p>\n\n\
+             <details open><summary>More</summary>\n\nHidden *text*\n\n</details>\n\n\
+             <table><tr><th colspan=\"2\">h</th></tr><tr><td align=\"right\">1</td><td>2</td></tr></table>\n\n\
+             Press <kbd>Ctrl</kbd>+<kbd>C</kbd>, H<sub>2</sub>O, x<sup>2</sup>.\n\n\
+             <h2 align=\"center\">Centred</h2>\n\n<a href=\"docs/\">docs</a> <a href=\"#centred\">up</a>\n");
+        for want in [
+            "<p align=\"center\">",
+            "<img src=\"/git/alice/proj/raw/main/logo.png\" width=\"200\" alt=\"Logo\">",
+            "<br>",
+            "<a href=\"https://ci.example.com\" rel=\"nofollow noopener noreferrer\"><img src=\"https://ci.example.com/badge.svg\"></a>",
+            "<details open=\"\"><summary>More</summary>",
+            "<p>Hidden <em>text</em></p>",
+            "<th colspan=\"2\">h</th>",
+            "<td align=\"right\">1</td>",
+            "<kbd>Ctrl</kbd>",
+            "H<sub>2</sub>O",
+            "x<sup>2</sup>",
+            "<h2 align=\"center\">Centred</h2>",
+            "<a href=\"/git/alice/proj/tree/main/docs\" rel=\"nofollow noopener noreferrer\">docs</a>",
+            "<a href=\"#user-content-centred\"",
+        ] {
+            assert!(html.contains(want), "no {want:?} in {html}");
+        }
+        // From a README in a folder, raw HTML resolves from that folder, as Markdown does.
+        let html = render(
+            "<img src=\"../img/a b.png\"> <a href=\"guide.md\">g</a>",
+            &DOCS,
+        );
+        assert!(
+            html.contains("src=\"/git/alice/proj/raw/feature/x/img/a%20b.png\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/git/alice/proj/blob/feature/x/docs/guide.md\""),
+            "{html}"
+        );
+        // An unclosed element ends with the README.
+        assert_eq!(
+            md("<details>\n\n*x*"),
+            "<details>\n<p><em>x</em></p>\n</details>"
+        );
     }
 
     #[test]
@@ -641,8 +966,8 @@ mod tests {
         assert_eq!(md("[x][r]\n\n[r]: javascript:alert(1)"), "<p>x</p>\n");
         // What's inside the refused link is kept and still rendered.
         assert_eq!(
-            md("[**bold** <b>](javascript:x)"),
-            "<p><strong>bold</strong> &lt;b&gt;</p>\n"
+            md("[**bold** <b>b</b>](javascript:x)"),
+            "<p><strong>bold</strong> <b>b</b></p>\n"
         );
     }
 
@@ -676,9 +1001,14 @@ mod tests {
         assert_eq!(href(&html), Some("HTTP://Example.com"));
         assert!(html.contains("rel=\"nofollow noopener noreferrer\""));
         let html = md("[mail](mailto:bob@example.com)");
-        assert_eq!(html, "<p><a href=\"mailto:bob@example.com\">mail</a></p>\n");
+        assert_eq!(
+            html,
+            "<p><a href=\"mailto:bob@example.com\" rel=\"nofollow noopener noreferrer\">mail</a></p>\n"
+        );
         let html = md("<bob@example.com> and <https://example.com/x>");
-        assert!(html.contains("<a href=\"mailto:bob@example.com\">bob@example.com</a>"));
+        assert!(html.contains(
+            "<a href=\"mailto:bob@example.com\" rel=\"nofollow noopener noreferrer\">bob@example.com</a>"
+        ));
         assert!(html
             .contains("<a href=\"https://example.com/x\" rel=\"nofollow noopener noreferrer\">"));
         // A scheme broken up by a space is not the scheme it looks like.
@@ -754,7 +1084,6 @@ mod tests {
                 continue;
             }
             assert_eq!(got.as_deref(), Some(want), "{url:?}");
-            assert!(!md(&format!("[x]({url})")).contains("rel="), "{url:?}");
         }
     }
 
@@ -787,14 +1116,30 @@ mod tests {
 
     #[test]
     fn anchors_reach_the_headings() {
-        let html = md("# Getting Started\n\n## Getting Started\n\n[go](#getting-started)");
-        assert!(html.contains("<h1 id=\"user-content-getting-started\">Getting Started</h1>"));
+        let html = md("# Getting Started\n\n## Getting Started\n\n## Getting Started\n\n[go](#getting-started)");
+        assert!(
+            html.contains(
+                "<h1 id=\"user-content-getting-started\">Getting Started \
+             <a class=\"anchor\" href=\"#user-content-getting-started\""
+            ),
+            "{html}"
+        );
         assert!(
             html.contains("<h2 id=\"user-content-getting-started-1\">"),
             "{html}"
         );
-        assert_eq!(href(&html), Some("#user-content-getting-started"));
-        assert!(!html.contains("rel="));
+        assert!(
+            html.contains("href=\"#user-content-getting-started-1\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("<h2 id=\"user-content-getting-started-2\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"#user-content-getting-started\" rel="),
+            "{html}"
+        );
         assert_eq!(link_in("[top](#)", &ROOT).as_deref(), Some("#"));
         assert_eq!(
             link_in("[x](#\"onmouseover=alert(1))", &ROOT).as_deref(),
@@ -807,6 +1152,9 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<h3>???</h3>"), "{html}");
+        // Tags in a heading are not part of its id.
+        let html = md("## <img src=\"i.png\"> Install");
+        assert!(html.contains("<h2 id=\"user-content-install\">"), "{html}");
         // Heading attributes are not parsed, so no attribute can be set.
         let html = md("# Title {#x onclick=alert(1)}");
         assert!(!html.contains("onclick=\""), "{html}");
@@ -816,13 +1164,10 @@ mod tests {
     #[test]
     fn footnotes() {
         let html = md("Text[^1].\n\n[^1]: The note.");
-        assert!(
-            html.contains("<a href=\"#user-content-fn-1\">1</a>"),
-            "{html}"
-        );
+        assert!(html.contains("<a href=\"#user-content-fn-1\""), "{html}");
         assert!(html.contains("id=\"user-content-fn-1\""), "{html}");
-        let html = md("x[^\"><b>]\n\n[^\"><b>]: y");
-        assert!(!html.contains("<b>"), "{html}");
+        let html = md("x[^\"><i>]\n\n[^\"><i>]: y");
+        assert!(!html.contains("<i>"), "{html}");
     }
 
     #[test]
@@ -905,9 +1250,15 @@ mod tests {
             md("| a | b |\n|---|:-:|\n| 1 | <i>2</i> |\n\n- [x] done\n- [ ] todo\n\n~~old~~");
         assert!(html.contains("<table>"), "{html}");
         assert!(html.contains("<th>a</th>"), "{html}");
-        assert!(html.contains("<td style=\"text-align: center\">&lt;i&gt;2&lt;/i&gt;</td>"));
-        assert!(html.contains("<input disabled=\"\" type=\"checkbox\" checked=\"\"/>"));
-        assert!(html.contains("<input disabled=\"\" type=\"checkbox\"/>"));
+        // Aligned with `align`: the page's Content-Security-Policy blocks `style`.
+        assert!(html.contains("<th align=\"center\">b</th>"), "{html}");
+        assert!(
+            html.contains("<td align=\"center\"><i>2</i></td>"),
+            "{html}"
+        );
+        assert!(html.contains("<input disabled=\"\" type=\"checkbox\" checked=\"\">"));
+        assert!(html.contains("<input disabled=\"\" type=\"checkbox\">"));
+        assert!(!html.contains("style"), "{html}");
         assert!(html.contains("<del>old</del>"), "{html}");
     }
 
@@ -930,12 +1281,12 @@ mod tests {
     fn non_ascii_text() {
         let html =
             md("# Überblick\n\nÇa marche — 日本語 🎉\n\n[lien](docs/café.md) [x](#überblick)");
-        assert!(
-            html.contains("<h1 id=\"user-content-überblick\">Überblick</h1>"),
-            "{html}"
-        );
         assert!(html.contains("Ça marche — 日本語 🎉"), "{html}");
         assert!(html.contains("href=\"/git/alice/proj/blob/main/docs/caf%C3%A9.md\""));
+        assert!(
+            html.contains("<h1 id=\"user-content-überblick\">Überblick <a"),
+            "{html}"
+        );
         assert!(html.contains("href=\"#user-content-%C3%BCberblick\""));
     }
 
@@ -946,7 +1297,7 @@ mod tests {
             html.contains("<blockquote class=\"markdown-alert-warning\">"),
             "{html}"
         );
-        assert!(html.contains("Careful &lt;b&gt;now&lt;/b&gt;"), "{html}");
+        assert!(html.contains("Careful <b>now</b>"), "{html}");
     }
 
     #[test]
@@ -959,11 +1310,20 @@ mod tests {
         input.push_str(&"<b>".repeat(20_000));
         input.push_str(&"![x](".repeat(20_000));
         input.push_str(&"> ".repeat(10_000));
+        input.push_str(&"<div><span><table><tr><td>".repeat(2_000));
+        input.push_str(&"<a href=x>".repeat(5_000));
+        input.push_str("<script>");
         assert!(input.len() < 600 * 1024);
         let start = std::time::Instant::now();
-        let html = render(&input, &ROOT);
+        // On a thread with a small stack: nesting this deep must not recurse.
+        let html = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || render(&input, &ROOT))
+            .unwrap()
+            .join()
+            .unwrap();
         assert!(html.contains("user-content-same-19999"));
-        assert!(!html.contains("<b>"));
+        assert!(!html.contains("<script"));
         assert!(start.elapsed() < std::time::Duration::from_secs(20));
     }
 }

@@ -8,7 +8,7 @@ use super::commits::commit_url;
 use super::repo_head::{git_err, head, open, Crumb};
 use super::{PageCall, PageCtx};
 use crate::error::Result;
-use crate::git::browse::{self, DiffLimits, FileStatus, LineKind};
+use crate::git::browse::{self, DiffCut, DiffLimits, FileDiff, FileStatus, LineKind};
 use crate::git::RepoDir;
 use crate::request::Request;
 use crate::response::{Answer, Response};
@@ -80,8 +80,58 @@ fn commit_body(
     oid: git2::Oid,
 ) -> Result<Fragment> {
     let c = browse::commit_diff(git, oid, &DiffLimits::default()).map_err(git_err(repo))?;
-    let files = c
-        .files
+    let files = file_views(&c.files);
+    let cut_note = cut_note("This commit", c.truncated, c.files.len());
+    let body = c
+        .message
+        .split_once('\n')
+        .map(|(_, rest)| rest.trim().to_string())
+        .unwrap_or_default();
+    let id_s = c.id.to_string();
+    let title = format!(
+        "{} \u{b7} {}/{}@{}",
+        c.summary, repo.owner, repo.name, c.short_id
+    );
+    Fragment::render(
+        title,
+        &CommitBody {
+            tree_url: browse_url(
+                &site.config.base_path,
+                &repo.owner,
+                &repo.name,
+                "tree",
+                &id_s,
+                "",
+            ),
+            id: id_s,
+            summary: c.summary.clone(),
+            body,
+            author: format!("{} <{}>", c.author.name, c.author.email),
+            date: stamp(c.author.time, c.author.offset_minutes),
+            parents: c
+                .parents
+                .iter()
+                .map(|p| {
+                    let s = p.to_string();
+                    Crumb {
+                        name: s[..7.min(s.len())].to_string(),
+                        url: commit_url(site, repo, &s),
+                    }
+                })
+                .collect(),
+            files,
+            files_changed: c.truncated.map_or(c.files.len(), |t| t.files_total),
+            more_files: c.truncated.is_some_and(|t| t.files_more),
+            additions: c.additions.map(|n| n.to_string()).unwrap_or_default(),
+            deletions: c.deletions.map(|n| n.to_string()).unwrap_or_default(),
+            cut_note,
+        },
+    )
+}
+
+/// A diff's files as the page lists them (`diff.html`).
+pub(crate) fn file_views(files: &[FileDiff]) -> Vec<FileView> {
+    files
         .iter()
         .map(|f| FileView {
             status: match f.status {
@@ -131,64 +181,24 @@ fn commit_body(
                 })
                 .collect(),
         })
-        .collect();
-    let cut_note = match &c.truncated {
+        .collect()
+}
+
+/// What a cut diff's page says was left out; `what` is "This commit" or the like. Empty when
+/// nothing was.
+pub(crate) fn cut_note(what: &str, truncated: Option<DiffCut>, listed: usize) -> String {
+    match truncated {
         Some(cut) if cut.files_more => format!(
-            "This commit changes more than {} files; the first {} are shown. Clone the repository to see the rest.",
+            "{what} changes more than {} files; the first {} are shown. Clone the repository to see the rest.",
             cut.files_total,
-            cut.files_total.min(c.files.len())
+            cut.files_total.min(listed)
         ),
         Some(cut) if cut.files_omitted > 0 => format!(
-            "This commit changes {} files; the first {} are shown. Clone the repository to see the rest.",
+            "{what} changes {} files; the first {} are shown. Clone the repository to see the rest.",
             cut.files_total,
             cut.files_total - cut.files_omitted
         ),
         Some(_) => "This diff is too large to show whole; the changes past the limit are not shown. Clone the repository to see them.".to_string(),
         None => String::new(),
-    };
-    let body = c
-        .message
-        .split_once('\n')
-        .map(|(_, rest)| rest.trim().to_string())
-        .unwrap_or_default();
-    let id_s = c.id.to_string();
-    let title = format!(
-        "{} \u{b7} {}/{}@{}",
-        c.summary, repo.owner, repo.name, c.short_id
-    );
-    Fragment::render(
-        title,
-        &CommitBody {
-            tree_url: browse_url(
-                &site.config.base_path,
-                &repo.owner,
-                &repo.name,
-                "tree",
-                &id_s,
-                "",
-            ),
-            id: id_s,
-            summary: c.summary.clone(),
-            body,
-            author: format!("{} <{}>", c.author.name, c.author.email),
-            date: stamp(c.author.time, c.author.offset_minutes),
-            parents: c
-                .parents
-                .iter()
-                .map(|p| {
-                    let s = p.to_string();
-                    Crumb {
-                        name: s[..7.min(s.len())].to_string(),
-                        url: commit_url(site, repo, &s),
-                    }
-                })
-                .collect(),
-            files,
-            files_changed: c.truncated.map_or(c.files.len(), |t| t.files_total),
-            more_files: c.truncated.is_some_and(|t| t.files_more),
-            additions: c.additions.map(|n| n.to_string()).unwrap_or_default(),
-            deletions: c.deletions.map(|n| n.to_string()).unwrap_or_default(),
-            cut_note,
-        },
-    )
+    }
 }

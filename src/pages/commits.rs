@@ -110,7 +110,10 @@ fn log_page(
         .and_then(|p| p.parse().ok())
         .filter(|&p| (1..=100_000).contains(&p))
         .unwrap_or(1);
-    let head = head_at(site, ctx, repo, &at.rev.name);
+    let mut head = head_at(site, ctx, repo, &at.rev.name);
+    if at.path.is_empty() {
+        head.feed = Some(super::feeds::commits_link(site, repo, &at.rev.name));
+    }
     // Kept once per commit the ref resolved to, the ref's name, the path and the page.
     let key = Key::new(site, "log", repo).map(|k| {
         k.part(at.rev.commit.as_bytes())

@@ -5,7 +5,7 @@ use askama::Template;
 
 use super::cache::{self, Fragment, Key};
 use super::commits::{row, CommitRow};
-use super::repo_head::{git_err, head, open, refs_of};
+use super::repo_head::{git_err, head, open, refs_of, RepoHead};
 use super::{PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::git::browse::{self};
@@ -13,13 +13,15 @@ use crate::git::RepoDir;
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
-use crate::urls::browse_url;
+use crate::urls::{browse_url, compare_url};
 
 pub(crate) struct RefRow {
     pub(crate) name: String,
     pub(crate) url: String,
     pub(crate) note: String,
     pub(crate) commit: Option<CommitRow>,
+    /// A branch other than the default: its compare page against the default branch.
+    pub(crate) compare: Option<String>,
 }
 
 #[derive(Template)]
@@ -44,6 +46,15 @@ pub(crate) fn branches<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s
 /// `GET tags?page=N`.
 pub(crate) fn tags<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     refs(site, c.req, c.ctx, c.repo()?, true).map(Answer::from)
+}
+
+/// The repository's head, with the tags' feed on the tags page.
+fn page_head(site: &Site, ctx: &PageCtx, repo: &RepoDir, tags: bool) -> RepoHead {
+    let mut h = head(site, ctx, repo);
+    if tags {
+        h.feed = Some(super::feeds::tags_link(site, repo));
+    }
+    h
 }
 
 fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -> Result<Response> {
@@ -91,7 +102,7 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
             .part((page as u64).to_le_bytes())
     });
     if let Some(hit) = key.as_ref().and_then(cache::get) {
-        return ctx.render_repo_page(site, req, head(site, ctx, repo), &hit);
+        return ctx.render_repo_page(site, req, page_head(site, ctx, repo, tags), &hit);
     }
     let skip = (page - 1).saturating_mul(REFS_PAGE_SIZE);
     let (rows, total): (Vec<RefRow>, usize) = if tags {
@@ -107,6 +118,7 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
                     .map(|a| a.message.lines().next().unwrap_or("").to_string())
                     .unwrap_or_default(),
                 commit: t.commit.as_ref().map(|c| row(site, repo, c)),
+                compare: None,
                 name: t.name,
             })
             .collect();
@@ -124,6 +136,8 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
                     String::new()
                 },
                 commit: Some(row(site, repo, &b.commit)),
+                compare: (!b.is_default && !default.is_empty())
+                    .then(|| compare_url(base, &repo.owner, &repo.name, &default, &b.rev)),
                 name: b.name,
             })
             .collect();
@@ -158,5 +172,5 @@ fn refs(site: &Site, req: &Request, ctx: &PageCtx, repo: &RepoDir, tags: bool) -
         Some(key) => cache::put(key, fragment),
         None => std::sync::Arc::new(fragment),
     };
-    ctx.render_repo_page(site, req, head(site, ctx, repo), &fragment)
+    ctx.render_repo_page(site, req, page_head(site, ctx, repo, tags), &fragment)
 }

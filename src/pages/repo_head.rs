@@ -31,6 +31,14 @@ pub(crate) struct RepoHead {
     pub(crate) clone_url: String,
     /// Only when the site offers SSH (`[ssh] host`).
     pub(crate) ssh_clone_url: Option<String>,
+    /// The page's Atom feed (the commits and tags pages), linked from the head and the page.
+    pub(crate) feed: Option<FeedLink>,
+}
+
+/// An Atom feed a page offers.
+pub(crate) struct FeedLink {
+    pub(crate) title: String,
+    pub(crate) url: String,
 }
 
 pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
@@ -77,6 +85,7 @@ pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> 
             .host
             .as_ref()
             .map(|host| ssh_clone_url(&c.ssh.user, host, c.ssh.port, owner, name)),
+        feed: None,
     }
 }
 

@@ -175,6 +175,55 @@ pub(crate) fn commit_diff(repo: &Repository, id: Oid, limits: &DiffLimits) -> Re
         Ok(parent) => Some(repo.find_commit(parent)?.tree()?),
         Err(_) => None,
     };
+    let diff = trees_diff(repo, old_tree.as_ref(), &new_tree, limits)?;
+    let view = CommitView {
+        id: commit.id(),
+        short_id: short_id(commit.id()),
+        summary: commit.summary_bytes().map(lossy).unwrap_or_default(),
+        message: lossy(commit.message_bytes()),
+        author: Person::from_signature(&commit.author()),
+        committer: Person::from_signature(&commit.committer()),
+        parents: commit.parent_ids().collect(),
+        files: diff.files,
+        additions: diff.additions,
+        deletions: diff.deletions,
+        truncated: diff.truncated,
+    };
+    Ok(view)
+}
+
+/// The diff from the commit `old` to the commit `new` (their trees), as [`trees_diff`] says.
+/// `NotFound` when either is not a commit.
+pub(crate) fn commits_diff(
+    repo: &Repository,
+    old: Oid,
+    new: Oid,
+    limits: &DiffLimits,
+) -> Result<TreesDiff> {
+    let old_tree = find_commit(repo, old)?.tree()?;
+    let new_tree = find_commit(repo, new)?.tree()?;
+    trees_diff(repo, Some(&old_tree), &new_tree, limits)
+}
+
+/// The diff between two trees, cut at limits: what [`commit_diff`] shows of a commit, and the
+/// compare page of two commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TreesDiff {
+    pub(crate) files: Vec<FileDiff>,
+    /// Sums over `files`; `None` unless every changed file was listed and counted.
+    pub(crate) additions: Option<usize>,
+    pub(crate) deletions: Option<usize>,
+    /// `Some` when the limits cut the diff.
+    pub(crate) truncated: Option<DiffCut>,
+}
+
+/// The diff from `old_tree` (the empty tree when `None`) to `new_tree`, as [`commit_diff`] says.
+pub(crate) fn trees_diff(
+    repo: &Repository,
+    old_tree: Option<&Tree<'_>>,
+    new_tree: &Tree<'_>,
+    limits: &DiffLimits,
+) -> Result<TreesDiff> {
     let mut changes = Changes {
         list: Vec::new(),
         max: limits.max_paths,
@@ -225,9 +274,9 @@ pub(crate) fn commit_diff(repo: &Repository, id: Oid, limits: &DiffLimits) -> Re
     }
     let mut diff = if changes.list.is_empty() {
         // No pathspec would mean "every path": an empty commit diffs nothing.
-        repo.diff_tree_to_tree(Some(&new_tree), Some(&new_tree), Some(&mut opts))?
+        repo.diff_tree_to_tree(Some(new_tree), Some(new_tree), Some(&mut opts))?
     } else {
-        repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), Some(&mut opts))?
+        repo.diff_tree_to_tree(old_tree, Some(new_tree), Some(&mut opts))?
     };
     let mut find = DiffFindOptions::new();
     find.renames(true)
@@ -307,20 +356,12 @@ pub(crate) fn commit_diff(repo: &Repository, id: Oid, limits: &DiffLimits) -> Re
         files_omitted,
         lines_cut: cut,
     });
-    let view = CommitView {
-        id: commit.id(),
-        short_id: short_id(commit.id()),
-        summary: commit.summary_bytes().map(lossy).unwrap_or_default(),
-        message: lossy(commit.message_bytes()),
-        author: Person::from_signature(&commit.author()),
-        committer: Person::from_signature(&commit.committer()),
-        parents: commit.parent_ids().collect(),
+    Ok(TreesDiff {
         files,
         additions,
         deletions,
         truncated,
-    };
-    Ok(view)
+    })
 }
 
 /// The paths two trees differ at, as [`compare_trees`] finds them.

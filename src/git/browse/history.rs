@@ -124,6 +124,58 @@ impl<'r> DateWalk<'r> {
     }
 }
 
+/// What two commits share and where they part: the compare page's view of `base...head`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Divergence {
+    /// The newest commit both reach; `None` when their histories are unrelated.
+    pub(crate) merge_base: Option<Oid>,
+    /// The commits `head` reaches and `base` does not (`git log base..head`), newest commit
+    /// time first, at most the limit asked for.
+    pub(crate) ahead: Vec<CommitSummary>,
+    /// More such commits follow.
+    pub(crate) has_more: bool,
+}
+
+/// How `head` departs from `base`: their merge base and the first `limit` commits on `head` that
+/// are not on `base`. `NotFound` when either is not a commit.
+pub(crate) fn divergence(
+    repo: &Repository,
+    base: Oid,
+    head: Oid,
+    limit: usize,
+) -> Result<Divergence> {
+    find_commit(repo, base)?;
+    find_commit(repo, head)?;
+    let merge_base = match repo.merge_base(base, head) {
+        Ok(id) => Some(id),
+        Err(e) if e.code() == ErrorCode::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TIME)?;
+    walk.push(head)?;
+    walk.hide(base)?;
+    let mut ahead = Vec::new();
+    let mut has_more = false;
+    for id in walk {
+        if ahead.len() == limit {
+            has_more = true;
+            break;
+        }
+        ahead.push(CommitSummary::of(&repo.find_commit(id?)?));
+    }
+    Ok(Divergence {
+        merge_base,
+        ahead,
+        has_more,
+    })
+}
+
+/// A commit's whole message, invalid UTF-8 replaced. `NotFound` when `id` is not a commit.
+pub(crate) fn message(repo: &Repository, id: Oid) -> Result<String> {
+    Ok(lossy(find_commit(repo, id)?.message_bytes()))
+}
+
 /// The commits `ids` name, in that order (a list another reader of history found, such as
 /// `git log`); `NotFound` when one is not a commit of the repository.
 pub(crate) fn summaries(repo: &Repository, ids: &[Oid]) -> Result<Vec<CommitSummary>> {
