@@ -5,7 +5,7 @@ use crate::auth::basic::Gate;
 use crate::auth::Accounts;
 use crate::config::Config;
 use crate::git::{RepoDir, RepoStore};
-use crate::gitrun::{DeltaGate, GitRunner, Snapshots};
+use crate::gitrun::{AtOnce, DeltaGate, GitRunner, Snapshots};
 use crate::packcache::{Cache, Settings};
 
 /// Everything a request may need, built once at start.
@@ -21,6 +21,10 @@ pub(crate) struct Site {
     pub(crate) archives: Snapshots,
     /// Whether a large raw file stored as a delta is being rebuilt.
     pub(crate) raw_deltas: DeltaGate,
+    /// Blame pages being made (`[limits] blame_at_once`).
+    pub(crate) blames: AtOnce,
+    /// Code searches running (`[limits] search_at_once`).
+    pub(crate) searches: AtOnce,
     /// Answers to fetches kept for the next identical request; `None` when turned off.
     pub(crate) pack_cache: Option<Cache>,
 }
@@ -42,6 +46,8 @@ impl Site {
             },
         );
         let accounts = Accounts::open(&config.data_dir, config.ssh.live_key_index())?;
+        let blames = AtOnce::new(config.limits.blame_at_once);
+        let searches = AtOnce::new(config.limits.search_at_once);
         Ok(Site {
             config,
             repos,
@@ -51,6 +57,8 @@ impl Site {
             assets: Assets::new(),
             archives: Snapshots::default(),
             raw_deltas: DeltaGate::default(),
+            blames,
+            searches,
             pack_cache,
         })
     }

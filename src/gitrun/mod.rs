@@ -253,6 +253,84 @@ impl GitRunner {
     }
 }
 
+/// How a run of git read as it printed ended (see [`GitRunner::read`]).
+pub(crate) struct Read {
+    /// git ran to its end, exited with success, and the reader took all it printed.
+    pub(crate) complete: bool,
+    /// The deadline passed and git was stopped.
+    pub(crate) timed_out: bool,
+}
+
+impl GitRunner {
+    /// Runs a command made by [`GitRunner::git`] (stdin empty, stderr dropped) and hands what it
+    /// prints to `take` as it comes, for at most `deadline`. When `take` says it has had enough
+    /// (returns `false`) or the deadline passes, git is stopped (its whole process group). Whoever
+    /// keeps what `take` is given bounds it; nothing is kept here.
+    pub(crate) fn read(
+        &self,
+        c: &mut Command,
+        deadline: Duration,
+        mut take: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<Read> {
+        use std::io::Read as _;
+        use std::process::Stdio;
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = ChildGuard::new(self.spawn(c)?);
+        let killer = guard.killer();
+        let (done, timer) = std::sync::mpsc::channel::<()>();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let timed_out = Arc::clone(&timed_out);
+            let killer = killer.clone();
+            std::thread::spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    timer.recv_timeout(deadline)
+                {
+                    timed_out.store(true, Ordering::SeqCst);
+                    killer.stop();
+                }
+            })
+        };
+        let mut cut = false;
+        let mut failed = None;
+        if let Some(mut out) = guard.child.stdout.take() {
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if !take(&buf[..n]) {
+                            cut = true;
+                            killer.stop();
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        killer.stop();
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let status = guard.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let timed_out = timed_out.load(Ordering::SeqCst);
+        let complete = !cut && !timed_out && status.as_ref().is_ok_and(|s| s.success());
+        Ok(Read {
+            complete,
+            timed_out,
+        })
+    }
+}
+
 /// How a run of git on the caller's own stdin and stdout ended (see [`GitRunner::attached`]).
 pub(crate) struct Attached {
     pub(crate) status: io::Result<std::process::ExitStatus>,
@@ -382,6 +460,38 @@ impl Snapshots {
         let prev = self.0.fetch_add(1, Ordering::SeqCst);
         let turn = SnapshotTurn(&self.0);
         (prev < SNAPSHOTS_AT_ONCE).then_some(turn)
+    }
+}
+
+/// Counts the runs of one kind of git work (blames, code searches) going on in this process,
+/// up to a cap: past it, a request is told to come back rather than wait.
+pub(crate) struct AtOnce {
+    running: AtomicUsize,
+    cap: usize,
+}
+
+/// One of an [`AtOnce`]'s runs, given back when dropped.
+pub(crate) struct Turn<'a>(&'a AtomicUsize);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AtOnce {
+    pub(crate) fn new(cap: usize) -> AtOnce {
+        AtOnce {
+            running: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    /// A turn, unless `cap` runs are going on.
+    pub(crate) fn enter(&self) -> Option<Turn<'_>> {
+        let prev = self.running.fetch_add(1, Ordering::SeqCst);
+        let turn = Turn(&self.running);
+        (prev < self.cap).then_some(turn)
     }
 }
 
