@@ -26,7 +26,7 @@ use crate::git::browse::blame::{parse_incremental, Blame};
 use crate::git::browse::{self};
 use crate::response::Answer;
 use crate::site::Site;
-use crate::time::date;
+use crate::time::{stamp, Stamp};
 use crate::urls::browse_url;
 
 /// What git may print for one blame: past it, git is stopped and the page shows what it read.
@@ -39,10 +39,9 @@ struct GroupCommit {
     short_id: String,
     url: String,
     author: String,
-    /// The day, as `time::date` prints it.
-    day: String,
-    /// The date and time with the author's offset, shown on hover.
-    exact: String,
+    /// When it was written, as every page shows a date (`time::stamp`): the exact time in the
+    /// author's zone, read as "3 days ago" by the page's script with the exact time on hover.
+    date: Stamp,
     summary: String,
     /// The blame at the commit's parent, under the file's name there.
     before_url: Option<String>,
@@ -197,13 +196,11 @@ fn groups(site: &Site, repo: &crate::git::RepoDir, blame: &Blame, lines: &[&str]
             let commit = run.and_then(|r| blame.runs.get(r)).and_then(|r| {
                 let c = blame.commits.get(r.commit)?;
                 let id = c.id.to_string();
-                let exact = date(c.time, c.offset_minutes);
                 Some(GroupCommit {
                     short_id: id[..7].to_string(),
                     url: commit_url(site, repo, &id),
                     author: c.author.clone(),
-                    day: exact.split(' ').next().unwrap_or_default().to_string(),
-                    exact: format!("{exact} {}", offset(c.offset_minutes)),
+                    date: stamp(c.time, c.offset_minutes),
                     summary: c.summary.clone(),
                     before_url: r.previous.as_ref().map(|(parent, name)| {
                         browse_url(
@@ -227,11 +224,4 @@ fn groups(site: &Site, repo: &crate::git::RepoDir, blame: &Blame, lines: &[&str]
         }
     }
     out
-}
-
-/// `+0130` for 90 minutes.
-fn offset(minutes: i32) -> String {
-    let sign = if minutes < 0 { '-' } else { '+' };
-    let m = minutes.unsigned_abs();
-    format!("{sign}{:02}{:02}", m / 60, m % 60)
 }

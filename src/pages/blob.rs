@@ -23,6 +23,8 @@ struct BlobBody {
     crumbs: Vec<Crumb>,
     size: String,
     raw_url: String,
+    /// The file's history (`commits/{ref}/{path}`).
+    history_url: String,
     lines: Vec<(usize, String)>,
     binary: bool,
     /// An image: shown from its raw URL instead of as lines.
@@ -85,6 +87,7 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             crumbs,
             size: human_size(b.size),
             raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
+            history_url: browse_url(base, &repo.owner, &repo.name, "commits", &rev, &path),
             lines,
             binary: b.is_binary,
             image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,
