@@ -322,6 +322,17 @@ fn code_search_finds_what_git_grep_finds() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Nothing found"), "{page}");
 
+    // A path is a literal path, never pathspec magic; a ref is a name, never an option.
+    let (status, page) = search(&mut b, "q=needle&path=%3A(exclude)src");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Nothing found"), "{page}");
+    let (status, page) = search(&mut b, "q=needle&ref=--output%3D%2Ftmp%2Fx");
+    assert_eq!(status, 404, "{page}");
+    assert!(
+        page.contains("There is no branch, tag or commit --output=/tmp/x"),
+        "{page}"
+    );
+
     // An invalid regular expression is a clear message, not an error of the server's.
     let (status, page) = search(&mut b, "q=a(b&regex=1");
     assert_eq!(status, 400, "{page}");
