@@ -89,8 +89,8 @@
 #                  build, say, for figures before and after a change; same configs and snippet)
 #   BENCH_MANY     1 also runs H: the front page and dashboard with 10,000 repositories against 10
 #                  (deploy/many-repos.sh; making the site once takes minutes). Default 0
-#   BENCH_ONLY     web runs only E, F and G (skipping A to D and what only they need); pages runs
-#                  only E (nor F's and G's repositories); cache runs only I; empty runs everything
+#   BENCH_ONLY     web runs only E, F, G and J (skipping A to D and what only they need); pages runs
+#                  only E and J (nor F's and G's repositories); cache runs only I; empty runs everything
 #   BENCH_COMMIT_GRAPH  1 (default) writes a commit-graph with changed-path Bloom filters (what
 #                  maintenance writes) into the repository forgelet serves and the same file into
 #                  cgit's copy before E; 0 leaves both as generated

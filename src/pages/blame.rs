@@ -197,7 +197,7 @@ fn groups(site: &Site, repo: &crate::git::RepoDir, blame: &Blame, lines: &[&str]
                 let c = blame.commits.get(r.commit)?;
                 let id = c.id.to_string();
                 Some(GroupCommit {
-                    short_id: id[..7].to_string(),
+                    short_id: id.get(..7).unwrap_or(&id).to_string(),
                     url: commit_url(site, repo, &id),
                     author: c.author.clone(),
                     date: stamp(c.time, c.offset_minutes),
