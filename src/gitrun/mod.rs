@@ -1,8 +1,10 @@
 //! Running git for a request: the isolated `git` command every child starts from, its memory
 //! limit, the services clients talk to as every transport runs them ([`service`]), the slots git
 //! work shares ([`slots`]), and the pump that streams a child's output to
-//! a client without letting a slow client hold git ([`child`]). Also the two other gates on git
-//! work: snapshots made at once, and large raw files rebuilt from deltas at once.
+//! a client without letting a slow client hold git ([`child`]), and git read as it prints
+//! ([`GitRunner::read`], for blame and grep). Also the other gates on git work: snapshots made
+//! at once, large raw files rebuilt from deltas at once, and how many of one kind of work (blames,
+//! code searches) run at once ([`AtOnce`]).
 
 pub(crate) mod child;
 pub(crate) mod service;
@@ -316,6 +318,12 @@ impl GitRunner {
                 }
             }
         }
+        // git closed its output at its end: its exit is a moment away. Waiting for it without
+        // reaping it (the watchdog may still signal its group) saves the reaper's polling
+        // interval, which is much of a short blame's time.
+        if !cut && failed.is_none() {
+            let _ = wait_exited(guard.child.id());
+        }
         let status = guard.wait();
         let _ = done.send(());
         let _ = watchdog.join();
@@ -579,6 +587,55 @@ mod tests {
             )
             .unwrap();
         assert!(!slow.complete && slow.stdout.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn read_hands_output_over_and_stops_git_when_told_or_late() {
+        let dir = std::env::temp_dir().join(format!("forgelet-read-{}", std::process::id()));
+        let config = crate::config::parse(
+            Path::new("test.toml"),
+            &format!("data_dir = \"{}\"\n", dir.display()),
+        )
+        .unwrap();
+        let runner = GitRunner::new(&config);
+        let mut got = Vec::new();
+        let whole = runner
+            .read(runner.git().arg("version"), Duration::from_secs(30), |p| {
+                got.extend_from_slice(p);
+                true
+            })
+            .unwrap();
+        assert!(whole.complete && !whole.timed_out);
+        assert!(got.starts_with(b"git version "));
+        // Told to stop: git is stopped, not read to its end.
+        let started = std::time::Instant::now();
+        let mut seen = 0;
+        let cut = runner
+            .read(
+                runner.git().args(["-c", "alias.flood=!yes", "flood"]),
+                Duration::from_secs(30),
+                |p| {
+                    seen += p.len();
+                    seen < 100_000
+                },
+            )
+            .unwrap();
+        assert!(!cut.complete && !cut.timed_out);
+        // Late: stopped at the deadline.
+        let slow = runner
+            .read(
+                runner.git().args(["-c", "alias.nap=!sleep 20", "nap"]),
+                Duration::from_millis(300),
+                |_| true,
+            )
+            .unwrap();
+        assert!(!slow.complete && slow.timed_out);
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{:?}",
