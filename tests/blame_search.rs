@@ -189,6 +189,14 @@ fn blame_attributes_lines_as_git_blame_does_and_goes_back_across_a_rename() {
             .status,
         500
     );
+    // A search git cannot run (the tree is gone) says so, rather than that nothing was found.
+    let r = b.get(&srv, &site.target("/alice/proj/search?q=one"));
+    assert_eq!(r.status, 500, "{}", r.describe());
+    let page = r.text();
+    assert!(
+        page.contains("git could not run this search") && !page.contains("Nothing found"),
+        "{page}"
+    );
     srv.finish();
 }
 

@@ -261,6 +261,8 @@ pub(crate) struct Read {
     pub(crate) complete: bool,
     /// The deadline passed and git was stopped.
     pub(crate) timed_out: bool,
+    /// git's exit code, when it exited (not when a signal ended it).
+    pub(crate) code: Option<i32>,
 }
 
 impl GitRunner {
@@ -335,6 +337,7 @@ impl GitRunner {
         Ok(Read {
             complete,
             timed_out,
+            code: status.ok().and_then(|s| s.code()),
         })
     }
 }

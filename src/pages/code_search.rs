@@ -257,6 +257,17 @@ fn search(
         );
     } else if !ran.complete && !body.files.is_empty() {
         body.stopped = "The search did not finish; there may be more matches than these.".into();
+    } else if !ran.complete && ran.code != Some(1) {
+        // git grep exits with 1 when nothing matches; anything else went wrong.
+        log::warn!(
+            "git grep in {}/{} ended with {:?}",
+            repo.owner,
+            repo.name,
+            ran.code
+        );
+        body.message = "git could not run this search.".into();
+        body.searched = false;
+        return Ok(500);
     }
     Ok(200)
 }
