@@ -41,6 +41,14 @@
 #                   identical clones at once (medium and small only): one git pack-objects run,
 #                   total time at most 0.3x http-backend's, forgelet's peak RSS at most 64 MiB.
 #                   Then I5: the cold clone again after `forgelet maintain` (bitmaps), reported.
+#   J. blame and code search: (runs with E) forgelet's blame page of E's file with nothing kept
+#                   (each round asks at a branch name of its own pointing at main: the page cache
+#                   keys the ref's name) next to `git blame` of it at the same commit, goal at most
+#                   1.2x; the blame page kept, requests/second (wrk) next to cgit's blame page
+#                   (enable-blame=1, its cache off), goal at least 5x; a code search of one of the
+#                   file's lines (a fixed string, case ignored: one full walk of the tree, few
+#                   matches) next to `git grep -n -I -i -F` of it at the same commit, goal at most
+#                   1.2x. Medians of the timed rounds, after one warm-up round.
 #
 # What it does:
 #   1. cargo build --release --locked
@@ -83,8 +91,8 @@
 #                  build, say, for figures before and after a change; same configs and snippet)
 #   BENCH_MANY     1 also runs H: the front page and dashboard with 10,000 repositories against 10
 #                  (deploy/many-repos.sh; making the site once takes minutes). Default 0
-#   BENCH_ONLY     web runs only E, F and G (skipping A to D and what only they need); pages runs
-#                  only E (nor F's and G's repositories); cache runs only I; empty runs everything
+#   BENCH_ONLY     web runs only E, F, G and J (skipping A to D and what only they need); pages runs
+#                  only E and J (nor F's and G's repositories); cache runs only I; empty runs everything
 #   BENCH_COMMIT_GRAPH  1 (default) writes a commit-graph with changed-path Bloom filters (what
 #                  maintenance writes) into the repository forgelet serves and the same file into
 #                  cgit's copy before E; 0 leaves both as generated
@@ -706,6 +714,7 @@ if [ "$commit_graph" = 1 ]; then
 fi
 write_cgitrc() {
     cat >"$run/cgit/cgitrc-$1" <<EOF2
+enable-blame=1
 cache-root=$run/cgit/cache-$1
 cache-size=$2
 virtual-root=$3
@@ -1518,6 +1527,23 @@ web_wrk() {
             printf "%s %d %s %s\n", rps, bad, n, p50
         }' "$out" || die "no Requests/sec in wrk's output (see $out)"
 }
+# web_wrk_url URL NAME: web_wrk for any URL (output kept in the run folder as wrk-NAME.txt), with
+# a timeout of a minute: cgit's blame of a file with a long history takes seconds a request, which
+# wrk's default of 2 s would count as errors.
+web_wrk_url() {
+    local out=$run/web/wrk-$2.txt
+    wrk -t"$web_threads" -c"$web_connections" -d"$web_duration" --timeout 60s --latency "$1" >"$out" 2>&1 ||
+        die "wrk failed on $1 (see $out)"
+    awk '$1 == "Requests/sec:" { rps = $2 }
+        / requests in / { n = $1 }
+        /Non-2xx or 3xx responses:/ { bad += $NF }
+        /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+        $1 == "50%" { p50 = $2 }
+        END {
+            if (rps == "") exit 1
+            printf "%s %d %s %s\n", rps, bad, n, p50
+        }' "$out" || die "no Requests/sec in wrk's output (see $out)"
+}
 # at_least VALUE GOAL: PASS when VALUE >= GOAL.
 
 say "E. web pages: one GET of each with curl first (200 and the expected content; fills cgit's cache)"
@@ -1572,6 +1598,120 @@ done
 printf '  (pages: %s; cgit: %s and %s; %s fcgiwrap workers fork one cgit a request)\n\n' \
     "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob, commits/main/$web_blob, tags, compare/main~20...main (diff/), feeds/commits/main.atom (atom/)" \
     "/cgit/" "/cgit-cached/" "$web_connections"
+
+# --- 6a. blame and code search (J) ---------------------------------------------------------------
+goal_blame_cold=1.2
+goal_blame_warm=5
+goal_search=1.2
+j_repo=$run/data/repos/bench/$size.git
+j_commit=$(git -C "$j_repo" rev-parse main)
+# seconds CMD...: how long CMD takes, its output dropped.
+seconds() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || die "$* failed"
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }'
+}
+# curl_seconds URL MARKER NAME: one GET; dies unless 200 with MARKER; prints curl's total time.
+curl_seconds() {
+    local body=$run/web/$3.html out code secs
+    out=$(curl -sS --noproxy '*' --max-time 120 -o "$body" -w '%{http_code} %{time_total}' "$1") ||
+        die "curl $1 failed"
+    read -r code secs <<<"$out"
+    [ "$code" = 200 ] || die "$1 answered HTTP $code, not 200 (body in $body)"
+    grep -qF -- "$2" "$body" || die "$1: no '$2' in the page (see $body)"
+    printf '%s\n' "$secs"
+}
+# The blame's marker: the line E looks for in the file's page.
+j_marker=$web_line
+say "J. blame of $web_blob, nothing kept: forgelet next to git blame (1 warm-up round, then $rounds)"
+declare -a j_forgelet=() j_git=()
+for ((r = 0; r <= rounds; r++)); do
+    git -C "$j_repo" update-ref "refs/heads/bench-blame-$r" "$j_commit"
+    url="$web_forgelet/blame/bench-blame-$r/$web_blob"
+    if ((r % 2)); then
+        g=$(seconds git -C "$j_repo" blame "$j_commit" -- "$web_blob")
+        f=$(curl_seconds "$url" "$j_marker" "blame-cold")
+    else
+        f=$(curl_seconds "$url" "$j_marker" "blame-cold")
+        g=$(seconds git -C "$j_repo" blame "$j_commit" -- "$web_blob")
+    fi
+    git -C "$j_repo" update-ref -d "refs/heads/bench-blame-$r"
+    grep -qF 'git blame stopped' "$run/web/blame-cold.html" &&
+        die "the blame of $web_blob was cut short by forgelet's deadline (see $run/web/blame-cold.html)"
+    printf '  round %d%s: forgelet %.1f ms, git blame %.1f ms\n' "$r" "$( ((r)) || echo ' (warm-up)')" \
+        "$(awk -v v="$f" 'BEGIN { print v * 1000 }')" "$(awk -v v="$g" 'BEGIN { print v * 1000 }')"
+    if ((r > 0)); then
+        j_forgelet+=("$f")
+        j_git+=("$g")
+    fi
+done
+jf=$(median "${j_forgelet[@]}") jg=$(median "${j_git[@]}")
+j_ratio=$(ratio_of "$jf" "$jg")
+j_verdict=$(verdict "$j_ratio" "$goal_blame_cold")
+printf '  medians: forgelet %.1f ms, git blame %.1f ms: %sx  %s\n' \
+    "$(awk -v v="$jf" 'BEGIN { print v * 1000 }')" "$(awk -v v="$jg" 'BEGIN { print v * 1000 }')" \
+    "$j_ratio" "$j_verdict"
+summary+=("$(printf '%-48s %6sx %s' "J. blame, nothing kept: forgelet/git blame" "$j_ratio" "$j_verdict")")
+
+say "J. blame of $web_blob, kept: requests/second next to cgit's blame page (its cache off)"
+j_warm_url=$web_forgelet/blame/main/$web_blob
+j_cgit_url=$base/cgit/$size/blame/$web_blob
+# Twice: the first GET makes the blame, the second is answered from what was kept.
+curl_seconds "$j_warm_url" "$j_marker" blame-warm >/dev/null
+jw_one=$(curl_seconds "$j_warm_url" "$j_marker" blame-warm)
+jc_one=$(curl_seconds "$j_cgit_url" "$web_line" blame-cgit)
+printf '  one GET each: forgelet %.1f ms, cgit %.1f ms\n' "$(awk -v v="$jw_one" 'BEGIN { print v * 1000 }')" \
+    "$(awk -v v="$jc_one" 'BEGIN { print v * 1000 }')"
+read -r jw_rps jw_bad _ _ <<<"$(web_wrk_url "$j_warm_url" blame-forgelet)"
+read -r jc_rps jc_bad _ _ <<<"$(web_wrk_url "$j_cgit_url" blame-cgit)"
+# cgit may finish no request within wrk's duration (seconds a blame on a long history): then the
+# single GETs' times are compared instead.
+if awk -v b="$jc_rps" 'BEGIN { exit !(b > 0) }'; then
+    jw_ratio=$(awk -v a="$jw_rps" -v b="$jc_rps" 'BEGIN { printf "%.2f", a / b }')
+else
+    jw_ratio=$(awk -v a="$jw_one" -v b="$jc_one" 'BEGIN { printf "%.2f", b / a }')
+    printf '  (cgit finished no request within %s: the ratio is of the single GETs)\n' "$web_duration"
+fi
+if [ "$jw_bad" != 0 ] || [ "$jc_bad" != 0 ]; then
+    jw_verdict='INVALID (non-2xx answers or socket errors)'
+else
+    jw_verdict=$(at_least "$jw_ratio" "$goal_blame_warm")
+fi
+printf '  forgelet %.1f req/s, cgit %.1f req/s: %sx  %s\n' "$jw_rps" "$jc_rps" "$jw_ratio" "$jw_verdict"
+summary+=("$(printf '%-48s %6sx %s' "J. blame, kept: forgelet/cgit (no cache)" "$jw_ratio" "$jw_verdict")")
+
+# The search: one of the file's lines, a fixed string with case ignored.
+j_query=$web_line
+j_query_url=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$j_query")
+j_search_url="$web_forgelet/search?ref=main&q=$j_query_url"
+say "J. code search for '$j_query': forgelet next to git grep at the same commit (1 warm-up round, then $rounds)"
+declare -a s_forgelet=() s_git=()
+for ((r = 0; r <= rounds; r++)); do
+    if ((r % 2)); then
+        g=$(seconds git -C "$j_repo" grep -n -I -i -F -e "$j_query" "$j_commit")
+        f=$(curl_seconds "$j_search_url" "$web_blob" search)
+    else
+        f=$(curl_seconds "$j_search_url" "$web_blob" search)
+        g=$(seconds git -C "$j_repo" grep -n -I -i -F -e "$j_query" "$j_commit")
+    fi
+    grep -qF 'search-stopped' "$run/web/search.html" &&
+        die "the search was cut short (see $run/web/search.html)"
+    printf '  round %d%s: forgelet %.1f ms, git grep %.1f ms\n' "$r" "$( ((r)) || echo ' (warm-up)')" \
+        "$(awk -v v="$f" 'BEGIN { print v * 1000 }')" "$(awk -v v="$g" 'BEGIN { print v * 1000 }')"
+    if ((r > 0)); then
+        s_forgelet+=("$f")
+        s_git+=("$g")
+    fi
+done
+sf=$(median "${s_forgelet[@]}") sg=$(median "${s_git[@]}")
+s_ratio=$(ratio_of "$sf" "$sg")
+s_verdict=$(verdict "$s_ratio" "$goal_search")
+printf '  medians: forgelet %.1f ms, git grep %.1f ms: %sx  %s\n\n' \
+    "$(awk -v v="$sf" 'BEGIN { print v * 1000 }')" "$(awk -v v="$sg" 'BEGIN { print v * 1000 }')" \
+    "$s_ratio" "$s_verdict"
+summary+=("$(printf '%-48s %6sx %s' "J. code search: forgelet/git grep" "$s_ratio" "$s_verdict")")
 
 # --- 6b. large pages and a ref burst (F, G) -----------------------------------------------------
 # BENCH_ONLY=pages skips them.

@@ -118,6 +118,14 @@ pub(crate) struct Limits {
     /// The largest file `raw/` sends when git keeps it as a delta (it must be rebuilt whole in
     /// memory); such files are sent one at a time.
     pub(crate) raw_delta_bytes: u64,
+    /// How long `git blame` may run for one blame page before the page shows what it found.
+    pub(crate) blame_deadline: Duration,
+    /// How long `git grep` may run for one code search before the page shows what it found.
+    pub(crate) search_deadline: Duration,
+    /// Blame pages made at once by one process; more get 503.
+    pub(crate) blame_at_once: usize,
+    /// Code searches run at once by one process; more get 503.
+    pub(crate) search_at_once: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +249,10 @@ struct RawLimits {
     spool_mib: i64,
     archive_mib: i64,
     raw_delta_mib: i64,
+    blame_deadline: i64,
+    search_deadline: i64,
+    blame_at_once: i64,
+    search_at_once: i64,
 }
 
 impl Default for RawLimits {
@@ -253,6 +265,10 @@ impl Default for RawLimits {
             spool_mib: 2048,
             archive_mib: 1024,
             raw_delta_mib: 256,
+            blame_deadline: 10,
+            search_deadline: 10,
+            blame_at_once: 2,
+            search_at_once: 2,
         }
     }
 }
@@ -602,6 +618,22 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         spool_bytes: mib("spool_mib", l.spool_mib, 1 << 30)?,
         archive_bytes: mib("archive_mib", l.archive_mib, 1 << 30)?,
         raw_delta_bytes: mib("raw_delta_mib", l.raw_delta_mib, 1 << 20)?,
+        blame_deadline: Duration::from_secs(v.count(
+            "limits",
+            "blame_deadline",
+            l.blame_deadline,
+            1,
+            600,
+        )? as u64),
+        search_deadline: Duration::from_secs(v.count(
+            "limits",
+            "search_deadline",
+            l.search_deadline,
+            1,
+            600,
+        )? as u64),
+        blame_at_once: v.count("limits", "blame_at_once", l.blame_at_once, 1, 256)?,
+        search_at_once: v.count("limits", "search_at_once", l.search_at_once, 1, 256)?,
     };
     if limits.git_memory_bytes < 256 << 20 {
         return Err(v.err(

@@ -26,6 +26,9 @@ pub(crate) enum Error {
     Unsupported(String),
     /// What was asked for is larger than the server sends (413); the message is safe to show.
     TooLarge(String),
+    /// Too much of this work is going on right now (503, `Retry-After`); the message is safe
+    /// to show.
+    Busy(String),
     /// Something broke on our side; the detail is logged, never shown.
     Internal(String),
 }
@@ -45,6 +48,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Unsupported(_) => 501,
             Error::TooLarge(_) => 413,
+            Error::Busy(_) => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -56,7 +60,9 @@ impl Error {
             Error::BadRequest(m) => format!("Bad request: {m}.\n"),
             Error::NotFound => "Not found.\n".to_string(),
             Error::MethodNotAllowed(allow) => format!("Method not allowed; use {allow}.\n"),
-            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) => format!("{m}\n"),
+            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) | Error::Busy(m) => {
+                format!("{m}\n")
+            }
             Error::Unauthorized { message, .. } => format!("{message}\n"),
             Error::TooMany(secs) => {
                 format!("Too many sign-in attempts; try again in {secs} seconds.\n")
@@ -78,6 +84,7 @@ impl Error {
                 );
             }
             Error::TooMany(secs) => r.header("Retry-After", secs.to_string()),
+            Error::Busy(_) => r.header("Retry-After", BUSY_RETRY_SECS.to_string()),
             _ => {}
         }
         r
@@ -90,12 +97,17 @@ impl fmt::Display for Error {
             Error::BadRequest(m) => write!(f, "bad request: {m}"),
             Error::NotFound => f.write_str("not found"),
             Error::MethodNotAllowed(a) => write!(f, "method not allowed (allow: {a})"),
-            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) => f.write_str(m),
+            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) | Error::Busy(m) => {
+                f.write_str(m)
+            }
             Error::Unauthorized { message, .. } => f.write_str(message),
             Error::TooMany(s) => write!(f, "too many attempts (retry after {s} s)"),
             Error::Internal(d) => f.write_str(d),
         }
     }
 }
+
+/// How long a client told the server is busy waits before asking again.
+const BUSY_RETRY_SECS: u64 = 5;
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;

@@ -12,8 +12,8 @@ use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, push, smart};
 use crate::pages;
 use crate::pages::{
-    account, blob, commit, commits, compare, downloads, feeds, front, home, keys, login, logout,
-    new_repo, owner, refs, settings, static_file, tree,
+    account, blame, blob, code_search, commit, commits, compare, downloads, feeds, front, home,
+    keys, login, logout, new_repo, owner, refs, repo_search, settings, static_file, tree,
 };
 use crate::request::{Captures, Method};
 
@@ -244,6 +244,7 @@ pub static ROUTES: &[Row] = &[
     page("keys", GET, &[SITE, Lit("settings"), Lit("keys")], SignedIn, keys::form, "/-/settings/keys"),
     page("keys.submit", POST, &[SITE, Lit("settings"), Lit("keys")], SignedIn, keys::submit, "/-/settings/keys"),
     page("static", GET, &[SITE, Lit("static"), One], Anyone, static_file::file, "/-/static/{asset}"),
+    page("search", GET, &[SITE, Lit("search")], Anyone, repo_search::page, "/-/search?q=REPO"),
     // Their addresses before `/-/`, redirected there.
     moved("login.moved", GET, &[Lit("login")], "/login"),
     moved("login.submit.moved", POST, &[Lit("login")], "/login"),
@@ -261,6 +262,8 @@ pub static ROUTES: &[Row] = &[
     slash(page("repo.tree", GET, &[Owner, REPO, Lit("tree"), Rest], Read, tree::page, "/OWNER/REPO/tree/main")),
     page("repo.blob", GET, &[Owner, REPO, Lit("blob"), Rest], Read, blob::page, "/OWNER/REPO/blob/main/{file}"),
     lane(page("repo.raw", GET, &[Owner, REPO, Lit("raw"), Rest], Read, downloads::raw, "/OWNER/REPO/raw/main/{file}"), Git),
+    lane(page("repo.blame", GET, &[Owner, REPO, Lit("blame"), Rest], Read, blame::page, "/OWNER/REPO/blame/main/{file}"), Git),
+    lane(page("repo.search", GET, &[Owner, REPO, Lit("search")], Read, code_search::page, "/OWNER/REPO/search?q=a"), Git),
     page("repo.commits", GET, &[Owner, REPO, Lit("commits"), Rest], Read, commits::page, "/OWNER/REPO/commits/main"),
     page("repo.commit", GET, &[Owner, REPO, Lit("commit"), Rest], Read, commit::page, "/OWNER/REPO/commit/{head}"),
     page("repo.compare", GET, &[Owner, REPO, Lit("compare"), Rest], Read, compare::page, "/OWNER/REPO/compare/main...main"),

@@ -5,9 +5,8 @@ use crate::auth::basic::Gate;
 use crate::auth::Accounts;
 use crate::config::Config;
 use crate::git::{RepoDir, RepoStore};
-use crate::gitrun::{DeltaGate, GitRunner, Snapshots};
+use crate::gitrun::{AtOnce, DeltaGate, GitRunner, Snapshots};
 use crate::packcache::{Cache, Settings};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Everything a request may need, built once at start.
 pub(crate) struct Site {
@@ -22,6 +21,10 @@ pub(crate) struct Site {
     pub(crate) archives: Snapshots,
     /// Whether a large raw file stored as a delta is being rebuilt.
     pub(crate) raw_deltas: DeltaGate,
+    /// Blame pages being made (`[limits] blame_at_once`).
+    pub(crate) blames: AtOnce,
+    /// Code searches running (`[limits] search_at_once`).
+    pub(crate) searches: AtOnce,
     /// Answers to fetches kept for the next identical request; `None` when turned off.
     pub(crate) pack_cache: Option<Cache>,
     /// Compare pages being worked out.
@@ -31,38 +34,6 @@ pub(crate) struct Site {
 /// Compare pages worked out at once by one process: each may walk much history and diff two
 /// trees, so a few clients asking for many cannot take every worker.
 pub(crate) const COMPARES_AT_ONCE: usize = 2;
-
-/// A cap on work of one kind done at once in this process; past it the request is told to come
-/// back later (503 with `Retry-After`).
-pub(crate) struct AtOnce {
-    running: AtomicUsize,
-    max: usize,
-}
-
-/// One turn of an [`AtOnce`], given back when dropped.
-pub(crate) struct Turn<'a>(&'a AtomicUsize);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl AtOnce {
-    pub(crate) const fn new(max: usize) -> AtOnce {
-        AtOnce {
-            running: AtomicUsize::new(0),
-            max,
-        }
-    }
-
-    /// A turn, unless `max` are taken.
-    pub(crate) fn enter(&self) -> Option<Turn<'_>> {
-        let prev = self.running.fetch_add(1, Ordering::SeqCst);
-        let turn = Turn(&self.running);
-        (prev < self.max).then_some(turn)
-    }
-}
 
 impl Site {
     /// Fails (with a message for the sysadmin) when the users file or the secret cannot be read.
@@ -81,6 +52,8 @@ impl Site {
             },
         );
         let accounts = Accounts::open(&config.data_dir, config.ssh.live_key_index())?;
+        let blames = AtOnce::new(config.limits.blame_at_once);
+        let searches = AtOnce::new(config.limits.search_at_once);
         Ok(Site {
             config,
             repos,
@@ -90,6 +63,8 @@ impl Site {
             assets: Assets::new(),
             archives: Snapshots::default(),
             raw_deltas: DeltaGate::default(),
+            blames,
+            searches,
             pack_cache,
             compares: AtOnce::new(COMPARES_AT_ONCE),
         })

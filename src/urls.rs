@@ -45,6 +45,33 @@ pub(crate) fn home_url(base: &str) -> String {
     format!("{base}/")
 }
 
+/// `{base}/-/search`: the search of repositories by name and description.
+pub(crate) fn search_url(base: &str) -> String {
+    format!("{base}{SITE_PREFIX}/search")
+}
+
+/// A page of the repositories found for `q` (the first without `page`).
+pub(crate) fn search_page_url(base: &str, q: &str, page: usize) -> String {
+    let mut url = format!("{}?q={}", search_url(base), encode_query(q));
+    if page > 1 {
+        url.push_str(&format!("&page={page}"));
+    }
+    url
+}
+
+/// Percent-encodes a query parameter's value (everything but the unreserved characters).
+pub(crate) fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `{base}/{owner}`: an owner's repositories.
 pub(crate) fn owner_url(base: &str, owner: &str) -> String {
     format!("{base}/{}", encode_path(owner))

@@ -105,7 +105,7 @@ fn folder_pages_show_each_entrys_last_change() {
 }
 
 #[test]
-fn file_pages_link_raw_and_history() {
+fn file_pages_link_raw_blame_and_history() {
     let (running, repo) = start_with_fixture("reading_links", "mixed", SiteOptions::default());
     let (site, srv) = (&running.site, &running.srv);
     let file = git_ok(&repo, &["ls-tree", "--name-only", "main"])
@@ -116,7 +116,7 @@ fn file_pages_link_raw_and_history() {
     let page = srv.get(&site.target(&format!("/alice/mixed/blob/main/{file}")));
     assert_eq!(page.status, 200, "{}", page.describe());
     let page = page.text();
-    for (label, view) in [("Raw", "raw"), ("History", "commits")] {
+    for (label, view) in [("Raw", "raw"), ("Blame", "blame"), ("History", "commits")] {
         let href = format!("/alice/mixed/{view}/main/{file}");
         assert!(
             page.contains(&format!("<a href=\"{}\">{label}</a>", site.target(&href))),

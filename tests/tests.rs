@@ -4,6 +4,7 @@
 
 mod accounts;
 mod architecture;
+mod blame_search;
 mod cli;
 mod doctor;
 mod dumb;

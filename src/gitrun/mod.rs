@@ -1,8 +1,10 @@
 //! Running git for a request: the isolated `git` command every child starts from, its memory
 //! limit, the services clients talk to as every transport runs them ([`service`]), the slots git
 //! work shares ([`slots`]), and the pump that streams a child's output to
-//! a client without letting a slow client hold git ([`child`]). Also the two other gates on git
-//! work: snapshots made at once, and large raw files rebuilt from deltas at once.
+//! a client without letting a slow client hold git ([`child`]), and git read as it prints
+//! ([`GitRunner::read`], for blame and grep). Also the other gates on git work: snapshots made
+//! at once, large raw files rebuilt from deltas at once, and how many of one kind of work (blames,
+//! code searches) run at once ([`AtOnce`]).
 
 pub(crate) mod child;
 pub(crate) mod service;
@@ -253,6 +255,93 @@ impl GitRunner {
     }
 }
 
+/// How a run of git read as it printed ended (see [`GitRunner::read`]).
+pub(crate) struct Read {
+    /// git ran to its end, exited with success, and the reader took all it printed.
+    pub(crate) complete: bool,
+    /// The deadline passed and git was stopped.
+    pub(crate) timed_out: bool,
+    /// git's exit code, when it exited (not when a signal ended it).
+    pub(crate) code: Option<i32>,
+}
+
+impl GitRunner {
+    /// Runs a command made by [`GitRunner::git`] (stdin empty, stderr dropped) and hands what it
+    /// prints to `take` as it comes, for at most `deadline`. When `take` says it has had enough
+    /// (returns `false`) or the deadline passes, git is stopped (its whole process group). Whoever
+    /// keeps what `take` is given bounds it; nothing is kept here.
+    pub(crate) fn read(
+        &self,
+        c: &mut Command,
+        deadline: Duration,
+        mut take: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<Read> {
+        use std::io::Read as _;
+        use std::process::Stdio;
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = ChildGuard::new(self.spawn(c)?);
+        let killer = guard.killer();
+        let (done, timer) = std::sync::mpsc::channel::<()>();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let timed_out = Arc::clone(&timed_out);
+            let killer = killer.clone();
+            std::thread::spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    timer.recv_timeout(deadline)
+                {
+                    timed_out.store(true, Ordering::SeqCst);
+                    killer.stop();
+                }
+            })
+        };
+        let mut cut = false;
+        let mut failed = None;
+        if let Some(mut out) = guard.child.stdout.take() {
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match out.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if !take(&buf[..n]) {
+                            cut = true;
+                            killer.stop();
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        killer.stop();
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        // git closed its output at its end: its exit is a moment away. Waiting for it without
+        // reaping it (the watchdog may still signal its group) saves the reaper's polling
+        // interval, which is much of a short blame's time.
+        if !cut && failed.is_none() {
+            let _ = wait_exited(guard.child.id());
+        }
+        let status = guard.wait();
+        let _ = done.send(());
+        let _ = watchdog.join();
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let timed_out = timed_out.load(Ordering::SeqCst);
+        let complete = !cut && !timed_out && status.as_ref().is_ok_and(|s| s.success());
+        Ok(Read {
+            complete,
+            timed_out,
+            code: status.ok().and_then(|s| s.code()),
+        })
+    }
+}
+
 /// How a run of git on the caller's own stdin and stdout ended (see [`GitRunner::attached`]).
 pub(crate) struct Attached {
     pub(crate) status: io::Result<std::process::ExitStatus>,
@@ -385,6 +474,38 @@ impl Snapshots {
     }
 }
 
+/// Counts the runs of one kind of work (blames, code searches, comparisons) going on in this process,
+/// up to a cap: past it, a request is told to come back rather than wait.
+pub(crate) struct AtOnce {
+    running: AtomicUsize,
+    cap: usize,
+}
+
+/// One of an [`AtOnce`]'s runs, given back when dropped.
+pub(crate) struct Turn<'a>(&'a AtomicUsize);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AtOnce {
+    pub(crate) fn new(cap: usize) -> AtOnce {
+        AtOnce {
+            running: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    /// A turn, unless `cap` runs are going on.
+    pub(crate) fn enter(&self) -> Option<Turn<'_>> {
+        let prev = self.running.fetch_add(1, Ordering::SeqCst);
+        let turn = Turn(&self.running);
+        (prev < self.cap).then_some(turn)
+    }
+}
+
 /// Whether a large delta is being rebuilt in this process right now.
 #[derive(Default)]
 pub(crate) struct DeltaGate(AtomicBool);
@@ -469,6 +590,55 @@ mod tests {
             )
             .unwrap();
         assert!(!slow.complete && slow.stdout.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn read_hands_output_over_and_stops_git_when_told_or_late() {
+        let dir = std::env::temp_dir().join(format!("forgelet-read-{}", std::process::id()));
+        let config = crate::config::parse(
+            Path::new("test.toml"),
+            &format!("data_dir = \"{}\"\n", dir.display()),
+        )
+        .unwrap();
+        let runner = GitRunner::new(&config);
+        let mut got = Vec::new();
+        let whole = runner
+            .read(runner.git().arg("version"), Duration::from_secs(30), |p| {
+                got.extend_from_slice(p);
+                true
+            })
+            .unwrap();
+        assert!(whole.complete && !whole.timed_out);
+        assert!(got.starts_with(b"git version "));
+        // Told to stop: git is stopped, not read to its end.
+        let started = std::time::Instant::now();
+        let mut seen = 0;
+        let cut = runner
+            .read(
+                runner.git().args(["-c", "alias.flood=!yes", "flood"]),
+                Duration::from_secs(30),
+                |p| {
+                    seen += p.len();
+                    seen < 100_000
+                },
+            )
+            .unwrap();
+        assert!(!cut.complete && !cut.timed_out);
+        // Late: stopped at the deadline.
+        let slow = runner
+            .read(
+                runner.git().args(["-c", "alias.nap=!sleep 20", "nap"]),
+                Duration::from_millis(300),
+                |_| true,
+            )
+            .unwrap();
+        assert!(!slow.complete && slow.timed_out);
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{:?}",

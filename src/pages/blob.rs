@@ -25,6 +25,8 @@ struct BlobBody {
     raw_url: String,
     /// The file's history (`commits/{ref}/{path}`).
     history_url: String,
+    /// Who last changed each line (`blame/{ref}/{path}`).
+    blame_url: String,
     lines: Vec<(usize, String)>,
     binary: bool,
     /// An image: shown from its raw URL instead of as lines.
@@ -88,6 +90,7 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             size: human_size(b.size),
             raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
             history_url: browse_url(base, &repo.owner, &repo.name, "commits", &rev, &path),
+            blame_url: browse_url(base, &repo.owner, &repo.name, "blame", &rev, &path),
             lines,
             binary: b.is_binary,
             image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,

@@ -30,6 +30,7 @@ pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) ->
         404 => "Not found",
         405 => "Not here",
         429 => "Too many attempts",
+        503 => "Busy",
         s if s >= 500 => "Something went wrong",
         _ => "Cannot do that",
     };

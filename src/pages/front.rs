@@ -14,7 +14,7 @@ use crate::git::Visibility;
 use crate::request::Request;
 use crate::response::Answer;
 use crate::site::Site;
-use crate::urls::{clone_url, home_page_url, repo_url};
+use crate::urls::{clone_url, home_page_url, repo_url, search_url};
 
 pub(crate) struct Entry {
     pub(crate) full_name: String,
@@ -262,6 +262,9 @@ pub(crate) fn page_of<T>(all: &[T], page: usize) -> Option<&[T]> {
 #[template(path = "front.html")]
 struct FrontPage {
     chrome: Chrome,
+    /// The repository search's address, and its (empty) text.
+    action: String,
+    q: String,
     own: Vec<Entry>,
     others: Vec<Entry>,
     signed_in: bool,
@@ -302,6 +305,8 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         200,
         &FrontPage {
             chrome: ctx.chrome(site),
+            action: search_url(base),
+            q: String::new(),
             own: entries(site, ctx, &listing, &own_part),
             others: entries(site, ctx, &listing, &other_part),
             signed_in: ctx.viewer.is_some(),

@@ -3,8 +3,10 @@
 //! headers every page carries.
 
 pub(crate) mod account;
+pub(crate) mod blame;
 pub(crate) mod blob;
 pub(crate) mod cache;
+pub(crate) mod code_search;
 pub(crate) mod commit;
 pub(crate) mod commits;
 pub(crate) mod compare;
@@ -22,6 +24,7 @@ pub(crate) mod owner;
 pub(crate) mod readme;
 pub(crate) mod refs;
 pub(crate) mod repo_head;
+pub(crate) mod repo_search;
 pub(crate) mod settings;
 pub(crate) mod static_file;
 pub(crate) mod tree;

@@ -22,6 +22,8 @@ pub(crate) struct RepoHead {
     pub(crate) commits_url: String,
     pub(crate) branches_url: String,
     pub(crate) tags_url: String,
+    /// The code search, at the ref the page shows.
+    pub(crate) search_url: String,
     pub(crate) owner: String,
     pub(crate) owner_url: String,
     pub(crate) name: String,
@@ -73,6 +75,11 @@ pub(crate) fn head_at(site: &Site, ctx: &PageCtx, repo: &RepoDir, rev: &str) -> 
         commits_url: browse_url(base, owner, name, "commits", rev, ""),
         branches_url: repo_tab_url(base, owner, name, "branches"),
         tags_url: repo_tab_url(base, owner, name, "tags"),
+        search_url: format!(
+            "{}?ref={}",
+            repo_tab_url(base, owner, name, "search"),
+            crate::urls::encode_query(rev)
+        ),
         owner_url: owner_url(base, owner),
         owner: repo.owner.clone(),
         name: repo.name.clone(),

@@ -179,6 +179,51 @@ try {
     await page.goBack();
   });
 
+  await step("README.md's blame gives each line its commit, author and date", async () => {
+    // The file page links its blame; until it does, go there by URL.
+    const blame = page.locator('.filebar').getByRole('link', { name: 'Blame' });
+    if (await blame.count()) {
+      await Promise.all([page.waitForURL((u) => pathOf(u).includes('/blame/')), blame.click()]);
+    } else {
+      console.log('# no Blame link on the file page; opening blame/main/README.md by URL');
+      const r = await page.goto(`${BASE}/${USER}/${REPO}/blame/main/README.md`);
+      assert.equal(r.status(), 200, `GET blame/main/README.md answered ${r.status()}`);
+    }
+    const who = page.locator('table.blame tr#L1 td.who');
+    assert.match((await who.locator('a.sha').innerText()).trim(), /^[0-9a-f]{7}$/);
+    assert.ok((await who.innerText()).includes(USER), 'line 1 names its author');
+    assert.match(await who.locator('time').getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d [+-]\d{4}$/);
+    assert.equal((await page.locator('table.blame tr#L1 td.src').innerText()).trim(), `# ${REPO}`);
+    await assertNoSidewaysScroll('blame at 1280px');
+    await page.screenshot({ path: join(SHOTS, 'blame.png'), fullPage: true });
+  });
+
+  await step('the code search finds the README line and leads to it', async () => {
+    await page.goto(`${BASE}/${USER}/${REPO}`);
+    await Promise.all([
+      page.waitForURL((u) => pathOf(u) === `${repoPath}/search`),
+      page.locator('nav.repo-nav').getByRole('link', { name: 'Search' }).click(),
+    ]);
+    await page.fill('form.search input[name="q"]', REPO.toUpperCase());
+    await Promise.all([
+      page.waitForURL((u) => new URL(u).searchParams.get('q') === REPO.toUpperCase()),
+      page.locator('form.search button[type="submit"]').click(),
+    ]);
+    const hit = page.locator('.results tr.match a').first();
+    assert.equal((await hit.innerText()).trim(), '1');
+    await assertNoSidewaysScroll('code search at 1280px');
+    await page.screenshot({ path: join(SHOTS, 'search.png'), fullPage: true });
+    await page.setViewportSize(PHONE);
+    await assertNoSidewaysScroll('code search at 390px');
+    await page.screenshot({ path: join(SHOTS, 'search-phone.png'), fullPage: true });
+    await page.setViewportSize(LAPTOP);
+    await Promise.all([
+      page.waitForURL((u) => pathOf(u) === `${repoPath}/blob/main/README.md`),
+      hit.click(),
+    ]);
+    assert.equal(new URL(page.url()).hash, '#L1');
+  });
+
   await step('the commit list leads to the first commit, with its message and diff', async () => {
     await page.goto(`${BASE}/${USER}/${REPO}`);
     // The repository home links to its history; until it does, go there by URL.

@@ -1,5 +1,6 @@
 //! Browsing a repository as plain data: refs named in URLs, trees, blobs, history, one commit
-//! with its diff, branch and tag lists, and the README. Pure functions over a `git2::Repository`
+//! with its diff, branch and tag lists, the README, and git's blame and grep output read back
+//! (`blame`, `grep`: git runs them, the pages start it). Pure functions over a `git2::Repository`
 //! that return owned structs; the pages turn them into HTML and never call git2 themselves.
 //!
 //! Paths inside a repository are bytes (`impl AsRef<[u8]>`, so `&str` works too) because git
@@ -17,7 +18,9 @@ use git2::{
 
 use super::refs::RefSnapshot;
 
+pub(crate) mod blame;
 mod diff;
+pub(crate) mod grep;
 mod history;
 mod refs;
 mod tree;
