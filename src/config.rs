@@ -118,6 +118,9 @@ pub(crate) struct Limits {
     /// The largest file `raw/` sends when git keeps it as a delta (it must be rebuilt whole in
     /// memory); such files are sent one at a time.
     pub(crate) raw_delta_bytes: u64,
+    /// The largest Git LFS object a client may upload (its size as the batch request gives it,
+    /// and the bytes of the upload itself).
+    pub(crate) lfs_object_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +244,7 @@ struct RawLimits {
     spool_mib: i64,
     archive_mib: i64,
     raw_delta_mib: i64,
+    lfs_object_mib: i64,
 }
 
 impl Default for RawLimits {
@@ -253,6 +257,7 @@ impl Default for RawLimits {
             spool_mib: 2048,
             archive_mib: 1024,
             raw_delta_mib: 256,
+            lfs_object_mib: 4096,
         }
     }
 }
@@ -602,6 +607,7 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         spool_bytes: mib("spool_mib", l.spool_mib, 1 << 30)?,
         archive_bytes: mib("archive_mib", l.archive_mib, 1 << 30)?,
         raw_delta_bytes: mib("raw_delta_mib", l.raw_delta_mib, 1 << 20)?,
+        lfs_object_bytes: mib("lfs_object_mib", l.lfs_object_mib, 1 << 30)?,
     };
     if limits.git_memory_bytes < 256 << 20 {
         return Err(v.err(

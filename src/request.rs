@@ -9,6 +9,7 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Put,
     Other,
 }
 
@@ -55,6 +56,7 @@ impl Request {
             Some(b"GET") => Method::Get,
             Some(b"HEAD") => Method::Head,
             Some(b"POST") => Method::Post,
+            Some(b"PUT") => Method::Put,
             _ => Method::Other,
         };
         let uri = params

@@ -84,6 +84,14 @@ const LAYERS: &[(&str, &[&str])] = &[
             "site",
         ],
     ),
+    // Git LFS: the batch API and the objects, sent like git's files.
+    (
+        "lfs",
+        &[
+            "error", "fsfile", "git", "git_http", "keyed", "request", "response", "site", "time",
+            "urls",
+        ],
+    ),
     // git over SSH: one session, with the same access rules and the same way of running git.
     (
         "ssh",
@@ -110,12 +118,15 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // The route table and the dispatcher.
-    ("routes", &["error", "git", "git_http", "pages", "request"]),
+    (
+        "routes",
+        &["error", "git", "git_http", "lfs", "pages", "request"],
+    ),
     (
         "app",
         &[
-            "auth", "config", "error", "forms", "gateway", "git", "git_http", "pages", "request",
-            "response", "routes", "site", "urls",
+            "auth", "config", "error", "forms", "gateway", "git", "git_http", "keyed", "lfs",
+            "pages", "request", "response", "routes", "site", "time", "urls",
         ],
     ),
     // Servers: they know the gateway interface and nothing of git, HTML or users.
@@ -150,6 +161,7 @@ const CRATES: &[(&str, &[&str])] = &[
     ),
     ("askama", &["pages"]),
     ("ssh_key", &["auth"]),
+    ("serde_json", &["lfs"]),
 ];
 
 fn src() -> PathBuf {

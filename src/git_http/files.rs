@@ -53,16 +53,24 @@ fn answer<'s>(site: &'s Site, c: &GitCall<'_>, kind: FileKind) -> Result<Answer<
         FileKind::Loose => format!("objects/{}", c.caps.rest.join("/")),
         FileKind::Pack | FileKind::Index => format!("objects/pack/{}", c.caps.rest.join("/")),
     };
-    send(&site.config, c.repo, &rel, kind, c.public, c.req.range()).map(Answer::from)
+    send_file(
+        &site.config,
+        c.repo,
+        &rel,
+        kind.content_type(),
+        c.public,
+        c.req.range(),
+    )
+    .map(Answer::from)
 }
 
-/// Answers a request for `rel` (`objects/ab/cd…` or `objects/pack/pack-….pack|idx`, already
-/// checked against its pattern by the router) in `repo`.
-fn send(
+/// Answers a request for `rel` (`objects/ab/cd…`, `objects/pack/pack-….pack|idx` or an LFS
+/// object's `lfs/objects/…`, already checked against its pattern) in `repo`.
+pub(crate) fn send_file(
     config: &Config,
     repo: &RepoDir,
     rel: &str,
-    kind: FileKind,
+    content_type: &str,
     public: bool,
     range: Option<&str>,
 ) -> Result<Response> {
@@ -92,7 +100,7 @@ fn send(
     }
 
     let mut r = Response::new(200);
-    r.header("Content-Type", kind.content_type());
+    r.header("Content-Type", content_type);
     r.cache_forever(public);
     match config.sendfile {
         Handoff::XAccelRedirect => {
