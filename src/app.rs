@@ -151,6 +151,7 @@ fn lfs<'s>(
                 repo: &g.repo,
                 user: g.who.user.as_deref(),
                 write: &g.write,
+                manage: g.manage,
                 caps,
             },
             stdin,
@@ -375,6 +376,8 @@ struct Granted {
     who: Identity,
     /// What a write to the repository gets: `Ok` when the client may write.
     write: Result<()>,
+    /// The client is the repository's owner or a site admin.
+    manage: bool,
 }
 
 /// Who a git client is and what it may do with the repository, as ARCHITECTURE.md's "Who may do
@@ -460,6 +463,7 @@ fn grant(site: &Site, caps: &Captures, need: Need, viewer: Option<User>) -> Resu
     }
     // Shared caches may keep objects only of what anyone may read.
     let public = auth::access(None, &repo.owner, &settings, site.config.anonymous_read).may_read();
+    let manage = auth::access::may_manage(viewer.as_ref(), &repo.owner);
     Ok(Granted {
         repo,
         public,
@@ -467,5 +471,6 @@ fn grant(site: &Site, caps: &Captures, need: Need, viewer: Option<User>) -> Resu
             user: viewer.map(|u| u.name),
         },
         write,
+        manage,
     })
 }

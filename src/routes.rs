@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, push, smart};
 use crate::lfs::batch as lfs_batch;
+use crate::lfs::locks as lfs_locks;
 use crate::lfs::objects as lfs_objects;
 use crate::lfs::token::Op as LfsOp;
 use crate::pages;
@@ -289,6 +290,10 @@ pub static ROUTES: &[Row] = &[
     lfs("lfs.batch", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Lit("batch")], Read, Quick, lfs_batch::batch, None, "/OWNER/REPO.git/info/lfs/objects/batch"),
     lfs("lfs.download", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Hex(64)], Read, Files, lfs_objects::download, Some(LfsOp::Download), "/OWNER/REPO.git/info/lfs/objects/{oid}"),
     lfs("lfs.upload", PUT, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Hex(64)], Write, Git, lfs_objects::upload, Some(LfsOp::Upload), "/OWNER/REPO.git/info/lfs/objects/{oid}"),
+    lfs("lfs.locks", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::list, None, "/OWNER/REPO.git/info/lfs/locks"),
+    lfs("lfs.locks.create", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::create, None, "/OWNER/REPO.git/info/lfs/locks"),
+    lfs("lfs.locks.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), Lit("verify")], Write, Quick, lfs_locks::verify, None, "/OWNER/REPO.git/info/lfs/locks/verify"),
+    lfs("lfs.locks.unlock", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), One, Lit("unlock")], Write, Quick, lfs_locks::unlock, None, "/OWNER/REPO.git/info/lfs/locks/{lock}/unlock"),
     lfs("lfs.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("verify")], Write, Quick, lfs_objects::verify, Some(LfsOp::Verify), "/OWNER/REPO.git/info/lfs/verify"),
     // git over HTTP: dumb.
     git("git.info-refs", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, dumb::info_refs, "/OWNER/REPO.git/info/refs"),
@@ -454,6 +459,7 @@ mod tests {
                 .replace("{file}", "README.md")
                 .replace("{head}", &"a".repeat(40))
                 .replace("{oid}", &"d".repeat(64))
+                .replace("{lock}", &"e".repeat(24))
                 .replace("{loose}", &format!("ab/{}", "c".repeat(38)))
                 .replace("{pack}", &PACK.replace(".pack", ""));
             let (p, q) = example.split_once('?').unwrap_or((&example, ""));

@@ -383,7 +383,7 @@ fn a_private_repositorys_lfs_routes_are_closed_to_strangers() {
         .iter()
         .filter(|r| r.is_lfs())
         .collect();
-    assert_eq!(lfs_rows.len(), 4, "LFS routes");
+    assert_eq!(lfs_rows.len(), 8, "LFS routes");
     for row in lfs_rows {
         let path = site.target(
             &row.example
@@ -406,6 +406,8 @@ fn a_private_repositorys_lfs_routes_are_closed_to_strangers() {
             }
             let body: &[u8] = match row.name {
                 "lfs.batch" => download.as_bytes(),
+                "lfs.locks.create" => br#"{"path":"x.psd"}"#,
+                "lfs.locks.verify" | "lfs.locks.unlock" => b"{}",
                 "lfs.verify" => br#"{"oid":"0000000000000000000000000000000000000000000000000000000000000000","size":1}"#,
                 "lfs.upload" => b"x",
                 _ => b"",
@@ -420,6 +422,9 @@ fn a_private_repositorys_lfs_routes_are_closed_to_strangers() {
                 ("anonymous", _) | ("wrong password", _) => 401,
                 ("bob", _) => 404,
                 ("reader", "lfs.upload" | "lfs.verify") => 403,
+                ("reader", name) if name.starts_with("lfs.locks") => 403,
+                ("alice", "lfs.locks.create") => 201,
+                ("alice", "lfs.locks.unlock") => 404, // no such lock
                 ("reader", "lfs.download") => 200,
                 ("reader", _) => 200,
                 ("alice", "lfs.upload") => 422, // "x" is not the object
@@ -470,5 +475,82 @@ fn a_private_repositorys_lfs_routes_are_closed_to_strangers() {
         );
         assert!(!contains(&r.body, marker.as_bytes()));
     }
+    srv.finish();
+}
+
+#[test]
+fn locks_belong_to_their_user_and_owners_may_break_them() {
+    let site = Site::new("lfs_locks", SiteOptions::default());
+    for u in ["alice", "writer", "reader"] {
+        site.ensure_user(u);
+    }
+    ok(site.forgelet().args(["repo", "create", "alice/art"]));
+    ok(site
+        .forgelet()
+        .args(["repo", "grant", "alice/art", "writer", "write"]));
+    ok(site
+        .forgelet()
+        .args(["repo", "grant", "alice/art", "reader", "read"]));
+    let srv = site.start();
+    // A clone per user, with the real client.
+    let clone_as = |user: &str| -> PathBuf {
+        let dir = site.dir().join(format!("work-{user}"));
+        fs::create_dir_all(&dir).unwrap();
+        ok(git(&dir).args(["init", "-q"]));
+        ok(git(&dir).args([
+            "remote",
+            "add",
+            "origin",
+            &auth_url(&site, user, "/alice/art.git"),
+        ]));
+        dir
+    };
+    let lfs = |dir: &Path, args: &[&str]| run(lfs_git(dir).arg("lfs").args(args));
+    let alice = clone_as("alice");
+    let out = lfs(&alice, &["lock", "design.psd"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = lfs(&alice, &["locks"]);
+    let text = all_output(&out);
+    assert!(
+        out.status.success() && text.contains("design.psd") && text.contains("alice"),
+        "{text}"
+    );
+
+    let writer = clone_as("writer");
+    let out = lfs(&writer, &["lock", "design.psd"]);
+    assert!(
+        !out.status.success(),
+        "a second lock of one path: {}",
+        all_output(&out)
+    );
+    let out = lfs(&writer, &["unlock", "design.psd"]);
+    assert!(!out.status.success(), "{}", all_output(&out));
+    let out = lfs(&writer, &["unlock", "--force", "design.psd"]);
+    let text = all_output(&out);
+    assert!(
+        !out.status.success() && text.contains("owner or an admin"),
+        "{text}"
+    );
+    // A reader may not see or take locks (they need write access).
+    let reader = clone_as("reader");
+    let out = lfs(&reader, &["locks"]);
+    assert!(!out.status.success(), "{}", all_output(&out));
+    // The writer's own lock, broken by the owner.
+    let out = lfs(&writer, &["lock", "model.blend"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = lfs(&alice, &["unlock", "--force", "model.blend"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = lfs(&alice, &["unlock", "design.psd"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = lfs(&alice, &["locks"]);
+    let text = all_output(&out);
+    assert!(
+        !text.contains("design.psd") && !text.contains("model.blend"),
+        "{text}"
+    );
+    // The locks file stays valid JSON after all that.
+    let kept = fs::read(site.repo_path("alice/art").join("lfs/locks.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&kept).unwrap();
+    assert_eq!(v["locks"].as_array().map(Vec::len), Some(0), "{v}");
     srv.finish();
 }

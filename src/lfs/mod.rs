@@ -16,6 +16,7 @@
 //! the ones named: a broken or lying upload leaves nothing behind.
 
 pub(crate) mod batch;
+pub(crate) mod locks;
 pub(crate) mod objects;
 pub(crate) mod token;
 
@@ -40,6 +41,8 @@ pub(crate) struct LfsCall<'r> {
     /// What the dispatcher answers to this client for a write to the repository: `Ok` when it
     /// may write. The batch route needs read access; its uploads need this too.
     pub(crate) write: &'r std::result::Result<(), Error>,
+    /// The client is the repository's owner or a site admin (who may break others' locks).
+    pub(crate) manage: bool,
     pub(crate) caps: &'r Captures,
 }
 
