@@ -173,7 +173,7 @@ fn signed_viewer(
     // The repository as the path names it; a missing one is refused like a bad header.
     let repo = locate(site, caps)?.ok_or_else(|| refused("Authentication required."))?;
     let oid = match op {
-        crate::lfs::token::Op::Verify => "",
+        crate::lfs::token::Op::Verify | crate::lfs::token::Op::Api => "",
         _ => caps.rest.last().map(String::as_str).unwrap_or_default(),
     };
     let signed = crate::lfs::token::verify(

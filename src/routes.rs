@@ -287,13 +287,13 @@ pub static ROUTES: &[Row] = &[
     git("git.upload-pack", POST, &[Owner, REPO, Lit("git-upload-pack")], Read, Git, smart::upload_pack, "/OWNER/REPO.git/git-upload-pack"),
     git("git.receive-pack", POST, &[Owner, REPO, Lit("git-receive-pack")], Write, Git, push::receive_pack, "/OWNER/REPO.git/git-receive-pack"),
     // Git LFS (the batch API and its objects).
-    lfs("lfs.batch", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Lit("batch")], Read, Quick, lfs_batch::batch, None, "/OWNER/REPO.git/info/lfs/objects/batch"),
+    lfs("lfs.batch", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Lit("batch")], Read, Quick, lfs_batch::batch, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/objects/batch"),
     lfs("lfs.download", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Hex(64)], Read, Files, lfs_objects::download, Some(LfsOp::Download), "/OWNER/REPO.git/info/lfs/objects/{oid}"),
     lfs("lfs.upload", PUT, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Hex(64)], Write, Git, lfs_objects::upload, Some(LfsOp::Upload), "/OWNER/REPO.git/info/lfs/objects/{oid}"),
-    lfs("lfs.locks", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::list, None, "/OWNER/REPO.git/info/lfs/locks"),
-    lfs("lfs.locks.create", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::create, None, "/OWNER/REPO.git/info/lfs/locks"),
-    lfs("lfs.locks.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), Lit("verify")], Write, Quick, lfs_locks::verify, None, "/OWNER/REPO.git/info/lfs/locks/verify"),
-    lfs("lfs.locks.unlock", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), One, Lit("unlock")], Write, Quick, lfs_locks::unlock, None, "/OWNER/REPO.git/info/lfs/locks/{lock}/unlock"),
+    lfs("lfs.locks", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::list, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks"),
+    lfs("lfs.locks.create", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::create, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks"),
+    lfs("lfs.locks.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), Lit("verify")], Write, Quick, lfs_locks::verify, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks/verify"),
+    lfs("lfs.locks.unlock", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), One, Lit("unlock")], Write, Quick, lfs_locks::unlock, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks/{lock}/unlock"),
     lfs("lfs.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("verify")], Write, Quick, lfs_objects::verify, Some(LfsOp::Verify), "/OWNER/REPO.git/info/lfs/verify"),
     // git over HTTP: dumb.
     git("git.info-refs", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, dumb::info_refs, "/OWNER/REPO.git/info/refs"),

@@ -95,7 +95,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // git over SSH: one session, with the same access rules and the same way of running git.
     (
         "ssh",
-        &["auth", "config", "fsfile", "git", "gitrun", "repos"],
+        &[
+            "auth", "config", "fsfile", "git", "gitrun", "lfs", "repos", "time", "urls",
+        ],
     ),
     (
         "pages",
@@ -161,7 +163,7 @@ const CRATES: &[(&str, &[&str])] = &[
     ),
     ("askama", &["pages"]),
     ("ssh_key", &["auth"]),
-    ("serde_json", &["lfs"]),
+    ("serde_json", &["lfs", "ssh"]),
 ];
 
 fn src() -> PathBuf {

@@ -21,6 +21,9 @@ pub(crate) enum Op {
     Upload,
     /// The verify request after an upload (for the repository, no one object).
     Verify,
+    /// The batch and lock routes of one repository, from `git-lfs-authenticate` over SSH (for
+    /// the repository, no one object).
+    Api,
 }
 
 impl Op {
@@ -29,6 +32,7 @@ impl Op {
             Op::Download => "download",
             Op::Upload => "upload",
             Op::Verify => "verify",
+            Op::Api => "api",
         }
     }
 }
