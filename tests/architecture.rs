@@ -71,6 +71,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "git_http",
         &[
             "config",
+            "downloads",
             "error",
             "fsfile",
             "git",
@@ -88,7 +89,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "lfs",
         &[
-            "error", "fsfile", "git", "git_http", "keyed", "request", "response", "site", "time",
+            "downloads",
+            "error",
+            "fsfile",
+            "git",
+            "keyed",
+            "request",
+            "response",
+            "site",
+            "time",
             "urls",
         ],
     ),
@@ -110,6 +119,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "forms",
             "git",
+            "lfs",
             "markup",
             "repos",
             "request",

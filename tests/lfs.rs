@@ -128,6 +128,7 @@ fn lfs_objects_push_and_clone_through_nginx() {
     ok(lfs_git(&work).args(["lfs", "track", "*.bin"]));
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("empty-ish.bin", b"x".to_vec()),
+        ("notes.bin", b"hello from LFS <b>\n".to_vec()),
         ("small.bin", noise(1, 10_000)),
         ("medium.bin", noise(2, 5 << 20)),
         ("big.bin", noise(3, 101 << 20)),
@@ -183,8 +184,22 @@ fn lfs_objects_push_and_clone_through_nginx() {
     }
     ok(git(&clone).args(["fsck", "--no-progress"]));
 
+    // The pages show the files, not their pointers; raw/ sends the object.
+    let page = srv.get(&site.target("/alice/media/blob/main/notes.bin"));
+    assert_eq!(page.status, 200, "{}", page.describe());
+    let text = page.text();
+    assert!(
+        text.contains("hello from LFS &#60;b&#62;") && text.contains("Stored with Git LFS"),
+        "{text}"
+    );
+    assert!(!text.contains("git-lfs.github.com/spec"), "{text}");
+    let medium = &files.iter().find(|f| f.0 == "medium.bin").unwrap().1;
+    let raw = srv.get(&site.target("/alice/media/raw/main/medium.bin"));
+    assert_eq!(raw.status, 200, "{}", raw.describe());
+    assert!(raw.body == *medium, "raw/ sent {} bytes", raw.body.len());
+
     // A resumed download: the action's href and header, with a Range, through nginx.
-    let big = &files[3].1;
+    let big = &files.iter().find(|f| f.0 == "big.bin").unwrap().1;
     let v = json_of(&batch(
         &srv,
         &site,
@@ -215,7 +230,7 @@ fn lfs_objects_push_and_clone_through_nginx() {
     assert_eq!(r.status, 206, "{}", r.describe());
     assert!(r.body == big[from..], "the range's bytes differ");
     // The header is for that object only, and for downloads only.
-    let other = path.replace(&sha256_hex(big), &sha256_hex(&files[2].1));
+    let other = path.replace(&sha256_hex(big), &sha256_hex(medium));
     let r = http_request(
         srv.port,
         "GET",

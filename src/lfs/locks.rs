@@ -132,8 +132,8 @@ pub(crate) fn list<'s>(_: &'s Site, c: &LfsCall<'_>, _: &mut dyn Read) -> Result
     let found: Vec<&Lock> = all
         .locks
         .iter()
-        .filter(|l| path.as_deref().is_none_or(|p| l.path == p))
-        .filter(|l| id.as_deref().is_none_or(|i| l.id == i))
+        .filter(|l| path.as_deref().map_or(true, |p| l.path == p))
+        .filter(|l| id.as_deref().map_or(true, |i| l.id == i))
         .collect();
     let locks: Vec<Value> = found
         .iter()

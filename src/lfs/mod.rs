@@ -18,6 +18,7 @@
 pub(crate) mod batch;
 pub(crate) mod locks;
 pub(crate) mod objects;
+pub(crate) mod pointer;
 pub(crate) mod token;
 
 use std::io::Read;

@@ -56,16 +56,12 @@ pub(crate) fn download<'s>(
     _: &mut dyn Read,
 ) -> Result<Answer<'s>> {
     let oid = oid_of(c)?;
-    let public = c.user.is_none();
-    crate::git_http::files::send_file(
-        &site.config,
-        c.repo,
-        &rel_path(oid),
-        "application/octet-stream",
-        public,
-        c.req.range(),
-    )
-    .map(Answer::from)
+    let mut r = Response::new(200);
+    r.header("Content-Type", "application/octet-stream");
+    // Named by its content: it never changes; shared caches only for an anonymous client.
+    r.cache_forever(c.user.is_none());
+    crate::downloads::file::send(&site.config, c.repo, &rel_path(oid), r, c.req.range())
+        .map(Answer::from)
 }
 
 /// `PUT {repo}.git/info/lfs/objects/{oid}`: the object's bytes, kept only if they hash to `oid`.
