@@ -184,6 +184,15 @@ fn lfs_objects_push_and_clone_through_nginx() {
     }
     ok(git(&clone).args(["fsck", "--no-progress"]));
 
+    // The settings page counts the objects in the repository's size.
+    let mut b = Browser::default();
+    sign_in_as(&site, &srv, &mut b, "alice");
+    let settings = b.get(&srv, &site.target("/alice/media/settings")).text();
+    assert!(
+        settings.contains(&format!("Git LFS 106.0 MiB in {} objects", files.len())),
+        "{settings}"
+    );
+
     // The pages show the files, not their pointers; raw/ sends the object.
     let page = srv.get(&site.target("/alice/media/blob/main/notes.bin"));
     assert_eq!(page.status, 200, "{}", page.describe());
