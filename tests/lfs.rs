@@ -578,3 +578,112 @@ fn locks_belong_to_their_user_and_owners_may_break_them() {
     assert_eq!(v["locks"].as_array().map(Vec::len), Some(0), "{v}");
     srv.finish();
 }
+
+/// Uploads `data` to `owner_repo` through the batch API and its signed upload action.
+fn upload(srv: &Server, site: &Site, owner_repo: &str, data: &[u8]) -> String {
+    let oid = sha256_hex(data);
+    let v = json_of(&batch(
+        srv,
+        site,
+        owner_repo,
+        &basic("alice"),
+        &format!(
+            r#"{{"operation":"upload","objects":[{{"oid":"{oid}","size":{}}}]}}"#,
+            data.len()
+        ),
+    ));
+    let header = v["objects"][0]["actions"]["upload"]["header"]["Authorization"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no upload action: {v}"))
+        .to_string();
+    let target = site.target(&format!("/{owner_repo}.git/info/lfs/objects/{oid}"));
+    let r = http_request_body(
+        srv.port,
+        "PUT",
+        target.as_bytes(),
+        &[("Authorization", &header)],
+        data,
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    oid
+}
+
+/// Sets a file's modification time `ago` in the past (as `touch -d` does).
+fn age(path: &Path, ago: &str) {
+    ok(Command::new("touch").arg("-d").arg(ago).arg(path));
+}
+
+#[test]
+fn objects_nothing_names_are_collected_after_their_grace_period() {
+    let site = Site::new("lfs_collect", SiteOptions::default());
+    site.ensure_user("alice");
+    ok(site.forgelet().args(["repo", "create", "alice/media"]));
+    let repo = site.repo_path("alice/media");
+    let srv = site.start();
+    // One file committed (its pointer in git); three objects never named by any pointer.
+    let work = site.dir().join("work");
+    fs::create_dir_all(&work).unwrap();
+    ok(git(&work).args(["init", "-q"]));
+    ok(lfs_git(&work).args(["lfs", "track", "*.bin"]));
+    let kept_data = noise(20, 5000);
+    fs::write(work.join("kept.bin"), &kept_data).unwrap();
+    ok(lfs_git(&work).args(["add", "-A"]));
+    ok(lfs_git(&work).args(["commit", "-q", "-m", "one LFS file"]));
+    let url = auth_url(&site, "alice", "/alice/media.git");
+    let out = run(lfs_git(&work).args(["push", "-q", &url, "main"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    let kept = sha256_hex(&kept_data);
+    let old_orphan = upload(&srv, &site, "alice/media", &noise(21, 3000));
+    let new_orphan = upload(&srv, &site, "alice/media", &noise(22, 3000));
+    let recent_orphan = upload(&srv, &site, "alice/media", &noise(23, 3000));
+    age(&stored(&repo, &kept), "30 days ago");
+    age(&stored(&repo, &old_orphan), "30 days ago");
+    age(&stored(&repo, &recent_orphan), "2 hours ago");
+
+    // Maintenance: past the cruft period (14 days) and named by nothing.
+    let out = run(site.forgelet().args(["maintain", "alice/media"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("removed 1 Git LFS object"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        !stored(&repo, &old_orphan).exists(),
+        "an old orphan was kept"
+    );
+    for (what, oid) in [
+        ("named", &kept),
+        ("new", &new_orphan),
+        ("recent", &recent_orphan),
+    ] {
+        assert!(
+            stored(&repo, oid).exists(),
+            "maintenance removed the {what} object"
+        );
+    }
+    // A purge: an hour's grace only.
+    let out = run(site.forgelet().args(["repo", "purge", "alice/media"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        !stored(&repo, &recent_orphan).exists(),
+        "the purge kept an orphan"
+    );
+    assert!(stored(&repo, &kept).exists() && stored(&repo, &new_orphan).exists());
+    // Once no commit names it, a purge removes the committed one too; the clone still works.
+    fs::remove_file(work.join("kept.bin")).unwrap();
+    fs::write(work.join("other.txt"), "no LFS here\n").unwrap();
+    ok(lfs_git(&work).args(["add", "-A"]));
+    ok(lfs_git(&work).args(["commit", "-q", "-m", "drop it"]));
+    ok(git(&work).args(["checkout", "-q", "--orphan", "fresh"]));
+    ok(lfs_git(&work).args(["commit", "-q", "-m", "fresh history"]));
+    let out = run(lfs_git(&work).args(["push", "-q", "--force", &url, "fresh:main"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = run(site.forgelet().args(["repo", "purge", "alice/media"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(
+        !stored(&repo, &kept).exists(),
+        "the purge kept an object nothing names"
+    );
+    srv.finish();
+}

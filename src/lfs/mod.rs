@@ -86,7 +86,4 @@ pub(crate) fn error_response(e: Error) -> Response {
     r
 }
 
-/// A hex SHA-256 object id as LFS names objects: 64 lower-case hex digits.
-pub(crate) fn valid_oid(oid: &str) -> bool {
-    oid.len() == 64 && oid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
+pub(crate) use crate::git::lfs::valid_oid;

@@ -9,8 +9,7 @@ use crate::error::{Error, Result};
 use crate::git::browse::BlobView;
 use crate::git::RepoDir;
 
-/// Pointer files are at most this large (the specification's bound).
-pub(crate) const POINTER_MAX: u64 = 1024;
+pub(crate) use crate::git::lfs::POINTER_MAX;
 
 /// The object a pointer names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,34 +18,9 @@ pub(crate) struct Pointer {
     pub(crate) size: u64,
 }
 
-/// Reads `data` as a pointer file: `version https://git-lfs.github.com/spec/v1` first, then
-/// `key value` lines, among them `oid sha256:{64 hex}` and `size {bytes}`, each line ending in a
-/// line feed. Anything else is not a pointer (it is shown as the file it is).
+/// Reads `data` as a pointer file (`git::lfs::parse_pointer`).
 pub(crate) fn parse(data: &[u8]) -> Option<Pointer> {
-    if data.len() as u64 > POINTER_MAX {
-        return None;
-    }
-    let text = std::str::from_utf8(data).ok()?;
-    let body = text.strip_suffix('\n')?;
-    let mut lines = body.split('\n');
-    if lines.next()? != "version https://git-lfs.github.com/spec/v1" {
-        return None;
-    }
-    let (mut oid, mut size) = (None, None);
-    for line in lines {
-        let (key, value) = line.split_once(' ')?;
-        match key {
-            "oid" => oid = Some(value.strip_prefix("sha256:")?.to_string()),
-            "size" if value.bytes().all(|b| b.is_ascii_digit()) => size = Some(value.parse().ok()?),
-            k if !k.is_empty()
-                && k.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
-                }) => {}
-            _ => return None,
-        }
-    }
-    let oid = oid.filter(|o| super::valid_oid(o))?;
-    Some(Pointer { oid, size: size? })
+    crate::git::lfs::parse_pointer(data).map(|(oid, size)| Pointer { oid, size })
 }
 
 /// The file `blob` stands for: when it is a pointer whose object `repo` keeps, that object's
@@ -99,43 +73,4 @@ pub(crate) fn resolve(
         },
         pointer,
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OID: &str = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393";
-
-    #[test]
-    fn pointers_are_read_exactly() {
-        let good =
-            format!("version https://git-lfs.github.com/spec/v1\noid sha256:{OID}\nsize 12345\n");
-        assert_eq!(
-            parse(good.as_bytes()),
-            Some(Pointer {
-                oid: OID.into(),
-                size: 12345
-            })
-        );
-        let extended = format!(
-            "version https://git-lfs.github.com/spec/v1\next-0-foo sha256:{OID}\noid sha256:{OID}\nsize 1\n"
-        );
-        assert!(parse(extended.as_bytes()).is_some());
-        for bad in [
-            good.trim_end().to_string(),
-            good.replace("v1", "v2"),
-            good.replace("sha256:", "sha1:"),
-            good.replace("12345", "-1"),
-            good.replace(OID, &OID[1..]),
-            good.replace("size 12345\n", ""),
-            format!("{good}trailing"),
-            format!("x{good}"),
-            "hello\n".to_string(),
-        ] {
-            assert_eq!(parse(bad.as_bytes()), None, "{bad:?}");
-        }
-        let long = format!("{good}{}", "a b\n".repeat(300));
-        assert_eq!(parse(long.as_bytes()), None);
-    }
 }
