@@ -173,7 +173,7 @@ const CRATES: &[(&str, &[&str])] = &[
     ),
     ("askama", &["pages"]),
     ("ssh_key", &["auth"]),
-    ("serde_json", &["lfs", "ssh"]),
+    ("serde_json", &["lfs", "ssh", "cli"]),
 ];
 
 fn src() -> PathBuf {
