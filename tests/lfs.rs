@@ -687,3 +687,49 @@ fn objects_nothing_names_are_collected_after_their_grace_period() {
     );
     srv.finish();
 }
+
+/// The actions' addresses are the site as the client reached it when `base_url` names another
+/// host (left at its default, or a second name): a regression test for uploads sent to
+/// `http://localhost/...` by a package installed with the default config.
+#[test]
+fn actions_point_where_the_client_reached_the_site() {
+    let site = Site::new("lfs_origin", SiteOptions::default());
+    let text = fs::read_to_string(&site.config).unwrap();
+    let moved: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("base_url") {
+                "base_url = \"http://forge.invalid/git\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&site.config, moved).unwrap();
+    site.ensure_user("alice");
+    ok(site.forgelet().args(["repo", "create", "alice/media"]));
+    let srv = site.start();
+    let v = json_of(&batch(
+        &srv,
+        &site,
+        "alice/media",
+        &basic("alice"),
+        &format!(
+            r#"{{"operation":"upload","objects":[{{"oid":"{}","size":1}}]}}"#,
+            "a".repeat(64)
+        ),
+    ));
+    let href = v["objects"][0]["actions"]["upload"]["href"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        href,
+        format!(
+            "http://127.0.0.1:{}/git/alice/media.git/info/lfs/objects/{}",
+            site.port,
+            "a".repeat(64)
+        )
+    );
+    srv.finish();
+}

@@ -34,6 +34,44 @@ pub(crate) fn read_json(body: &mut dyn Read) -> Result<Value> {
         .map_err(|e| Error::Invalid(format!("The request is not valid JSON: {e}.")))
 }
 
+/// `host` without its port (`[::1]:8080` is `[::1]`).
+fn without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port))
+            if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') =>
+        {
+            h
+        }
+        _ => host,
+    }
+}
+
+/// The site's root as this client reached it, so the actions' addresses are ones the client can
+/// use: `base_url` when the request's host is `base_url`'s (or it names none), else
+/// `http(s)://HOST[:PORT]{base_path}` as the web server says the client came (a site reached by
+/// another name, or whose `base_url` was left at its default). Web servers often pass the host
+/// without its port (Debian's nginx passes `$host`), so the port is the one the request came to.
+fn origin(site: &Site, c: &LfsCall<'_>) -> String {
+    let base_url = &site.config.base_url;
+    let base_host = base_url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .unwrap_or_default();
+    match c.req.host() {
+        Some(host) if !without_port(host).eq_ignore_ascii_case(without_port(base_host)) => {
+            let https = c.req.https();
+            let scheme = if https { "https" } else { "http" };
+            let port = match c.req.server_port() {
+                _ if without_port(host) != host => String::new(),
+                Some(p) if p != if https { 443 } else { 80 } => format!(":{p}"),
+                _ => String::new(),
+            };
+            format!("{scheme}://{host}{port}{}", site.config.base_path)
+        }
+        _ => base_url.clone(),
+    }
+}
+
 pub(crate) fn batch<'s>(
     site: &'s Site,
     c: &LfsCall<'_>,
@@ -80,7 +118,7 @@ pub(crate) fn batch<'s>(
         )));
     }
     let repo_name = format!("{}/{}", c.repo.owner, c.repo.name);
-    let base = urls::clone_url(&site.config.base_url, &c.repo.owner, &c.repo.name);
+    let base = urls::clone_url(&origin(site, c), &c.repo.owner, &c.repo.name);
     let expires = crate::time::now() + token::LIFETIME_SECS;
     let users = site.accounts.users().map_err(Error::Internal)?;
     let who = c
