@@ -671,8 +671,8 @@ expect "dpkg status after apt install" "$(pkg_status)" ii
 expect "forgelet's uid after reinstall" "$(id -u forgelet)" "$uid"
 cmp -s /etc/forgelet/config.toml "$src/deploy/config.toml" || die "the reinstalled /etc/forgelet/config.toml is not the example"
 admin_check
-grep -q '^/etc/forgelet/config.toml: ok (1 repository in /var/lib/forgelet/repos)$' "$tmp/check.out" ||
-    die "forgelet check does not find the kept repository after the reinstall"
+grep -q '^/etc/forgelet/config.toml: ok (2 repositories in /var/lib/forgelet/repos)$' "$tmp/check.out" ||
+    die "forgelet check does not find the two kept repositories after the reinstall"
 
 phase "done"
 printf '\ntimings:\n'
