@@ -87,12 +87,16 @@
 #   BENCH_RSS      1 runs D, 0 skips it (default: 1 for medium, 0 for small; generating the 300 MB
 #                  repository the first time takes a while, and the push and clone about a minute)
 #   BENCH_KEEP     1 keeps the run folder (configs, logs) after a successful run
+#   BENCH_LFS      0 skips L (the 2 GiB Git LFS download) in a full run (default 1); its own
+#                  settings (BENCH_LFS_MIB, BENCH_LFS_ROUNDS) are in deploy/bench-lfs.sh
 #   BENCH_BIN      a forgelet binary to measure instead of building this checkout (an older
 #                  build, say, for figures before and after a change; same configs and snippet)
 #   BENCH_MANY     1 also runs H: the front page and dashboard with 10,000 repositories against 10
 #                  (deploy/many-repos.sh; making the site once takes minutes). Default 0
 #   BENCH_ONLY     web runs only E, F, G and J (skipping A to D and what only they need); pages runs
-#                  only E and J (nor F's and G's repositories); cache runs only I; empty runs everything
+#                  only E and J (nor F's and G's repositories); cache runs only I; lfs runs only L
+#                  (deploy/bench-lfs.sh: a 2 GiB Git LFS download through forgelet and nginx next
+#                  to nginx sending it statically, goal 1.05); empty runs everything, L last
 #   BENCH_COMMIT_GRAPH  1 (default) writes a commit-graph with changed-path Bloom filters (what
 #                  maintenance writes) into the repository forgelet serves and the same file into
 #                  cgit's copy before E; 0 leaves both as generated
@@ -137,7 +141,11 @@ esac
 rss=${BENCH_RSS:-$rss_default}
 case $rss in 0 | 1) ;; *) die "BENCH_RSS must be 0 or 1, not '$rss'" ;; esac
 only=${BENCH_ONLY:-}
-case $only in '' | web | pages | cache) ;; *) die "BENCH_ONLY must be web, pages, cache or empty (everything), not '$only'" ;; esac
+case $only in '' | web | pages | cache | lfs) ;; *) die "BENCH_ONLY must be web, pages, cache, lfs or empty (everything), not '$only'" ;; esac
+# BENCH_ONLY=lfs: part L alone, with servers of its own (deploy/bench-lfs.sh).
+if [ "$only" = lfs ]; then
+    exec bash "$script_dir/bench-lfs.sh"
+fi
 # BENCH_ONLY=pages: E alone, as web but without F and G.
 pages_only=0
 if [ "$only" = pages ]; then
@@ -1924,3 +1932,7 @@ printf '(E: %s, %s, wrk -t%s -c%s -d%s)\n' "$(wrk -v 2>&1 | awk 'NR == 1 { print
     "$("$cgit_cgi" --version 2>&1 | awk 'NR == 1 { print $1, $2 }')" "$web_threads" "$web_connections" \
     "$web_duration"
 ok=1
+# L: a large Git LFS download (deploy/bench-lfs.sh, its own servers), after everything else.
+if [ -z "$only" ] && [ "${BENCH_LFS:-1}" = 1 ]; then
+    bash "$script_dir/bench-lfs.sh"
+fi

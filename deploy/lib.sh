@@ -105,13 +105,13 @@ install_web_servers() {
 # feeds are well-formed XML (tests/web.rs). Returns non-zero, after a message on stderr, when
 # something is still missing.
 install_host_tools() {
-    install_debs spawn-fcgi systemd openssh-server openssh-client python3 || return 1
+    install_debs spawn-fcgi systemd openssh-server openssh-client python3 git-lfs || return 1
     [ -x /usr/sbin/sshd ] || {
         printf '/usr/sbin/sshd is missing although openssh-server is installed\n' >&2
         return 1
     }
     local tool
-    for tool in spawn-fcgi systemd-analyze systemd-socket-activate ssh ssh-keygen; do
+    for tool in spawn-fcgi systemd-analyze systemd-socket-activate ssh ssh-keygen git-lfs; do
         command -v "$tool" >/dev/null 2>&1 || {
             printf '%s is not on PATH although its package is installed\n' "$tool" >&2
             return 1

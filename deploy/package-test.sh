@@ -498,6 +498,31 @@ grep -qE '"GET /git/alice/project\.git/objects/[0-9a-f]{2}/[0-9a-f]{38} HTTP/1\.
     die "the dumb clone got no object file from nginx (200)"
 say "push, smart clone (protocol v2) and dumb clone: $(wc -l <"$tmp/refs.want") refs, as pushed"
 
+# Git LFS through nginx and the installed binary, in a repository of its own: an object
+# streamed up to forgelet (hashed as it arrives) and back down, sent by nginx from the
+# repository's folder. git-lfs comes with the test's packages (deploy/test.sh).
+command -v git-lfs >/dev/null 2>&1 || die "git-lfs is missing (apt-get install git-lfs)"
+runuser -u forgelet -- forgelet repo create alice/media >/dev/null || die "forgelet repo create alice/media failed"
+lfs_git() {
+    git -c filter.lfs.process="git-lfs filter-process" -c filter.lfs.required=true \
+        -c filter.lfs.clean="git-lfs clean -- %f" -c filter.lfs.smudge="git-lfs smudge -- %f" "$@"
+}
+lfs_url="http://alice:$password@127.0.0.1:$port/git/alice/media.git"
+git init -q -b main "$tmp/lfs-work"
+lfs_git -C "$tmp/lfs-work" lfs track '*.bin' >/dev/null
+head -c 2097152 /dev/urandom >"$tmp/lfs-work/asset.bin"
+lfs_git -C "$tmp/lfs-work" add .gitattributes asset.bin
+lfs_git -C "$tmp/lfs-work" commit -q -m "an LFS file"
+lfs_git -C "$tmp/lfs-work" push -q "$lfs_url" main || die "the Git LFS push through nginx failed"
+oid=$(sha256sum "$tmp/lfs-work/asset.bin" | cut -d' ' -f1)
+[ -f "/var/lib/forgelet/repos/alice/media.git/lfs/objects/${oid:0:2}/${oid:2:2}/$oid" ] ||
+    die "the pushed LFS object is not in alice/media.git/lfs/objects"
+lfs_git clone -q "$lfs_url" "$tmp/lfs-clone" || die "the Git LFS clone through nginx failed"
+cmp -s "$tmp/lfs-clone/asset.bin" "$tmp/lfs-work/asset.bin" || die "the LFS clone's asset.bin differs from the pushed one"
+grep -qE '"GET /git/alice/media\.git/info/lfs/objects/[0-9a-f]{64} HTTP/1\.1" 200 ' "$ngx/access.log" ||
+    die "nginx sent no LFS object (200)"
+say "Git LFS: a 2 MiB object pushed and cloned through nginx, sent by nginx"
+
 # What the timer's service runs, as its user: the repository repacked with a bitmap, and
 # served the same.
 runuser -u forgelet -- forgelet maintain >"$tmp/maintain.out" 2>&1 || {
@@ -646,8 +671,8 @@ expect "dpkg status after apt install" "$(pkg_status)" ii
 expect "forgelet's uid after reinstall" "$(id -u forgelet)" "$uid"
 cmp -s /etc/forgelet/config.toml "$src/deploy/config.toml" || die "the reinstalled /etc/forgelet/config.toml is not the example"
 admin_check
-grep -q '^/etc/forgelet/config.toml: ok (1 repository in /var/lib/forgelet/repos)$' "$tmp/check.out" ||
-    die "forgelet check does not find the kept repository after the reinstall"
+grep -q '^/etc/forgelet/config.toml: ok (2 repositories in /var/lib/forgelet/repos)$' "$tmp/check.out" ||
+    die "forgelet check does not find the two kept repositories after the reinstall"
 
 phase "done"
 printf '\ntimings:\n'

@@ -29,9 +29,10 @@ install_nginx_and_git || die "nginx and git are needed (see above)"
 install_test_clients || die "dulwich (python3-dulwich) is needed by the push tests and could not be installed (see above)"
 # The web servers the host tests run forgelet behind, each with its shipped config.
 install_web_servers || die "Apache, mod_xsendfile and lighttpd are needed by the host tests and could not be installed (see above)"
-# spawn-fcgi and systemd's tools (tests/hosts_systemd.rs), and OpenSSH: sshd for tests/ssh.rs, ssh-keygen
-# for the SSH key tests, which compare fingerprints with what it prints.
-install_host_tools || die "spawn-fcgi, systemd (systemd-analyze, systemd-socket-activate), OpenSSH (sshd, ssh, ssh-keygen) and python3 are needed by the hosts', SSH and feed tests (see above)"
+# spawn-fcgi and systemd's tools (tests/hosts_systemd.rs), OpenSSH: sshd for tests/ssh.rs, ssh-keygen
+# for the SSH key tests, which compare fingerprints with what it prints; python3 for the feed tests;
+# and git-lfs, the real LFS client of tests/lfs.rs.
+install_host_tools || die "spawn-fcgi, systemd (systemd-analyze, systemd-socket-activate), OpenSSH (sshd, ssh, ssh-keygen), python3 and git-lfs are needed by the hosts', SSH, feed and LFS tests (see above)"
 
 NGINX_BIN=$(find_nginx)
 [ -x "$NGINX_BIN" ] || die "nginx not found at '$NGINX_BIN'"
@@ -57,6 +58,7 @@ printf 'nginx binary: %s\n' "$NGINX_BIN"
 /usr/sbin/apache2 -v | head -1
 /usr/sbin/lighttpd -v
 /usr/sbin/sshd -V 2>&1 | head -1 || true
+git-lfs version
 
 # Test failures should say where they happened.
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}

@@ -122,6 +122,7 @@ fn handle<'s>(
             git(site, req, row, caps, handler).unwrap_or_else(|e| e.into_response().into())
         }
         Handler::Feed(handler) => feed(site, req, caps, handler),
+        Handler::Lfs(route) => lfs(site, req, row, caps, route, stdin),
         Handler::Moved => moved(site, req).into(),
     }
 }
@@ -152,6 +153,79 @@ fn feed<'s>(site: &'s Site, req: &Request, caps: &Captures, handler: pages::Hand
     match repo.and_then(|repo| call(&repo)) {
         Ok(answer) => answer,
         Err(e) => e.into_response().into(),
+    }
+}
+
+/// An LFS row: the client signs in with HTTP Basic, or (on the object routes) with the signed
+/// header a batch answer gave it, and errors are LFS's JSON.
+fn lfs<'s>(
+    site: &'s Site,
+    req: &Request,
+    row: &Row,
+    caps: &Captures,
+    route: crate::lfs::Route,
+    stdin: &mut dyn io::Read,
+) -> Answer<'s> {
+    let answer = (|| {
+        let viewer = match (route.signed, req.authorization()) {
+            (Some(op), Some(header)) if crate::lfs::token::is_signed(header) => {
+                signed_viewer(site, caps, op, header)?
+            }
+            _ => identify(site, req, site.config.git_requires_token)?,
+        };
+        let g = grant(site, caps, row.need, viewer)?;
+        (route.handler)(
+            site,
+            &crate::lfs::LfsCall {
+                req,
+                repo: &g.repo,
+                user: g.who.user.as_deref(),
+                write: &g.write,
+                manage: g.manage,
+                caps,
+            },
+            stdin,
+        )
+    })();
+    answer.unwrap_or_else(|e| crate::lfs::error_response(e).into())
+}
+
+/// The user a signed LFS header was given to, if it is valid for this route, repository and
+/// object, and the user still exists with the same session stamp (a password change or "sign
+/// out everywhere" ends it). Access is then checked as for anyone.
+fn signed_viewer(
+    site: &Site,
+    caps: &Captures,
+    op: crate::lfs::token::Op,
+    header: &str,
+) -> Result<Option<User>> {
+    let refused = |message: &'static str| challenge(site, message);
+    // The repository as the path names it; a missing one is refused like a bad header.
+    let repo = locate(site, caps)?.ok_or_else(|| refused("Authentication required."))?;
+    let oid = match op {
+        crate::lfs::token::Op::Verify | crate::lfs::token::Op::Api => "",
+        _ => caps.rest.last().map(String::as_str).unwrap_or_default(),
+    };
+    let signed = crate::lfs::token::verify(
+        site.accounts.secret(),
+        header,
+        op,
+        &format!("{}/{}", repo.owner, repo.name),
+        oid,
+        crate::time::now(),
+    )
+    .map_err(refused)?;
+    let Some(name) = signed.user else {
+        return Ok(None);
+    };
+    let users = site.accounts.users().map_err(Error::Internal)?;
+    match users.get(&name) {
+        Some(u) if crate::keyed::constant_time_eq(u.stamp.as_bytes(), signed.stamp.as_bytes()) => {
+            Ok(Some(u.clone()))
+        }
+        _ => Err(refused(
+            "This transfer's authorization is no longer valid; run the command again.",
+        )),
     }
 }
 
@@ -330,6 +404,10 @@ struct Granted {
     repo: RepoDir,
     public: bool,
     who: Identity,
+    /// What a write to the repository gets: `Ok` when the client may write.
+    write: Result<()>,
+    /// The client is the repository's owner or a site admin.
+    manage: bool,
 }
 
 /// Who a git client is and what it may do with the repository, as ARCHITECTURE.md's "Who may do
@@ -345,22 +423,37 @@ fn authorize(
     need: Need,
     tokens_only: bool,
 ) -> Result<Granted> {
-    let challenge = |message: &'static str| Error::Unauthorized {
-        realm: site.config.site_name.clone(),
-        message,
-    };
+    let viewer = identify(site, req, tokens_only)?;
+    grant(site, caps, need, viewer)
+}
+
+/// Who the client is by HTTP Basic (a token, or when `tokens_only` is false a password too,
+/// through the limiter); `None`: anonymous.
+fn identify(site: &Site, req: &Request, tokens_only: bool) -> Result<Option<User>> {
     let client = req.remote_addr();
-    let viewer = match site
+    match site
         .gate
         .check(&site.accounts, req.authorization(), client, tokens_only)
     {
-        Outcome::Anonymous => None,
-        Outcome::User(u) => Some(u),
-        Outcome::Refused(Refusal::Bad(message)) => return Err(challenge(message)),
-        Outcome::Refused(Refusal::Slow(secs)) => return Err(Error::TooMany(secs)),
-        Outcome::Refused(Refusal::Busy) => return Err(Error::TooMany(1)),
-        Outcome::Refused(Refusal::Broken(e)) => return Err(Error::Internal(e)),
-    };
+        Outcome::Anonymous => Ok(None),
+        Outcome::User(u) => Ok(Some(u)),
+        Outcome::Refused(Refusal::Bad(message)) => Err(challenge(site, message)),
+        Outcome::Refused(Refusal::Slow(secs)) => Err(Error::TooMany(secs)),
+        Outcome::Refused(Refusal::Busy) => Err(Error::TooMany(1)),
+        Outcome::Refused(Refusal::Broken(e)) => Err(Error::Internal(e)),
+    }
+}
+
+fn challenge(site: &Site, message: &'static str) -> Error {
+    Error::Unauthorized {
+        realm: site.config.site_name.clone(),
+        message,
+    }
+}
+
+/// The repository the path names, if `viewer` may use it as `need` says (see [`authorize`]).
+fn grant(site: &Site, caps: &Captures, need: Need, viewer: Option<User>) -> Result<Granted> {
+    let challenge = |message: &'static str| challenge(site, message);
     let hidden = || -> Error {
         if viewer.is_some() {
             return Error::NotFound;
@@ -384,14 +477,19 @@ fn authorize(
     if !access.may_read() {
         return Err(hidden());
     }
-    if need != Need::Read && !access.may_write() {
-        return Err(match viewer {
+    let write = if access.may_write() {
+        Ok(())
+    } else {
+        Err(match viewer {
             None => challenge("Authentication required to push."),
             Some(_) => Error::Forbidden(format!(
                 "You may read {}/{} but not push to it.",
                 repo.owner, repo.name
             )),
-        });
+        })
+    };
+    if need != Need::Read {
+        write.clone()?;
     }
     if let Some(format) = &settings.unsupported_format {
         return Err(Error::Unsupported(format!(
@@ -401,11 +499,14 @@ fn authorize(
     }
     // Shared caches may keep objects only of what anyone may read.
     let public = auth::access(None, &repo.owner, &settings, site.config.anonymous_read).may_read();
+    let manage = auth::access::may_manage(viewer.as_ref(), &repo.owner);
     Ok(Granted {
         repo,
         public,
         who: Identity {
             user: viewer.map(|u| u.name),
         },
+        write,
+        manage,
     })
 }

@@ -126,6 +126,9 @@ pub(crate) struct Limits {
     pub(crate) blame_at_once: usize,
     /// Code searches run at once by one process; more get 503.
     pub(crate) search_at_once: usize,
+    /// The largest Git LFS object a client may upload (its size as the batch request gives it,
+    /// and the bytes of the upload itself).
+    pub(crate) lfs_object_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +256,7 @@ struct RawLimits {
     search_deadline: i64,
     blame_at_once: i64,
     search_at_once: i64,
+    lfs_object_mib: i64,
 }
 
 impl Default for RawLimits {
@@ -269,6 +273,7 @@ impl Default for RawLimits {
             search_deadline: 10,
             blame_at_once: 2,
             search_at_once: 2,
+            lfs_object_mib: 4096,
         }
     }
 }
@@ -634,6 +639,7 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         )? as u64),
         blame_at_once: v.count("limits", "blame_at_once", l.blame_at_once, 1, 256)?,
         search_at_once: v.count("limits", "search_at_once", l.search_at_once, 1, 256)?,
+        lfs_object_bytes: mib("lfs_object_mib", l.lfs_object_mib, 1 << 30)?,
     };
     if limits.git_memory_bytes < 256 << 20 {
         return Err(v.err(

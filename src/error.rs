@@ -5,7 +5,7 @@ use std::fmt;
 use crate::response::Response;
 
 /// Why a request could not be answered normally.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Error {
     /// The request itself is malformed (bad percent-encoding, control bytes, ...).
     BadRequest(&'static str),
@@ -29,6 +29,11 @@ pub(crate) enum Error {
     /// Too much of this work is going on right now (503, `Retry-After`); the message is safe
     /// to show.
     Busy(String),
+    /// The request is well-formed but says something this route cannot take (422); the
+    /// message is safe to show.
+    Invalid(String),
+    /// The request conflicts with what the server keeps (409); the message is safe to show.
+    Conflict(String),
     /// Something broke on our side; the detail is logged, never shown.
     Internal(String),
 }
@@ -49,6 +54,8 @@ impl Error {
             Error::Unsupported(_) => 501,
             Error::TooLarge(_) => 413,
             Error::Busy(_) => 503,
+            Error::Invalid(_) => 422,
+            Error::Conflict(_) => 409,
             Error::Internal(_) => 500,
         }
     }
@@ -60,9 +67,12 @@ impl Error {
             Error::BadRequest(m) => format!("Bad request: {m}.\n"),
             Error::NotFound => "Not found.\n".to_string(),
             Error::MethodNotAllowed(allow) => format!("Method not allowed; use {allow}.\n"),
-            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) | Error::Busy(m) => {
-                format!("{m}\n")
-            }
+            Error::Unsupported(m)
+            | Error::Forbidden(m)
+            | Error::TooLarge(m)
+            | Error::Busy(m)
+            | Error::Invalid(m)
+            | Error::Conflict(m) => format!("{m}\n"),
             Error::Unauthorized { message, .. } => format!("{message}\n"),
             Error::TooMany(secs) => {
                 format!("Too many sign-in attempts; try again in {secs} seconds.\n")
@@ -97,9 +107,12 @@ impl fmt::Display for Error {
             Error::BadRequest(m) => write!(f, "bad request: {m}"),
             Error::NotFound => f.write_str("not found"),
             Error::MethodNotAllowed(a) => write!(f, "method not allowed (allow: {a})"),
-            Error::Unsupported(m) | Error::Forbidden(m) | Error::TooLarge(m) | Error::Busy(m) => {
-                f.write_str(m)
-            }
+            Error::Unsupported(m)
+            | Error::Forbidden(m)
+            | Error::TooLarge(m)
+            | Error::Busy(m)
+            | Error::Invalid(m)
+            | Error::Conflict(m) => f.write_str(m),
             Error::Unauthorized { message, .. } => f.write_str(message),
             Error::TooMany(s) => write!(f, "too many attempts (retry after {s} s)"),
             Error::Internal(d) => f.write_str(d),

@@ -19,6 +19,7 @@ pub mod git;
 pub mod git_http;
 pub mod gitrun;
 pub mod keyed;
+pub mod lfs;
 pub mod log_limit;
 pub mod markup;
 pub mod packcache;

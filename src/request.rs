@@ -9,6 +9,7 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Put,
     Other,
 }
 
@@ -55,6 +56,7 @@ impl Request {
             Some(b"GET") => Method::Get,
             Some(b"HEAD") => Method::Head,
             Some(b"POST") => Method::Post,
+            Some(b"PUT") => Method::Put,
             _ => Method::Other,
         };
         let uri = params
@@ -98,6 +100,23 @@ impl Request {
     pub(crate) fn https(&self) -> bool {
         self.var("HTTPS")
             .is_some_and(|h| h.eq_ignore_ascii_case("on"))
+    }
+
+    /// The `Host` header, when it is a plain host name or address with an optional port (what
+    /// a link back to this site may be built on); `None` otherwise.
+    pub(crate) fn host(&self) -> Option<&str> {
+        self.header("HOST").filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
+    }
+
+    /// The port the web server took the request on (`SERVER_PORT`), when it is a number.
+    pub(crate) fn server_port(&self) -> Option<u16> {
+        self.var("SERVER_PORT").and_then(|p| p.parse().ok())
     }
 
     /// The `Cookie` header.

@@ -10,6 +10,10 @@
 use crate::error::{Error, Result};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::{self, dumb, files, push, smart};
+use crate::lfs::batch as lfs_batch;
+use crate::lfs::locks as lfs_locks;
+use crate::lfs::objects as lfs_objects;
+use crate::lfs::token::Op as LfsOp;
 use crate::pages;
 use crate::pages::{
     account, blame, blob, code_search, commit, commits, compare, downloads, feeds, front, home,
@@ -77,6 +81,9 @@ pub(crate) enum Handler {
     /// repository the client may not read is a 401 with a challenge (the reader asks for
     /// credentials), as for git; errors are plain text.
     Feed(pages::Handler),
+    /// Git LFS: HTTP Basic or (object routes) a signed header from a batch answer, errors as
+    /// LFS's JSON.
+    Lfs(crate::lfs::Route),
     /// A site page's address before the site's pages moved under `/-/`: redirected to the same
     /// path there (301 for a GET, 308 for a POST, which keeps the method and the body), so
     /// bookmarks and old links keep working.
@@ -113,6 +120,16 @@ impl Row {
     /// An Atom feed, which takes a token by HTTP Basic as well as the session cookie.
     pub fn is_feed(&self) -> bool {
         matches!(self.handler, Handler::Feed(_))
+    }
+
+    /// A Git LFS route.
+    pub fn is_lfs(&self) -> bool {
+        matches!(self.handler, Handler::Lfs(_))
+    }
+
+    /// A page (or a download from the pages).
+    pub fn is_page(&self) -> bool {
+        matches!(self.handler, Handler::Page(_))
     }
 }
 
@@ -186,6 +203,32 @@ const fn feed(
     }
 }
 
+/// A Git LFS route; `signed`: the signed header of a batch answer it takes besides HTTP Basic.
+#[allow(clippy::too_many_arguments)]
+const fn lfs(
+    name: &'static str,
+    method: Method,
+    path: &'static [Seg],
+    need: Need,
+    lane: Lane,
+    handler: crate::lfs::Handler,
+    signed: Option<crate::lfs::token::Op>,
+    example: &'static str,
+) -> Row {
+    Row {
+        name,
+        method,
+        path,
+        slash: false,
+        query: None,
+        need,
+        form: false,
+        lane,
+        handler: Handler::Lfs(crate::lfs::Route { handler, signed }),
+        example,
+    }
+}
+
 /// A site page's old address (`/login` for `/-/login`): see [`Handler::Moved`].
 const fn moved(
     name: &'static str,
@@ -224,6 +267,7 @@ const fn query(mut row: Row, name: &'static str, value: &'static str) -> Row {
 
 const GET: Method = Method::Get;
 const POST: Method = Method::Post;
+const PUT: Method = Method::Put;
 const REPO: Seg = Seg::Repo;
 /// The first segment of every site page: see `urls::SITE_PREFIX`.
 const SITE: Seg = Seg::Lit("-");
@@ -280,6 +324,15 @@ pub static ROUTES: &[Row] = &[
     query(git("git.advertise.fetch", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, smart::advertise, "/OWNER/REPO.git/info/refs?service=git-upload-pack"), "service", "git-upload-pack"),
     git("git.upload-pack", POST, &[Owner, REPO, Lit("git-upload-pack")], Read, Git, smart::upload_pack, "/OWNER/REPO.git/git-upload-pack"),
     git("git.receive-pack", POST, &[Owner, REPO, Lit("git-receive-pack")], Write, Git, push::receive_pack, "/OWNER/REPO.git/git-receive-pack"),
+    // Git LFS (the batch API and its objects).
+    lfs("lfs.batch", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Lit("batch")], Read, Quick, lfs_batch::batch, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/objects/batch"),
+    lfs("lfs.download", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Hex(64)], Read, Files, lfs_objects::download, Some(LfsOp::Download), "/OWNER/REPO.git/info/lfs/objects/{oid}"),
+    lfs("lfs.upload", PUT, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("objects"), Hex(64)], Write, Git, lfs_objects::upload, Some(LfsOp::Upload), "/OWNER/REPO.git/info/lfs/objects/{oid}"),
+    lfs("lfs.locks", GET, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::list, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks"),
+    lfs("lfs.locks.create", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks")], Write, Quick, lfs_locks::create, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks"),
+    lfs("lfs.locks.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), Lit("verify")], Write, Quick, lfs_locks::verify, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks/verify"),
+    lfs("lfs.locks.unlock", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("locks"), One, Lit("unlock")], Write, Quick, lfs_locks::unlock, Some(LfsOp::Api), "/OWNER/REPO.git/info/lfs/locks/{lock}/unlock"),
+    lfs("lfs.verify", POST, &[Owner, REPO, Lit("info"), Lit("lfs"), Lit("verify")], Write, Quick, lfs_objects::verify, Some(LfsOp::Verify), "/OWNER/REPO.git/info/lfs/verify"),
     // git over HTTP: dumb.
     git("git.info-refs", GET, &[Owner, REPO, Lit("info"), Lit("refs")], Read, Git, dumb::info_refs, "/OWNER/REPO.git/info/refs"),
     git("git.head", GET, &[Owner, REPO, Lit("HEAD")], Read, Quick, dumb::head, "/OWNER/REPO.git/HEAD"),
@@ -344,10 +397,13 @@ fn allow_header(methods: &[Method]) -> &'static str {
     match (
         methods.contains(&Method::Get),
         methods.contains(&Method::Post),
+        methods.contains(&Method::Put),
     ) {
-        (true, true) => "GET, HEAD, POST",
-        (true, false) => "GET, HEAD",
-        _ => "POST",
+        (true, true, _) => "GET, HEAD, POST",
+        (true, false, true) => "GET, HEAD, PUT",
+        (true, false, false) => "GET, HEAD",
+        (false, _, true) => "PUT",
+        (false, _, false) => "POST",
     }
 }
 
@@ -440,6 +496,8 @@ mod tests {
                 .replace("{asset}", "forgelet-abc.css")
                 .replace("{file}", "README.md")
                 .replace("{head}", &"a".repeat(40))
+                .replace("{oid}", &"d".repeat(64))
+                .replace("{lock}", &"e".repeat(24))
                 .replace("{loose}", &format!("ab/{}", "c".repeat(38)))
                 .replace("{pack}", &PACK.replace(".pack", ""));
             let (p, q) = example.split_once('?').unwrap_or((&example, ""));

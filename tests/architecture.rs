@@ -71,6 +71,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "git_http",
         &[
             "config",
+            "downloads",
             "error",
             "fsfile",
             "git",
@@ -84,10 +85,28 @@ const LAYERS: &[(&str, &[&str])] = &[
             "site",
         ],
     ),
+    // Git LFS: the batch API and the objects, sent like git's files.
+    (
+        "lfs",
+        &[
+            "downloads",
+            "error",
+            "fsfile",
+            "git",
+            "keyed",
+            "request",
+            "response",
+            "site",
+            "time",
+            "urls",
+        ],
+    ),
     // git over SSH: one session, with the same access rules and the same way of running git.
     (
         "ssh",
-        &["auth", "config", "fsfile", "git", "gitrun", "repos"],
+        &[
+            "auth", "config", "fsfile", "git", "gitrun", "lfs", "repos", "time", "urls",
+        ],
     ),
     (
         "pages",
@@ -100,6 +119,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "forms",
             "git",
+            "lfs",
             "markup",
             "repos",
             "request",
@@ -110,12 +130,15 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // The route table and the dispatcher.
-    ("routes", &["error", "git", "git_http", "pages", "request"]),
+    (
+        "routes",
+        &["error", "git", "git_http", "lfs", "pages", "request"],
+    ),
     (
         "app",
         &[
-            "auth", "config", "error", "forms", "gateway", "git", "git_http", "pages", "request",
-            "response", "routes", "site", "urls",
+            "auth", "config", "error", "forms", "gateway", "git", "git_http", "keyed", "lfs",
+            "pages", "request", "response", "routes", "site", "time", "urls",
         ],
     ),
     // Servers: they know the gateway interface and nothing of git, HTML or users.
@@ -152,6 +175,7 @@ const CRATES: &[(&str, &[&str])] = &[
     ("ssh_key", &["auth"]),
     ("ammonia", &["markup"]),
     ("pulldown_cmark", &["markup"]),
+    ("serde_json", &["lfs", "ssh", "cli"]),
 ];
 
 fn src() -> PathBuf {

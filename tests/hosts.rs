@@ -3,8 +3,8 @@
 //! a CGI program (forgelet streaming git's files itself), and lighttpd (mod_fastcgi,
 //! X-Sendfile). nginx runs every other test. Each runs the same checks: a smart
 //! clone that really speaks protocol v2, a dumb clone, a push of more than 100 MB in chunks,
-//! a private repository refused to anonymous clients on every git route of the route table,
-//! and signing in to see a page.
+//! a push and a clone with Git LFS objects (the real git-lfs), a private repository refused to
+//! anonymous clients on every git route of the route table, and signing in to see a page.
 
 use std::fs;
 use std::path::Path;
@@ -30,6 +30,7 @@ fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
         .forgelet()
         .args(["repo", "set", "alice/priv", "--visibility", "private"]));
     ok(site.forgelet().args(["repo", "create", "alice/pushed"]));
+    ok(site.forgelet().args(["repo", "create", "alice/lfs"]));
     let srv = site.start_behind(front);
     let tmp = site.dir().to_path_buf();
     let what = format!("{front:?}");
@@ -125,6 +126,51 @@ fn host_serves_git_and_pages(test: &str, front: Front, sendfile: &'static str) {
     assert!(
         peak < 64,
         "{what}: a web server process grew to {peak} MiB during a 110 MB push"
+    );
+
+    // Git LFS through the host: a push with objects (one larger than the pages' body cap) and
+    // a clone that gets them back, downloads sent by the web server or by forgelet.
+    let lfs_work = tmp.join("lfs-work");
+    git_ok(&tmp, &["init", "-q", lfs_work.to_str().unwrap()]);
+    let lfs_git = |dir: &Path| {
+        let mut c = smart_git(dir);
+        c.args([
+            "-c",
+            "filter.lfs.process=git-lfs filter-process",
+            "-c",
+            "filter.lfs.required=true",
+            "-c",
+            "filter.lfs.clean=git-lfs clean -- %f",
+            "-c",
+            "filter.lfs.smudge=git-lfs smudge -- %f",
+        ]);
+        c
+    };
+    ok(lfs_git(&lfs_work).args(["lfs", "track", "*.bin"]));
+    let asset = noise(7, 3 << 20);
+    fs::write(lfs_work.join("asset.bin"), &asset).unwrap();
+    fs::write(lfs_work.join("small.bin"), b"a small LFS file\n").unwrap();
+    ok(lfs_git(&lfs_work).args(["add", "-A"]));
+    ok(lfs_git(&lfs_work).args(["commit", "-q", "-m", "LFS files"]));
+    let lfs_url = site
+        .url("/alice/lfs.git")
+        .replace("http://", &format!("http://alice:{TEST_PASSWORD}@"));
+    let out = run(lfs_git(&lfs_work).args(["push", "-q", &lfs_url, "HEAD:refs/heads/main"]));
+    assert!(
+        out.status.success(),
+        "{what}: LFS push: {}",
+        all_output(&out)
+    );
+    let lfs_clone = tmp.join("lfs-clone");
+    let out = run(lfs_git(&tmp).arg("clone").arg(&lfs_url).arg(&lfs_clone));
+    assert!(
+        out.status.success(),
+        "{what}: LFS clone: {}",
+        all_output(&out)
+    );
+    assert!(
+        fs::read(lfs_clone.join("asset.bin")).unwrap() == asset,
+        "{what}: the LFS object came back different"
     );
 
     // The private repository: every git route of the route table answers an anonymous client

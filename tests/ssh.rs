@@ -803,3 +803,107 @@ fn doctor_checks_the_account_sshd_and_the_key_index() {
     assert!(report.contains("FAILED   ssh key index:"), "{report}");
     assert!(report.contains("forgelet key reindex"), "{report}");
 }
+
+/// git-lfs over SSH: `git-lfs-authenticate` gives the LFS API's address and a header valid for a
+/// few minutes, with the same access rules; the objects then travel over HTTP.
+#[test]
+fn git_lfs_over_ssh_authenticates_for_the_http_api() {
+    let s = SshSite::new("ssh-lfs", &["alice", "reader"], &[]);
+    let out = run(s.admin().args(["repo", "create", "alice/media"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = run(s
+        .admin()
+        .args(["repo", "grant", "alice/media", "reader", "read"]));
+    assert!(out.status.success(), "{}", all_output(&out));
+    let alice = s.add_key("alice", "laptop");
+    let reader = s.add_key("reader", "desktop");
+    let srv = s.site.start();
+
+    let out = s.ssh(
+        &alice,
+        Some("git-lfs-authenticate 'alice/media.git' upload"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["href"].as_str().unwrap(),
+        format!(
+            "http://127.0.0.1:{}{}",
+            s.site.port,
+            s.site.target("/alice/media.git/info/lfs")
+        )
+    );
+    assert!(answer["expires_in"].as_u64().unwrap() > 0);
+    // The header opens the batch API of that repository, not another's.
+    let header = answer["header"]["Authorization"].as_str().unwrap();
+    let body = br#"{"operation":"download","objects":[]}"#;
+    let batch = |repo: &str| {
+        http_request_body(
+            s.site.port,
+            "POST",
+            s.site
+                .target(&format!("/{repo}.git/info/lfs/objects/batch"))
+                .as_bytes(),
+            &[
+                ("Authorization", header),
+                ("Content-Type", "application/vnd.git-lfs+json"),
+            ],
+            body,
+        )
+    };
+    assert_eq!(batch("alice/media").status, 200);
+    ok(s.admin().args(["repo", "create", "alice/other"]));
+    assert_eq!(batch("alice/other").status, 401);
+    // A reader is given downloads, not uploads; a stranger's key nothing.
+    let out = s.ssh(
+        &reader,
+        Some("git-lfs-authenticate 'alice/media.git' download"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.ssh(
+        &reader,
+        Some("git-lfs-authenticate 'alice/media.git' upload"),
+    );
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "{}",
+        text(&out)
+    );
+
+    // The real client, with an ssh:// remote.
+    let work = s.site.dir().join("lfs-work");
+    fs::create_dir_all(&work).unwrap();
+    ok(git(&work).args(["init", "-q"]));
+    let lfs_git = |dir: &Path| {
+        let mut c = s.git(&alice, dir);
+        c.env_remove("GIT_SMART_HTTP").args([
+            "-c",
+            "filter.lfs.process=git-lfs filter-process",
+            "-c",
+            "filter.lfs.required=true",
+            "-c",
+            "filter.lfs.clean=git-lfs clean -- %f",
+            "-c",
+            "filter.lfs.smudge=git-lfs smudge -- %f",
+        ]);
+        c
+    };
+    ok(lfs_git(&work).args(["lfs", "track", "*.bin"]));
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    fs::write(work.join("asset.bin"), &data).unwrap();
+    ok(lfs_git(&work).args(["add", "-A"]));
+    ok(lfs_git(&work).args(["commit", "-q", "-m", "an asset"]));
+    let out = run(lfs_git(&work).args(["push", "-q", &s.url("alice/media"), "main"]));
+    assert!(out.status.success(), "push over SSH: {}", text(&out));
+    let clone = s.site.dir().join("lfs-clone");
+    let out = run(lfs_git(s.site.dir())
+        .arg("clone")
+        .arg(s.url("alice/media"))
+        .arg(&clone));
+    assert!(out.status.success(), "clone over SSH: {}", text(&out));
+    assert!(
+        fs::read(clone.join("asset.bin")).unwrap() == data,
+        "the clone's asset differs"
+    );
+    srv.finish();
+}

@@ -14,6 +14,7 @@ mod hostile;
 mod hosts;
 mod hosts_systemd;
 mod large_pages;
+mod lfs;
 mod maintain;
 mod packcache;
 mod permissions;

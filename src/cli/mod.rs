@@ -69,8 +69,9 @@ commands:
                                          command sshd runs (reads SSH_ORIGINAL_COMMAND and GIT_PROTOCOL;
                                          refusals go to the client, the log to syslog as forgelet-ssh)
   maintain [OWNER/NAME]                  repack (bitmaps, multi-pack index), write the commit-graph, pack
-                                         refs, remove what interrupted git left; with no name every
-                                         repository, then the trash and the pack cache (the timer runs it)
+                                         refs, remove what interrupted git left and Git LFS objects nothing
+                                         names; with no name every repository, then the trash and the pack
+                                         cache (the timer runs it)
 
 OWNER is a user's name: add the user before their repositories.
 

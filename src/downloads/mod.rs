@@ -6,3 +6,4 @@
 
 pub(crate) mod archive;
 pub(crate) mod blob;
+pub(crate) mod file;

@@ -117,6 +117,9 @@ fn write_status(repo: &Path, state: &str, at: u64, message: &str) -> Result<(), 
 /// Purges the repository at `repo`: waits for the site's purge lock, holds off pushes, and runs
 /// `git` (made by `git`, isolated as every git forgelet runs) for each step. `say` hears each
 /// step as it starts.
+/// A purge keeps LFS objects uploaded this recently even when nothing names them yet.
+const LFS_PURGE_GRACE: Duration = Duration::from_secs(3600);
+
 pub(crate) fn purge(
     data_dir: &Path,
     repo: &Path,
@@ -215,6 +218,13 @@ pub(crate) fn purge(
             write_status(repo, "failed", crate::time::now(), &why)?;
             return Err(why);
         }
+    }
+    // LFS objects no pointer names any more (the reflogs expired and the unreachable pruned
+    // above), except those uploaded in the last hour: a push names them only after its upload.
+    step("removing Git LFS objects nothing names", &mut say)?;
+    if let Err(why) = super::lfs::collect(repo, &git, LFS_PURGE_GRACE) {
+        write_status(repo, "failed", crate::time::now(), &why)?;
+        return Err(why);
     }
     // Files made from the repository for the web server to send: none may outlive a purge.
     let cache = repo.join(super::store::CACHE_DIR);
@@ -611,6 +621,14 @@ fn maintenance_steps(
                 "--no-progress",
             ],
         )?;
+    }
+    let grace = Duration::from_secs(u64::from(plan.cruft_days) * 86_400);
+    let (count, bytes) = super::lfs::collect(repo, &git, grace)?;
+    if count > 0 {
+        say(&format!(
+            "removed {count} Git LFS object(s) no pointer names ({bytes} bytes), unused for {} days",
+            plan.cruft_days
+        ));
     }
     say("done");
     Ok(())

@@ -32,6 +32,8 @@ struct BlobBody {
     /// An image: shown from its raw URL instead of as lines.
     image: bool,
     truncated: bool,
+    /// Stored with Git LFS: what is shown is the object, not its pointer.
+    lfs: bool,
 }
 
 /// `GET blob/{ref}/{path}`: a file's lines, an image, or a note that it is binary or too large.
@@ -66,6 +68,17 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         }
         Err(e) => return Err(git_err(repo)(e)),
     };
+    // A file stored with Git LFS shows as the file itself when the repository keeps its object.
+    let (b, lfs) = match crate::lfs::pointer::resolve(repo, &b, browse::BLOB_SHOWN_LIMIT)? {
+        Some((real, _)) => (real, true),
+        None => (b, false),
+    };
+    // A pointer whose object is not here yet (it may be uploaded any moment) is not kept.
+    let key = if !lfs && crate::lfs::pointer::parse(&b.data).is_some() {
+        None
+    } else {
+        key
+    };
     let lines = if b.is_binary {
         Vec::new()
     } else {
@@ -95,6 +108,7 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             binary: b.is_binary,
             image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,
             truncated: b.truncated,
+            lfs,
             rev: rev.clone(),
         },
     )?;

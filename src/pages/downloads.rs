@@ -30,6 +30,20 @@ pub(crate) fn raw<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         blob_stream::INLINE_LIMIT as usize,
     )
     .map_err(git_err(repo))?;
+    // A file stored with Git LFS: the object, sent as git's files are.
+    if let Some((real, pointer)) = crate::lfs::pointer::resolve(repo, &b, 8000)? {
+        // raw_head decides text or binary from the first bytes, as resolve did.
+        let first: &[u8] = if real.is_binary { b"\0" } else { &real.data };
+        let r = raw_head(&path, first);
+        return crate::downloads::file::send(
+            &site.config,
+            repo,
+            &crate::lfs::objects::rel_path(&pointer.oid),
+            r,
+            req.range(),
+        )
+        .map(Answer::from);
+    }
     if !b.truncated {
         let mut r = raw_head(&path, &b.data);
         r.body = crate::response::Body::Bytes(b.data);

@@ -29,6 +29,48 @@ struct SettingsPage {
     /// The last purge: what it is doing, or how it ended.
     purge_status: String,
     purging: bool,
+    /// What the repository takes on disk: git's objects and Git LFS's.
+    size: String,
+}
+
+/// Bytes of the regular files below `dir` and how many there are (symlinks are not followed;
+/// a folder that cannot be read counts for nothing).
+fn usage(dir: &std::path::Path) -> (u64, u64) {
+    let mut total = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => {
+                    total.0 += e.metadata().map(|m| m.len()).unwrap_or(0);
+                    total.1 += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// "12.3 MiB (git 2.1 MiB, Git LFS 10.2 MiB in 3 objects)".
+fn size_text(repo: &RepoDir) -> String {
+    use super::file_table::human_size;
+    let (git, _) = usage(&repo.path.join("objects"));
+    let (lfs, count) = usage(&repo.path.join("lfs/objects"));
+    if count == 0 {
+        return human_size(git);
+    }
+    format!(
+        "{} (git {}, Git LFS {} in {count} object{})",
+        human_size(git + lfs),
+        human_size(git),
+        human_size(lfs),
+        if count == 1 { "" } else { "s" }
+    )
 }
 
 fn settings_url(site: &Site, repo: &RepoDir) -> String {
@@ -65,6 +107,7 @@ fn render(
             settings_url: settings_url(site, repo),
             purge_status,
             purging,
+            size: size_text(repo),
         },
     )?;
     if purging {

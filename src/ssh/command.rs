@@ -23,7 +23,15 @@ pub(crate) enum Asked {
     },
     /// Nothing: someone ran `ssh forgelet@host`.
     Shell,
-    /// `git-lfs-transfer` or `git-lfs-authenticate`: LFS over SSH, which forgelet does not serve.
+    /// `git-lfs-authenticate OWNER/REPO download|upload`: a short-lived header for the LFS
+    /// API over HTTP.
+    LfsAuthenticate {
+        owner: String,
+        name: String,
+        upload: bool,
+    },
+    /// `git-lfs-transfer` (LFS's own protocol over SSH, which forgelet does not serve: git-lfs
+    /// then asks `git-lfs-authenticate`), or `git-lfs-authenticate` with arguments that do not fit.
     Lfs,
     /// A git service with a path that names no repository forgelet could hold.
     BadPath { service: Service },
@@ -62,7 +70,20 @@ pub(crate) fn parse(command: Option<&[u8]>) -> Asked {
         "git-upload-pack" => Service::UploadPack,
         "git-receive-pack" => Service::ReceivePack,
         "git-upload-archive" => Service::UploadArchive,
-        "git-lfs-transfer" | "git-lfs-authenticate" => return Asked::Lfs,
+        "git-lfs-transfer" => return Asked::Lfs,
+        "git-lfs-authenticate" => {
+            return match args {
+                [path, op] if op == "download" || op == "upload" => match repo_path(path) {
+                    Some((owner, name)) => Asked::LfsAuthenticate {
+                        owner,
+                        name,
+                        upload: op == "upload",
+                    },
+                    None => Asked::Lfs,
+                },
+                _ => Asked::Lfs,
+            }
+        }
         _ => return Asked::Other("not a git service"),
     };
     let [path] = args else {
@@ -234,11 +255,31 @@ mod tests {
     }
 
     #[test]
-    fn lfs_is_refused_apart() {
+    fn lfs_is_read_apart() {
         assert_eq!(
             parse_str("git-lfs-authenticate 'alice/r.git' download"),
-            Asked::Lfs
+            Asked::LfsAuthenticate {
+                owner: "alice".into(),
+                name: "r".into(),
+                upload: false
+            }
         );
+        assert_eq!(
+            parse_str("git-lfs-authenticate alice/r upload"),
+            Asked::LfsAuthenticate {
+                owner: "alice".into(),
+                name: "r".into(),
+                upload: true
+            }
+        );
+        for bad in [
+            "git-lfs-authenticate 'alice/r.git'",
+            "git-lfs-authenticate 'alice/r.git' delete",
+            "git-lfs-authenticate '../x/r.git' download",
+            "git-lfs-authenticate 'alice/r.git' download extra",
+        ] {
+            assert_eq!(parse_str(bad), Asked::Lfs, "{bad}");
+        }
         assert_eq!(
             parse_str("git-lfs-transfer 'alice/r.git' upload"),
             Asked::Lfs

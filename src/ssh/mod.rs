@@ -72,7 +72,7 @@ impl fmt::Display for Refused {
             ),
             Refused::Lfs => write!(
                 f,
-                "ERROR: Git LFS over SSH is not available on this server yet; LFS uses the HTTPS URL."
+                "ERROR: this server answers git-lfs-authenticate OWNER/REPO download|upload over SSH; LFS objects travel over HTTPS."
             ),
             Refused::NotGit(_) => write!(
                 f,
@@ -105,13 +105,73 @@ impl fmt::Display for Refused {
 /// A session that got as far as running git.
 struct Ran {
     user: String,
-    service: Service,
+    /// The program, as the client named it (`git-upload-pack`, `git-lfs-authenticate`).
+    program: String,
     label: String,
     code: i32,
     /// git was stopped at its deadline.
     timed_out: bool,
     /// What happened, for the log.
     outcome: String,
+}
+
+/// `git-lfs-authenticate OWNER/REPO download|upload`: after the same access check as for a
+/// fetch (a download) or a push (an upload), prints the LFS API's address and a header valid
+/// for that repository and user for a few minutes (`lfs::token`), as JSON on stdout.
+fn lfs_authenticate(
+    config: &Config,
+    accounts: &Accounts,
+    user: &crate::auth::User,
+    owner: &str,
+    name: &str,
+    upload: bool,
+) -> Result<Ran, Refused> {
+    let repo = RepoStore::new(config.repos_dir())
+        .locate(owner, name)
+        .map_err(|e| Refused::Internal(format!("looking up {owner}/{name}: {e}")))?
+        .ok_or(Refused::NotFound)?;
+    let label = format!("{}/{}", repo.owner, repo.name);
+    let granted = access(
+        Some(user),
+        &repo.owner,
+        &repo.settings(),
+        config.anonymous_read,
+    );
+    if !granted.may_read() {
+        return Err(Refused::NotFound);
+    }
+    if upload && !granted.may_write() {
+        return Err(Refused::ReadOnly(label));
+    }
+    let expires = crate::time::now() + crate::lfs::token::LIFETIME_SECS;
+    let header = crate::lfs::token::sign(
+        accounts.secret(),
+        crate::lfs::token::Op::Api,
+        &label,
+        "",
+        Some((&user.name, &user.stamp)),
+        expires,
+    );
+    let answer = serde_json::json!({
+        "href": format!("{}/info/lfs", crate::urls::clone_url(&config.base_url, &repo.owner, &repo.name)),
+        "header": { "Authorization": header },
+        "expires_in": crate::lfs::token::LIFETIME_SECS,
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{answer}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Refused::Internal(format!("{label}: writing the LFS answer: {e}")))?;
+    Ok(Ran {
+        user: user.name.clone(),
+        program: "git-lfs-authenticate".into(),
+        label,
+        code: 0,
+        timed_out: false,
+        outcome: format!(
+            "a header for {}",
+            if upload { "uploads" } else { "downloads" }
+        ),
+    })
 }
 
 /// Serves one session: refusals and git's messages go to `err` (the client's terminal), git's
@@ -127,9 +187,9 @@ pub(crate) fn serve(config: &Config, session: &Session<'_>, err: &mut dyn Write)
     match run(config, session) {
         Ok(ran) => {
             log::info!(
-                "key {key} ({}): git-{} {}: {} in {:.1} s",
+                "key {key} ({}): {} {}: {} in {:.1} s",
                 ran.user,
-                ran.service.command(),
+                ran.program,
                 ran.label,
                 ran.outcome,
                 started.elapsed().as_secs_f64()
@@ -171,6 +231,11 @@ fn run(config: &Config, session: &Session<'_>) -> Result<Ran, Refused> {
             owner,
             name,
         } => (service, owner, name),
+        Asked::LfsAuthenticate {
+            owner,
+            name,
+            upload,
+        } => return lfs_authenticate(config, &accounts, user, &owner, &name, upload),
         Asked::Shell => return Err(Refused::Shell(user.name.clone())),
         Asked::Lfs => return Err(Refused::Lfs),
         // A name no repository can have: no repository has it.
@@ -248,7 +313,7 @@ fn run(config: &Config, session: &Session<'_>) -> Result<Ran, Refused> {
     }
     Ok(Ran {
         user: user.name.clone(),
-        service,
+        program: format!("git-{}", service.command()),
         label,
         code,
         timed_out: ended.timed_out,

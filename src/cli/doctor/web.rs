@@ -10,6 +10,7 @@
 //! (`accounts::create_token`, lasting a day at most); both are removed at the end whatever
 //! happened ([`Temporary`], also on a panic or a signal). A user's repository is never used.
 
+use sha2::Digest as _;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,9 @@ const PUSH_DEADLINE: Duration = Duration::from_secs(300);
 const MEASURABLE: Duration = Duration::from_secs(1);
 
 /// The checks through the web server, for a line saying they were skipped.
+/// The object the LFS check sends: larger than the pages' body cap (256 KiB).
+const LFS_CHECK_BYTES: usize = 300 << 10;
+
 const WEB_CHECKS: &[&str] = &[
     "credentials",
     "info/refs dumb",
@@ -49,6 +53,7 @@ const WEB_CHECKS: &[&str] = &[
     "push",
     "private repository",
     "object files",
+    "git lfs",
     "fetch",
 ];
 
@@ -458,6 +463,7 @@ impl Web<'_, '_> {
                 "protocol v2",
                 "push",
                 "object files",
+                "git lfs",
                 "fetch",
             ] {
                 self.r
@@ -469,6 +475,9 @@ impl Web<'_, '_> {
             if let Some(file) = &file {
                 self.object_files(&made, file);
             }
+        }
+        if !interrupted() {
+            self.lfs(&made);
         }
         if interrupted() {
             return None;
@@ -1095,6 +1104,10 @@ impl Web<'_, '_> {
             (format!("{gp}/info/refs"), None),
             (format!("{gp}/info/refs?service=git-upload-pack"), None),
             (format!("{gp}/git-upload-pack"), Some(b"0000".as_slice())),
+            (
+                format!("{gp}/info/lfs/objects/batch"),
+                Some(br#"{"operation":"download","objects":[]}"#.as_slice()),
+            ),
         ];
         if let Some(f) = file {
             asks.push((format!("{gp}/{f}"), None));
@@ -1141,9 +1154,9 @@ impl Web<'_, '_> {
             self.r.fail(check, wrong.join("; "));
         } else {
             let what = if file.is_some_and(|f| f.ends_with(".pack")) {
-                "dumb and smart info/refs, upload-pack and its pack file"
+                "dumb and smart info/refs, upload-pack, the LFS batch API and its pack file"
             } else {
-                "dumb and smart info/refs, upload-pack and an object file"
+                "dumb and smart info/refs, upload-pack, the LFS batch API and an object file"
             };
             self.r.ok(
                 check,
@@ -1214,6 +1227,120 @@ impl Web<'_, '_> {
                     format!("GET {full} answered {}: {why}", r.describe()),
                 );
             }
+        }
+    }
+
+    /// Git LFS through the web server: an object larger than the pages' body cap uploaded
+    /// with the batch API's signed action, then downloaded (sent as git's files are).
+    fn lfs(&mut self, m: &Made) {
+        let check = "git lfs";
+        let mut data = vec![0u8; LFS_CHECK_BYTES];
+        if let Err(e) = getrandom::getrandom(&mut data) {
+            self.r.fail(check, format!("no randomness: {e}"));
+            return;
+        }
+        let oid: String = sha2::Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let batch_path = format!("{}/info/lfs/objects/batch", m.git_path);
+        let lfs_json = "application/vnd.git-lfs+json";
+        let headers = [
+            ("Authorization", m.auth.as_str()),
+            ("Content-Type", lfs_json),
+            ("Accept", lfs_json),
+        ];
+        let action = |this: &mut Self, op: &str| -> Result<(String, String), String> {
+            let body = format!(
+                r#"{{"operation":"{op}","transfers":["basic"],"objects":[{{"oid":"{oid}","size":{}}}]}}"#,
+                data.len()
+            );
+            let req = Request {
+                method: "POST",
+                path: &batch_path,
+                headers: &headers,
+                body: Some(body.as_bytes()),
+            };
+            let full = this.full(&batch_path);
+            let r = this.send(&req).map_err(|e| format!("POST {full}: {e}"))?;
+            if r.status != 200 {
+                return Err(format!("POST {full} answered {}", r.describe()));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&r.body)
+                .map_err(|e| format!("POST {full}: the answer is not JSON ({e})"))?;
+            let a = &v["objects"][0]["actions"][op];
+            let href = a["href"]
+                .as_str()
+                .ok_or_else(|| format!("POST {full}: no {op} action in {v}"))?;
+            let header = a["header"]["Authorization"].as_str().unwrap_or_default();
+            // The path of the absolute href (it is built on base_url).
+            let path = href
+                .splitn(4, '/')
+                .nth(3)
+                .map(|p| format!("/{p}"))
+                .ok_or_else(|| format!("POST {full}: the {op} action's href {href} has no path"))?;
+            Ok((path, header.to_string()))
+        };
+        let (up_path, up_auth) = match action(self, "upload") {
+            Ok(x) => x,
+            Err(e) => return self.r.fail(check, e),
+        };
+        let up_headers = [("Authorization", up_auth.as_str())];
+        let full = self.full(&up_path);
+        let put = Request {
+            method: "PUT",
+            path: &up_path,
+            headers: &up_headers,
+            body: Some(&data),
+        };
+        match self.send(&put) {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) if r.status == 413 => {
+                let base = &self.config.base_path;
+                let fix = fix(
+                    self.front,
+                    "the `location ~ \"/info/lfs/objects/[0-9a-f]{64}$\"` block of forgelet's snippet, with `client_max_body_size 4096m;` (at least [limits] lfs_object_mib)",
+                    &format!("the <LocationMatch \"^{base}/.+/info/lfs/objects/[0-9a-f]{{64}}$\"> section of forgelet's config, with `LimitRequestBody 0`"),
+                    "the `$HTTP[\"url\"] =~ \"/info/lfs/objects/[0-9a-f]{64}$\"` block of forgelet's config, with `server.max-request-size` of at least [limits] lfs_object_mib in KiB",
+                );
+                return self.r.fail(
+                    check,
+                    format!(
+                        "PUT {full} of {} KiB was refused with 413 by the web server: {fix}",
+                        data.len() >> 10
+                    ),
+                );
+            }
+            Ok(r) => {
+                return self
+                    .r
+                    .fail(check, format!("PUT {full} answered {}", r.describe()))
+            }
+            Err(e) => return self.r.fail(check, format!("PUT {full}: {e}")),
+        }
+        let (down_path, down_auth) = match action(self, "download") {
+            Ok(x) => x,
+            Err(e) => return self.r.fail(check, e),
+        };
+        let down_headers = [("Authorization", down_auth.as_str())];
+        let full = self.full(&down_path);
+        match self.send(&Request::get(&down_path, &down_headers)) {
+            Ok(r) if r.status == 200 && r.body == data => self.r.ok(
+                check,
+                format!(
+                    "a {} KiB object went up through the batch API and came back sent by the web server",
+                    data.len() >> 10
+                ),
+            ),
+            Ok(r) => self.r.fail(
+                check,
+                format!(
+                    "GET {full} answered {} instead of the {} bytes uploaded: the web server does not send LFS objects (see object files: the same internal location serves them)",
+                    r.describe(),
+                    data.len()
+                ),
+            ),
+            Err(e) => self.r.fail(check, format!("GET {full}: {e}")),
         }
     }
 
