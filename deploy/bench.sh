@@ -765,6 +765,8 @@ cache-root=$run/cgit/cache-$1
 cache-size=$2
 virtual-root=$3
 root-title=bench
+# cgit reads a repository's own filter (the highlighted blob's) only with this.
+enable-filter-overrides=1
 repo.url=$size
 repo.path=$run/cgit/$size.git
 repo.desc=the benchmark repository
@@ -1558,7 +1560,8 @@ web_wrk() {
     local url out
     url=$(web_url "$1" "$2")
     out=$run/web/wrk-${web_pages[$2]}-$1.txt
-    wrk -t"$web_threads" -c"$web_connections" -d"$web_duration" --latency "$url" >"$out" 2>&1 ||
+    # A generous timeout: cgit with its highlight filter takes seconds a request on a busy host.
+    wrk -t"$web_threads" -c"$web_connections" -d"$web_duration" --timeout 30s --latency "$url" >"$out" 2>&1 ||
         die "wrk failed on $url (see $out)"
     awk '$1 == "Requests/sec:" { rps = $2 }
         / requests in / { n = $1 }
