@@ -93,6 +93,8 @@
 #                  cgit's copy before E; 0 leaves both as generated
 #   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
 #   BENCH_COLD_ROUNDS      requests of E's cold highlighted blob (default 7)
+#   BENCH_WEB_HL_DURATION  wrk's duration for cgit without its cache on the highlighted blob
+#                  (default 30s: it answers about one request a second)
 #   CGIT_HIGHLIGHT         cgit's source filter for E's highlighted blob (default
 #                  /usr/lib/cgit/filters/syntax-highlighting.py; it needs python3-pygments)
 #   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
@@ -191,6 +193,7 @@ cgit_cgi=${CGIT_CGI:-/usr/lib/cgit/cgit.cgi}
 cgit_highlight=${CGIT_HIGHLIGHT:-/usr/lib/cgit/filters/syntax-highlighting.py}
 [ -x "$cgit_highlight" ] || die "no executable $cgit_highlight (cgit's highlight filter; set CGIT_HIGHLIGHT)"
 cold_rounds=${BENCH_COLD_ROUNDS:-7}
+web_hl_duration=${BENCH_WEB_HL_DURATION:-30s}
 [[ $cold_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLD_ROUNDS must be a positive whole number, not '$cold_rounds'"
 command -v curl >/dev/null 2>&1 || die "curl not found (E checks each page with it before timing)"
 fastcgi_params=/etc/nginx/fastcgi_params
@@ -1560,8 +1563,11 @@ web_wrk() {
     local url out
     url=$(web_url "$1" "$2")
     out=$run/web/wrk-${web_pages[$2]}-$1.txt
-    # A generous timeout: cgit with its highlight filter takes seconds a request on a busy host.
-    wrk -t"$web_threads" -c"$web_connections" -d"$web_duration" --timeout 30s --latency "$url" >"$out" 2>&1 ||
+    # cgit with its highlight filter takes a second or more a request (Pygments in a new Python
+    # each time), several with wrk's connections at once: a longer run, a generous timeout.
+    local duration=$web_duration
+    [ "$2" != "$web_hl" ] || [ "$1" != cgit ] || duration=$web_hl_duration
+    wrk -t"$web_threads" -c"$web_connections" -d"$duration" --timeout 30s --latency "$url" >"$out" 2>&1 ||
         die "wrk failed on $url (see $out)"
     awk '$1 == "Requests/sec:" { rps = $2 }
         / requests in / { n = $1 }
@@ -1615,14 +1621,16 @@ printf '  %-7s %10s %10s %12s   %-32s %s\n' page forgelet cgit "cgit cached" \
 web_verdict() {
     if [ "${web_bad[$1,forgelet]}" != 0 ] || [ "${web_bad[$1,$2]}" != 0 ]; then
         printf 'INVALID (non-2xx answers or socket errors)'
+    elif awk -v c="${web_rps[$1,$2]}" 'BEGIN { exit !(c == 0) }'; then
+        printf 'INVALID (no answer within the run: raise its duration)'
     else
         at_least "$3" "$4"
     fi
 }
 for ((k = 0; k < ${#web_pages[@]}; k++)); do
     f=${web_rps[$k,forgelet]} c=${web_rps[$k,cgit]} cc=${web_rps[$k,cgit-cached]}
-    r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2f", a / b }')
-    r2=$(awk -v a="$f" -v b="$cc" 'BEGIN { printf "%.2f", a / b }')
+    r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    r2=$(awk -v a="$f" -v b="$cc" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     v1=$(web_verdict "$k" cgit "$r1" "$goal_web_nocache")
     v2=$(web_verdict "$k" cgit-cached "$r2" "$goal_web_cache")
     awk -v p="${web_pages[$k]}" -v f="$f" -v c="$c" -v cc="$cc" -v r1="$r1" -v r2="$r2" \
