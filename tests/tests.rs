@@ -18,6 +18,7 @@ mod maintain;
 mod packcache;
 mod permissions;
 mod push;
+mod reading;
 mod repo_lists;
 mod smart;
 mod ssh;

@@ -26,6 +26,8 @@ struct BlobBody {
     crumbs: Vec<Crumb>,
     size: String,
     raw_url: String,
+    /// The file's history (`commits/{ref}/{path}`).
+    history_url: String,
     /// The file's lines, plain; empty when highlighted.
     lines: Vec<(usize, String)>,
     /// The file's lines highlighted, the first being line 1; empty when plain.
@@ -106,6 +108,7 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             crumbs,
             size: human_size(b.size),
             raw_url: browse_url(base, &repo.owner, &repo.name, "raw", &rev, &path),
+            history_url: browse_url(base, &repo.owner, &repo.name, "commits", &rev, &path),
             lines,
             code,
             too_large_to_highlight: language.is_some() && !fits,

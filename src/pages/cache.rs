@@ -94,70 +94,128 @@ impl Key {
     }
 }
 
-struct Lru {
-    entries: HashMap<Key, (Arc<Fragment>, u64)>,
+/// What a store may say about the size of what it keeps.
+pub(crate) trait Weigh {
+    /// Bytes the value holds, roughly.
+    fn bytes(&self) -> usize;
+}
+
+impl Weigh for Fragment {
+    fn bytes(&self) -> usize {
+        Fragment::bytes(self)
+    }
+}
+
+struct Lru<V> {
+    entries: HashMap<Key, (Arc<V>, u64)>,
     /// Keys by the tick they were last used at: the first is the least recently used.
     order: BTreeMap<u64, Key>,
     bytes: usize,
     tick: u64,
 }
 
-static CACHE: Mutex<Option<Lru>> = Mutex::new(None);
-
-fn with<T>(f: impl FnOnce(&mut Lru) -> T) -> T {
-    let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
-    let lru = guard.get_or_insert_with(|| Lru {
-        entries: HashMap::new(),
-        order: BTreeMap::new(),
-        bytes: 0,
-        tick: 0,
-    });
-    f(lru)
+/// Values kept per process by [`Key`], the least recently used dropped first past a budget.
+/// Rendered fragments are one store; what several pages share (a folder's last changes) is
+/// kept in stores of its own.
+pub(crate) struct Store<V> {
+    lru: Mutex<Option<Lru<V>>>,
+    max_bytes: usize,
+    /// A value larger than this is not kept (it would push out many others).
+    max_entry_bytes: usize,
 }
+
+impl<V: Weigh> Store<V> {
+    pub(crate) const fn new(max_bytes: usize, max_entry_bytes: usize) -> Store<V> {
+        Store {
+            lru: Mutex::new(None),
+            max_bytes,
+            max_entry_bytes,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Lru<V>) -> T) -> T {
+        let mut guard = self.lru.lock().unwrap_or_else(PoisonError::into_inner);
+        let lru = guard.get_or_insert_with(|| Lru {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            bytes: 0,
+            tick: 0,
+        });
+        f(lru)
+    }
+
+    /// The value kept for `key`, if any (and it becomes the most recently used).
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<V>> {
+        self.with(|lru| {
+            lru.tick += 1;
+            let tick = lru.tick;
+            let (value, used) = lru.entries.get_mut(key)?;
+            let value = Arc::clone(value);
+            let was = std::mem::replace(used, tick);
+            if let Some(k) = lru.order.remove(&was) {
+                lru.order.insert(tick, k);
+            }
+            Some(value)
+        })
+    }
+
+    /// Keeps `value` under `key` (unless it is too large), dropping the least recently used
+    /// past the budget; gives it back to be used.
+    pub(crate) fn put(&self, key: Key, value: V) -> Arc<V> {
+        let value = Arc::new(value);
+        let size = value.bytes() + key.0.len();
+        if size > self.max_entry_bytes {
+            return value;
+        }
+        self.with(|lru| {
+            lru.tick += 1;
+            let tick = lru.tick;
+            if let Some((old, used)) = lru.entries.remove(&key) {
+                lru.order.remove(&used);
+                lru.bytes = lru.bytes.saturating_sub(old.bytes() + key.0.len());
+            }
+            while lru.bytes + size > self.max_bytes {
+                let Some((_, oldest)) = lru.order.pop_first() else {
+                    break;
+                };
+                if let Some((old, _)) = lru.entries.remove(&oldest) {
+                    lru.bytes = lru.bytes.saturating_sub(old.bytes() + oldest.0.len());
+                }
+            }
+            lru.bytes += size;
+            lru.order.insert(tick, key.clone());
+            lru.entries.insert(key, (Arc::clone(&value), tick));
+        });
+        value
+    }
+
+    /// The value for `key`: kept, or made by `make` and kept. No key: made, not kept.
+    pub(crate) fn get_or_make(
+        &self,
+        key: Option<Key>,
+        make: impl FnOnce() -> Result<V>,
+    ) -> Result<Arc<V>> {
+        match key {
+            Some(key) => match self.get(&key) {
+                Some(hit) => Ok(hit),
+                None => Ok(self.put(key, make()?)),
+            },
+            None => make().map(Arc::new),
+        }
+    }
+}
+
+static FRAGMENTS: Store<Fragment> = Store::new(MAX_BYTES, MAX_ENTRY_BYTES);
 
 /// The fragment kept for `key`, if any (and it becomes the most recently used).
 pub(crate) fn get(key: &Key) -> Option<Arc<Fragment>> {
-    with(|lru| {
-        lru.tick += 1;
-        let tick = lru.tick;
-        let (fragment, used) = lru.entries.get_mut(key)?;
-        let fragment = Arc::clone(fragment);
-        let was = std::mem::replace(used, tick);
-        if let Some(k) = lru.order.remove(&was) {
-            lru.order.insert(tick, k);
-        }
-        Some(fragment)
-    })
+    FRAGMENTS.get(key)
 }
 
 /// Keeps `fragment` under `key` (unless it is too large), dropping the least recently used
 /// past the budget; gives it back to be shown.
 pub(crate) fn put(key: Key, fragment: Fragment) -> Arc<Fragment> {
-    let fragment = Arc::new(fragment);
-    let size = fragment.bytes() + key.0.len();
-    if size > MAX_ENTRY_BYTES {
-        return fragment;
-    }
-    with(|lru| {
-        lru.tick += 1;
-        let tick = lru.tick;
-        if let Some((old, used)) = lru.entries.remove(&key) {
-            lru.order.remove(&used);
-            lru.bytes = lru.bytes.saturating_sub(old.bytes() + key.0.len());
-        }
-        while lru.bytes + size > MAX_BYTES {
-            let Some((_, oldest)) = lru.order.pop_first() else {
-                break;
-            };
-            if let Some((old, _)) = lru.entries.remove(&oldest) {
-                lru.bytes = lru.bytes.saturating_sub(old.bytes() + oldest.0.len());
-            }
-        }
-        lru.bytes += size;
-        lru.order.insert(tick, key.clone());
-        lru.entries.insert(key, (Arc::clone(&fragment), tick));
-    });
-    fragment
+    FRAGMENTS.put(key, fragment)
 }
 
 /// The fragment for `key`: kept, or made by `make` and kept. No key: made, not kept.
@@ -165,13 +223,7 @@ pub(crate) fn fragment(
     key: Option<Key>,
     make: impl FnOnce() -> Result<Fragment>,
 ) -> Result<Arc<Fragment>> {
-    match key {
-        Some(key) => match get(&key) {
-            Some(hit) => Ok(hit),
-            None => Ok(put(key, make()?)),
-        },
-        None => make().map(Arc::new),
-    }
+    FRAGMENTS.get_or_make(key, make)
 }
 
 #[cfg(test)]
@@ -212,7 +264,7 @@ mod tests {
         put(key(1000), big(1));
         assert!(get(&key(0)).is_some(), "recently used is kept");
         assert!(get(&key(1)).is_none(), "least recently used is dropped");
-        let bytes = with(|lru| lru.bytes);
+        let bytes = FRAGMENTS.with(|lru| lru.bytes);
         assert!(bytes <= MAX_BYTES, "{bytes}");
         // Too large to keep: given back, not kept.
         let huge = Fragment {

@@ -17,7 +17,7 @@ use crate::markup::TrustedHtml;
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
-use crate::time::date;
+use crate::time::{stamp, Stamp};
 use crate::urls::browse_url;
 
 pub(crate) struct FileView {
@@ -102,7 +102,7 @@ struct CommitBody {
     summary: String,
     body: String,
     author: String,
-    date: String,
+    date: Stamp,
     parents: Vec<Crumb>,
     tree_url: String,
     files: Vec<FileView>,
@@ -227,7 +227,7 @@ fn commit_body(
             summary: c.summary.clone(),
             body,
             author: format!("{} <{}>", c.author.name, c.author.email),
-            date: date(c.author.time, c.author.offset_minutes),
+            date: stamp(c.author.time, c.author.offset_minutes),
             parents: c
                 .parents
                 .iter()

@@ -15,7 +15,7 @@ use crate::git::RepoDir;
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
-use crate::time::date;
+use crate::time::{stamp, Stamp};
 use crate::urls::browse_url;
 
 /// One commit in a list.
@@ -24,7 +24,7 @@ pub(crate) struct CommitRow {
     pub(crate) url: String,
     pub(crate) summary: String,
     pub(crate) author: String,
-    pub(crate) date: String,
+    pub(crate) date: Stamp,
 }
 
 #[derive(Template)]
@@ -51,7 +51,7 @@ pub(crate) fn row(site: &Site, repo: &RepoDir, c: &browse::CommitSummary) -> Com
         url: commit_url(site, repo, &c.id.to_string()),
         summary: c.summary.clone(),
         author: c.author.name.clone(),
-        date: date(c.author.time, c.author.offset_minutes),
+        date: stamp(c.author.time, c.author.offset_minutes),
     }
 }
 

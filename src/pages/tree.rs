@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::cache::{self, Fragment, Key};
 use super::commits::{row, CommitRow};
-use super::file_table::{rows, FileRow};
+use super::file_table::{last_changes, last_note, rows, FileRow};
 use super::readme::{readme, Readme};
 use super::repo_head::{crumbs, git_err, head_at, open, Crumb};
 use super::PageCall;
@@ -25,6 +25,8 @@ struct TreeBody {
     crumbs: Vec<Crumb>,
     latest: Option<CommitRow>,
     files: Vec<FileRow>,
+    /// Why some entries show no last change; empty when all do.
+    last_note: String,
     readme: Readme,
 }
 
@@ -43,6 +45,7 @@ pub(crate) fn files(
         .map(|k| k.part(commit.as_bytes()).part(rev.as_bytes()).part(path));
     cache::fragment(key, || {
         let listing = browse::list_tree(git, commit, path).map_err(git_err(repo))?;
+        let changes = last_changes(site, git, repo, commit, path, &listing)?;
         let title = if home {
             format!(
                 "{}/{} \u{b7} {}",
@@ -63,7 +66,8 @@ pub(crate) fn files(
                 } else {
                     crumbs(site, repo, rev, path, false)
                 },
-                files: rows(site, repo, rev, path, &listing),
+                files: rows(site, repo, rev, path, &listing, changes.as_deref()),
+                last_note: last_note(&listing, changes.as_deref()),
                 latest: listing.last_commit.as_ref().map(|c| row(site, repo, c)),
                 readme: readme(site, git, repo, rev, commit, path)?,
             },

@@ -144,6 +144,14 @@ try {
     await page.screenshot({ path: join(SHOTS, 'repo-home.png'), fullPage: true });
   });
 
+  await step('each file shows its last change, dated "ago" with the exact time on hover', async () => {
+    const row = page.locator('table.files tr', { hasText: 'README.md' });
+    assert.equal((await row.locator('td.last').innerText()).trim(), 'Initial commit');
+    const when = row.locator('td.when time');
+    assert.match((await when.innerText()).trim(), /^(just now|a minute ago|\d+ minutes ago)$/);
+    assert.match(await when.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d [+-]\d{4}$/);
+  });
+
   await step('the repository home fits a phone', async () => {
     await page.setViewportSize(PHONE);
     await page.reload();
@@ -188,6 +196,15 @@ try {
     assert.notEqual(dark.token, dark.text, 'the token is coloured in the dark scheme');
     assert.ok(luminance(light.background) > 0.8 && luminance(light.token) < 0.6, `light: ${JSON.stringify(light)}`);
     assert.ok(luminance(dark.background) < 0.2 && luminance(dark.token) > 0.4, `dark: ${JSON.stringify(dark)}`);
+  });
+
+  await step("the file's History link lists the commit that made it", async () => {
+    await Promise.all([
+      page.waitForURL((u) => pathOf(u) === `${repoPath}/commits/main/README.md`),
+      page.locator('.filebar').getByRole('link', { name: 'History' }).click(),
+    ]);
+    await page.getByText('Initial commit').first().waitFor();
+    await page.goBack();
   });
 
   await step('the commit list leads to the first commit, with its message and diff', async () => {

@@ -142,6 +142,119 @@ pub(crate) fn last_change(
     Ok(log(repo, start, path, 0, 1)?.commits.into_iter().next())
 }
 
+/// Entries of a folder whose last change is looked for at most: a larger folder's page lists
+/// its entries without them (the walk's cost grows with the entries still open).
+pub(crate) const LAST_CHANGES_MAX_ENTRIES: usize = 1_000;
+
+/// The last change of each entry of one folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastChanges {
+    /// The commits found, newest first, each once.
+    pub(crate) commits: Vec<CommitSummary>,
+    /// For each name asked for, in order: its commit in `commits`, or `None` when none was found
+    /// (the walk stopped first, or nothing reachable changed it).
+    pub(crate) of: Vec<Option<usize>>,
+    /// The walk gave up after [`LOG_SCAN_LIMIT`] commits with entries still open.
+    pub(crate) stopped: bool,
+}
+
+/// For each of `names` in the folder at `path`, the newest commit reachable from `start` that
+/// changed it: what [`last_change`] gives for `path/name`, for all of them in one walk of the
+/// history, which ends once every entry has its commit. A commit whose folder is the same as its
+/// first parent's costs one step; one that changed the folder costs a lookup per open entry.
+pub(crate) fn last_changes(
+    repo: &Repository,
+    start: Oid,
+    path: impl AsRef<[u8]>,
+    names: &[&[u8]],
+) -> Result<LastChanges> {
+    last_changes_within(repo, start, path.as_ref(), names, LOG_SCAN_LIMIT)
+}
+
+fn last_changes_within(
+    repo: &Repository,
+    start: Oid,
+    path: &[u8],
+    names: &[&[u8]],
+    scan_limit: usize,
+) -> Result<LastChanges> {
+    let start = find_commit(repo, start)?;
+    let comps = components(path);
+    let mut changes = LastChanges {
+        commits: Vec::new(),
+        of: vec![None; names.len()],
+        stopped: false,
+    };
+    let mut open: Vec<usize> = (0..names.len()).collect();
+    let mut walk = DateWalk::new(start);
+    let mut scanned = 0;
+    while !open.is_empty() {
+        let Some(commit) = walk.next(repo)? else {
+            break;
+        };
+        scanned += 1;
+        if scanned > scan_limit {
+            changes.stopped = true;
+            break;
+        }
+        let Some((mine, theirs)) = changed_folder(repo, &commit, &comps)? else {
+            continue;
+        };
+        let tree = |id: Option<Oid>| id.map(|id| repo.find_tree(id)).transpose();
+        let (mine, theirs) = (tree(mine)?, tree(theirs)?);
+        let entry = |t: &Option<Tree<'_>>, name: &[u8]| {
+            t.as_ref()
+                .and_then(|t| t.get_name_bytes(name).map(|e| (e.id(), e.filemode())))
+        };
+        let mut found = None;
+        open.retain(|&i| {
+            if entry(&mine, names[i]) == entry(&theirs, names[i]) {
+                return true;
+            }
+            let at = *found.get_or_insert_with(|| {
+                changes.commits.push(CommitSummary::of(&commit));
+                changes.commits.len() - 1
+            });
+            changes.of[i] = Some(at);
+            false
+        });
+    }
+    Ok(changes)
+}
+
+/// The folder at `comps` in `commit` and in its first parent (each `None` where it is missing
+/// or not a folder), or `None` when they are the same folder.
+fn changed_folder(
+    repo: &Repository,
+    commit: &Commit<'_>,
+    comps: &[&[u8]],
+) -> Result<Option<(Option<Oid>, Option<Oid>)>> {
+    let mut mine = Some((commit.tree_id(), MODE_TREE));
+    let mut theirs = match commit.parent_id(0) {
+        Ok(parent) => match repo.find_commit(parent) {
+            Ok(p) => Some((p.tree_id(), MODE_TREE)),
+            // A parent a shallow repository does not have: as for a root commit.
+            Err(e) if e.code() == ErrorCode::NotFound => None,
+            Err(e) => return Err(e.into()),
+        },
+        Err(_) => None,
+    };
+    for comp in comps {
+        if mine == theirs {
+            return Ok(None);
+        }
+        mine = child(repo, mine, comp)?;
+        theirs = child(repo, theirs, comp)?;
+    }
+    if mine == theirs {
+        return Ok(None);
+    }
+    let folder = |e: Option<(Oid, i32)>| {
+        e.and_then(|(id, mode)| (mode & MODE_TYPE_MASK == MODE_TREE).then_some(id))
+    };
+    Ok(Some((folder(mine), folder(theirs))))
+}
+
 /// Whether `commit` changed the entry at `comps` compared with its first parent.
 fn touches(repo: &Repository, commit: &Commit<'_>, comps: &[&[u8]]) -> Result<bool> {
     let mut mine = Some((commit.tree_id(), MODE_TREE));
@@ -263,5 +376,58 @@ mod tests {
             .map(|c| c.id)
             .collect();
         assert_eq!(side_log, [merge, side]);
+    }
+
+    #[test]
+    fn last_changes_are_each_entrys_last_change() {
+        let f = Fixture::new();
+        let mut ids = Vec::new();
+        // Root: a.txt (0, 3), b.txt (1), src/ (2, 4); src: lib.rs (2), deep/ (4), x (0).
+        f.write("a.txt", "0");
+        f.write("src/x", "0");
+        ids.push(f.commit("c0"));
+        f.write("b.txt", "1");
+        ids.push(f.commit("c1"));
+        f.write("src/lib.rs", "2");
+        ids.push(f.commit("c2"));
+        f.write("a.txt", "3");
+        ids.push(f.commit("c3"));
+        f.write("src/deep/m.rs", "4");
+        ids.push(f.commit("c4"));
+        ids.push(f.commit("c5 (empty)"));
+        let tip = f.head();
+        let repo = f.repo();
+        for (dir, names) in [
+            ("", vec!["a.txt", "b.txt", "src", "gone"]),
+            ("src", vec!["deep", "lib.rs", "x"]),
+        ] {
+            let raw: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+            let got = last_changes(&repo, tip, dir, &raw).unwrap();
+            assert!(!got.stopped);
+            for (i, name) in names.iter().enumerate() {
+                let path = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                let want = last_change(&repo, tip, &path).unwrap().map(|c| c.id);
+                let have = got.of[i].map(|at| got.commits[at].id);
+                assert_eq!(have, want, "{path}");
+            }
+        }
+        let root = last_changes(&repo, tip, "", &[b"a.txt", b"b.txt", b"src"]).unwrap();
+        let id = |i: usize| root.of[i].map(|at| root.commits[at].id);
+        assert_eq!(
+            [id(0), id(1), id(2)],
+            [Some(ids[3]), Some(ids[1]), Some(ids[4])]
+        );
+        // Each commit once, newest first.
+        let listed: Vec<_> = root.commits.iter().map(|c| c.id).collect();
+        assert_eq!(listed, [ids[4], ids[3], ids[1]]);
+        // Stopped early: the newest ones are known, the rest are not.
+        let cut = last_changes_within(&repo, tip, b"", &[b"a.txt", b"b.txt"], 3).unwrap();
+        assert!(cut.stopped);
+        assert_eq!(cut.of[0].map(|at| cut.commits[at].id), Some(ids[3]));
+        assert_eq!(cut.of[1], None);
     }
 }
