@@ -22,6 +22,11 @@
 #                   (cgit: its atom page), forgelet next to cgit through fcgiwrap
 #                   (one cgit process forked per request) behind the same nginx, with cgit's cache
 #                   off and on. Goals: at least 5x cgit without its cache, at least 2x with it.
+#                   Also a highlighted blob (a generated C file of 2,000 lines in bench/SIZE-code)
+#                   next to cgit with its highlight filter (syntax-highlighting.py, Pygments):
+#                   warm (wrk, as the other pages) and cold (forgelet restarted before each
+#                   request, so neither its page cache nor its highlight cache holds it; curl,
+#                   medians of BENCH_COLD_ROUNDS, next to cgit's medians of as many requests).
 #                   BENCH_ONLY=web runs just this part, F and G (and the build and the repositories
 #                   they need).
 #   F. large pages: requests/second for pages whose cost must follow what they show, not the
@@ -101,13 +106,18 @@
 #                  maintenance writes) into the repository forgelet serves and the same file into
 #                  cgit's copy before E; 0 leaves both as generated
 #   BENCH_WEB_DURATION     wrk's duration per page and server (default 5s)
+#   BENCH_COLD_ROUNDS      requests of E's cold highlighted blob (default 7)
+#   BENCH_WEB_HL_DURATION  wrk's duration for cgit without its cache on the highlighted blob
+#                  (default 30s: it answers about one request a second)
+#   CGIT_HIGHLIGHT         cgit's source filter for E's highlighted blob (default
+#                  /usr/lib/cgit/filters/syntax-highlighting.py; it needs python3-pygments)
 #   BENCH_WEB_CONNECTIONS  wrk's connections (default 8; wrk runs 2 threads), also the number of
 #                  fcgiwrap workers for cgit (forgelet's own default is 8 page workers)
 #   CGIT_CGI       cgit's CGI (default /usr/lib/cgit/cgit.cgi; Debian `cgit`)
 #   NGINX_BIN      nginx binary (default: /usr/sbin/nginx, else the one in PATH)
 #   FCGIWRAP_BIN   fcgiwrap binary (default: the one in PATH or /usr/sbin; installed with apt-get
 #                  when missing and run as root)
-# wrk and cgit (for E) are installed with apt-get too when missing and run as root.
+# wrk, cgit and python3-pygments (for E) are installed with apt-get too when missing and run as root.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -198,6 +208,11 @@ perl -MConfig -e 'exit($Config{uvsize} >= 8 ? 0 : 1)' || die "perl with 64-bit i
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
 install_web_bench_tools || die "wrk and cgit are needed for E, the web pages (see above)"
 cgit_cgi=${CGIT_CGI:-/usr/lib/cgit/cgit.cgi}
+cgit_highlight=${CGIT_HIGHLIGHT:-/usr/lib/cgit/filters/syntax-highlighting.py}
+[ -x "$cgit_highlight" ] || die "no executable $cgit_highlight (cgit's highlight filter; set CGIT_HIGHLIGHT)"
+cold_rounds=${BENCH_COLD_ROUNDS:-7}
+web_hl_duration=${BENCH_WEB_HL_DURATION:-30s}
+[[ $cold_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_COLD_ROUNDS must be a positive whole number, not '$cold_rounds'"
 command -v curl >/dev/null 2>&1 || die "curl not found (E checks each page with it before timing)"
 fastcgi_params=/etc/nginx/fastcgi_params
 [ -f "$fastcgi_params" ] || fastcgi_params=$(dirname "$nginx_bin")/../conf/fastcgi_params
@@ -558,6 +573,49 @@ make_loose() {
         for (k = 0; k < 3; k++) printf "create refs/heads/loose/%d/b%04d %s\n", k, NR, $1 }' |
         git -C "$1" update-ref --stdin
 }
+# E's highlighted blob: one commit of src/bench.c, 2,000 lines of C (100 functions of 20 lines:
+# comments, strings, numbers, loops), the same bytes on every machine.
+make_code() {
+    local work=$1.work
+    rm -rf "$work"
+    mkdir -p "$work/src"
+    awk 'BEGIN {
+        print "/* bench.c: generated for the highlighted blob of bench.sh, part E. */"
+        print "#include <stddef.h>"
+        print "struct entry { int weight; const char *name; };"
+        print "struct table { struct entry *entries; size_t len; };"
+        for (f = 0; f < 100; f++) {
+            printf "/* f%03d: adds the weights of a table, \"quoted\" & <escaped>. */\n", f
+            printf "static int f%03d(const struct table *t, size_t n)\n", f
+            print "{"
+            printf "    int sum = 0x%x; // a hexadecimal constant\n", f * 7919 % 65536
+            printf "    const char *label = \"table %d\\n\";\n", f
+            print "    for (size_t i = 0; i < n && i < t->len; i++) {"
+            printf "        if (t->entries[i].weight > %d)\n", f % 17
+            printf "            sum += t->entries[i].weight * %d;\n", f % 5 + 2
+            print "        else if (t->entries[i].name == NULL)"
+            print "            continue;"
+            print "        else"
+            printf "            sum -= %d;\n", f % 11
+            print "    }"
+            print "    if (label[0] == 0) {"
+            print "        return -1;"
+            print "    }"
+            printf "    sum = sum * 31 + %d;\n", f
+            print "    sum ^= sum >> 3;"
+            print "    return sum;"
+            print "}"
+        }
+    }' | head -n 2000 >"$work/src/bench.c"
+    git -C "$work" init -q -b main
+    git -C "$work" add -A
+    GIT_AUTHOR_DATE='2024-01-01T00:00:00Z' GIT_COMMITTER_DATE='2024-01-01T00:00:00Z' \
+        git -C "$work" -c user.name=bench -c user.email=bench@example.invalid commit -q -m "bench.c"
+    git clone -q --bare "$work" "$1"
+    rm -rf "$work"
+}
+code_repo=$bench_dir/code.git
+cached_repo code "code v1" make_code
 wide_repo=$bench_dir/wide.git
 refs_repo=$bench_dir/refs.git
 loose_repo=$bench_dir/loose.git
@@ -678,6 +736,7 @@ else
 fi
 printf '%s\n' "$password" | "$bin" --config "$config" user add bench --password-stdin >/dev/null
 "$bin" --config "$config" repo import "bench/$size" "$repo"
+"$bin" --config "$config" repo import "bench/$size-code" "$code_repo"
 if [ "$only" != web ]; then
     "$bin" --config "$config" repo import "bench/$size-private" "$repo"
     "$bin" --config "$config" repo set "bench/$size-private" --visibility private
@@ -706,6 +765,7 @@ fi
 # page of a commit id). cache-root is set for both, so that "no cache" can be checked: its folder
 # stays empty.
 cp -a "$repo" "$run/cgit/$size.git"
+cp -a "$code_repo" "$run/cgit/$size-code.git"
 if [ "$pages_only" = 0 ]; then
     cp -a "$wide_repo" "$run/cgit/wide.git"
     cp -a "$refs_repo" "$run/cgit/refs.git"
@@ -728,6 +788,8 @@ cache-size=$2
 virtual-root=$3
 root-title=bench
 max-atom-items=50
+# cgit reads a repository's own filter (the highlighted blob's) only with this.
+enable-filter-overrides=1
 repo.url=$size
 repo.path=$run/cgit/$size.git
 repo.desc=the benchmark repository
@@ -737,6 +799,10 @@ repo.desc=a repository of 12,000 files
 repo.url=refs
 repo.path=$run/cgit/refs.git
 repo.desc=a repository of 12,001 refs
+repo.url=$size-code
+repo.path=$run/cgit/$size-code.git
+repo.desc=a C file, highlighted
+repo.source-filter=$cgit_highlight
 EOF2
 }
 write_cgitrc off 0 /cgit/
@@ -1475,21 +1541,25 @@ fi
 web_compare_base=$(git -C "$repo" rev-parse main~20)
 web_compare_head=$(git -C "$repo" rev-parse main)
 web_compare_file=$(git -C "$repo" diff --name-only "$web_compare_base" "$web_compare_head" | head -n 1)
-web_pages=(home tree log commit blob history tags compare feed)
+# hl-blob: the highlighted C file (cgit's with its source filter).
+web_pages=(home tree log commit blob history tags compare feed hl-blob)
+web_hl=9
 web_forgelet=$base/git/bench/$size
 web_forgelet_urls=("$web_forgelet" "$web_forgelet/tree/main" "$web_forgelet/commits/main"
     "$web_forgelet/commit/$web_commit" "$web_forgelet/blob/main/$web_blob"
     "$web_forgelet/commits/main/$web_blob" "$web_forgelet/tags"
     "$web_forgelet/compare/$web_compare_base...$web_compare_head"
-    "$web_forgelet/feeds/commits/main.atom")
+    "$web_forgelet/feeds/commits/main.atom"
+    "$web_forgelet-code/blob/main/src/bench.c")
 web_cgit_paths=("/$size/" "/$size/tree/" "/$size/log/" "/$size/commit/?id=$web_commit"
     "/$size/tree/$web_blob" "/$size/log/$web_blob" "/$size/refs/tags"
-    "/$size/diff/?id=$web_compare_head&id2=$web_compare_base" "/$size/atom/?h=main")
+    "/$size/diff/?id=$web_compare_head&id2=$web_compare_base" "/$size/atom/?h=main"
+    "/$size-code/tree/src/bench.c")
 # What each page must hold besides the repository's name.
 web_markers=("" "" "$(git -C "$repo" log -1 --format=%s main)"
     "$(git -C "$repo" log -1 --format=%s "$web_commit")" "$web_line"
     "$(git -C "$repo" log -1 --format=%s main -- "$web_blob")" "" "$web_compare_file"
-    "$(git -C "$repo" log -1 --format=%s main)")
+    "$(git -C "$repo" log -1 --format=%s main)" "adds the weights of a table")
 web_sides=(forgelet cgit cgit-cached)
 # web_url SIDE K: the URL of page K on SIDE.
 web_url() {
@@ -1523,7 +1593,11 @@ web_wrk() {
     local url out
     url=$(web_url "$1" "$2")
     out=$run/web/wrk-${web_pages[$2]}-$1.txt
-    wrk -t"$web_threads" -c"$web_connections" -d"$web_duration" --latency "$url" >"$out" 2>&1 ||
+    # cgit with its highlight filter takes a second or more a request (Pygments in a new Python
+    # each time), several with wrk's connections at once: a longer run, a generous timeout.
+    local duration=$web_duration
+    [ "$2" != "$web_hl" ] || [ "$1" != cgit ] || duration=$web_hl_duration
+    wrk -t"$web_threads" -c"$web_connections" -d"$duration" --timeout 30s --latency "$url" >"$out" 2>&1 ||
         die "wrk failed on $url (see $out)"
     awk '$1 == "Requests/sec:" { rps = $2 }
         / requests in / { n = $1 }
@@ -1567,6 +1641,13 @@ done
     die "cgit with cache-size=0 wrote to $run/cgit/cache-off"
 printf '  (cgit'"'"'s cache: %s entries after these; none without it)\n' \
     "$(find "$run/cgit/cache-on" -type f | wc -l)"
+# The highlighted blob is highlighted on every side.
+grep -qF '<table class="code hl">' "$run/web/hl-blob-forgelet.html" ||
+    die "forgelet's page of bench.c is not highlighted (see $run/web/hl-blob-forgelet.html)"
+for side in cgit cgit-cached; do
+    grep -qF 'class="highlight"' "$run/web/hl-blob-$side.html" ||
+        die "$side's page of bench.c is not highlighted: is python3-pygments installed? (see $run/web/hl-blob-$side.html)"
+done
 
 say "E. web pages: wrk -t$web_threads -c$web_connections -d$web_duration, one URL at a time"
 declare -A web_rps=() web_bad=()
@@ -1587,14 +1668,16 @@ printf '  %-7s %10s %10s %12s   %-32s %s\n' page forgelet cgit "cgit cached" \
 web_verdict() {
     if [ "${web_bad[$1,forgelet]}" != 0 ] || [ "${web_bad[$1,$2]}" != 0 ]; then
         printf 'INVALID (non-2xx answers or socket errors)'
+    elif awk -v c="${web_rps[$1,$2]}" 'BEGIN { exit !(c == 0) }'; then
+        printf 'INVALID (no answer within the run: raise its duration)'
     else
         at_least "$3" "$4"
     fi
 }
 for ((k = 0; k < ${#web_pages[@]}; k++)); do
     f=${web_rps[$k,forgelet]} c=${web_rps[$k,cgit]} cc=${web_rps[$k,cgit-cached]}
-    r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2f", a / b }')
-    r2=$(awk -v a="$f" -v b="$cc" 'BEGIN { printf "%.2f", a / b }')
+    r1=$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    r2=$(awk -v a="$f" -v b="$cc" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     v1=$(web_verdict "$k" cgit "$r1" "$goal_web_nocache")
     v2=$(web_verdict "$k" cgit-cached "$r2" "$goal_web_cache")
     awk -v p="${web_pages[$k]}" -v f="$f" -v c="$c" -v cc="$cc" -v r1="$r1" -v r2="$r2" \
@@ -1604,8 +1687,45 @@ for ((k = 0; k < ${#web_pages[@]}; k++)); do
     summary+=("$(printf '%-48s %6sx %s' "E. web, ${web_pages[$k]}: forgelet/cgit (its cache)" "$r2" "$v2")")
 done
 printf '  (pages: %s; cgit: %s and %s; %s fcgiwrap workers fork one cgit a request)\n\n' \
-    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob, commits/main/$web_blob, tags, compare/main~20...main (diff/), feeds/commits/main.atom (atom/)" \
+    "home, tree/main, commits/main, commit/${web_commit:0:12}, blob/main/$web_blob, commits/main/$web_blob, tags, compare/main~20...main (diff/), feeds/commits/main.atom (atom/), $size-code/blob/main/src/bench.c" \
     "/cgit/" "/cgit-cached/" "$web_connections"
+
+# The highlighted blob cold: forgelet restarted before each request (its page and highlight
+# caches are per process), next to as many requests to cgit, each side's median.
+say "E. highlighted blob, cold: forgelet restarted before each of $cold_rounds requests; curl, medians"
+cold_ms() {
+    curl -sS --noproxy '*' --max-time 120 -o /dev/null -w '%{http_code} %{time_total}\n' "$1" |
+        awk '$1 != 200 { exit 1 } { printf "%.2f\n", $2 * 1000 }'
+}
+hl_ready() {
+    curl -sS --noproxy '*' --max-time 10 -o /dev/null "$base/git/-/login"
+}
+cold_forgelet=() cold_cgit=() cold_cgit_cached=()
+for ((i = 0; i < cold_rounds; i++)); do
+    stop "$forgelet_pid"
+    forgelet_pid=
+    start_forgelet
+    # Another page first: the process is up and answering, nothing of bench.c in it.
+    wait_until "forgelet's sign-in page" "$forgelet_pid" hl_ready || die "forgelet exited: $(cat "$run/forgelet.log")"
+    ms=$(cold_ms "$(web_url forgelet "$web_hl")") || die "forgelet's cold page of bench.c failed"
+    cold_forgelet+=("$ms")
+    ms=$(cold_ms "$(web_url cgit "$web_hl")") || die "cgit's page of bench.c failed"
+    cold_cgit+=("$ms")
+    ms=$(cold_ms "$(web_url cgit-cached "$web_hl")") || die "cached cgit's page of bench.c failed"
+    cold_cgit_cached+=("$ms")
+done
+declare -A hl_cold=()
+hl_cold[forgelet]=$(median "${cold_forgelet[@]}")
+hl_cold[cgit]=$(median "${cold_cgit[@]}")
+hl_cold[cgit-cached]=$(median "${cold_cgit_cached[@]}")
+r1=$(awk -v f="${hl_cold[forgelet]}" -v c="${hl_cold[cgit]}" 'BEGIN { printf "%.2f", c / f }')
+r2=$(awk -v f="${hl_cold[forgelet]}" -v c="${hl_cold[cgit-cached]}" 'BEGIN { printf "%.2f", c / f }')
+v1=$(at_least "$r1" "$goal_web_nocache")
+v2=$(at_least "$r2" "$goal_web_cache")
+printf '  median ms: forgelet cold %s, cgit %s, cgit cached %s; cgit/forgelet %sx %s, cgit cached/forgelet %sx %s\n\n' \
+    "${hl_cold[forgelet]}" "${hl_cold[cgit]}" "${hl_cold[cgit-cached]}" "$r1" "${v1%% *}" "$r2" "${v2%% *}"
+summary+=("$(printf '%-48s %6sx %s' "E. web, hl-blob cold: forgelet/cgit (no cache)" "$r1" "$v1")")
+summary+=("$(printf '%-48s %6sx %s' "E. web, hl-blob cold: forgelet/cgit (its cache)" "$r2" "$v2")")
 
 # --- 6a. blame and code search (J) ---------------------------------------------------------------
 goal_blame_cold=1.2

@@ -161,6 +161,8 @@ install_web_bench_tools() {
     local cgit_cgi=${CGIT_CGI:-/usr/lib/cgit/cgit.cgi} missing=()
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     [ -x "$cgit_cgi" ] || missing+=(cgit)
+    # cgit's highlight filter (E's highlighted blob) is Pygments.
+    python3 -c 'import pygments' >/dev/null 2>&1 || missing+=(python3-pygments)
     [ "${#missing[@]}" -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         printf 'missing %s; install as root: apt-get install -y --no-install-recommends %s\n' \
@@ -177,6 +179,7 @@ install_web_bench_tools() {
     missing=()
     command -v wrk >/dev/null 2>&1 || missing+=("wrk (not on PATH)")
     [ -x "$cgit_cgi" ] || missing+=("cgit (no executable $cgit_cgi)")
+    python3 -c 'import pygments' >/dev/null 2>&1 || missing+=("python3-pygments (python3 cannot import it)")
     if [ "${#missing[@]}" -gt 0 ]; then
         printf 'still missing: %s\n' "${missing[*]}" >&2
         return 1

@@ -165,7 +165,8 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Crates only some layers may use: libgit2 stays below the pages' views, templates in the
-/// pages, SSH key parsing in `auth` (`auth::keys`).
+/// pages, SSH key parsing in `auth` (`auth::keys`), the highlighter's grammars in `markup`
+/// (`markup::highlight`), the only maker of trusted HTML.
 const CRATES: &[(&str, &[&str])] = &[
     (
         "git2",
@@ -176,6 +177,8 @@ const CRATES: &[(&str, &[&str])] = &[
     ("ammonia", &["markup"]),
     ("pulldown_cmark", &["markup"]),
     ("serde_json", &["lfs", "ssh", "cli"]),
+    ("syntect", &["markup"]),
+    ("two_face", &["markup"]),
 ];
 
 fn src() -> PathBuf {
@@ -685,17 +688,26 @@ fn the_only_html_printed_unescaped_is_trusted_html() {
             }
         }
     }
+    unescaped.sort();
     assert_eq!(
         unescaped,
-        ["templates/readme.html:11: {{ html|safe }}"],
+        [
+            "templates/blob_body.html:11: {% for html in code.iter() %}<tr id=\"L{{ loop.index }}\"><td class=\"ln\"><a href=\"#L{{ loop.index }}\">{{ loop.index }}</a></td><td class=\"src\"><pre>{{ html|safe }}</pre></td></tr>",
+            "templates/diff.html:11: {% for row in f.lines %}<tr class=\"{{ row.class }}\"><td class=\"ln\">{{ row.old }}</td><td class=\"ln\">{{ row.new }}</td><td class=\"src\"><pre>{{ row.origin }}{% if let Some(html) = row.html %}{{ html|safe }}{% else %}{{ row.text }}{% endif %}</pre></td></tr>",
+            "templates/readme.html:11: {{ html|safe }}",
+        ],
         "templates printing a value unescaped"
     );
-    // That value is the markup renderers' type, which only they can make.
-    let readme = fs::read_to_string(src().join("pages/readme.rs")).unwrap();
-    assert!(
-        readme.contains("html: TrustedHtml"),
-        "readme.html's html is not a TrustedHtml"
-    );
+    // Those values are the markup renderers' type, which only they can make: a README
+    // (markdown), a file's lines and a diff's lines (highlight).
+    for (file, field) in [
+        ("pages/readme.rs", "html: TrustedHtml"),
+        ("pages/blob.rs", "code: std::sync::Arc<[TrustedHtml]>"),
+        ("pages/commit.rs", "html: Option<TrustedHtml>"),
+    ] {
+        let code = fs::read_to_string(src().join(file)).unwrap();
+        assert!(code.contains(field), "{file} has no `{field}`");
+    }
     let mut broken = Vec::new();
     for s in sources() {
         for (n, line) in s.code.iter().enumerate() {

@@ -10,6 +10,7 @@ mod doctor;
 mod dumb;
 mod fastcgi;
 mod hardening;
+mod highlight;
 mod hostile;
 mod hosts;
 mod hosts_systemd;

@@ -1,8 +1,10 @@
-//! Markup forgelet turns into HTML itself: Markdown (READMEs) today. The HTML these renderers make
-//! is the only HTML a page inserts without escaping it, and [`TrustedHtml`] says so in the types:
-//! only the renderers in this module can make one, and it is the only value a template prints
-//! unescaped (`|safe`; the architecture test holds templates to that).
+//! Markup forgelet turns into HTML itself: Markdown (READMEs) and highlighted code (files and diff
+//! lines). The HTML these renderers make is the only HTML a page inserts without escaping it, and
+//! [`TrustedHtml`] says so in the types: only the renderers in this module can make one, and it is
+//! the only value a template prints unescaped (`|safe`; the architecture test holds templates to
+//! that).
 
+pub(crate) mod highlight;
 pub(crate) mod markdown;
 
 use std::fmt;

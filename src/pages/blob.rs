@@ -1,5 +1,7 @@
 //! `GET blob/{ref}/{path}` (`blob.html`): a file at any branch, tag or commit, as numbered lines,
-//! an image (from its raw URL), or a note that it is binary or too large to show.
+//! an image (from its raw URL), or a note that it is binary or too large to show. A file in a
+//! language the highlighter knows is highlighted (`markup::highlight`, kept by blob id), unless
+//! it is past the highlighter's bounds: then it is shown plain, with a note.
 
 use askama::Template;
 
@@ -8,7 +10,8 @@ use super::file_table::human_size;
 use super::repo_head::{crumbs, git_err, head_at, open, Crumb};
 use super::PageCall;
 use crate::error::{Error, Result};
-use crate::git::browse::{self, BrowseError};
+use crate::git::browse::{self, BrowseError, EntryKind};
+use crate::markup::{highlight, TrustedHtml};
 use crate::response::{Answer, Response};
 use crate::site::Site;
 use crate::urls::browse_url;
@@ -27,7 +30,12 @@ struct BlobBody {
     history_url: String,
     /// Who last changed each line (`blame/{ref}/{path}`).
     blame_url: String,
+    /// The file's lines, plain; empty when highlighted.
     lines: Vec<(usize, String)>,
+    /// The file's lines highlighted, the first being line 1; empty when plain.
+    code: std::sync::Arc<[TrustedHtml]>,
+    /// The file is in a language the highlighter knows but too large to highlight.
+    too_large_to_highlight: bool,
     binary: bool,
     /// An image: shown from its raw URL instead of as lines.
     image: bool,
@@ -79,14 +87,27 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     } else {
         key
     };
-    let lines = if b.is_binary {
+    let text = String::from_utf8_lossy(&b.data);
+    let all: Vec<&str> = if b.is_binary {
         Vec::new()
     } else {
-        String::from_utf8_lossy(&b.data)
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.to_string()))
-            .collect()
+        text.lines().collect()
+    };
+    let language = match b.kind {
+        EntryKind::Symlink => None,
+        _ if all.is_empty() => None,
+        _ => highlight::language(&path, all[0]),
+    };
+    let fits = highlight::fits(b.data.len(), all.len());
+    let (lines, code) = match language {
+        Some(language) if fits => (Vec::new(), highlight::file(b.id.as_bytes(), language, &all)),
+        _ => (
+            all.iter()
+                .enumerate()
+                .map(|(i, l)| (i + 1, l.to_string()))
+                .collect(),
+            std::sync::Arc::from(Vec::new()),
+        ),
     };
     let base = &site.config.base_path;
     let crumbs = crumbs(site, repo, &rev, &path, true);
@@ -105,6 +126,8 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
             history_url: browse_url(base, &repo.owner, &repo.name, "commits", &rev, &path),
             blame_url: browse_url(base, &repo.owner, &repo.name, "blame", &rev, &path),
             lines,
+            code,
+            too_large_to_highlight: language.is_some() && !fits,
             binary: b.is_binary,
             image: image_type(&path).is_some() && b.size <= IMAGE_SHOWN_LIMIT,
             truncated: b.truncated,

@@ -1,5 +1,7 @@
 //! `GET commit/{rev}` (`commit.html`): one commit, its message and its diff, cut at the limits a
-//! page shows.
+//! page shows. Each hunk's lines are highlighted by the file's language, the old side (context
+//! and removed lines) and the new side (context and added lines) each with the grammar's state
+//! carried through the hunk: what is highlighted is what is shown, never the whole file.
 
 use askama::Template;
 
@@ -10,6 +12,8 @@ use super::{PageCall, PageCtx};
 use crate::error::Result;
 use crate::git::browse::{self, DiffCut, DiffLimits, FileDiff, FileStatus, LineKind};
 use crate::git::RepoDir;
+use crate::markup::highlight::{self, Highlighter, Language};
+use crate::markup::TrustedHtml;
 use crate::request::Request;
 use crate::response::{Answer, Response};
 use crate::site::Site;
@@ -26,9 +30,70 @@ pub(crate) struct FileView {
     pub(crate) too_large: bool,
     pub(crate) complete: bool,
     pub(crate) counted: bool,
-    /// (css class, old line, new line, text)
-    pub(crate) lines: Vec<(&'static str, String, String, String)>,
+    pub(crate) lines: Vec<DiffRow>,
 }
+
+/// One row of a file's diff: a hunk's header or one of its lines.
+pub(crate) struct DiffRow {
+    /// The row's CSS class: `hunk`, `add`, `del`, `ctx` or `note`.
+    pub(crate) class: &'static str,
+    pub(crate) old: String,
+    pub(crate) new: String,
+    /// `+`, `-`, a space, or `\` (before "No newline at end of file"); none for a header.
+    pub(crate) origin: String,
+    /// The text, plain.
+    pub(crate) text: String,
+    /// The text highlighted, when the file's language is known.
+    pub(crate) html: Option<TrustedHtml>,
+}
+
+/// The rows of one hunk: its header, then its lines, highlighted as `language` when known.
+fn hunk_rows(
+    h: &browse::Hunk,
+    language: Option<Language>,
+    deadline: std::time::Instant,
+    rows: &mut Vec<DiffRow>,
+) {
+    rows.push(DiffRow {
+        class: "hunk",
+        old: String::new(),
+        new: String::new(),
+        origin: String::new(),
+        text: h.header.clone(),
+        html: None,
+    });
+    let mut sides =
+        language.map(|l| (Highlighter::new(l, deadline), Highlighter::new(l, deadline)));
+    for l in &h.lines {
+        let text = l.content.trim_end_matches('\n');
+        let html = match (&mut sides, l.kind) {
+            (Some((old, new)), LineKind::Context) => {
+                old.line(text);
+                Some(new.line(text))
+            }
+            (Some((_, new)), LineKind::Added) => Some(new.line(text)),
+            (Some((old, _)), LineKind::Removed) => Some(old.line(text)),
+            _ => None,
+        };
+        let n = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_default();
+        rows.push(DiffRow {
+            class: match l.kind {
+                LineKind::Added => "add",
+                LineKind::Removed => "del",
+                LineKind::Context => "ctx",
+                LineKind::NoNewline => "note",
+            },
+            old: n(l.old_line),
+            new: n(l.new_line),
+            origin: l.kind.origin().to_string(),
+            text: text.to_string(),
+            html,
+        });
+    }
+}
+
+/// A symbolic link's mode: its "content" is a path, not code.
+const SYMLINK_MODE: u32 = 0o120000;
 
 #[derive(Template)]
 #[template(path = "commit_body.html")]
@@ -131,6 +196,7 @@ fn commit_body(
 
 /// A diff's files as the page lists them (`diff.html`).
 pub(crate) fn file_views(files: &[FileDiff]) -> Vec<FileView> {
+    let deadline = std::time::Instant::now() + highlight::BUDGET;
     files
         .iter()
         .map(|f| FileView {
@@ -157,29 +223,19 @@ pub(crate) fn file_views(files: &[FileDiff]) -> Vec<FileView> {
             too_large: f.too_large,
             complete: f.complete,
             counted: f.counted,
-            lines: f
-                .hunks
-                .iter()
-                .flat_map(|h| {
-                    std::iter::once(("hunk", String::new(), String::new(), h.header.clone())).chain(
-                        h.lines.iter().map(|l| {
-                            let class = match l.kind {
-                                LineKind::Added => "add",
-                                LineKind::Removed => "del",
-                                LineKind::Context => "ctx",
-                                LineKind::NoNewline => "note",
-                            };
-                            let n = |x: Option<u32>| x.map(|v| v.to_string()).unwrap_or_default();
-                            (
-                                class,
-                                n(l.old_line),
-                                n(l.new_line),
-                                format!("{}{}", l.kind.origin(), l.content.trim_end_matches('\n')),
-                            )
-                        }),
-                    )
-                })
-                .collect(),
+            lines: {
+                let language = f
+                    .new_path
+                    .as_ref()
+                    .or(f.old_path.as_ref())
+                    .filter(|_| f.new_mode != SYMLINK_MODE && f.old_mode != SYMLINK_MODE)
+                    .and_then(|p| highlight::language(p.as_bytes(), ""));
+                let mut rows = Vec::new();
+                for h in &f.hunks {
+                    hunk_rows(h, language, deadline, &mut rows);
+                }
+                rows
+            },
         })
         .collect()
 }

@@ -170,6 +170,34 @@ try {
     assert.equal((await line1.locator('td.src').innerText()).trim(), `# ${REPO}`);
   });
 
+  await step('the highlighted README is coloured in the light and the dark scheme', async () => {
+    // Still on README.md's blob page: its heading is a highlighted token.
+    const token = page.locator('table.code tr#L1 td.src span[class^="hl-"]').first();
+    await token.waitFor();
+    const colours = async () =>
+      token.evaluate((el) => ({
+        token: getComputedStyle(el).color,
+        text: getComputedStyle(el.closest('td')).color,
+        background: getComputedStyle(document.body).backgroundColor,
+      }));
+    const luminance = (css) => {
+      const [r, g, b] = css.match(/[\d.]+/g).slice(0, 3).map(Number);
+      return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+    };
+    await page.emulateMedia({ colorScheme: 'light' });
+    const light = await colours();
+    await page.screenshot({ path: join(SHOTS, 'blob-light.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    const dark = await colours();
+    await page.screenshot({ path: join(SHOTS, 'blob-dark.png') });
+    await page.emulateMedia({ colorScheme: null });
+    console.log(`# token colours: light ${light.token} on ${light.background}, dark ${dark.token} on ${dark.background}`);
+    assert.notEqual(light.token, light.text, 'the token is coloured in the light scheme');
+    assert.notEqual(dark.token, dark.text, 'the token is coloured in the dark scheme');
+    assert.ok(luminance(light.background) > 0.8 && luminance(light.token) < 0.6, `light: ${JSON.stringify(light)}`);
+    assert.ok(luminance(dark.background) < 0.2 && luminance(dark.token) > 0.4, `dark: ${JSON.stringify(dark)}`);
+  });
+
   await step("the file's History link lists the commit that made it", async () => {
     await Promise.all([
       page.waitForURL((u) => pathOf(u) === `${repoPath}/commits/main/README.md`),
