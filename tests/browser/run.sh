@@ -123,7 +123,22 @@ forgelet() {
 printf '%s\n' "$password" | forgelet user add "$user" --password-stdin >"$tmp/user-add.log" 2>&1 \
     || fail "forgelet user add $user failed: $(cat "$tmp/user-add.log")"
 
-env -u FORGELET_CONFIG RUST_LOG=debug "$FORGELET_BIN" --config "$tmp/config.toml" \
+# A repository with a branch to compare with main (the browser cannot push): main has one
+# commit, the branch feature/faster one more that changes a Python file.
+work=$tmp/compare-work
+git init -q -b main "$work"
+printf 'def speed():\n    return 1\n' >"$work/speed.py"
+git -C "$work" add speed.py
+git -C "$work" -c user.name=Browser -c user.email=browser@test.invalid commit -q -m "Add speed"
+git -C "$work" checkout -q -b feature/faster
+printf 'def speed():\n    return 2\n' >"$work/speed.py"
+git -C "$work" -c user.name=Browser -c user.email=browser@test.invalid commit -q -am "Make it faster"
+git -C "$work" checkout -q main
+git clone -q --bare "$work" "$tmp/compare-me.git"
+forgelet repo import "$user/compare-me" "$tmp/compare-me.git" >"$tmp/import.log" 2>&1 \
+    || fail "forgelet repo import failed: $(cat "$tmp/import.log")"
+
+env -u FORGELET_CONFIG RUST_LOG=info,forgelet=debug "$FORGELET_BIN" --config "$tmp/config.toml" \
     serve --listen "unix:$socket" </dev/null >"$tmp/forgelet.stdout" 2>"$tmp/forgelet.stderr" &
 forgelet_pid=$!
 

@@ -300,6 +300,21 @@ try {
     await page.setViewportSize(LAPTOP);
   });
 
+  await step("a branch's compare link shows its commit and its highlighted diff", async () => {
+    await page.goto(`${BASE}/${USER}/compare-me/branches`);
+    const row = page.locator('li', { hasText: 'feature/faster' });
+    assert.ok((await page.locator('li', { hasText: 'main' }).first().innerText()).includes('default'));
+    await Promise.all([
+      page.waitForURL((u) => pathOf(u).includes('/compare/')),
+      row.getByRole('link', { name: 'compare' }).click(),
+    ]);
+    await page.getByText('Make it faster').first().waitFor();
+    const added = page.locator('table.diff-lines tr.add').first();
+    assert.ok((await added.innerText()).includes('return 2'), 'the diff shows the added line');
+    assert.ok(await added.locator('span[class^="hl-"]').count() > 0, 'the diff line is highlighted');
+    await page.screenshot({ path: join(SHOTS, 'compare.png'), fullPage: true });
+  });
+
   await step('a purge from the settings page ends on the page, saying when it was done', async () => {
     await page.goto(`${BASE}/${USER}/${REPO}/settings`);
     await Promise.all([
