@@ -432,12 +432,18 @@ fn commands_other_than_git_are_refused_and_nothing_runs() {
         refused(&ssh.session(&key, Some("")), "empty command"),
         "Hi alice! You've authenticated, but forgelet does not provide shell access."
     );
+    // LFS's own protocol over SSH is refused (git-lfs then asks git-lfs-authenticate, which
+    // tests/ssh.rs runs for real), and so is git-lfs-authenticate with arguments that do not fit.
     for lfs in [
-        "git-lfs-authenticate 'alice/proj.git' download",
         "git-lfs-transfer 'alice/proj.git' upload",
+        "git-lfs-authenticate 'alice/proj.git' delete",
+        "git-lfs-authenticate 'alice/proj.git'",
     ] {
         let err = refused(&ssh.session(&key, Some(lfs)), lfs);
-        assert!(err.contains("LFS over SSH is not available"), "{err}");
+        assert!(
+            err.contains("answers git-lfs-authenticate OWNER/REPO download|upload"),
+            "{err}"
+        );
     }
     let not_git =
         "ERROR: this server only runs git-upload-pack, git-receive-pack and git-upload-archive over SSH.";

@@ -137,6 +137,12 @@ impl GitRunner {
         c
     }
 
+    /// Whether the git children run are version `major.minor` or newer (false when the version
+    /// cannot be read).
+    pub(crate) fn version_at_least(&self, major: u32, minor: u32) -> bool {
+        version_at_least(self.version(), major, minor)
+    }
+
     /// `git version` of the git children run (asked once per process), e.g. `git version
     /// 2.47.3`; empty when it cannot be run.
     pub(crate) fn version(&self) -> &str {
@@ -449,6 +455,18 @@ pub(crate) fn temp_file(dir: &Path) -> io::Result<File> {
     Err(io::Error::other("cannot make a temporary file"))
 }
 
+/// Whether `git version 2.47.3` (as `git version` prints it) is `major.minor` or newer.
+fn version_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut numbers = version
+        .trim_start_matches("git version ")
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
 /// Snapshots made at once by one process.
 pub(crate) const SNAPSHOTS_AT_ONCE: usize = 2;
 
@@ -532,6 +550,19 @@ impl DeltaGate {
 mod tests {
     use super::*;
     use std::process::Stdio;
+
+    #[test]
+    fn versions_are_compared_by_major_and_minor() {
+        assert!(version_at_least("git version 2.47.3", 2, 47));
+        assert!(version_at_least("git version 3.0.0", 2, 47));
+        assert!(!version_at_least("git version 2.39.5", 2, 47));
+        assert!(version_at_least(
+            "git version 2.39.5 (Apple Git-154)",
+            2,
+            39
+        ));
+        assert!(!version_at_least("", 2, 0));
+    }
 
     #[test]
     fn children_run_under_the_memory_limit() {

@@ -205,11 +205,14 @@ fn search(
     if !body.case {
         c.arg("--ignore-case");
     }
-    c.arg("-e")
-        .arg(&q)
-        .arg("--end-of-options")
-        .arg(&id)
-        .arg("--");
+    c.arg("-e").arg(&q);
+    // The revision after --end-of-options, where git's grep knows it (2.47 does; Debian 12's
+    // 2.39 takes it for a revision and fails). Either way the revision is a full object id,
+    // 40 hex digits, which no option begins with.
+    if site.git.version_at_least(2, 47) {
+        c.arg("--end-of-options");
+    }
+    c.arg(&id).arg("--");
     if !body.path.is_empty() {
         c.arg(&body.path);
     }
