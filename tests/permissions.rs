@@ -672,6 +672,181 @@ fn permission_matrix_every_git_route() {
     srv.finish();
 }
 
+/// Every Git LFS route of the table, for every kind of client of the git matrix, against a
+/// public and a private repository that each keep an LFS object: the same rules as git's routes
+/// (read to download, write to upload or lock; a private repository is the 401 challenge of a
+/// missing one to anonymous clients, 404 to signed-in strangers), LFS's `LFS-Authenticate` with
+/// every 401, and nothing of the private object (its bytes, its id) in any answer to someone who
+/// may not read it. A route added to the table is in this matrix without a word here.
+#[test]
+fn permission_matrix_every_lfs_route() {
+    let routes: Vec<&'static Row> = ROUTE_TABLE.iter().filter(|r| r.is_lfs()).collect();
+    assert!(routes.len() >= 8, "only {} LFS routes", routes.len());
+    let site = Site::new("perm_lfs", SiteOptions::default());
+    for u in ["bob", "reader", "writer"] {
+        site.ensure_user(u);
+    }
+    site.ensure_user("alice");
+    add_user(&site, "root", true);
+    ok(site.forgelet().args(["repo", "create", "alice/pub"]));
+    ok(site
+        .forgelet()
+        .args(["repo", "create", "alice/priv", "--private"]));
+    for repo in ["alice/pub", "alice/priv"] {
+        ok(site
+            .forgelet()
+            .args(["repo", "grant", repo, "reader", "read"]));
+        ok(site
+            .forgelet()
+            .args(["repo", "grant", repo, "writer", "write"]));
+    }
+    let valid = create_token(&site, "alice", "valid", None);
+    let revoked = create_token(&site, "alice", "revoked", None);
+    ok(site
+        .forgelet()
+        .args(["token", "revoke", "alice", "revoked"]));
+    let expired = create_token(&site, "alice", "old", Some("1"));
+    expire_token(&site, "alice", "old");
+    // Each repository keeps an object, put where an upload would leave it.
+    let mut objects = Vec::new();
+    for (repo, seed) in [("alice/pub", "public lfs"), ("alice/priv", "private lfs")] {
+        let data = noise(&format!("{seed} {}", unique_marker()), 3000);
+        let oid: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let dir = site
+            .repo_path(repo)
+            .join("lfs/objects")
+            .join(&oid[..2])
+            .join(&oid[2..4]);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(&oid), &data).unwrap();
+        objects.push((repo, oid, data));
+    }
+    let secret = &objects[1];
+    let secrets = Secrets {
+        needles: vec![
+            (
+                "64 bytes of the private LFS object",
+                secret.2[100..164].to_vec(),
+            ),
+            ("the private LFS object's id", secret.1.clone().into_bytes()),
+        ],
+    };
+    let srv = site.start();
+    let credentials = |who: Who| -> Option<String> {
+        match who {
+            Who::Anonymous => None,
+            Who::WrongPassword => Some(basic("alice", "not-the-password")),
+            Who::OtherUser => Some(basic("bob", TEST_PASSWORD)),
+            Who::ReadCollaborator => Some(basic("reader", TEST_PASSWORD)),
+            Who::WriteCollaborator => Some(basic("writer", TEST_PASSWORD)),
+            Who::Owner => Some(basic("alice", TEST_PASSWORD)),
+            Who::Admin => Some(basic("root", TEST_PASSWORD)),
+            Who::ValidToken => Some(basic("alice", &valid)),
+            Who::RevokedToken => Some(basic("alice", &revoked)),
+            Who::ExpiredToken => Some(basic("alice", &expired)),
+        }
+    };
+    let mut wrong_from = 0u8;
+    let mut problems = Vec::new();
+    let mut cells = 0;
+    let order: Vec<Who> = EVERYONE
+        .iter()
+        .copied()
+        .filter(|w| *w != Who::WrongPassword)
+        .chain([Who::WrongPassword])
+        .collect();
+    for who in order {
+        for (repo, oid, data) in &objects {
+            let private = *repo == "alice/priv";
+            for &route in &routes {
+                cells += 1;
+                let path = route
+                    .example
+                    .replace("OWNER/REPO", repo)
+                    .replace("{oid}", oid)
+                    .replace("{lock}", &"e".repeat(24));
+                // What an allowed client gets: the answer, or (for a request this matrix makes
+                // wrong on purpose) the error after the access check.
+                let (method, body, allowed): (&str, Vec<u8>, u16) = match route.name {
+                    "lfs.batch" => (
+                        "POST",
+                        format!(
+                            r#"{{"operation":"download","objects":[{{"oid":"{oid}","size":{}}}]}}"#,
+                            data.len()
+                        )
+                        .into_bytes(),
+                        200,
+                    ),
+                    "lfs.download" => ("GET", Vec::new(), 200),
+                    // Not the object's bytes: refused after the access check, nothing kept.
+                    "lfs.upload" => ("PUT", b"not the object".to_vec(), 422),
+                    "lfs.verify" => (
+                        "POST",
+                        format!(r#"{{"oid":"{}","size":1}}"#, "0".repeat(64)).into_bytes(),
+                        404,
+                    ),
+                    "lfs.locks" => ("GET", Vec::new(), 200),
+                    "lfs.locks.create" => (
+                        "POST",
+                        format!(r#"{{"path":"{who:?}.psd"}}"#).into_bytes(),
+                        201,
+                    ),
+                    "lfs.locks.verify" => ("POST", b"{}".to_vec(), 200),
+                    "lfs.locks.unlock" => ("POST", b"{}".to_vec(), 404),
+                    other => panic!("the LFS matrix does not know the route {other}"),
+                };
+                let want = match expected(who, private, route) {
+                    200 => allowed,
+                    denied => denied,
+                };
+                let mut headers =
+                    vec![("Content-Type", "application/vnd.git-lfs+json".to_string())];
+                if let Some(c) = credentials(who) {
+                    headers.push(("Authorization", c));
+                }
+                let src = if who == Who::WrongPassword {
+                    wrong_from += 1;
+                    Ipv4Addr::new(127, 0, 4, wrong_from)
+                } else {
+                    Ipv4Addr::LOCALHOST
+                };
+                let r = http_from(src, site.port, method, &site.target(&path), &headers, &body);
+                let cell = format!("{who:?} {repo} {}", route.name);
+                if r.status != want {
+                    problems.push(format!("{cell}: expected {want}, got {}", r.describe()));
+                }
+                if r.status == 401 && r.header("LFS-Authenticate").is_none() {
+                    problems.push(format!("{cell}: 401 without LFS-Authenticate"));
+                }
+                if r.status == 200 && route.name == "lfs.download" && r.body != *data {
+                    problems.push(format!("{cell}: the object's bytes differ"));
+                }
+                // Whoever may not read the private repository learns nothing of its object.
+                if expected(who, true, routes[0]) != 200 {
+                    let leaks = secrets.leaked_in(&r);
+                    if !leaks.is_empty() {
+                        problems.push(format!("{cell}: the answer contains {}", leaks.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in the LFS permission matrix ({cells} cells):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert_eq!(cells, EVERYONE.len() * objects.len() * routes.len());
+    srv.finish();
+}
+
 /// Every page route of the table that names a repository, for every kind of viewer signed in
 /// with the web form, against a public, a private and a missing repository: the pages follow the
 /// same rules as git's routes, seen from a browser. Whoever may not read a repository gets the
