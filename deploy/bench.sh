@@ -47,8 +47,8 @@
 #                   total time at most 0.3x http-backend's, forgelet's peak RSS at most 64 MiB.
 #                   Then I5: the cold clone again after `forgelet maintain` (bitmaps), reported.
 #   J. blame and code search: (runs with E) forgelet's blame page of E's file with nothing kept
-#                   (each round asks at a branch name of its own pointing at main: the page cache
-#                   keys the ref's name) next to `git blame` of it at the same commit, goal at most
+#                   (each round at another commit that changed the file, named by its id, so no
+#                   ref changes between rounds) next to `git blame` of it at the same commit, goal at most
 #                   1.2x; the blame page kept, requests/second (wrk) next to cgit's blame page
 #                   (enable-blame=1, its cache off), goal at least 5x; a code search of one of the
 #                   file's lines (a fixed string, case ignored: one full walk of the tree, few
@@ -1755,17 +1755,20 @@ curl_seconds() {
 j_marker=$web_line
 say "J. blame of $web_blob, nothing kept: forgelet next to git blame (1 warm-up round, then $rounds)"
 declare -a j_forgelet=() j_git=()
+# Each round blames the file at another of the commits that changed it (named by id, so nothing
+# of it is kept yet and no ref changes between rounds), git blame at the same commit.
+mapfile -t j_commits < <(git -C "$j_repo" rev-list -n "$((rounds + 1))" "$j_commit" -- "$web_blob")
+[ "${#j_commits[@]}" -gt "$rounds" ] || die "$web_blob changed in fewer than $((rounds + 1)) commits of main"
 for ((r = 0; r <= rounds; r++)); do
-    git -C "$j_repo" update-ref "refs/heads/bench-blame-$r" "$j_commit"
-    url="$web_forgelet/blame/bench-blame-$r/$web_blob"
+    at=${j_commits[r]}
+    url="$web_forgelet/blame/$at/$web_blob"
     if ((r % 2)); then
-        g=$(seconds git -C "$j_repo" blame "$j_commit" -- "$web_blob")
-        f=$(curl_seconds "$url" "$j_marker" "blame-cold")
+        g=$(seconds git -C "$j_repo" blame "$at" -- "$web_blob")
+        f=$(curl_seconds "$url" "${at:0:7}" "blame-cold")
     else
-        f=$(curl_seconds "$url" "$j_marker" "blame-cold")
-        g=$(seconds git -C "$j_repo" blame "$j_commit" -- "$web_blob")
+        f=$(curl_seconds "$url" "${at:0:7}" "blame-cold")
+        g=$(seconds git -C "$j_repo" blame "$at" -- "$web_blob")
     fi
-    git -C "$j_repo" update-ref -d "refs/heads/bench-blame-$r"
     grep -qF 'git blame stopped' "$run/web/blame-cold.html" &&
         die "the blame of $web_blob was cut short by forgelet's deadline (see $run/web/blame-cold.html)"
     printf '  round %d%s: forgelet %.1f ms, git blame %.1f ms\n' "$r" "$( ((r)) || echo ' (warm-up)')" \
