@@ -88,6 +88,8 @@ pub(crate) enum RepoError {
     Incomplete(String),
     /// A purge of this repository (`OWNER/NAME`) is queued or running.
     PurgeRunning(String),
+    /// Pushes to this repository (`OWNER/NAME`) were still running when it was to be moved.
+    PushRunning(String),
     /// A repository could not be moved to its new owner's folder.
     MoveFailed {
         from: String,
@@ -174,6 +176,10 @@ impl fmt::Display for RepoError {
                 "{git_said}\nthe source repository is missing objects; nothing was imported"
             ),
             PurgeRunning(repo) => write!(f, "a purge of {repo} is running already"),
+            PushRunning(repo) => write!(
+                f,
+                "a push to {repo} is still running; try again when it has finished"
+            ),
             MoveFailed { from, to, why } => {
                 write!(f, "cannot move {from} to {}: {why}", to.display())
             }
@@ -778,6 +784,16 @@ fn read_alternates(src: &Path) -> Result<Vec<PathBuf>, RepoError> {
 // ---------------------------------------------------------------------------------------------
 // Rename, delete, settings
 
+/// Waits for running pushes to `repo` to finish and holds new ones off while its folder is
+/// moved (see [`maintenance::hold_off_pushes`]).
+fn hold_off_pushes(repo: &RepoDir) -> Result<crate::fsfile::FileLock, RepoError> {
+    match maintenance::hold_off_pushes(&repo.path, maintenance::WAIT_FOR_PUSHES_TO_MOVE) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(RepoError::PushRunning(full_name(repo))),
+        Err(e) => Err(RepoError::Failed(format!("{}: {e}", full_name(repo)))),
+    }
+}
+
 /// Renames `repo` to `new` under the same owner (another spelling of its own name is allowed).
 pub(crate) fn rename(store: &RepoStore, repo: &RepoDir, new: &str) -> Result<RepoDir, RepoError> {
     check_name(new)?;
@@ -792,6 +808,7 @@ pub(crate) fn rename(store: &RepoStore, repo: &RepoDir, new: &str) -> Result<Rep
         Err(e) => return Err(cannot_look(store, e)),
     }
     let dest = repo.path.with_file_name(format!("{new}.git"));
+    let _pushes = hold_off_pushes(repo)?;
     fs::rename(&repo.path, &dest).map_err(|e| {
         RepoError::Failed(format!(
             "cannot rename {}/{} to {new}: {e}",
@@ -816,6 +833,7 @@ pub(crate) fn delete_to_trash(config: &Config, repo: &RepoDir) -> Result<PathBuf
         repo.name,
         crate::time::now()
     ));
+    let _pushes = hold_off_pushes(repo)?;
     fs::create_dir_all(&trash)
         .and_then(|_| fs::rename(&repo.path, &dest))
         .map_err(|e| {
@@ -955,6 +973,7 @@ pub(crate) fn give(store: &RepoStore, repo: &RepoDir, heir: &str) -> Result<Repo
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent).map_err(moved)?;
     }
+    let _pushes = hold_off_pushes(repo)?;
     fs::rename(&repo.path, &dest).map_err(moved)?;
     crate::git::listing::changed(&dest);
     let given = repo_at(dest);

@@ -1215,6 +1215,56 @@ fn settings_manage_visibility_collaborators_rename_and_delete() {
     srv.finish();
 }
 
+/// A repository deleted while a push to it still ran left a folder under its old name: git,
+/// still writing the push's objects into its quarantine, made the folders their paths need
+/// again. Deleting (and renaming) now waits for running pushes; here a push's hold on the
+/// repository (the shared lock every push takes, held by `flock` for a second) is still held
+/// when the owner deletes it.
+#[test]
+fn a_repository_deleted_during_a_push_waits_for_it_and_leaves_nothing_behind() {
+    let (site, srv, repo) = site_with_private_repo("web_delete_during_push");
+    let lock = repo.join("forgelet-maintenance.lock");
+    let mut push = std::process::Command::new("flock")
+        .arg("-s")
+        .arg(&lock)
+        .args(["sleep", "1"])
+        .spawn()
+        .unwrap();
+    // Until flock holds it, an exclusive try succeeds.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ok_status(
+        std::process::Command::new("flock")
+            .args(["-n", "-x"])
+            .arg(&lock)
+            .arg("true"),
+    ) {
+        assert!(
+            std::time::Instant::now() < until,
+            "flock never held the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut b = Browser::default();
+    assert_eq!(sign_in(&site, &srv, &mut b, TEST_PASSWORD).status, 303);
+    let csrf = csrf_of(&b.get(&srv, &site.target("/alice/hidden/settings")));
+    let r = b.post(
+        &srv,
+        &site.target("/alice/hidden/settings"),
+        &[("csrf", &csrf), ("action", "delete"), ("confirm", "hidden")],
+    );
+    assert_eq!(r.status, 303, "{}", r.describe());
+    assert!(
+        push.try_wait().unwrap().is_some(),
+        "the repository was deleted while the push held it"
+    );
+    assert!(!repo.exists());
+    srv.finish();
+}
+
+fn ok_status(c: &mut std::process::Command) -> bool {
+    c.status().unwrap().success()
+}
+
 /// The value of the readonly input holding a new token.
 fn new_token_of(page: &Response) -> String {
     let t = page.text();

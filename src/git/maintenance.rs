@@ -49,6 +49,27 @@ pub(crate) fn hold_for_push(repo: &Path) -> Result<Option<PushHold>, String> {
     Ok(fsfile::try_lock_shared(&repo.join(LOCK))?.map(|lock| PushHold { _lock: lock }))
 }
 
+/// How long moving a repository's folder (delete, rename, a new owner) waits for running pushes.
+pub(crate) const WAIT_FOR_PUSHES_TO_MOVE: Duration = Duration::from_secs(15);
+
+/// Holds off pushes to `repo` while its folder is moved, once the running ones have finished
+/// (waiting up to `wait`): a git still writing into the folder would make its folders again
+/// under the old name (git creates the folders an object's path needs), leaving a stray folder
+/// where the repository was. `Ok(None)` when pushes still run after `wait`. Pushes that arrive
+/// meanwhile are refused as during a purge; the lock file moves with the folder.
+pub(crate) fn hold_off_pushes(repo: &Path, wait: Duration) -> Result<Option<FileLock>, String> {
+    let until = Instant::now() + wait;
+    loop {
+        if let Some(l) = fsfile::try_lock(&repo.join(LOCK))? {
+            return Ok(Some(l));
+        }
+        if Instant::now() >= until {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// What the status file says, checked against the lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Status {
@@ -811,6 +832,28 @@ mod tests {
         );
         assert!(hold_for_push(&repo).unwrap().is_some());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn moving_a_repository_waits_for_its_pushes_and_holds_new_ones_off() {
+        let repo = std::env::temp_dir().join(format!("forgelet-move-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&repo);
+        std::fs::create_dir_all(&repo).unwrap();
+        let push = hold_for_push(&repo).unwrap().expect("nothing holds it");
+        assert!(hold_off_pushes(&repo, Duration::from_millis(200))
+            .unwrap()
+            .is_none());
+        std::thread::scope(|s| {
+            let mover = s.spawn(|| hold_off_pushes(&repo, Duration::from_secs(20)));
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!mover.is_finished(), "the move did not wait for the push");
+            drop(push);
+            let hold = mover.join().unwrap().unwrap().expect("the push ended");
+            assert!(hold_for_push(&repo).unwrap().is_none(), "a push got in");
+            drop(hold);
+        });
+        assert!(hold_for_push(&repo).unwrap().is_some());
+        std::fs::remove_dir_all(&repo).unwrap();
     }
 
     #[test]

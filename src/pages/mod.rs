@@ -330,7 +330,9 @@ pub(crate) fn as_sentence(message: &str) -> String {
 pub(crate) fn repo_refusal(e: RepoError, context: &str) -> Result<(u16, String)> {
     match e {
         RepoError::Failed(detail) => Err(Error::Internal(format!("{context}: {detail}"))),
-        RepoError::Exists { .. } => Ok((409, as_sentence(&e.to_string()))),
+        RepoError::Exists { .. } | RepoError::PushRunning(_) => {
+            Ok((409, as_sentence(&e.to_string())))
+        }
         e => Ok((400, as_sentence(&e.to_string()))),
     }
 }
