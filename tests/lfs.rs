@@ -733,3 +733,59 @@ fn actions_point_where_the_client_reached_the_site() {
     );
     srv.finish();
 }
+
+/// A file stored with Git LFS is sent by nginx, which keeps only some of forgelet's headers
+/// across X-Accel-Redirect: an SVG's sandboxing policy and nosniff were dropped, so `raw/` of an
+/// LFS-stored SVG holding a script would have run it in the site's origin. Such an SVG is a
+/// download now; with `sendfile = "none"` forgelet sends it itself, its policy intact. A PNG
+/// stays an image either way.
+#[test]
+fn an_lfs_svg_from_raw_cannot_run_its_script() {
+    for sendfile in ["x-accel-redirect", "none"] {
+        let site = Site::new(
+            &format!("lfs_svg_{}", sendfile.replace('-', "_")),
+            SiteOptions {
+                sendfile,
+                ..SiteOptions::default()
+            },
+        );
+        site.ensure_user("alice");
+        ok(site.forgelet().args(["repo", "create", "alice/art"]));
+        let srv = site.start();
+        let work = site.dir().join("work");
+        fs::create_dir_all(&work).unwrap();
+        ok(git(&work).args(["init", "-q"]));
+        ok(lfs_git(&work).args(["lfs", "track", "*.svg", "*.png"]));
+        let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(document.cookie)</script></svg>\n";
+        fs::write(work.join("logo.svg"), svg).unwrap();
+        fs::write(work.join("dot.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+        ok(lfs_git(&work).args(["add", "-A"]));
+        ok(lfs_git(&work).args(["commit", "-q", "-m", "art"]));
+        let url = auth_url(&site, "alice", "/alice/art.git");
+        let out = run(lfs_git(&work).args(["push", "-q", &url, "main"]));
+        assert!(out.status.success(), "{}", all_output(&out));
+
+        let r = srv.get(&site.target("/alice/art/raw/main/logo.svg"));
+        assert_eq!(r.status, 200, "{sendfile}: {}", r.describe());
+        assert_eq!(r.body, svg, "{sendfile}: the object's bytes");
+        let sandboxed = r
+            .header("Content-Security-Policy")
+            .is_some_and(|p| p.contains("sandbox"));
+        let download = r
+            .header("Content-Disposition")
+            .is_some_and(|d| d.starts_with("attachment"));
+        assert!(
+            sandboxed || download,
+            "{sendfile}: an SVG a browser would run: {}",
+            r.describe()
+        );
+        if sendfile == "x-accel-redirect" {
+            assert!(download, "{}", r.describe());
+        }
+        let r = srv.get(&site.target("/alice/art/raw/main/dot.png"));
+        assert_eq!(r.status, 200, "{sendfile}: {}", r.describe());
+        assert_eq!(r.header("Content-Type"), Some("image/png"), "{sendfile}");
+        assert!(r.header("Content-Disposition").is_none(), "{sendfile}");
+        srv.finish();
+    }
+}

@@ -34,7 +34,16 @@ pub(crate) fn raw<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     if let Some((real, pointer)) = crate::lfs::pointer::resolve(repo, &b, 8000)? {
         // raw_head decides text or binary from the first bytes, as resolve did.
         let first: &[u8] = if real.is_binary { b"\0" } else { &real.data };
-        let r = raw_head(&path, first);
+        let mut r = raw_head(&path, first);
+        // A web server sending the file keeps only some of these headers: nginx drops the
+        // policy and nosniff across X-Accel-Redirect. An SVG (the one type raw/ names that can
+        // hold scripts) shown in a tab without its sandbox would run them in the site's origin:
+        // it is a download instead (an <img> of it still shows, where scripts never run).
+        if site.config.sendfile != crate::config::Handoff::None
+            && image_type(&path) == Some("image/svg+xml")
+        {
+            attachment(&mut r, &path);
+        }
         return crate::downloads::file::send(
             &site.config,
             repo,
@@ -92,7 +101,6 @@ pub(crate) fn archive<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>
 
 /// The headers of a raw file, from its name and its first bytes.
 fn raw_head(path: &[u8], first: &[u8]) -> Response {
-    let file_name = String::from_utf8_lossy(path.rsplit(|&b| b == b'/').next().unwrap_or(path));
     let image = image_type(path);
     let is_binary = first[..first.len().min(8000)].contains(&0);
     let content_type = match (image, is_binary) {
@@ -109,20 +117,27 @@ fn raw_head(path: &[u8], first: &[u8]) -> Response {
         "default-src 'none'; style-src 'unsafe-inline'; sandbox",
     );
     if image.is_none() && is_binary {
-        let safe: String = file_name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        r.header(
-            "Content-Disposition",
-            format!("attachment; filename=\"{safe}\""),
-        );
+        attachment(&mut r, path);
     }
     r
+}
+
+/// Makes `r` a download named after the last part of `path` (only ASCII letters, digits and
+/// `._-` kept).
+fn attachment(r: &mut Response, path: &[u8]) {
+    let file_name = String::from_utf8_lossy(path.rsplit(|&b| b == b'/').next().unwrap_or(path));
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    r.header(
+        "Content-Disposition",
+        format!("attachment; filename=\"{safe}\""),
+    );
 }
