@@ -36,6 +36,10 @@ impl gateway::App for Site {
         }
     }
 
+    fn warm(&self) {
+        pages::warm();
+    }
+
     fn call(self: Arc<Self>, params: Params) -> Box<dyn gateway::Call> {
         let head_only = request::is_head(&params);
         let routed = match Request::parse(params, &self.config.base_path) {

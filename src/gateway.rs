@@ -43,6 +43,11 @@ pub trait App: Send + Sync + 'static {
     /// Work an answer left for after it was sent, finished before a process that answers one
     /// request (CGI) exits; a long-running server lets it finish in the background.
     fn settle(&self) {}
+
+    /// Readies what a long-running server's first requests would otherwise wait for (loading
+    /// data every process needs once). A FastCGI server calls it on a thread of its own at
+    /// start, while it already answers; a process that answers one request (CGI) does not.
+    fn warm(&self) {}
 }
 
 /// One request, read and ready to answer.

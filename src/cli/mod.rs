@@ -409,14 +409,6 @@ fn serve(config_path: &Path, listen: Option<String>) -> i32 {
             return 1;
         }
     };
-    // The first highlighted page should not pay for loading the grammars; a failed spawn only
-    // leaves that to the first page.
-    if let Err(e) = std::thread::Builder::new()
-        .name("highlight-warm".into())
-        .spawn(crate::markup::highlight::warm)
-    {
-        log::warn!("cannot start the thread that loads the highlighter's grammars: {e}");
-    }
     match fcgi::serve(listener, fcgi_config, site) {
         Ok(()) => 0,
         Err(e) => {

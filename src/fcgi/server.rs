@@ -116,6 +116,11 @@ pub fn serve(listener: Listener, config: Config, app: Arc<dyn App>) -> io::Resul
     }
     let stop = Stop::with_signals(true)?;
     SIGNAL_FD.store(stop.pipe.write_fd(), Ordering::SeqCst);
+    let warming = Arc::clone(&app);
+    // A failed spawn only leaves that work to the first requests.
+    let _ = std::thread::Builder::new()
+        .name("warm".into())
+        .spawn(move || warming.warm());
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
     let result = set_signal(libc::SIGPIPE, libc::SIG_IGN)
         .and_then(|()| set_signal(libc::SIGTERM, handler))

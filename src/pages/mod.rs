@@ -337,6 +337,12 @@ pub(crate) fn repo_refusal(e: RepoError, context: &str) -> Result<(u16, String)>
     }
 }
 
+/// Loads what the first pages of a long-running process would otherwise wait for: the syntax
+/// highlighter's grammars (see [`crate::gateway::App::warm`]).
+pub(crate) fn warm() {
+    crate::markup::highlight::warm();
+}
+
 /// A refused account operation as a form shows it (see [`repo_refusal`]).
 pub(crate) fn account_refusal(e: AccountError, context: &str) -> Result<(u16, String)> {
     match e {
