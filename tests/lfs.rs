@@ -789,3 +789,113 @@ fn an_lfs_svg_from_raw_cannot_run_its_script() {
         srv.finish();
     }
 }
+
+/// `[limits] lfs_object_mib` caps objects: the batch API names a larger object as an error of
+/// its own (422, with the cap, as git-lfs shows it) and gives it no upload action, and an upload
+/// whose length is over the cap is refused (413) before a byte is kept.
+#[test]
+fn objects_over_the_size_cap_are_refused_in_the_batch_and_on_upload() {
+    let site = Site::new("lfs_cap", SiteOptions::default());
+    let mut text = fs::read_to_string(&site.config).unwrap();
+    text.push_str("\n[limits]\nlfs_object_mib = 1\n");
+    fs::write(&site.config, text).unwrap();
+    site.ensure_user("alice");
+    ok(site.forgelet().args(["repo", "create", "alice/media"]));
+    let repo = site.repo_path("alice/media");
+    let srv = site.start();
+    let over = noise(30, (1 << 20) + 1);
+    let oid = sha256_hex(&over);
+    let v = json_of(&batch(
+        &srv,
+        &site,
+        "alice/media",
+        &basic("alice"),
+        &format!(
+            r#"{{"operation":"upload","objects":[{{"oid":"{oid}","size":{}}},{{"oid":"{}","size":{}}}]}}"#,
+            over.len(),
+            sha256_hex(b"small"),
+            5
+        ),
+    ));
+    assert_eq!(v["objects"][0]["error"]["code"], 422, "{v}");
+    assert!(
+        v["objects"][0]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("1 MiB")),
+        "{v}"
+    );
+    assert!(v["objects"][0]["actions"].is_null(), "{v}");
+    assert!(
+        v["objects"][1]["actions"]["upload"]["href"].is_string(),
+        "an object under the cap is still taken: {v}"
+    );
+    // An upload of it anyway, with an upload header for the small one's route shape.
+    let target = site.target(&format!("/alice/media.git/info/lfs/objects/{oid}"));
+    let r = http_request_body(
+        srv.port,
+        "PUT",
+        target.as_bytes(),
+        &[("Authorization", &basic("alice"))],
+        &over,
+    );
+    assert_eq!(r.status, 413, "{}", r.describe());
+    assert!(!stored(&repo, &oid).exists());
+    let tmp_left = fs::read_dir(repo.join("lfs/tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(tmp_left, 0, "the refused upload left a temporary file");
+    srv.finish();
+}
+
+/// A signed action header names the user's session stamp: a password change (which gives the
+/// user a new stamp, as "sign out everywhere" does) ends every header given before it, so a
+/// header copied from a client's log stops working with the password that got it.
+#[test]
+fn a_password_change_ends_the_signed_headers_given_before_it() {
+    let site = Site::new("lfs_stamp", SiteOptions::default());
+    site.ensure_user("alice");
+    ok(site.forgelet().args(["repo", "create", "alice/media"]));
+    let srv = site.start();
+    let data = noise(31, 2000);
+    let oid = upload(&srv, &site, "alice/media", &data);
+    let v = json_of(&batch(
+        &srv,
+        &site,
+        "alice/media",
+        &basic("alice"),
+        &format!(r#"{{"operation":"download","objects":[{{"oid":"{oid}","size":2000}}]}}"#),
+    ));
+    let header = v["objects"][0]["actions"]["download"]["header"]["Authorization"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no download action: {v}"))
+        .to_string();
+    let target = site.target(&format!("/alice/media.git/info/lfs/objects/{oid}"));
+    let r = http_request(
+        srv.port,
+        "GET",
+        target.as_bytes(),
+        &[("Authorization", &header)],
+    );
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.body, data);
+
+    let out = run_with_stdin(
+        site.forgelet()
+            .args(["user", "passwd", "alice", "--password-stdin"]),
+        b"another-password-2\n",
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+    let r = http_request(
+        srv.port,
+        "GET",
+        target.as_bytes(),
+        &[("Authorization", &header)],
+    );
+    assert!(
+        r.status == 401 || r.status == 403,
+        "a header from before the password change still works: {}",
+        r.describe()
+    );
+    assert_ne!(r.body, data);
+    srv.finish();
+}
