@@ -1582,8 +1582,11 @@ web_fetch() {
         "$url") || die "curl $url failed"
     read -r code bytes secs <<<"$out"
     [ "$code" = 200 ] || die "$url answered HTTP $code, not 200 (body in $body)"
+    # The page's text: a highlighted line is split by its spans, and escaped.
+    sed -e 's/<[^>]*>//g' -e 's/&#34;/"/g; s/&#39;/'"'"'/g; s/&#60;/</g; s/&#62;/>/g' \
+        -e 's/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&#38;/\&/g; s/&amp;/\&/g' "$body" >"$body.txt"
     for m in "$size" "${web_markers[$2]}"; do
-        [ -z "$m" ] || grep -qF -- "$m" "$body" || die "$url: no '$m' in the page (see $body)"
+        [ -z "$m" ] || grep -qF -- "$m" "$body.txt" || die "$url: no '$m' in the page's text (see $body)"
     done
     awk -v p="${web_pages[$2]}" -v s="$1" -v b="$bytes" -v t="$secs" 'BEGIN {
         printf "  %-7s %-12s 200, %7.1f KiB, %7.1f ms\n", p, s, b / 1024, t * 1000 }'

@@ -906,3 +906,49 @@ fn the_url_map_names_every_route() {
         "rows missing from the URL map: {missing:?}"
     );
 }
+
+/// SECURITY.md names the test behind each protection (`tests/FILE.rs::NAME`,
+/// `src/PATH.rs::tests::NAME`) and the code (`src/PATH.rs::NAME`): each must be a function (or a
+/// constant) in that file, so renaming or removing one cannot leave the document pointing at
+/// nothing.
+#[test]
+fn every_test_security_md_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = fs::read_to_string(root.join("SECURITY.md")).unwrap();
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for quoted in doc.split('`').skip(1).step_by(2) {
+        let Some((file, rest)) = quoted.split_once(".rs::") else {
+            continue;
+        };
+        if !(file.starts_with("tests/") || file.starts_with("src/")) {
+            continue;
+        }
+        let name = rest.strip_prefix("tests::").unwrap_or(rest);
+        // (`FILE::FUNCTION` in capitals is the document's pattern, not a name.)
+        if !name.chars().any(|c| c.is_ascii_lowercase())
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        named += 1;
+        let path = root.join(format!("{file}.rs"));
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let defined = [
+            format!("fn {name}("),
+            format!("fn {name}<"),
+            format!("const {name}:"),
+            format!("static {name}:"),
+        ]
+        .iter()
+        .any(|d| text.contains(d.as_str()));
+        if !defined {
+            missing.push(format!("{file}.rs::{rest}"));
+        }
+    }
+    assert!(named > 50, "SECURITY.md names only {named} tests");
+    assert!(
+        missing.is_empty(),
+        "SECURITY.md names what is not a function there: {missing:#?}"
+    );
+}
