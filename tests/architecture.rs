@@ -692,6 +692,7 @@ fn the_only_html_printed_unescaped_is_trusted_html() {
     assert_eq!(
         unescaped,
         [
+            "templates/blame_body.html:8: {% for g in groups %}{% for (n, line) in g.lines %}<tr id=\"L{{ n }}\"{% if loop.first %} class=\"first\"{% endif %}>{% if loop.first %}<td class=\"who\" rowspan=\"{{ g.lines.len() }}\">{% if let Some(c) = g.commit %}<a class=\"sha\" href=\"{{ c.url }}\" title=\"{{ c.summary }}\">{{ c.short_id }}</a> <span class=\"author\">{{ c.author }}</span> <time datetime=\"{{ c.date.iso }}\" title=\"{{ c.date.text }}\">{{ c.date.text }}</time>{% if let Some(u) = c.before_url %} <a class=\"before\" href=\"{{ u }}\" title=\"Blame before this commit\">&#8617;</a>{% endif %}<div class=\"summary muted\">{{ c.summary }}</div>{% else %}<span class=\"muted\">not blamed</span>{% endif %}</td>{% endif %}<td class=\"ln\"><a href=\"#L{{ n }}\">{{ n }}</a></td><td class=\"src\"><pre>{{ line|safe }}</pre></td></tr>",
             "templates/blob_body.html:11: {% for html in code.iter() %}<tr id=\"L{{ loop.index }}\"><td class=\"ln\"><a href=\"#L{{ loop.index }}\">{{ loop.index }}</a></td><td class=\"src\"><pre>{{ html|safe }}</pre></td></tr>",
             "templates/diff.html:11: {% for row in f.lines %}<tr class=\"{{ row.class }}\"><td class=\"ln\">{{ row.old }}</td><td class=\"ln\">{{ row.new }}</td><td class=\"src\"><pre>{{ row.origin }}{% if let Some(html) = row.html %}{{ html|safe }}{% else %}{{ row.text }}{% endif %}</pre></td></tr>",
             "templates/readme.html:11: {{ html|safe }}",
@@ -699,10 +700,11 @@ fn the_only_html_printed_unescaped_is_trusted_html() {
         "templates printing a value unescaped"
     );
     // Those values are the markup renderers' type, which only they can make: a README
-    // (markdown), a file's lines and a diff's lines (highlight).
+    // (markdown), a file's lines (its page and its blame) and a diff's lines (highlight).
     for (file, field) in [
         ("pages/readme.rs", "html: TrustedHtml"),
         ("pages/blob.rs", "code: std::sync::Arc<[TrustedHtml]>"),
+        ("pages/blame.rs", "lines: Vec<(usize, TrustedHtml)>"),
         ("pages/commit.rs", "html: Option<TrustedHtml>"),
     ] {
         let code = fs::read_to_string(src().join(file)).unwrap();

@@ -147,6 +147,49 @@ fn files_are_highlighted_by_language_escaped_as_plain_text_and_cached_by_blob() 
         1,
         "{log}"
     );
+    // A blame shows the file's lines as its page does: highlighted (from the same cache),
+    // every byte escaped the same.
+    let blame = |b: &mut Browser, path: &str| {
+        let r = b.get(&srv, &site.target(&format!("/alice/hl/blame/{path}")));
+        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+        r.text()
+    };
+    let rust_blame = blame(&mut b, "main/src/main.rs");
+    let plain_blame = blame(&mut b, "main/src/main.rs.txt");
+    assert!(rust_blame.contains("<span class=\"hl-k"), "{rust_blame}");
+    assert!(
+        !plain_blame.contains("hl-"),
+        "a .txt file's blame is highlighted"
+    );
+    let src_cells = |page: &str| -> Vec<String> {
+        page.split("<td class=\"src\"><pre>")
+            .skip(1)
+            .map(|c| {
+                let cell = &c[..c.find("</pre>").unwrap()];
+                let mut out = cell.replace("</span>", "");
+                while let Some(i) = out.find("<span class=\"hl-") {
+                    let end = i + out[i..].find("\">").unwrap() + 2;
+                    out.replace_range(i..end, "");
+                }
+                out
+            })
+            .collect()
+    };
+    assert_eq!(src_cells(&rust_blame), src_cells(&plain_blame));
+    assert_eq!(src_cells(&rust_blame).len(), 5);
+    assert!(!rust_blame.contains("<script>alert(1)"), "{rust_blame}");
+    assert!(
+        rust_blame.contains("&#60;/span&#62;&#60;script&#62;"),
+        "{rust_blame}"
+    );
+
+    assert_eq!(
+        srv.forgelet_stderr()
+            .matches(&format!("highlight: Rust blob {blob} made"))
+            .count(),
+        1,
+        "the blame highlighted the file again"
+    );
     srv.finish();
 }
 

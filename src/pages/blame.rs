@@ -24,6 +24,7 @@ use super::PageCall;
 use crate::error::{Error, Result};
 use crate::git::browse::blame::{parse_incremental, Blame};
 use crate::git::browse::{self};
+use crate::markup::{highlight, TrustedHtml};
 use crate::response::Answer;
 use crate::site::Site;
 use crate::time::{stamp, Stamp};
@@ -50,8 +51,9 @@ struct GroupCommit {
 /// Consecutive lines from one commit (or not attributed yet: no commit).
 struct Group {
     commit: Option<GroupCommit>,
-    /// The line number and its text.
-    lines: Vec<(usize, String)>,
+    /// The line number and its text, highlighted as on the file's page (escaped plain text
+    /// where the language is unknown or the file too large).
+    lines: Vec<(usize, TrustedHtml)>,
 }
 
 #[derive(Template)]
@@ -159,7 +161,16 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
     drop(out);
     let text = String::from_utf8_lossy(&b.data);
     let lines: Vec<&str> = text.lines().collect();
-    body.groups = groups(site, repo, &blame, &lines);
+    // The file page's highlighting, from the same cache (by blob id and language).
+    let language = lines
+        .first()
+        .and_then(|first| highlight::language(&path, first))
+        .filter(|_| highlight::fits(b.data.len(), lines.len()));
+    let html: Vec<TrustedHtml> = match language {
+        Some(language) => highlight::file(b.id.as_bytes(), language, &lines).to_vec(),
+        None => lines.iter().map(|l| highlight::plain(l)).collect(),
+    };
+    body.groups = groups(site, repo, &blame, html);
     if !ran.complete {
         body.stopped = if ran.timed_out {
             format!(
@@ -183,12 +194,17 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
 }
 
 /// The file's lines in groups of consecutive lines from one run of git's answer.
-fn groups(site: &Site, repo: &crate::git::RepoDir, blame: &Blame, lines: &[&str]) -> Vec<Group> {
+fn groups(
+    site: &Site,
+    repo: &crate::git::RepoDir,
+    blame: &Blame,
+    lines: Vec<TrustedHtml>,
+) -> Vec<Group> {
     let base = &site.config.base_path;
     let by_line = blame.by_line(lines.len());
     let mut out: Vec<Group> = Vec::new();
     let mut current: Option<Option<usize>> = None;
-    for (i, (line, run)) in lines.iter().zip(by_line).enumerate() {
+    for (i, (line, run)) in lines.into_iter().zip(by_line).enumerate() {
         // Adjacent runs of the same commit are one group, as the commit is.
         let commit_of = run.and_then(|r| blame.runs.get(r)).map(|r| r.commit);
         if current != Some(commit_of) {
@@ -220,7 +236,7 @@ fn groups(site: &Site, repo: &crate::git::RepoDir, blame: &Blame, lines: &[&str]
             });
         }
         if let Some(g) = out.last_mut() {
-            g.lines.push((i + 1, line.to_string()));
+            g.lines.push((i + 1, line));
         }
     }
     out
