@@ -145,31 +145,46 @@ pub(crate) fn page<'s>(site: &'s Site, c: &PageCall<'_>) -> Result<Answer<'s>> {
         .arg(OsStr::from_bytes(&path));
     let mut out = Vec::new();
     let mut full = false;
-    let ran = site
-        .git
-        .read(&mut c, deadline, |part| {
+    let text = String::from_utf8_lossy(&b.data);
+    let lines: Vec<&str> = text.lines().collect();
+    // The lines are highlighted on a thread of their own while git works out the blame (git is
+    // another process: the two use two cores), as the file's page shows them and from the same
+    // cache (by blob id and language).
+    let highlight_lines = || -> Vec<TrustedHtml> {
+        let language = lines
+            .first()
+            .and_then(|first| highlight::language(&path, first))
+            .filter(|_| highlight::fits(b.data.len(), lines.len()));
+        match language {
+            Some(language) => highlight::file(b.id.as_bytes(), language, &lines).to_vec(),
+            None => lines.iter().map(|l| highlight::plain(l)).collect(),
+        }
+    };
+    let (ran, html) = std::thread::scope(|s| {
+        let highlighting = std::thread::Builder::new()
+            .name("blame-highlight".into())
+            .spawn_scoped(s, highlight_lines);
+        let ran = site.git.read(&mut c, deadline, |part| {
             if out.len() + part.len() > OUTPUT_LIMIT {
                 full = true;
                 return false;
             }
             out.extend_from_slice(part);
             true
-        })
-        .map_err(|e| Error::internal("running git blame", e))?;
+        });
+        let html = match highlighting {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| lines.iter().map(|l| highlight::plain(l)).collect()),
+            // No thread to be had: highlighted here, after git.
+            Err(_) => highlight_lines(),
+        };
+        (ran, html)
+    });
+    let ran = ran.map_err(|e| Error::internal("running git blame", e))?;
     drop(slot);
     let blame = parse_incremental(&out);
     drop(out);
-    let text = String::from_utf8_lossy(&b.data);
-    let lines: Vec<&str> = text.lines().collect();
-    // The file page's highlighting, from the same cache (by blob id and language).
-    let language = lines
-        .first()
-        .and_then(|first| highlight::language(&path, first))
-        .filter(|_| highlight::fits(b.data.len(), lines.len()));
-    let html: Vec<TrustedHtml> = match language {
-        Some(language) => highlight::file(b.id.as_bytes(), language, &lines).to_vec(),
-        None => lines.iter().map(|l| highlight::plain(l)).collect(),
-    };
     body.groups = groups(site, repo, &blame, html);
     if !ran.complete {
         body.stopped = if ran.timed_out {
