@@ -1572,6 +1572,12 @@ web_url() {
     esac
 }
 mkdir -p "$run/web"
+# page_text FILE: the text of the HTML page FILE into FILE.txt, tags taken out and the escapes
+# pages use read back (a highlighted line is split by its spans): where markers are looked for.
+page_text() {
+    sed -e 's/<[^>]*>//g' -e 's/&#34;/"/g; s/&#39;/'"'"'/g; s/&#60;/</g; s/&#62;/>/g' \
+        -e 's/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&#38;/\&/g; s/&amp;/\&/g' "$1" >"$1.txt"
+}
 # web_fetch SIDE K: one GET of page K on SIDE with curl; dies unless it answers 200 with the
 # repository's name and the page's marker in the body. Prints a line on it.
 web_fetch() {
@@ -1582,9 +1588,7 @@ web_fetch() {
         "$url") || die "curl $url failed"
     read -r code bytes secs <<<"$out"
     [ "$code" = 200 ] || die "$url answered HTTP $code, not 200 (body in $body)"
-    # The page's text: a highlighted line is split by its spans, and escaped.
-    sed -e 's/<[^>]*>//g' -e 's/&#34;/"/g; s/&#39;/'"'"'/g; s/&#60;/</g; s/&#62;/>/g' \
-        -e 's/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&#38;/\&/g; s/&amp;/\&/g' "$body" >"$body.txt"
+    page_text "$body"
     for m in "$size" "${web_markers[$2]}"; do
         [ -z "$m" ] || grep -qF -- "$m" "$body.txt" || die "$url: no '$m' in the page's text (see $body)"
     done
@@ -1756,7 +1760,8 @@ curl_seconds() {
         die "curl $1 failed"
     read -r code secs <<<"$out"
     [ "$code" = 200 ] || die "$1 answered HTTP $code, not 200 (body in $body)"
-    grep -qF -- "$2" "$body" || die "$1: no '$2' in the page (see $body)"
+    page_text "$body"
+    grep -qF -- "$2" "$body.txt" || die "$1: no '$2' in the page's text (see $body)"
     printf '%s\n' "$secs"
 }
 # The blame's marker: the line E looks for in the file's page.
@@ -1883,7 +1888,8 @@ fetch_check() {
     code=$(curl -sS --noproxy '*' --max-time 120 -o "$body" -w '%{http_code}' "$1") ||
         die "curl $1 failed"
     [ "$code" = 200 ] || die "$1 answered HTTP $code, not 200 (body in $body)"
-    grep -qF -- "$2" "$body" || die "$1: no '$2' in the page (see $body)"
+    page_text "$body"
+    grep -qF -- "$2" "$body.txt" || die "$1: no '$2' in the page's text (see $body)"
 }
 wide_commit=$(git -C "$wide_repo" rev-parse main~1)
 [ "$(git -C "$wide_repo" diff --numstat "$wide_commit~1" "$wide_commit" | wc -l)" = 2 ] ||
