@@ -263,9 +263,10 @@ impl Call for TestCall {
                 // out straight from the caller's bytes.
                 header(stdout, "200 OK")?;
                 stdout.flush()?;
-                let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+                let data: Vec<u8> = (0..600_000u32).map(|i| (i % 241) as u8).collect();
                 let mut at = 0;
-                for n in [70_000, 20_000, 100, 65_535, 16_384, 16_383, 1] {
+                // 270,000: more records than one direct write sends.
+                for n in [70_000, 20_000, 100, 65_535, 16_384, 16_383, 1, 270_000] {
                     stdout.write_all(&data[at..at + n])?;
                     stdout.flush()?;
                     at += n;
@@ -456,7 +457,7 @@ fn flushed_parts_keep_their_bytes_and_record_framing() {
     let r = srv.get(&[("MODE", "parts")], b"");
     assert!(r.record_sizes.iter().all(|&n| n <= 65_535));
     let head = b"Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";
-    assert_eq!(r.stdout.len(), head.len() + 300_000);
+    assert_eq!(r.stdout.len(), head.len() + 600_000);
     let data = &r.stdout[head.len()..];
     assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 241) as u8));
     assert_eq!(r.end, (0, REQUEST_COMPLETE));
