@@ -14,6 +14,8 @@ pub mod error;
 pub mod fcgi;
 pub mod forms;
 pub mod fsfile;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod git;
 pub mod git_http;

@@ -363,7 +363,7 @@ impl Gate {
 }
 
 /// `Basic base64(name:secret)` → (name, secret).
-fn parse_basic(header: &str) -> Option<(String, String)> {
+pub(crate) fn parse_basic(header: &str) -> Option<(String, String)> {
     let (scheme, rest) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

@@ -20,8 +20,8 @@
 //! installs the SIGTERM/SIGINT handlers and ignores SIGPIPE, which must stay ignored.
 
 mod listener;
-mod params;
-mod record;
+pub(crate) mod params;
+pub(crate) mod record;
 mod server;
 mod stream;
 mod sys;

@@ -717,6 +717,11 @@ fn check_pkt_lines(body: &mut Spooled) -> std::result::Result<(), &'static str> 
     result
 }
 
+/// [`check_pkt_lines`] on a body held in memory.
+pub(crate) fn check_pkt_lines_in(body: Vec<u8>) -> std::result::Result<(), &'static str> {
+    check_pkt_lines(&mut Spooled::Memory(Cursor::new(body)))
+}
+
 /// Reads until `buf` is full or the input ends; the number of bytes read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;

@@ -35,7 +35,7 @@ pub(crate) const MAX_FILES: usize = 100;
 /// Matching lines a search shows at most.
 pub(crate) const MAX_MATCHES: usize = 1000;
 /// The longest search text taken, in bytes.
-const MAX_QUERY: usize = 1000;
+pub(crate) const MAX_QUERY: usize = 1000;
 /// How long a search waits for a git slot.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
 
