@@ -9,6 +9,7 @@ mod cli;
 mod doctor;
 mod dumb;
 mod fastcgi;
+mod fuzz_corpus;
 mod hardening;
 mod highlight;
 mod hostile;
