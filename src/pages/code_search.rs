@@ -142,6 +142,13 @@ fn search(
             "The search text and the path are one line each, without NUL characters.".into();
         return Ok(400);
     }
+    // A search's turn is taken before its regular expression is compiled: a short expression
+    // with nested repeats (`(a{1000}){1000}`) can take seconds of CPU to compile or refuse.
+    let Some(_turn) = site.searches.enter() else {
+        return Err(Error::Busy(
+            "Other searches are running right now; try again in a few seconds.".into(),
+        ));
+    };
     if body.regex {
         if let Err(why) = check_regex(&q, !body.case) {
             body.message = format!("This is not a valid regular expression: {why}.");
@@ -155,11 +162,6 @@ fn search(
             return Ok(404);
         }
         Err(e) => return Err(git_err(repo)(e)),
-    };
-    let Some(_turn) = site.searches.enter() else {
-        return Err(Error::Busy(
-            "Other searches are running right now; try again in a few seconds.".into(),
-        ));
     };
     let slot = site
         .git

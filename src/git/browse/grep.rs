@@ -146,6 +146,14 @@ impl GrepReader {
 /// Whether git can compile `pattern` as an extended regular expression (as `git grep -E` does,
 /// with the C library's `regcomp`); the library's message when it cannot.
 pub(crate) fn check_regex(pattern: &str, ignore_case: bool) -> Result<(), String> {
+    // The C library expands a bounded repeat into copies of what it repeats, so nested repeats
+    // multiply: `(a{32767}){32767}`, 17 bytes, made a process allocate 24 GB. Refused from
+    // their count before anything is compiled.
+    if expanded_size(pattern) > MAX_EXPANDED {
+        return Err(format!(
+            "its repeats would make it more than {MAX_EXPANDED} parts long; use smaller {{n}} counts"
+        ));
+    }
     let Ok(c) = std::ffi::CString::new(pattern) else {
         return Err("the pattern holds a NUL character".into());
     };
@@ -169,9 +177,120 @@ pub(crate) fn check_regex(pattern: &str, ignore_case: bool) -> Result<(), String
     Err(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
+/// How many parts (characters, classes) a regular expression may have once its repeats are
+/// written out; git's grep compiles the expression again, in its own process, bounded in memory.
+const MAX_EXPANDED: u64 = 100_000;
+
+/// An upper bound of the parts of extended regular expression `re` once its repeats are
+/// written out, as the C library compiles them: `x{m,n}` counts `x` `max(m, n)` times (nested
+/// ones multiply), `x+` twice; what is not a valid interval counts as the characters it is. A
+/// cheap scan, never a parse: only the bound matters.
+fn expanded_size(re: &str) -> u64 {
+    let b = re.as_bytes();
+    // Per open group: its size so far and the size of its last atom (what a repeat repeats).
+    let mut frames: Vec<(u64, u64)> = vec![(0, 0)];
+    let mut i = 0;
+    while i < b.len() {
+        let mut atom = 1u64;
+        match b[i] {
+            b'\\' => i += 1,
+            b'[' => {
+                // To the closing bracket; a `]` first (after an optional `^`) is a member.
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                }
+                while i < b.len() && b[i] != b']' {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                frames.push((0, 0));
+                i += 1;
+                continue;
+            }
+            b')' if frames.len() > 1 => {
+                let (total, _) = frames.pop().unwrap_or((0, 0));
+                atom = total.max(1);
+            }
+            b'|' => atom = 0,
+            b'*' | b'?' => atom = 0,
+            b'+' => {
+                if let Some(f) = frames.last_mut() {
+                    f.0 = f.0.saturating_add(f.1);
+                    f.1 = f.1.saturating_mul(2);
+                }
+                i += 1;
+                continue;
+            }
+            b'{' => {
+                if let Some((count, len)) = interval(&b[i..]) {
+                    if let Some(f) = frames.last_mut() {
+                        let grown = f.1.saturating_mul(count);
+                        f.0 = f.0.saturating_sub(f.1).saturating_add(grown);
+                        f.1 = grown;
+                    }
+                    i += len;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        if let Some(f) = frames.last_mut() {
+            f.0 = f.0.saturating_add(atom);
+            f.1 = atom;
+        }
+        i += 1;
+    }
+    // Groups never closed count as they are.
+    frames.iter().fold(0u64, |sum, f| sum.saturating_add(f.0))
+}
+
+/// `{m}`, `{m,}`, `{,n}` or `{m,n}` at the start of `b`: the larger count (`m` for `{m,}`) and the
+/// interval's length in bytes.
+fn interval(b: &[u8]) -> Option<(u64, usize)> {
+    let end = b.iter().position(|&c| c == b'}')?;
+    let inner = std::str::from_utf8(&b[1..end]).ok()?;
+    let (m, n) = match inner.split_once(',') {
+        Some((m, n)) => (m, n),
+        None => (inner, inner),
+    };
+    // `{,n}` is `{0,n}` to the C library.
+    let m: u64 = if m.is_empty() { 0 } else { m.parse().ok()? };
+    let n: u64 = if n.is_empty() { m } else { n.parse().ok()? };
+    Some((m.max(n).max(1), end + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_repeats_are_refused_before_they_are_compiled() {
+        assert_eq!(expanded_size("abc"), 3);
+        assert_eq!(expanded_size("a{10}"), 10);
+        assert_eq!(expanded_size("(ab){10}c"), 21);
+        assert_eq!(expanded_size("(a{10}){10}"), 100);
+        assert_eq!(expanded_size("[{}]{5}"), 5);
+        assert_eq!(expanded_size("a\\{3}"), 4);
+        assert!(expanded_size("(a{32767}){32767}") > MAX_EXPANDED);
+        assert!(expanded_size("(a{,32767}){,32767}") > MAX_EXPANDED);
+        assert!(expanded_size("(a{1,32767}){32767,}") > MAX_EXPANDED);
+        assert!(expanded_size("((a{1000}){1000}){1000}") > MAX_EXPANDED);
+        assert!(expanded_size(&"a{1000}".repeat(140)) > MAX_EXPANDED);
+        // Unbalanced or odd input still gives a bound.
+        assert_eq!(expanded_size("(((a"), 1);
+        assert_eq!(expanded_size("a{x}"), 4);
+        assert_eq!(expanded_size(")a"), 2);
+        let started = std::time::Instant::now();
+        let e = check_regex("(a{32767}){32767}", false).unwrap_err();
+        assert!(e.contains("smaller {n} counts"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(check_regex("(ab|c){2,300}[0-9]+", true).is_ok());
+    }
 
     #[test]
     fn files_lines_and_runs() {
