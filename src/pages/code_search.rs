@@ -20,7 +20,7 @@ use super::repo_head::{git_err, head_at, open};
 use super::{PageCall, PageCtx};
 use crate::error::{Error, Result};
 use crate::forms::{field, form_fields};
-use crate::git::browse::grep::{check_regex, GrepLine, GrepReader};
+use crate::git::browse::grep::{GrepLine, GrepReader};
 use crate::git::browse::{self, BrowseError};
 use crate::git::RepoDir;
 use crate::request::Request;
@@ -142,19 +142,11 @@ fn search(
             "The search text and the path are one line each, without NUL characters.".into();
         return Ok(400);
     }
-    // A search's turn is taken before its regular expression is compiled: a short expression
-    // with nested repeats (`(a{1000}){1000}`) can take seconds of CPU to compile or refuse.
     let Some(_turn) = site.searches.enter() else {
         return Err(Error::Busy(
             "Other searches are running right now; try again in a few seconds.".into(),
         ));
     };
-    if body.regex {
-        if let Err(why) = check_regex(&q, !body.case) {
-            body.message = format!("This is not a valid regular expression: {why}.");
-            return Ok(400);
-        }
-    }
     let commit = match browse::resolve_ref(git, &body.rev) {
         Ok(r) => r.commit,
         Err(BrowseError::NotFound) => {
@@ -262,6 +254,14 @@ fn search(
         );
     } else if !ran.complete && !body.files.is_empty() {
         body.stopped = "The search did not finish; there may be more matches than these.".into();
+    } else if body.regex && ran.code == Some(128) {
+        // git grep dies (128) on an expression the C library refuses, or cannot compile within
+        // git's memory limit. Only git compiles it: the library writes repeats out, so nested
+        // ones such as `(a{32767}){32767}` (17 bytes) once made forgelet, compiling it itself
+        // to check it, allocate 24 GB until the kernel killed it.
+        body.message = "This is not a valid regular expression, or git could not compile it: check its brackets, parentheses and {n} counts.".into();
+        body.searched = false;
+        return Ok(400);
     } else if !ran.complete && ran.code != Some(1) {
         // git grep exits with 1 when nothing matches; anything else went wrong.
         log::warn!(
