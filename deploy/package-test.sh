@@ -373,8 +373,16 @@ socket=$run/forgelet.sock
 # As forgelet.service runs it: user forgelet, supplementary group www-data (so the socket
 # can be given to nginx's group, socket_group in the installed config), umask 0027, and an
 # environment of its own.
+# listening_lines: how many times forgelet's log says it listens on the socket.
+listening_lines() {
+    local n
+    n=$(grep -c "serving on unix:$socket" "$tmp/forgelet.log" 2>/dev/null || true)
+    printf '%s\n' "${n:-0}"
+}
 start_forgelet() {
     rm -f "$socket"
+    local before
+    before=$(listening_lines)
     (
         umask 0027
         exec setsid setpriv --reuid=forgelet --regid=forgelet --groups=www-data -- \
@@ -383,8 +391,11 @@ start_forgelet() {
     ) >>"$tmp/forgelet.log" 2>&1 &
     forgelet_pid=$!
     local _
+    # Until forgelet listens: the socket file appears at bind(), and its mode and group are set
+    # after that and before listen() (nobody can connect meanwhile), so a look at the file alone
+    # could see it half made. forgelet logs "serving on" once it listens.
     for _ in $(seq 100); do
-        [ -S "$socket" ] && break
+        [ "$(listening_lines)" -gt "$before" ] && break
         kill -0 "$forgelet_pid" 2>/dev/null || die "forgelet exited at start (see $tmp/forgelet.log below)"
         sleep 0.1
     done
