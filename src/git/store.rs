@@ -10,6 +10,11 @@ use git2::{Repository, RepositoryOpenFlags};
 
 use super::names::{valid_name, valid_owner};
 
+/// forgelet's own lock for changes to a repository's config (`flock`, never stale).
+const CONFIG_WRITERS_LOCK: &str = "forgelet-config.lock";
+/// How old a `config.lock` found by a config change must be to be taken for a dead writer's.
+const STALE_CONFIG_LOCK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The multi-valued config key holding one `NAME read|write` per collaborator (git's variable
 /// names cannot hold every user name, so the name is in the value).
 const COLLABORATOR_KEY: &str = "forgelet.collaborator";
@@ -243,8 +248,44 @@ impl RepoDir {
         }
     }
 
-    /// The repository's own config file, opened for a change. libgit2 writes it whole to
-    /// `config.lock` and renames it into place, so a crash never leaves half a file.
+    /// Held by every change forgelet makes to the repository's config, for its whole length.
+    /// libgit2 writes each change to `config.lock` (made with O_EXCL) and renames it into
+    /// place: a writer killed in between leaves `config.lock` behind, and libgit2 would then
+    /// refuse every later change ("failed to lock file"); two changes at once would make one of
+    /// them fail the same way. forgelet's writers take this `flock` first (the kernel lets go
+    /// of it when a process dies), so a `config.lock` found while holding it is a dead
+    /// writer's, or, for the milliseconds of a write, that of a git someone runs by hand: one
+    /// that stays [`STALE_CONFIG_LOCK`] old is removed.
+    fn config_writers_lock(&self) -> Result<crate::fsfile::FileLock, String> {
+        let held = crate::fsfile::lock(&self.path.join(CONFIG_WRITERS_LOCK))?;
+        let lock = self.path.join("config.lock");
+        let until = std::time::Instant::now() + 2 * STALE_CONFIG_LOCK;
+        while let Ok(meta) = fs::symlink_metadata(&lock) {
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if age >= STALE_CONFIG_LOCK || std::time::Instant::now() >= until {
+                match fs::remove_file(&lock) {
+                    Ok(()) => log::warn!(
+                        "{}/{}: removed config.lock, left by a config change that was stopped",
+                        self.owner,
+                        self.name
+                    ),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("cannot remove {}: {e}", lock.display())),
+                }
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(held)
+    }
+
+    /// The repository's own config file, opened for a change (with [`Self::config_writers_lock`]
+    /// held). libgit2 writes it whole to `config.lock` and renames it into place, so a crash
+    /// never leaves half a file.
     fn config_for_change(&self) -> Result<git2::Config, String> {
         git2::Config::open(&self.path.join("config")).map_err(|e| {
             format!(
@@ -271,6 +312,7 @@ impl RepoDir {
             Visibility::Public => "public",
             Visibility::Private => "private",
         };
+        let _writers = self.config_writers_lock()?;
         self.config_for_change()?
             .set_str("forgelet.visibility", value)
             .map_err(|e| self.change_failed(e))?;
@@ -291,6 +333,7 @@ impl RepoDir {
     }
 
     fn change_collaborator(&self, name: &str, perm: Option<Perm>) -> Result<bool, String> {
+        let _writers = self.config_writers_lock()?;
         let mut cfg = self.config_for_change()?;
         let values = collaborator_values(&cfg).map_err(|e| {
             format!(
@@ -515,6 +558,35 @@ mod tests {
         let s = dir.settings();
         assert_eq!(s.visibility, Visibility::Private);
         assert!(s.problem.is_none());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A change killed between libgit2's `config.lock` and its rename left the lock behind,
+    /// and every later change of the repository's settings failed ("failed to lock file").
+    #[test]
+    fn a_config_lock_left_by_a_killed_change_does_not_block_the_next() {
+        let (root, dir) = repo("stale-config-lock");
+        let lock = dir.path.join("config.lock");
+        fs::write(&lock, "[core]\n").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - 10 * STALE_CONFIG_LOCK)
+            .unwrap();
+        dir.set_visibility(Visibility::Private).unwrap();
+        assert!(!lock.exists());
+        assert_eq!(dir.settings().visibility, Visibility::Private);
+        // One made just now (the process died at once): the change waits until it is stale.
+        fs::write(&lock, "[core]\n").unwrap();
+        let started = std::time::Instant::now();
+        assert!(!dir.set_collaborator("bob", Some(Perm::Read)).unwrap());
+        assert!(started.elapsed() >= STALE_CONFIG_LOCK);
+        assert_eq!(
+            dir.settings().collaborators,
+            [("bob".to_string(), Perm::Read)]
+        );
+        assert_eq!(dir.settings().visibility, Visibility::Private);
         fs::remove_dir_all(&root).unwrap();
     }
 
