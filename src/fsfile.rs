@@ -179,6 +179,42 @@ pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String
     sync_dir(parent_of(path))
 }
 
+/// Removes the temporary files of [`replace`] (`.NAME.tmp-PID-HEX`) in `dir` last changed more
+/// than `older_than` ago: a process killed in the middle of a write leaves its one behind (the
+/// file it was replacing stays whole). Returns the paths removed.
+pub(crate) fn remove_stale_temps(
+    dir: &Path,
+    older_than: std::time::Duration,
+) -> Result<Vec<PathBuf>, String> {
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    let entries = match fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.contains(".tmp-")) {
+            continue;
+        }
+        let Ok(meta) = fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if !meta.is_file() || meta.modified().map_or(true, |t| t >= cutoff) {
+            continue;
+        }
+        match fs::remove_file(e.path()) {
+            Ok(()) => removed.push(e.path()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(format!("cannot remove {}: {err}", e.path().display())),
+        }
+    }
+    Ok(removed)
+}
+
 /// Creates `path` holding `bytes` unless it exists; either way returns what the file holds
 /// afterwards. The file appears complete or not at all (a full temp file is hard-linked into
 /// place, which fails if another process got there first), so racing processes agree.
@@ -231,6 +267,29 @@ mod tests {
         ));
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn stale_temp_files_of_killed_writes_are_removed_and_fresh_ones_kept() {
+        let d = scratch("stale-temps");
+        let f = d.join("users.toml");
+        replace(&f, b"kept", 0o600).unwrap();
+        let old = d.join(".users.toml.tmp-4242-a1b2c3d4e5f6");
+        let fresh = d.join(".users.toml.tmp-4243-a1b2c3d4e5f7");
+        fs::write(&old, b"half").unwrap();
+        fs::write(&fresh, b"half").unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let gone = remove_stale_temps(&d, std::time::Duration::from_secs(3600)).unwrap();
+        assert_eq!(gone, vec![old.clone()]);
+        assert!(!old.exists() && fresh.exists());
+        assert_eq!(fs::read(&f).unwrap(), b"kept");
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -1063,6 +1063,14 @@ fn start_forgelet(config: &Config, args: &[&str], log: bool, what: &str) -> Resu
     Ok(())
 }
 
+/// Removes the temporary copies of the users file (and of anything else forgelet writes in the
+/// data directory) that writes killed in their middle left behind, an hour or more ago (a write
+/// takes milliseconds); their paths.
+pub(crate) fn remove_stale_temps(config: &Config) -> Result<Vec<PathBuf>, RepoError> {
+    crate::fsfile::remove_stale_temps(&config.data_dir, std::time::Duration::from_secs(3600))
+        .map_err(RepoError::Failed)
+}
+
 /// Removes the repositories in `{data_dir}/trash` deleted more than `days` days ago (by the
 /// time in their names, else their folder's; `days` 0 keeps them all); the paths removed.
 pub(crate) fn empty_trash(config: &Config, days: u32) -> Result<Vec<PathBuf>, RepoError> {

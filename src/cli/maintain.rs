@@ -141,6 +141,20 @@ fn all(config: &Config) -> Outcome {
             failed.push(format!("{}/{}", repo.owner, repo.name));
         }
     }
+    match repos::remove_stale_temps(config) {
+        Ok(gone) => {
+            for path in gone {
+                println!(
+                    "removed {}, left by a write that was stopped",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("forgelet: {e}");
+            failed.push("the data directory's temporary files".into());
+        }
+    }
     match repos::empty_trash(config, config.maintenance.trash_days) {
         Ok(gone) => {
             for path in gone {

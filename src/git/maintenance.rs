@@ -671,7 +671,8 @@ fn has_loose_refs(dir: &Path) -> bool {
 /// Removes what a stopped git left in `repo` and is older than `older_than`: quarantine
 /// folders of pushes (`objects/incoming-*`, `objects/tmp_objdir-*`), temporary object, pack,
 /// index and graph files, lock files of refs, reflogs, `packed-refs`, `HEAD`, `config` and the
-/// object folders, and `.keep` files a push left on its pack. forgelet's own locks
+/// object folders, `.keep` files a push left on its pack, and forgelet's own temporary files of
+/// a write that was killed (`.config.tmp-*`, in `lfs/` too). forgelet's own locks
 /// (`forgelet-*.lock`, held with `flock`, never stale) are not touched. Returns what went, by
 /// path inside the repository.
 pub(crate) fn remove_leftovers(repo: &Path, older_than: Duration) -> Result<Vec<String>, String> {
@@ -761,6 +762,13 @@ pub(crate) fn remove_leftovers(repo: &Path, older_than: Duration) -> Result<Vec<
             } else if n.ends_with(".lock") {
                 remove(p, false)?;
             }
+        }
+    }
+    // forgelet's own temporary files of a settings or LFS locks write that was killed.
+    for dir in [repo.to_path_buf(), repo.join("lfs")] {
+        for gone in fsfile::remove_stale_temps(&dir, older_than)? {
+            let rel = gone.strip_prefix(repo).unwrap_or(&gone);
+            removed.push(rel.display().to_string());
         }
     }
     Ok(removed)
