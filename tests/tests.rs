@@ -9,6 +9,7 @@ mod cli;
 mod doctor;
 mod dumb;
 mod fastcgi;
+mod faults;
 mod fuzz_corpus;
 mod hardening;
 mod highlight;
