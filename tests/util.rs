@@ -2001,6 +2001,21 @@ pub fn pack_cache_counts(site: &Site) -> [u64; 4] {
     c
 }
 
+/// The pack cache's counters once `done` says they are there, or as they are after 10 s. A hit
+/// is counted when forgelet's answer is written, and nginx may have sent the entry (it needs
+/// only the headers) and the client finished before that: a test reading the counters right
+/// after its fetch could see them a step behind.
+pub fn pack_cache_counts_when(site: &Site, done: impl Fn(&[u64; 4]) -> bool) -> [u64; 4] {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let c = pack_cache_counts(site);
+        if done(&c) || std::time::Instant::now() >= until {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `Basic base64(name:secret)`.
 pub fn basic(name: &str, secret: &str) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
