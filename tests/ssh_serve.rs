@@ -262,7 +262,18 @@ fn a_push_over_ssh_moves_the_ref_runs_hooks_as_over_http_and_starts_maintenance(
     }
     assert!(!env.contains("SSH_ORIGINAL_COMMAND"), "{env}");
 
-    // What the push wrote is not readable by other users of the host (umask 0027).
+    // The push left loose objects: maintenance started, as after a push over HTTP.
+    let status = repo.join("forgelet-maintain.status");
+    let until = Instant::now() + Duration::from_secs(120);
+    while !fs::read_to_string(&status).is_ok_and(|s| s.starts_with("done\n")) {
+        assert!(Instant::now() < until, "no maintenance after the push");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // What the push wrote, and the packs maintenance made of it (it runs in the session's
+    // umask), are not readable by other users of the host (umask 0027). Read once maintenance
+    // is done: it removes the loose objects it packs, so a look while it runs could find a
+    // file gone.
     let new: Vec<PathBuf> = object_files(&repo)
         .into_iter()
         .filter(|p| !objects_before.contains(p))
@@ -271,14 +282,6 @@ fn a_push_over_ssh_moves_the_ref_runs_hooks_as_over_http_and_starts_maintenance(
     for p in &new {
         let mode = fs::metadata(p).unwrap().mode();
         assert_eq!(mode & 0o007, 0, "{} has mode {mode:o}", p.display());
-    }
-
-    // The push left loose objects: maintenance started, as after a push over HTTP.
-    let status = repo.join("forgelet-maintain.status");
-    let until = Instant::now() + Duration::from_secs(120);
-    while !fs::read_to_string(&status).is_ok_and(|s| s.starts_with("done\n")) {
-        assert!(Instant::now() < until, "no maintenance after the push");
-        std::thread::sleep(Duration::from_millis(100));
     }
     let out = run(git(&repo).args(["fsck", "--full", "--no-progress"]));
     assert!(out.status.success(), "{}", all_output(&out));
