@@ -214,50 +214,16 @@ impl GitRunner {
         deadline: Duration,
         max_bytes: usize,
     ) -> io::Result<Bounded> {
-        use std::io::Read;
-        use std::process::Stdio;
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut guard = ChildGuard::new(self.spawn(c)?);
-        let killer = guard.killer();
-        let (done, timer) = std::sync::mpsc::channel::<()>();
-        let timed_out = Arc::new(AtomicBool::new(false));
-        let watchdog = {
-            let timed_out = Arc::clone(&timed_out);
-            let killer = killer.clone();
-            std::thread::spawn(move || {
-                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    timer.recv_timeout(deadline)
-                {
-                    timed_out.store(true, Ordering::SeqCst);
-                    killer.stop();
-                }
-            })
-        };
         let mut stdout = Vec::new();
-        let mut cut = false;
-        if let Some(out) = guard.child.stdout.take() {
-            let read = out.take(max_bytes as u64 + 1).read_to_end(&mut stdout);
-            if stdout.len() > max_bytes {
-                stdout.truncate(max_bytes);
-                cut = true;
-                killer.stop();
-            }
-            if let Err(e) = read {
-                killer.stop();
-                let _ = guard.wait();
-                let _ = done.send(());
-                let _ = watchdog.join();
-                return Err(e);
-            }
-        }
-        let status = guard.wait();
-        let _ = done.send(());
-        let _ = watchdog.join();
-        let complete =
-            !cut && !timed_out.load(Ordering::SeqCst) && status.as_ref().is_ok_and(|s| s.success());
-        Ok(Bounded { stdout, complete })
+        let ran = self.read(c, deadline, |part| {
+            let room = max_bytes - stdout.len();
+            stdout.extend_from_slice(&part[..part.len().min(room)]);
+            part.len() <= room
+        })?;
+        Ok(Bounded {
+            stdout,
+            complete: ran.complete,
+        })
     }
 }
 
