@@ -640,3 +640,68 @@ fn an_identical_request_is_sent_the_answer_as_git_makes_it_after_follow_wait() {
     );
     assert_pack_complete(site.dir(), &second.body, &wants);
 }
+
+/// A clone whose client stopped reading kept every identical clone waiting for that client:
+/// the entry became visible only once the stalled client had taken the whole answer (or nginx
+/// dropped it a minute later), so followers waited for `follow_wait` and then read a file
+/// that would not end. The entry is kept as soon as git is done now.
+#[test]
+fn a_client_that_stops_reading_does_not_hold_up_identical_clones() {
+    use std::io::{Read, Write};
+    let site = site_with_cache("packcache_stalled_leader", "follow_wait = 120");
+    let repo = site.import_fixture("mixed", "alice/big");
+    add_big_commit(&repo, 12 << 20);
+    let srv = site.start();
+    let wants = wants_of(&repo);
+    let body = clone_request(&wants, true, "git/2.47.3");
+    // The leader: a client that takes the headers and a few KiB, then nothing.
+    let mut leader = tcp_from_with("127.0.0.2", srv.port, Some(4096));
+    leader
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!(
+        "POST /git/alice/big.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/x-git-upload-pack-request\r\nGit-Protocol: version=2\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    leader.write_all(&request).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            leader.read(&mut byte).unwrap(),
+            1,
+            "no headers for the leader"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // The same clone from another client is answered whole, from the cache's entry, while the
+    // leader is still connected (nginx drops it after its send_timeout of 60 s, which is when
+    // the entry appeared before).
+    let start = std::time::Instant::now();
+    let second = fetch(&srv, "alice/big", &body, true, None);
+    assert_eq!(second.status, 200, "{}", second.describe());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(40),
+        "the second clone took {:?}",
+        start.elapsed()
+    );
+    assert_pack_complete(site.dir(), &second.body, &wants);
+    let c = pack_cache_counts_when(&site, |c| c[0] >= 1);
+    assert_eq!((c[0], c[1]), (1, 1), "hits and misses: {c:?}");
+    assert!(
+        !srv.forgelet_stderr()
+            .contains("sending an answer as git makes it"),
+        "the second clone waited for the stalled one: {}",
+        srv.forgelet_stderr()
+    );
+    drop(leader);
+}

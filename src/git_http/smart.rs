@@ -22,7 +22,7 @@ use crate::gitrun::service::{self, protocol_version, Service as GitService};
 use crate::gitrun::{busy_response, temp_file, GitRunner, BASE_SETTINGS};
 use crate::packcache::key::{self, FetchRequest, Protocol};
 use crate::packcache::store::{Entry, Growing, Grown, Store};
-use crate::packcache::{identity, Cache, Event, Followed, Lookup};
+use crate::packcache::{identity, Cache, Event, Followed, Lead, Lookup};
 use crate::request::Request;
 use crate::response::{Answer, Body, Response, Stream};
 use crate::site::Site;
@@ -308,7 +308,7 @@ impl Rpc {
         body: Box<dyn Read + Send + '_>,
         out: &mut (dyn Write + Send),
         label: &str,
-        record: Option<&mut (dyn Write + Send)>,
+        record: Option<&mut dyn child::Record>,
     ) -> (io::Result<()>, bool) {
         let slot = match runner.slot(&self.client, self.who.user.is_none()) {
             Ok(s) => s,
@@ -550,13 +550,24 @@ impl Rpc {
         };
         match cache.lookup(&plan.group, &plan.key, plan.full) {
             Lookup::Hit(entry) => hit(entry, body, out),
-            Lookup::Lead(mut lead) => {
+            Lookup::Lead(lead) => {
                 cache.count(Event::Miss);
-                let (sent, succeeded) =
-                    self.exchange(runner, limits, Box::new(body), out, label, Some(&mut lead));
-                // A push while git ran: the answer may be the new refs' one.
-                let same_refs = ref_state(&self.repo.path).is_ok_and(|r| r == plan.refs);
-                lead.finish(succeeded && same_refs);
+                let mut recording = Recording {
+                    lead: Some(lead),
+                    repo: &self.repo.path,
+                    refs: &plan.refs,
+                };
+                let (sent, succeeded) = self.exchange(
+                    runner,
+                    limits,
+                    Box::new(body),
+                    out,
+                    label,
+                    Some(&mut recording),
+                );
+                // Not finished when git ended (it failed, or it was not known whether it had
+                // all of the request): finished now.
+                recording.finish(succeeded);
                 sent
             }
             Lookup::Follow(follow) => match follow.wait() {
@@ -572,6 +583,45 @@ impl Rpc {
                 uncached(body, out)
             }
         }
+    }
+}
+
+/// git's answer written for the cache, and finished as soon as git has ended well, while the
+/// client may still be taking it: identical requests waiting for the entry need not wait for a
+/// slow client too.
+struct Recording<'c, 'p> {
+    lead: Option<Lead<'c>>,
+    repo: &'p Path,
+    /// The refs the key was made with.
+    refs: &'p [u8],
+}
+
+impl Recording<'_, '_> {
+    fn finish(&mut self, succeeded: bool) {
+        if let Some(lead) = self.lead.take() {
+            // A push while git ran: the answer may be the new refs' one.
+            let same_refs = ref_state(self.repo).is_ok_and(|r| r == self.refs);
+            lead.finish(succeeded && same_refs);
+        }
+    }
+}
+
+impl Write for Recording<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.lead {
+            Some(lead) => lead.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl child::Record for Recording<'_, '_> {
+    fn complete(&mut self) {
+        self.finish(true);
     }
 }
 

@@ -31,6 +31,8 @@ const CHUNK: usize = 65_535;
 /// How long one write to the client may take before git's output goes to the spool instead of
 /// waiting for it.
 const TAKEOVER: Duration = Duration::from_millis(20);
+/// How long the feeder of an exited git may take to say whether git had all of its input.
+const FEED_END: Duration = Duration::from_secs(5);
 /// How long a stopped git may take to clean up before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -215,11 +217,21 @@ enum Next<'g, 'r> {
     End,
 }
 
+/// Where a copy of git's output goes, as git writes it (the pack cache's entry being made).
+pub(crate) trait Record: Write + Send {
+    /// git has exited with success after its input was all taken, and every byte of its output
+    /// has been written here: the record is whole, whatever the client has taken so far (a slow
+    /// client must not keep a complete record from those waiting for it). Not called otherwise.
+    fn complete(&mut self);
+}
+
 /// git's output pipe (and the record of it); whoever holds it reads git.
 struct Reader<'r> {
     stdout: ChildStdout,
-    record: Option<&'r mut (dyn Write + Send)>,
+    record: Option<&'r mut dyn Record>,
     buf: Vec<u8>,
+    /// git closed its output (not a failed read).
+    at_end: bool,
 }
 
 impl Reader<'_> {
@@ -227,7 +239,10 @@ impl Reader<'_> {
     fn read(&mut self) -> Option<usize> {
         loop {
             match self.stdout.read(&mut self.buf) {
-                Ok(0) => return None,
+                Ok(0) => {
+                    self.at_end = true;
+                    return None;
+                }
                 Ok(n) => {
                     if let Some(r) = self.record.as_mut() {
                         let _ = r.write_all(&self.buf[..n]);
@@ -461,8 +476,8 @@ pub(crate) struct Ended {
 /// stdout to `out` (calling `head` with the first part before it goes out), keeps its stderr, stops it at
 /// `deadline`. `held` (the git slot, and whatever else counts running git) is dropped as soon
 /// as git has exited, before a slow client has taken all of its output. `record`, when given,
-/// gets git's output too, as git writes it (at git's pace, not the client's); its errors are
-/// its own business.
+/// gets git's output too, as git writes it (at git's pace, not the client's), and is told
+/// [`Record::complete`] as soon as git has ended well; its errors are its own business.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<H: Send>(
     mut guard: ChildGuard,
@@ -472,7 +487,7 @@ pub(crate) fn run<H: Send>(
     budget: &SpoolBudget,
     out: &mut (dyn Write + Send),
     head: &mut WriteHead<'_>,
-    mut record: Option<&mut (dyn Write + Send)>,
+    mut record: Option<&mut dyn Record>,
 ) -> Ended {
     let killer = guard.killer();
     let stdin: Option<ChildStdin> = guard.child.stdin.take();
@@ -491,28 +506,35 @@ pub(crate) fn run<H: Send>(
         stdout,
         record: record.take(),
         buf: vec![0u8; CHUNK],
+        at_end: false,
     });
     let sending = AtomicU64::new(0);
     let base = Instant::now();
     let timed_out = AtomicBool::new(false);
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    // Whether all of the input went to git, once the feeder knows.
+    let (fed_tx, fed_rx) = mpsc::channel::<bool>();
     std::thread::scope(|s| {
         let feed_killer = killer.clone();
-        let feeder = s.spawn(move || match (input, stdin) {
-            (Some(mut input), Some(mut stdin)) => {
-                let r = io::copy(&mut input, &mut stdin);
-                if let Err(e) = &r {
-                    // Over the cap, or the client went away mid-upload: stop git before it
-                    // acts on half a request. (A git that stopped reading early shows up here
-                    // as a broken pipe; it has said what it had to.)
-                    if e.kind() != io::ErrorKind::BrokenPipe {
-                        feed_killer.stop();
+        let feeder = s.spawn(move || {
+            let r = match (input, stdin) {
+                (Some(mut input), Some(mut stdin)) => {
+                    let r = io::copy(&mut input, &mut stdin);
+                    if let Err(e) = &r {
+                        // Over the cap, or the client went away mid-upload: stop git before it
+                        // acts on half a request. (A git that stopped reading early shows up
+                        // here as a broken pipe; it has said what it had to.)
+                        if e.kind() != io::ErrorKind::BrokenPipe {
+                            feed_killer.stop();
+                        }
                     }
+                    r
                 }
-                r
-            }
-            // No body: git's stdin closes here.
-            _ => Ok(0),
+                // No body: git's stdin closes here.
+                _ => Ok(0),
+            };
+            let _ = fed_tx.send(r.is_ok());
+            r
         });
         let errors = s.spawn(move || {
             let mut buf = Vec::new();
@@ -561,6 +583,21 @@ pub(crate) fn run<H: Send>(
             // git is done: its slot is free while the client takes the rest.
             drop(held);
             let _ = done_tx.send(());
+            // The record is whole when git read its input, ended well in time and all of
+            // its output was read (the client may still be taking it). git has exited, so the
+            // feeder is done or about to be (its next write fails).
+            let whole = !spool.is_gone()
+                && !timed_out.load(Ordering::SeqCst)
+                && status.as_ref().is_ok_and(|s| s.success())
+                && fed_rx.recv_timeout(FEED_END).unwrap_or(false);
+            if whole {
+                let mut g = lock_reader(reader);
+                if g.at_end {
+                    if let Some(r) = g.record.as_mut() {
+                        r.complete();
+                    }
+                }
+            }
             status
         });
 
@@ -678,6 +715,44 @@ mod tests {
         }
     }
 
+    /// A client that has gone away.
+    struct Gone;
+    impl Write for Gone {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A record kept in memory; `complete` says when it was told it is whole (and how long it
+    /// was then), `open` is set at that moment (to let a gated client go on).
+    #[derive(Default)]
+    struct Kept {
+        bytes: Vec<u8>,
+        complete_at: Option<usize>,
+        open: Option<Arc<AtomicBool>>,
+    }
+    impl Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Record for Kept {
+        fn complete(&mut self) {
+            assert!(self.complete_at.is_none(), "told twice");
+            self.complete_at = Some(self.bytes.len());
+            if let Some(o) = &self.open {
+                o.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
     fn tmp_budget(max: u64) -> SpoolBudget {
         SpoolBudget::new(std::env::temp_dir(), max)
     }
@@ -767,15 +842,6 @@ mod tests {
 
     #[test]
     fn a_client_that_goes_away_stops_git() {
-        struct Gone;
-        impl Write for Gone {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                Err(io::Error::from(io::ErrorKind::BrokenPipe))
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         let budget = tmp_budget(64 << 20);
         let start = Instant::now();
         let ended = run(
@@ -825,7 +891,7 @@ mod tests {
             .unwrap()
             .stdout;
         let budget = tmp_budget(64 << 20);
-        let mut recorded = Vec::new();
+        let mut recorded = Kept::default();
         let mut out = Stalling {
             writes: 0,
             got: Vec::new(),
@@ -844,8 +910,75 @@ mod tests {
         assert!(ended.status.unwrap().success());
         assert!(out.writes > 8, "the output came in too few parts to test");
         assert!(out.got == expected, "the client's copy is out of order");
-        assert!(recorded == expected, "the record is out of order");
+        assert!(recorded.bytes == expected, "the record is out of order");
+        assert_eq!(recorded.complete_at, Some(expected.len()));
         assert_eq!(budget.used(), 0);
+    }
+
+    /// A clone storm's followers wait for the leader's record: it must be whole when git is
+    /// done, not when the leader's own (slow) client is. The client here takes nothing until
+    /// the record is complete.
+    #[test]
+    fn the_record_is_complete_when_git_is_done_before_the_client_is() {
+        let budget = tmp_budget(64 << 20);
+        let open = Arc::new(AtomicBool::new(false));
+        let mut out = Gated {
+            open: Arc::clone(&open),
+            got: Vec::new(),
+        };
+        let mut recorded = Kept {
+            open: Some(Arc::clone(&open)),
+            ..Kept::default()
+        };
+        let start = Instant::now();
+        let ended = run(
+            writer(3 << 20),
+            (),
+            None,
+            Duration::from_secs(30),
+            &budget,
+            &mut out,
+            &mut |_, _| Ok(()),
+            Some(&mut recorded),
+        );
+        assert!(start.elapsed() < Duration::from_secs(20));
+        assert!(matches!(ended.sent, Ok(true)));
+        assert_eq!(recorded.complete_at, Some(3 << 20));
+        assert_eq!(out.got.len(), 3 << 20);
+    }
+
+    #[test]
+    fn a_record_of_a_git_that_failed_or_was_stopped_is_never_complete() {
+        let budget = tmp_budget(64 << 20);
+        for (script, deadline) in [("echo half; exit 3", 30), ("echo half; sleep 30", 1)] {
+            let mut recorded = Kept::default();
+            let mut out = Vec::new();
+            run(
+                shell(script),
+                (),
+                None,
+                Duration::from_secs(deadline),
+                &budget,
+                &mut out,
+                &mut |_, _| Ok(()),
+                Some(&mut recorded),
+            );
+            assert_eq!(recorded.bytes, b"half\n", "{script}");
+            assert_eq!(recorded.complete_at, None, "{script}");
+        }
+        // Nor of one whose client went away.
+        let mut recorded = Kept::default();
+        run(
+            writer(3 << 20),
+            (),
+            None,
+            Duration::from_secs(30),
+            &budget,
+            &mut Gone,
+            &mut |_, _| Ok(()),
+            Some(&mut recorded),
+        );
+        assert_eq!(recorded.complete_at, None);
     }
 
     #[test]
