@@ -103,7 +103,9 @@
 #   BENCH_ONLY     web runs only E, F, G and J (skipping A to D and what only they need); pages runs
 #                  only E and J (nor F's and G's repositories); cache runs only I; lfs runs only L
 #                  (deploy/bench-lfs.sh: a 2 GiB Git LFS download through forgelet and nginx next
-#                  to nginx sending it statically, goal 1.05); empty runs everything, L last
+#                  to nginx sending it statically, goal 1.05); repo only makes (or finds) the
+#                  BENCH_SIZE repository under target/bench/ and stops (deploy/load.sh uses
+#                  it); empty runs everything, L last
 #   BENCH_COMMIT_GRAPH  1 (default) writes a commit-graph with changed-path Bloom filters (what
 #                  maintenance writes) into the repository forgelet serves and the same file into
 #                  cgit's copy before E; 0 leaves both as generated
@@ -153,7 +155,7 @@ esac
 rss=${BENCH_RSS:-$rss_default}
 case $rss in 0 | 1) ;; *) die "BENCH_RSS must be 0 or 1, not '$rss'" ;; esac
 only=${BENCH_ONLY:-}
-case $only in '' | web | pages | cache | lfs) ;; *) die "BENCH_ONLY must be web, pages, cache, lfs or empty (everything), not '$only'" ;; esac
+case $only in '' | web | pages | cache | lfs | repo) ;; *) die "BENCH_ONLY must be web, pages, cache, lfs, repo or empty (everything), not '$only'" ;; esac
 # BENCH_ONLY=lfs: part L alone, with servers of its own (deploy/bench-lfs.sh).
 if [ "$only" = lfs ]; then
     exec bash "$script_dir/bench-lfs.sh"
@@ -208,6 +210,8 @@ http_backend=$(git --exec-path)/git-http-backend
 command -v perl >/dev/null 2>&1 || die "perl not found (it generates the benchmark repository)"
 perl -MConfig -e 'exit($Config{uvsize} >= 8 ? 0 : 1)' || die "perl with 64-bit integers needed"
 command -v cargo >/dev/null 2>&1 || die "cargo not found"
+# BENCH_ONLY=repo: git and perl are all it needs.
+if [ "$only" != repo ]; then
 install_web_bench_tools || die "wrk and cgit are needed for E, the web pages (see above)"
 cgit_cgi=${CGIT_CGI:-/usr/lib/cgit/cgit.cgi}
 cgit_highlight=${CGIT_HIGHLIGHT:-/usr/lib/cgit/filters/syntax-highlighting.py}
@@ -245,9 +249,12 @@ fi
 if [ -z "$fcgiwrap_bin" ] || [ ! -x "$fcgiwrap_bin" ]; then
     die "fcgiwrap not found at '$fcgiwrap_bin'"
 fi
+fi
 
 # --- 1. build ------------------------------------------------------------------------------------
-if [ -n "${BENCH_BIN:-}" ]; then
+if [ "$only" = repo ]; then
+    : # nothing is measured
+elif [ -n "${BENCH_BIN:-}" ]; then
     bin=$BENCH_BIN
     [ -x "$bin" ] || die "BENCH_BIN=$bin is not an executable file"
     say "measuring $bin (BENCH_BIN; nothing is built)"
@@ -403,6 +410,9 @@ printf 'repository: %s commits on main, %s refs, %s objects, %s pack(s), %.1f Mi
     "$(git -C "$repo" count-objects -v | awk '$1 == "in-pack:" { print $2 }')" \
     "$(find "$repo/objects/pack" -name '*.pack' | wc -l)" \
     "$(awk -v k="$pack_kib" 'BEGIN { print k / 1024 }')"
+if [ "$only" = repo ]; then
+    exit 0
+fi
 refs_of() {
     git -C "$1" for-each-ref --format='%(objectname) %(refname)'
     git -C "$1" symbolic-ref HEAD

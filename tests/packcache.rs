@@ -11,12 +11,12 @@ use std::process::Command;
 
 use crate::util::*;
 
-fn pkt(s: &str) -> String {
+pub(crate) fn pkt(s: &str) -> String {
     format!("{:04x}{s}", s.len() + 4)
 }
 
 /// The branches' and tags' targets of `repo`, each once.
-fn wants_of(repo: &Path) -> Vec<String> {
+pub(crate) fn wants_of(repo: &Path) -> Vec<String> {
     let mut w: Vec<String> = refs_of(repo)
         .into_iter()
         .filter(|(r, _)| r.starts_with("refs/heads/") || r.starts_with("refs/tags/"))
@@ -28,7 +28,7 @@ fn wants_of(repo: &Path) -> Vec<String> {
 }
 
 /// A full clone's request as git sends it: protocol v2 with `agent`, or v0.
-fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> {
+pub(crate) fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> {
     let mut s = String::new();
     if v2 {
         s += &pkt("command=fetch\n");
@@ -104,7 +104,7 @@ fn pack_of(answer: &[u8]) -> Vec<u8> {
 
 /// The pack of `answer` indexed strictly into a new repository, every want given a ref,
 /// and that repository checked by `git fsck`.
-fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
+pub(crate) fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
     let repo = dir.join(format!("check-{}", unique_marker()));
     ok(Command::new("git")
         .args(["init", "-q", "--bare"])

@@ -116,14 +116,14 @@ fn host_setup() -> PathBuf {
 }
 
 /// A user's key pair, made with ssh-keygen.
-struct Key {
+pub(crate) struct Key {
     private: PathBuf,
     public: PathBuf,
 }
 
 /// A site served over SSH by its own sshd.
-struct SshSite {
-    site: Site,
+pub(crate) struct SshSite {
+    pub(crate) site: Site,
     port: u16,
     bin: PathBuf,
     sshd: Child,
@@ -135,9 +135,19 @@ struct SshSite {
 impl SshSite {
     /// A site with the given users and repositories (`fixture`, `owner/name`, private?), its
     /// data handed to the account, and sshd started.
-    fn new(name: &str, users: &[&str], repos: &[(&str, &str, bool)]) -> SshSite {
+    pub(crate) fn new(name: &str, users: &[&str], repos: &[(&str, &str, bool)]) -> SshSite {
+        SshSite::with_options(name, users, repos, SiteOptions::default())
+    }
+
+    /// [`SshSite::new`] with the site's options.
+    pub(crate) fn with_options(
+        name: &str,
+        users: &[&str],
+        repos: &[(&str, &str, bool)],
+        opts: SiteOptions,
+    ) -> SshSite {
         let bin = host_setup();
-        let site = Site::new(name, SiteOptions::default());
+        let site = Site::new(name, opts);
         for user in users {
             site.ensure_user(user);
         }
@@ -252,7 +262,7 @@ impl SshSite {
     }
 
     /// `forgelet ...` as the account that owns the data (as the README runs admin commands).
-    fn admin(&self) -> Command {
+    pub(crate) fn admin(&self) -> Command {
         let mut c = Command::new("runuser");
         c.args(["-u", ACCOUNT, "--"])
             .arg(BIN)
@@ -263,7 +273,7 @@ impl SshSite {
     }
 
     /// A key pair for `user`, added to forgelet with `forgelet key add`.
-    fn add_key(&self, user: &str, name: &str) -> Key {
+    pub(crate) fn add_key(&self, user: &str, name: &str) -> Key {
         let key = self.new_key(name);
         let out = run(self
             .admin()
@@ -305,12 +315,12 @@ impl SshSite {
         )
     }
 
-    fn url(&self, owner_repo: &str) -> String {
+    pub(crate) fn url(&self, owner_repo: &str) -> String {
         format!("ssh://{ACCOUNT}@127.0.0.1:{}/{owner_repo}.git", self.port)
     }
 
     /// `git ARGS` in `dir`, over SSH with `key`.
-    fn git(&self, key: &Key, dir: &Path) -> Command {
+    pub(crate) fn git(&self, key: &Key, dir: &Path) -> Command {
         let mut c = git(dir);
         c.env("GIT_SSH_COMMAND", self.ssh_command(key))
             .env("GIT_SSH_VARIANT", "ssh");

@@ -18,6 +18,7 @@ mod hosts;
 mod hosts_systemd;
 mod large_pages;
 mod lfs;
+mod load;
 mod maintain;
 mod packcache;
 mod permissions;

@@ -650,9 +650,10 @@ impl Site {
             "{user}daemon off;\n\
              master_process on;\n\
              worker_processes 1;\n\
+             worker_rlimit_nofile 4096;\n\
              pid {d}/front.pid;\n\
              error_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
+             events {{ worker_connections 1024; }}\n\
              http {{\n\
              \x20   access_log {d}/access.log;\n\
              \x20   client_body_temp_path {d}/temp/body;\n\
