@@ -33,7 +33,7 @@ fi
 
 set +o pipefail
 FORGELET_LOAD_SECS=$secs FORGELET_LOAD_REPO=$PWD/$medium \
-    cargo test --release --locked --test tests -- --exact \
+    cargo test --release --locked --test tests -- --ignored --exact \
     load::a_busy_site_keeps_every_push_and_answers_everyone --nocapture 2>&1 |
     grep -v -E '^(Accepted|Postponed|Starting session|Close session|Connection from|Received disconnect|Disconnected from|User child)'
 status=${PIPESTATUS[0]}

@@ -81,6 +81,14 @@ run_tests() {
     return "${PIPESTATUS[0]}"
 }
 step run_tests
+# The load test (tests/load.rs) takes both cores for 20 seconds, so it runs alone, after the
+# others (it is marked ignored for a plain `cargo test`).
+run_load_test() {
+    cargo test --locked --test tests -- --ignored --exact \
+        load::a_busy_site_keeps_every_push_and_answers_everyone 2>&1 | tee -a "$test_log"
+    return "${PIPESTATUS[0]}"
+}
+step run_load_test
 # The integration tests again with Debian's own git (/usr/bin/git, what the package depends on)
 # when the git first in PATH is another one (a newer git under /usr/local, say): forgelet runs
 # whichever git its PATH finds, and both must work.
