@@ -3,7 +3,7 @@
 # so the guide cannot go stale. Run by deploy/test.sh; needs root (it adds a system user).
 #
 # The commands run as written, in a scratch folder, with these changes, each made by a rule below:
-#   - paths under /etc, /var/lib, /run, /srv and /usr/local/bin live inside the scratch folder (a
+#   - paths under /etc, /var/lib, /var/cache/forgelet, /run, /srv and /usr/local/bin live inside the scratch folder (a
 #     host path no rule maps stops the run before anything runs; the config's key_index too)
 #     (/etc/forgelet/config.toml is $S/etc/forgelet/config.toml, and FORGELET_CONFIG names it);
 #   - the `forgelet` system user is forgelet-guide, made by the guide's own adduser line and
@@ -155,6 +155,7 @@ function rewrite(line) {
     gsub(/\/etc\/apache2/, S "/etc/apache2", line)
     gsub(/\/etc\/lighttpd/, S "/etc/lighttpd", line)
     gsub(/\/var\/lib\/forgelet/, S "/var/lib/forgelet", line)
+    gsub(/\/var\/cache\/forgelet/, S "/var/cache/forgelet", line)
     gsub(/\/run\/forgelet/, S "/run/forgelet", line)
     gsub(/\/usr\/local\/bin\/forgelet/, S "/usr/local/bin/forgelet", line)
     gsub(/\/usr\/bin\/forgelet/, S "/usr/local/bin/forgelet", line)

@@ -81,6 +81,13 @@ pub(crate) struct PackCacheConfig {
     pub(crate) follow_wait: Duration,
     /// Entries unused for this long are removed by maintenance.
     pub(crate) max_age: Duration,
+    /// The folder of the entries: `{data_dir}/repos/.cache` unless `[pack_cache] dir` names one
+    /// (on this machine's own disk, when several machines share `data_dir`).
+    pub(crate) dir: PathBuf,
+    /// The URL prefix of the web server's internal location that sends the entries of `dir`
+    /// (x-accel-redirect): `{internal_prefix}/.cache` for the default place, else
+    /// `[pack_cache] internal_prefix`. No trailing slash.
+    pub(crate) internal_prefix: String,
 }
 
 /// Repository maintenance: when it starts by itself, how much runs at once, what it keeps.
@@ -204,6 +211,8 @@ struct RawPackCache {
     free_mib: i64,
     follow_wait: i64,
     max_age_days: i64,
+    dir: String,
+    internal_prefix: Option<String>,
 }
 
 impl Default for RawPackCache {
@@ -214,6 +223,8 @@ impl Default for RawPackCache {
             free_mib: 2048,
             follow_wait: 20,
             max_age_days: 7,
+            dir: String::new(),
+            internal_prefix: None,
         }
     }
 }
@@ -667,6 +678,14 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         max_age: Duration::from_secs(
             v.count("pack_cache", "max_age_days", c.max_age_days, 1, 3650)? as u64 * 86_400,
         ),
+        dir: PathBuf::new(),
+        internal_prefix: String::new(),
+    };
+    let (dir, cache_prefix) = pack_cache_place(&v, c, &data_dir, &internal_prefix)?;
+    let pack_cache = PackCacheConfig {
+        dir,
+        internal_prefix: cache_prefix,
+        ..pack_cache
     };
     let m = &raw.maintenance;
     let maintenance = Maintenance {
@@ -755,6 +774,77 @@ fn validate(file: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigErr
         },
     })
 }
+
+/// The pack cache's folder and the URL prefix the web server sends its entries under: the
+/// default place, `{data_dir}/repos/.cache` under `{internal_prefix}/.cache`, or `[pack_cache]
+/// dir` under `[pack_cache] internal_prefix`. A folder of its own must be outside `data_dir`
+/// (it is for a disk of this machine's own, and nothing under `data_dir` may be one crafted
+/// path away from the web server's internal location), and its prefix apart from
+/// `internal_prefix`.
+fn pack_cache_place(
+    v: &Validator<'_>,
+    c: &RawPackCache,
+    data_dir: &Path,
+    internal_prefix: &str,
+) -> Result<(PathBuf, String), ConfigError> {
+    let err = |key: &str, m: String| v.err("pack_cache", key, m);
+    if c.dir.is_empty() {
+        if c.internal_prefix.is_some() {
+            return Err(err(
+                "internal_prefix",
+                "is used only with [pack_cache] dir (the default place is sent under internal_prefix/.cache): set dir too, or remove this line".into(),
+            ));
+        }
+        return Ok((
+            data_dir.join("repos").join(PACK_CACHE_DEFAULT),
+            format!("{internal_prefix}/{PACK_CACHE_DEFAULT}"),
+        ));
+    }
+    let dir = PathBuf::from(&c.dir);
+    let plain = dir.is_absolute()
+        && !c.dir.contains(['"', '\\', '\'', ';', '{', '}', '$'])
+        && !c
+            .dir
+            .contains(|ch: char| ch.is_whitespace() || ch.is_control())
+        && dir.components().all(|p| {
+            matches!(
+                p,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        });
+    if !plain {
+        return Err(err(
+            "dir",
+            format!("expected an absolute path of plain names, such as \"/var/cache/forgelet/packs\" (no spaces, quotes, ; {{ }} $, or . and .. parts: it goes on the web server's alias line), found {:?}", c.dir),
+        ));
+    }
+    if dir.starts_with(data_dir) || data_dir.starts_with(&dir) {
+        return Err(err(
+            "dir",
+            format!("expected a folder outside data_dir ({}) that does not hold it either, on this machine's own disk, such as \"/var/cache/forgelet/packs\"; leave dir out for the default place, {}/repos/.cache, found {:?}", data_dir.display(), data_dir.display(), c.dir),
+        ));
+    }
+    let raw_prefix = c.internal_prefix.as_deref().unwrap_or(PACK_CACHE_PREFIX);
+    let prefix = check_url_path(raw_prefix).map_err(|m| err("internal_prefix", m))?;
+    let overlaps = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    if prefix.is_empty() || overlaps(&prefix, internal_prefix) || overlaps(internal_prefix, &prefix)
+    {
+        return Err(err(
+            "internal_prefix",
+            format!("expected a path of its own for the web server's internal location of the pack cache, such as \"{PACK_CACHE_PREFIX}\", neither internal_prefix ({internal_prefix}) nor below or above it, found {raw_prefix:?}"),
+        ));
+    }
+    Ok((dir, prefix))
+}
+
+/// The pack cache's folder inside the repositories folder, by default: a name no owner can
+/// take (owner names begin with a letter or digit), under the web server's internal location
+/// for the repositories.
+const PACK_CACHE_DEFAULT: &str = ".cache";
+
+/// The internal location of a pack cache kept outside `data_dir` (`[pack_cache] dir`), unless
+/// `[pack_cache] internal_prefix` names another.
+const PACK_CACHE_PREFIX: &str = "/.forgelet-pack-cache";
 
 /// Splits `http(s)://host[:port][/path]` into the URL without a trailing slash and its path.
 fn parse_base_url(url: &str) -> Result<(String, String), String> {
@@ -898,6 +988,84 @@ mod tests {
         ] {
             let e = p(&format!("[maintenance]\n{text}\n")).unwrap_err();
             assert_eq!((e.line, e.key.as_deref()), (Some(2), Some(key)), "{e}");
+        }
+    }
+
+    /// The pack cache's folder: the repositories folder's `.cache` by default, sent under the
+    /// repositories' internal location; a folder of its own outside `data_dir`, sent under an
+    /// internal location of its own; anything else refused naming the key.
+    #[test]
+    fn pack_cache_dir_is_the_default_place_or_a_folder_outside_data_dir() {
+        let c = p("").unwrap();
+        assert_eq!(
+            c.pack_cache.dir,
+            PathBuf::from("/var/lib/forgelet/repos/.cache")
+        );
+        assert_eq!(c.pack_cache.internal_prefix, "/.forgelet-repos/.cache");
+        let c = p("[pack_cache]\ndir = \"/var/cache/forgelet/packs/\"\n").unwrap();
+        assert_eq!(c.pack_cache.dir, PathBuf::from("/var/cache/forgelet/packs"));
+        assert_eq!(c.pack_cache.internal_prefix, "/.forgelet-pack-cache");
+        let c = p("[pack_cache]\ndir = \"/cache\"\ninternal_prefix = \"/.packs-a/\"\n").unwrap();
+        assert_eq!(c.pack_cache.internal_prefix, "/.packs-a");
+        for (bad, key, says) in [
+            ("dir = \"cache\"", "dir", "absolute path"),
+            (
+                "dir = \"/var/cache/../lib/forgelet\"",
+                "dir",
+                "absolute path of plain names",
+            ),
+            ("dir = \"/var/cache/my packs\"", "dir", "no spaces"),
+            ("dir = \"/var/cache/x;y\"", "dir", "plain names"),
+            (
+                "dir = \"/var/lib/forgelet/repos/alice\"",
+                "dir",
+                "outside data_dir",
+            ),
+            (
+                "dir = \"/var/lib/forgelet/cache\"",
+                "dir",
+                "outside data_dir",
+            ),
+            ("dir = \"/var/lib\"", "dir", "outside data_dir"),
+            ("dir = \"/\"", "dir", "outside data_dir"),
+            (
+                "internal_prefix = \"/.p\"",
+                "internal_prefix",
+                "set dir too",
+            ),
+            (
+                "dir = \"/c\"\ninternal_prefix = \"/.forgelet-repos\"",
+                "internal_prefix",
+                "a path of its own",
+            ),
+            (
+                "dir = \"/c\"\ninternal_prefix = \"/.forgelet-repos/c\"",
+                "internal_prefix",
+                "a path of its own",
+            ),
+            (
+                "dir = \"/c\"\ninternal_prefix = \"/\"",
+                "internal_prefix",
+                "a path of its own",
+            ),
+            (
+                "dir = \"/c\"\ninternal_prefix = \"x\"",
+                "internal_prefix",
+                "starting with",
+            ),
+        ] {
+            let e = p(&format!("[pack_cache]\n{bad}\n")).unwrap_err();
+            let line = if key == "dir" || bad.starts_with("internal_prefix") {
+                2
+            } else {
+                3
+            };
+            assert_eq!(
+                (e.line, e.key.as_deref()),
+                (Some(line), Some(format!("pack_cache.{key}").as_str())),
+                "{bad}: {e}"
+            );
+            assert!(e.message.contains(says), "{bad}: {e}");
         }
     }
 

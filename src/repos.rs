@@ -846,7 +846,7 @@ pub(crate) fn delete_to_trash(config: &Config, repo: &RepoDir) -> Result<PathBuf
         })?;
     crate::git::listing::changed(&repo.path);
     // Its cached answers go with it (the identity is kept, in the trash).
-    let store = crate::packcache::store::Store::new(&config.repos_dir());
+    let store = crate::packcache::store::Store::new(&config.pack_cache.dir);
     if let Err(e) = crate::packcache::identity::clear_entries(&dest, &store) {
         log::warn!("{}/{}: {e}", repo.owner, repo.name);
     }

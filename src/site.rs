@@ -42,7 +42,7 @@ impl Site {
         let git = GitRunner::new(&config);
         let c = &config.pack_cache;
         let pack_cache = Cache::new(
-            &config.repos_dir(),
+            &c.dir,
             Settings {
                 max_bytes: c.max_bytes,
                 min_hits: c.min_hits,

@@ -499,6 +499,7 @@ impl Site {
         fs::create_dir_all(&front_dir).unwrap();
         let mut server = Server {
             forgelet: None,
+            others: Vec::new(),
             front: None,
             kind: front,
             front_pid_file: front_dir.join("front.pid"),
@@ -527,23 +528,12 @@ impl Site {
             self.start_apache(&mut server, &front_dir, &edit);
             return server;
         }
-        let _ = fs::remove_file(&self.socket);
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("unix:{}", self.socket.display()))
-            .env_remove("FORGELET_CONFIG")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                fs::File::create(dir.join("forgelet.stdout")).unwrap(),
-            ))
-            .stderr(Stdio::from(fs::File::create(&server.forgelet_log).unwrap()))
-            .spawn()
-            .expect("start forgelet serve");
-        server.forgelet = Some(child);
+        server.forgelet = Some(spawn_forgelet(
+            &self.config,
+            &self.socket,
+            &dir.join("forgelet.stdout"),
+            &server.forgelet_log,
+        ));
         server.wait_for("forgelet socket", |s| {
             UnixStream::connect(&s.socket).is_ok()
         });
@@ -558,9 +548,96 @@ impl Site {
             }
             Front::Nginx | Front::ApacheCgi => {}
         }
-        let nginx_dir = front_dir;
+        self.start_nginx(&mut server, &front_dir, &edit(self.nginx_snippet()), "", "");
+        server
+    }
+
+    /// A forgelet process of this site's that [`Site::start_frontends`] starts: the site's
+    /// config listening on a socket of its own, `forgelet-{n}.sock` (n from 1), which a test may
+    /// change further (`config`) before the process starts.
+    pub fn frontend(&self, n: usize) -> Frontend {
+        let socket = self.dir().join(format!("forgelet-{n}.sock"));
+        let config = fs::read_to_string(&self.config).unwrap();
+        let own = format!("listen = \"unix:{}\"\n", socket.display());
+        let mine = config.replacen(
+            &format!("listen = \"unix:{}\"\n", self.socket.display()),
+            &own,
+            1,
+        );
+        assert!(
+            mine.contains(&own),
+            "the site's config names no socket:\n{config}"
+        );
+        Frontend {
+            n,
+            socket,
+            config: mine,
+        }
+    }
+
+    /// Several forgelet FastCGI processes on this site's one data directory, each on its own
+    /// socket with its own config (`frontends`, from [`Site::frontend`]), behind one nginx: the
+    /// shipped snippet passes every request to the upstream named `forgelet`, which `http` (lines
+    /// for nginx's `http` block) declares, listing the sockets (nginx takes them in turn, round
+    /// robin); `server` is added to the server block beside the snippet. nginx's access log
+    /// says which socket answered each request ([`Server::upstreams`]).
+    pub fn start_frontends(&self, frontends: &[Frontend], http: &str, server: &str) -> Server {
+        assert!(!frontends.is_empty());
+        let dir = self.dir();
+        let nginx_dir = dir.join("nginx");
+        fs::create_dir_all(&nginx_dir).unwrap();
+        let mut srv = Server {
+            forgelet: None,
+            others: Vec::new(),
+            front: None,
+            kind: Front::Nginx,
+            front_pid_file: nginx_dir.join("front.pid"),
+            forgelet_log: dir.join("forgelet-1.stderr"),
+            front_log: nginx_dir.join("error.log"),
+            socket: frontends[0].socket.clone(),
+            port: self.port,
+        };
+        for f in frontends {
+            let config = dir.join(format!("config-{}.toml", f.n));
+            fs::write(&config, &f.config).unwrap();
+            let log = dir.join(format!("forgelet-{}.stderr", f.n));
+            let child = spawn_forgelet(
+                &config,
+                &f.socket,
+                &dir.join(format!("forgelet-{}.stdout", f.n)),
+                &log,
+            );
+            if srv.forgelet.is_none() {
+                srv.forgelet = Some(child);
+                srv.forgelet_log = log;
+            } else {
+                srv.others.push((child, log));
+            }
+            let socket = f.socket.clone();
+            srv.wait_for(&format!("socket of forgelet {}", f.n), |_| {
+                UnixStream::connect(&socket).is_ok()
+            });
+        }
+        let snippet = self.nginx_snippet();
+        let set = format!("set $forgelet_fastcgi unix:{};", self.socket.display());
+        assert!(snippet.contains(&set), "the snippet has no line {set}");
+        let snippet = snippet.replace(&set, "set $forgelet_fastcgi forgelet;");
+        self.start_nginx(&mut srv, &nginx_dir, &snippet, http, server);
+        srv
+    }
+
+    /// nginx with `snippet` in its server block (and `extra` beside it), `http` in its http
+    /// block.
+    fn start_nginx(
+        &self,
+        server: &mut Server,
+        nginx_dir: &Path,
+        snippet: &str,
+        http: &str,
+        extra: &str,
+    ) {
         fs::create_dir_all(nginx_dir.join("temp")).unwrap();
-        fs::write(nginx_dir.join("forgelet.conf"), edit(self.nginx_snippet())).unwrap();
+        fs::write(nginx_dir.join("forgelet.conf"), snippet).unwrap();
         // The snippet includes nginx's stock fastcgi_params by a relative name (resolved against
         // the main config's directory); use the one installed with nginx.
         fs::copy(
@@ -570,7 +647,7 @@ impl Site {
         .expect("copy /etc/nginx/fastcgi_params");
         fs::write(
             nginx_dir.join("nginx.conf"),
-            self.nginx_main_conf(&nginx_dir),
+            self.nginx_main_conf(nginx_dir, http, extra),
         )
         .unwrap();
         let nginx_bin = std::env::var_os("NGINX_BIN").unwrap_or_else(|| "/usr/sbin/nginx".into());
@@ -578,7 +655,7 @@ impl Site {
             // nginx reads NGINX itself (sockets inherited across a binary upgrade).
             .env_remove("NGINX")
             .arg("-p")
-            .arg(&nginx_dir)
+            .arg(nginx_dir)
             .arg("-c")
             .arg(nginx_dir.join("nginx.conf"))
             .arg("-e")
@@ -592,7 +669,6 @@ impl Site {
         server.wait_for("nginx port", |s| {
             TcpStream::connect(("127.0.0.1", s.port)).is_ok()
         });
-        server
     }
 
     /// The shipped snippet with its four documented values replaced for this site.
@@ -639,7 +715,7 @@ impl Site {
         text
     }
 
-    fn nginx_main_conf(&self, nginx_dir: &Path) -> String {
+    fn nginx_main_conf(&self, nginx_dir: &Path, http: &str, extra: &str) -> String {
         let d = nginx_dir.display();
         let user = if effective_uid_is_root() {
             "user root root;\n"
@@ -655,7 +731,9 @@ impl Site {
              error_log {d}/error.log info;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n\
-             \x20   access_log {d}/access.log;\n\
+             \x20   log_format upstreams '$status $upstream_addr $request_method $request_uri';\n\
+             \x20   access_log {d}/access.log upstreams;\n\
+             {http}\n\
              \x20   client_body_temp_path {d}/temp/body;\n\
              \x20   proxy_temp_path {d}/temp/proxy;\n\
              \x20   fastcgi_temp_path {d}/temp/fastcgi;\n\
@@ -669,6 +747,7 @@ impl Site {
              \x20       root {d}/empty-root;\n\
              {outside}\
              \x20       include {d}/forgelet.conf;\n\
+             {extra}\n\
              \x20   }}\n\
              }}\n",
             port = self.port,
@@ -904,6 +983,33 @@ fn effective_uid_is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A forgelet process [`Site::start_frontends`] starts: its number (from 1), socket and config.
+pub struct Frontend {
+    pub n: usize,
+    pub socket: PathBuf,
+    /// The config file's text.
+    pub config: String,
+}
+
+/// `forgelet serve` with `config`, on the unix socket `socket` (removed first), logging at
+/// debug to `log`.
+fn spawn_forgelet(config: &Path, socket: &Path, stdout: &Path, log: &Path) -> Child {
+    let _ = fs::remove_file(socket);
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .env_remove("FORGELET_CONFIG")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(fs::File::create(stdout).unwrap()))
+        .stderr(Stdio::from(fs::File::create(log).unwrap()))
+        .spawn()
+        .expect("start forgelet serve")
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -917,6 +1023,8 @@ pub fn free_port() -> u16 {
 /// it; both are stopped on drop, logs printed if the test failed.
 pub struct Server {
     forgelet: Option<Child>,
+    /// More forgelet processes on the same site, and their logs ([`Site::start_frontends`]).
+    others: Vec<(Child, PathBuf)>,
     front: Option<Child>,
     pub kind: Front,
     front_pid_file: PathBuf,
@@ -940,6 +1048,14 @@ impl Server {
                     }
                 }
             }
+            for (c, log) in &mut self.others {
+                if let Some(status) = c.try_wait().unwrap() {
+                    panic!(
+                        "forgelet ({}) exited ({status}) while waiting for the {what}",
+                        log.display()
+                    );
+                }
+            }
             if start.elapsed() > Duration::from_secs(15) {
                 panic!("timed out waiting for the {what}");
             }
@@ -949,12 +1065,34 @@ impl Server {
 
     /// Panics unless the forgelet process is still running (a CGI forgelet has none).
     pub fn assert_forgelet_alive(&mut self, after: &str) {
+        for (c, log) in &mut self.others {
+            if let Some(status) = c.try_wait().unwrap() {
+                panic!(
+                    "forgelet ({}) exited ({status}) after {after}",
+                    log.display()
+                );
+            }
+        }
         let Some(child) = self.forgelet.as_mut() else {
             return;
         };
         if let Some(status) = child.try_wait().unwrap() {
             panic!("forgelet exited ({status}) after {after}");
         }
+    }
+
+    /// Which upstream answered each request nginx logged so far, in order: `(status, upstream
+    /// address, method and URI)`; the address is `unix:SOCKET` (`-` when nginx answered alone).
+    pub fn upstreams(&self) -> Vec<(u16, String, String)> {
+        let log =
+            fs::read_to_string(self.front_log.with_file_name("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| {
+                let mut w = l.splitn(3, ' ');
+                let status = w.next()?.parse().ok()?;
+                Some((status, w.next()?.to_string(), w.next()?.to_string()))
+            })
+            .collect()
     }
 
     /// The forgelet process's id.
@@ -1050,6 +1188,14 @@ impl Server {
         self.assert_forgelet_alive("the test");
         let log = self.forgelet_stderr();
         assert!(!log.contains("panicked"), "forgelet logged a panic:\n{log}");
+        for (_, path) in &self.others {
+            let log = fs::read_to_string(path).unwrap_or_default();
+            assert!(
+                !log.contains("panicked"),
+                "forgelet ({}) logged a panic:\n{log}",
+                path.display()
+            );
+        }
         // The web server logs what went wrong between it and forgelet (a broken FastCGI
         // answer, a sendfile header naming a missing file) at level error or worse. Apache
         // logs a CGI program's stderr (AH01215) at level error too: that is forgelet's own log.
@@ -1098,11 +1244,17 @@ impl Drop for Server {
             let _ = forgelet.kill();
             let _ = forgelet.wait();
         }
+        for (c, _) in &mut self.others {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         if std::thread::panicking() {
-            for (name, path) in [
+            let logs = [
                 ("web server error log", &self.front_log),
                 ("forgelet stderr", &self.forgelet_log),
-            ] {
+            ];
+            let others = self.others.iter().map(|(_, log)| ("forgelet stderr", log));
+            for (name, path) in logs.into_iter().chain(others) {
                 let text = fs::read_to_string(path).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
                 let tail = &lines[lines.len().saturating_sub(150)..];
@@ -1992,7 +2144,13 @@ pub fn add_big_commit(repo: &Path, bytes: usize) {
 /// The pack cache's counts for the whole site (`repos/.cache/counters`): fetches answered from
 /// the cache, by git with the answer written for it, by git alone, and answers stored.
 pub fn pack_cache_counts(site: &Site) -> [u64; 4] {
-    let bytes = fs::read(site.data_dir.join("repos/.cache/counters")).unwrap_or_default();
+    pack_cache_counts_in(&site.data_dir.join("repos/.cache"))
+}
+
+/// The counts of the pack cache whose folder is `dir` (`[pack_cache] dir`), as
+/// [`pack_cache_counts`].
+pub fn pack_cache_counts_in(dir: &Path) -> [u64; 4] {
+    let bytes = fs::read(dir.join("counters")).unwrap_or_default();
     let mut c = [0u64; 4];
     for (i, v) in c.iter_mut().enumerate() {
         if let Some(b) = bytes.get(i * 8..i * 8 + 8) {

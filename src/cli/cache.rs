@@ -12,8 +12,7 @@ fn mib(bytes: u64) -> String {
 
 /// `forgelet cache`.
 pub(super) fn status(config: &Config) -> Outcome {
-    let repos = config.repos_dir();
-    let store = Store::new(&repos);
+    let store = Store::new(&config.pack_cache.dir);
     let (bytes, entries) = store.usage();
     let c = &config.pack_cache;
     if c.max_bytes == 0 {
@@ -26,7 +25,7 @@ pub(super) fn status(config: &Config) -> Outcome {
         mib(bytes),
         mib(c.max_bytes)
     );
-    let n = packcache::counts(&repos);
+    let n = packcache::counts(&config.pack_cache.dir);
     let answered = n.hits + n.misses + n.passes;
     let share = if answered == 0 {
         0.0
@@ -46,7 +45,7 @@ pub(super) fn status(config: &Config) -> Outcome {
 /// `forgelet cache clear`.
 pub(super) fn clear(config: &Config) -> Outcome {
     super::check_owner(config)?;
-    let store = Store::new(&config.repos_dir());
+    let store = Store::new(&config.pack_cache.dir);
     // Answers being made now would appear after the clear: wait for them (a minute at most).
     let busy = store.wait_for_writers(std::time::Duration::from_secs(60));
     if busy > 0 {

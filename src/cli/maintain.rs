@@ -169,7 +169,7 @@ fn all(config: &Config) -> Outcome {
     // Answers unused for [pack_cache] max_age_days are taken out, and what was taken out (or
     // left by a writer that died) long enough ago for no web server to be about to open it
     // is deleted.
-    let cache = crate::packcache::store::Store::new(&config.repos_dir());
+    let cache = crate::packcache::store::Store::new(&config.pack_cache.dir);
     let expired = cache.expire(config.pack_cache.max_age);
     if expired > 0 {
         println!(

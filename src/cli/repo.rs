@@ -242,6 +242,7 @@ fn purge(config: &Config, full: &str) -> Outcome {
     let runner = crate::gitrun::GitRunner::new(config);
     crate::git::maintenance::purge(
         &config.data_dir,
+        &config.pack_cache.dir,
         &repo.path,
         || runner.git(),
         |step| println!("{}/{}: {step}", repo.owner, repo.name),

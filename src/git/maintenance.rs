@@ -143,6 +143,7 @@ const LFS_PURGE_GRACE: Duration = Duration::from_secs(3600);
 
 pub(crate) fn purge(
     data_dir: &Path,
+    pack_cache: &Path,
     repo: &Path,
     git: impl Fn() -> Command,
     mut say: impl FnMut(&str),
@@ -177,7 +178,7 @@ pub(crate) fn purge(
     // Answers cached from before the purge may hold what it removes: none is used from now
     // on (the generation is raised), and none is left (again at the end, for those made
     // while it ran).
-    let pack_cache = crate::packcache::store::Store::new(&data_dir.join("repos"));
+    let pack_cache = crate::packcache::store::Store::new(pack_cache);
     crate::packcache::identity::forget(repo, &pack_cache)?;
     step("waiting for pushes to finish", &mut say)?;
     let until = Instant::now() + WAIT_FOR_PUSHES;
@@ -811,7 +812,15 @@ mod tests {
 
         let push = hold_for_push(&repo).unwrap().expect("no purge yet");
         std::thread::scope(|s| {
-            let purging = s.spawn(|| purge(&root, &repo, || git_in(&work), |_| {}));
+            let purging = s.spawn(|| {
+                purge(
+                    &root,
+                    &root.join("repos/.cache"),
+                    &repo,
+                    || git_in(&work),
+                    |_| {},
+                )
+            });
             // The purge says it waits for the push; new pushes are held off meanwhile.
             let until = Instant::now() + Duration::from_secs(20);
             while !matches!(
@@ -888,7 +897,15 @@ mod tests {
         // A maintenance run holds its lock: the purge waits, queued, and pushes go on.
         let running = fsfile::try_lock(&repo.join(MAINTAINING)).unwrap().unwrap();
         std::thread::scope(|s| {
-            let purging = s.spawn(|| purge(&root, &repo, || git_in(&work), |_| {}));
+            let purging = s.spawn(|| {
+                purge(
+                    &root,
+                    &root.join("repos/.cache"),
+                    &repo,
+                    || git_in(&work),
+                    |_| {},
+                )
+            });
             let until = Instant::now() + Duration::from_secs(20);
             while !matches!(status(&repo), Status::Queued { .. }) {
                 assert!(Instant::now() < until, "{:?}", status(&repo));

@@ -641,7 +641,7 @@ fn send_entry(
             "X-Accel-Redirect",
             format!(
                 "{}/{}",
-                site.config.internal_prefix,
+                site.config.pack_cache.internal_prefix,
                 Store::relative(&plan.group, &plan.key)
             ),
         ),

@@ -70,7 +70,7 @@ pub struct Cache {
     pending: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-/// Counted events, kept in `.cache/counters` for every process of the site together.
+/// Counted events, kept in `counters` in the cache's folder for every process that uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// Answered from an entry (by a follower too).
@@ -95,10 +95,11 @@ pub struct Counts {
 }
 
 impl Cache {
-    /// The cache of the site whose repositories are in `repos_dir`; `None` when turned off.
-    pub fn new(repos_dir: &Path, settings: Settings) -> Option<Cache> {
+    /// The cache whose entries are in `dir` (the config's `pack_cache.dir`); `None` when
+    /// turned off.
+    pub fn new(dir: &Path, settings: Settings) -> Option<Cache> {
         (settings.max_bytes > 0).then(|| Cache {
-            store: Store::new(repos_dir),
+            store: Store::new(dir),
             settings,
             pending: std::sync::Mutex::new(Vec::new()),
         })
@@ -238,10 +239,10 @@ fn count(dir: &Path, event: Event) -> io::Result<()> {
     f.write_all_at(&value.saturating_add(1).to_le_bytes(), at)
 }
 
-/// The counts of the site whose repositories are in `repos_dir`.
-pub fn counts(repos_dir: &Path) -> Counts {
+/// The counts of the cache whose entries are in `dir`.
+pub fn counts(dir: &Path) -> Counts {
     let mut c = [0u64; 4];
-    if let Ok(f) = File::open(repos_dir.join(store::DIR).join("counters")) {
+    if let Ok(f) = File::open(dir.join("counters")) {
         let _ = store::flock(&f, libc::LOCK_SH);
         for (i, v) in c.iter_mut().enumerate() {
             let mut n = [0u8; 8];

@@ -1,6 +1,8 @@
-//! Where cached answers live: `{repos}/.cache/{group}/{key}.pack`, under the repositories
-//! folder so the web server's internal location can send them, in a folder no owner can name
-//! (owner names begin with a letter or digit). A group holds one repository's entries (its
+//! Where cached answers live: `{dir}/{group}/{key}.pack`. `dir` is `{repos}/.cache` by default,
+//! under the repositories folder so the web server's internal location for them sends the
+//! entries too, in a folder no owner can name (owner names begin with a letter or digit); or a
+//! folder outside the data directory (`[pack_cache] dir`, each machine's own when several share
+//! the data directory) with an internal location of its own. A group holds one repository's entries (its
 //! cache identity, see `identity`), so a purge or a delete clears them at once.
 //!
 //! An entry is written to a temporary file beside its place and renamed into it when complete,
@@ -16,9 +18,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-
-/// The cache's folder name inside the repositories folder.
-pub const DIR: &str = ".cache";
 
 /// Prefixes of the files that are not entries.
 const TMP: &str = ".tmp-";
@@ -97,10 +96,10 @@ fn age(meta: &fs::Metadata, now: SystemTime) -> Option<Duration> {
 }
 
 impl Store {
-    /// The cache of the site whose repositories are in `repos_dir`.
-    pub fn new(repos_dir: &Path) -> Store {
+    /// The cache whose entries are in `dir` (the config's `pack_cache.dir`).
+    pub fn new(dir: &Path) -> Store {
         Store {
-            dir: repos_dir.join(DIR),
+            dir: dir.to_path_buf(),
         }
     }
 
@@ -127,10 +126,10 @@ impl Store {
         Ok(folder.join(format!("{key}.lock")))
     }
 
-    /// The path the web server is told to send for an entry, relative to the repositories
-    /// folder.
+    /// The path the web server is told to send for an entry, relative to the cache's folder
+    /// (the web server's internal location for it).
     pub fn relative(group: &str, key: &str) -> String {
-        format!("{DIR}/{group}/{key}.pack")
+        format!("{group}/{key}.pack")
     }
 
     /// The complete entry of `key` in `group`, if there is one.
@@ -627,11 +626,7 @@ mod tests {
         let e = w.commit().unwrap();
         assert_eq!(e.len, 22);
         assert_eq!(store.get(G, K), Some(e));
-        assert!(store
-            .get(G, K)
-            .unwrap()
-            .path
-            .starts_with(t.0.join(".cache").join(G)));
+        assert!(store.get(G, K).unwrap().path.starts_with(t.0.join(G)));
     }
 
     #[test]
@@ -671,12 +666,8 @@ mod tests {
         let t = tmp("killed");
         let store = Store::new(&t.0);
         // What a process killed mid-write leaves: the file, its lock gone with the process.
-        fs::create_dir_all(t.0.join(".cache").join(G)).unwrap();
-        fs::write(
-            t.0.join(".cache").join(G).join(format!(".tmp-{K}")),
-            b"PACK half",
-        )
-        .unwrap();
+        fs::create_dir_all(t.0.join(G)).unwrap();
+        fs::write(t.0.join(G).join(format!(".tmp-{K}")), b"PACK half").unwrap();
         assert_eq!(store.get(G, K), None);
         assert!(
             store.growing(G, K).unwrap().is_none(),
@@ -696,12 +687,8 @@ mod tests {
     fn a_new_writer_replaces_what_a_dead_one_left() {
         let t = tmp("replace");
         let store = Store::new(&t.0);
-        fs::create_dir_all(t.0.join(".cache").join(G)).unwrap();
-        fs::write(
-            t.0.join(".cache").join(G).join(format!(".tmp-{K}")),
-            b"junk junk",
-        )
-        .unwrap();
+        fs::create_dir_all(t.0.join(G)).unwrap();
+        fs::write(t.0.join(G).join(format!(".tmp-{K}")), b"junk junk").unwrap();
         let mut w = store.writer(G, K).unwrap();
         w.write_all(b"PACK").unwrap();
         let e = w.commit().unwrap();
