@@ -16,7 +16,7 @@ fn pkt(s: &str) -> String {
 }
 
 /// The branches' and tags' targets of `repo`, each once.
-fn wants_of(repo: &Path) -> Vec<String> {
+pub(crate) fn wants_of(repo: &Path) -> Vec<String> {
     let mut w: Vec<String> = refs_of(repo)
         .into_iter()
         .filter(|(r, _)| r.starts_with("refs/heads/") || r.starts_with("refs/tags/"))
@@ -28,7 +28,7 @@ fn wants_of(repo: &Path) -> Vec<String> {
 }
 
 /// A full clone's request as git sends it: protocol v2 with `agent`, or v0.
-fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> {
+pub(crate) fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> {
     let mut s = String::new();
     if v2 {
         s += &pkt("command=fetch\n");
@@ -57,7 +57,13 @@ fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn fetch(srv: &Server, owner_repo: &str, body: &[u8], v2: bool, auth: Option<&str>) -> Response {
+pub(crate) fn fetch(
+    srv: &Server,
+    owner_repo: &str,
+    body: &[u8],
+    v2: bool,
+    auth: Option<&str>,
+) -> Response {
     let mut headers = vec![(
         "Content-Type",
         "application/x-git-upload-pack-request".to_string(),
@@ -104,7 +110,7 @@ fn pack_of(answer: &[u8]) -> Vec<u8> {
 
 /// The pack of `answer` indexed strictly into a new repository, every want given a ref,
 /// and that repository checked by `git fsck`.
-fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
+pub(crate) fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
     let repo = dir.join(format!("check-{}", unique_marker()));
     ok(Command::new("git")
         .args(["init", "-q", "--bare"])
@@ -126,7 +132,7 @@ fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) {
 }
 
 /// The complete entries in the cache.
-fn entries(site: &Site) -> Vec<PathBuf> {
+pub(crate) fn entries(site: &Site) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let dir = site.data_dir.join("repos/.cache");
     for group in fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -146,7 +152,7 @@ fn entries(site: &Site) -> Vec<PathBuf> {
 
 /// The complete entries once `ok` says they are what is expected: an answer is made visible
 /// on a thread of its own after it was sent, so a test looks until it is (at most 10 s).
-fn entries_when(site: &Site, ok: impl Fn(&[PathBuf]) -> bool) -> Vec<PathBuf> {
+pub(crate) fn entries_when(site: &Site, ok: impl Fn(&[PathBuf]) -> bool) -> Vec<PathBuf> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let e = entries(site);
