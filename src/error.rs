@@ -34,6 +34,10 @@ pub(crate) enum Error {
     Invalid(String),
     /// The request conflicts with what the server keeps (409); the message is safe to show.
     Conflict(String),
+    /// The repository's data cannot be read (an object or a pack damaged or gone): 500 naming
+    /// the repository (`owner/name`, which the client may read) and what its administrator can
+    /// run; the detail is logged, never shown.
+    Damaged { repo: String, detail: String },
     /// Something broke on our side; the detail is logged, never shown.
     Internal(String),
 }
@@ -56,6 +60,7 @@ impl Error {
             Error::Busy(_) => 503,
             Error::Invalid(_) => 422,
             Error::Conflict(_) => 409,
+            Error::Damaged { .. } => 500,
             Error::Internal(detail) if disk_full(detail) => 507,
             Error::Internal(_) => 500,
         }
@@ -77,6 +82,10 @@ impl Error {
             Error::Unauthorized { message, .. } => format!("{message}\n"),
             Error::TooMany(secs) => {
                 format!("Too many sign-in attempts; try again in {secs} seconds.\n")
+            }
+            Error::Damaged { repo, detail } => {
+                log::error!("{repo}: damaged: {detail}; `forgelet maintain {repo}` checks it");
+                format!("The repository {repo} cannot be read: its data on the server is damaged. Its administrator can find what is wrong with `forgelet maintain {repo}`.\n")
             }
             Error::Internal(detail) if disk_full(detail) => {
                 log::error!("{detail}");
@@ -120,6 +129,7 @@ impl fmt::Display for Error {
             | Error::Conflict(m) => f.write_str(m),
             Error::Unauthorized { message, .. } => f.write_str(message),
             Error::TooMany(s) => write!(f, "too many attempts (retry after {s} s)"),
+            Error::Damaged { repo, detail } => write!(f, "{repo}: damaged: {detail}"),
             Error::Internal(d) => f.write_str(d),
         }
     }

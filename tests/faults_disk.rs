@@ -462,3 +462,224 @@ fn a_full_disk_under_the_pack_cache_leaves_clones_to_git_and_caches_again_once_f
     drop(disk);
     eprintln!("took {:?}", started.elapsed());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Damaged repositories
+
+/// How a repository is damaged.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// The newest commit's loose object overwritten with other bytes.
+    CorruptObject,
+    /// `main` points at an object that does not exist, and `side` holds garbage.
+    BrokenRef,
+    /// The larger pack deleted, its index kept.
+    MissingPack,
+}
+
+/// The loose object file of `id` in `repo`.
+fn loose_path(repo: &Path, id: &str) -> PathBuf {
+    repo.join("objects").join(&id[..2]).join(&id[2..])
+}
+
+/// Damages `repo` as `damage` says.
+fn damage(repo: &Path, damage: Damage) {
+    match damage {
+        Damage::CorruptObject => {
+            let head = git_ok(repo, &["rev-parse", "refs/heads/main"]);
+            let path = loose_path(repo, head.trim());
+            let len = fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("the newest commit is not loose ({e})"))
+                .len();
+            set_mode(&path, 0o644);
+            // A zlib stream's header kept, its body overwritten.
+            let mut bytes = fs::read(&path).unwrap();
+            for (i, b) in bytes.iter_mut().enumerate().skip(2) {
+                *b = (i as u8).wrapping_mul(151) ^ 0x5a;
+            }
+            assert_eq!(bytes.len() as u64, len);
+            fs::write(&path, bytes).unwrap();
+        }
+        Damage::BrokenRef => {
+            fs::create_dir_all(repo.join("refs/heads")).unwrap();
+            fs::write(
+                repo.join("refs/heads/main"),
+                "1234567890123456789012345678901234567890\n",
+            )
+            .unwrap();
+            fs::write(repo.join("refs/heads/side"), "this is not an object id\n").unwrap();
+        }
+        Damage::MissingPack => {
+            fs::remove_file(repo.join(largest_pack(repo))).unwrap();
+        }
+    }
+}
+
+/// A site with three damaged repositories beside a sound one: each damaged repository's pages
+/// and a clone of it give a clear error in bounded time, forgelet stays up and the rest of the
+/// site works; `forgelet maintain OWNER/NAME` and `forgelet doctor` name each damaged
+/// repository, say what is wrong and exit non-zero.
+#[test]
+fn damaged_repositories_are_told_as_such_and_the_rest_of_the_site_goes_on() {
+    let started = Instant::now();
+    let site = Site::new("faults_disk_damaged", SiteOptions::default());
+    let good = site.import_fixture("mixed", "alice/good");
+    let cases = [
+        ("alice/corrupt", "mixed", Damage::CorruptObject),
+        ("alice/brokenref", "mixed", Damage::BrokenRef),
+        ("alice/nopack", "packs-only", Damage::MissingPack),
+    ];
+    let mut heads = Vec::new();
+    for (name, fixture, how) in cases {
+        let repo = site.import_fixture(fixture, name);
+        heads.push(
+            git_ok(&repo, &["rev-parse", "refs/heads/main"])
+                .trim()
+                .to_string(),
+        );
+        damage(&repo, how);
+    }
+    let mut srv = site.start();
+    let damaged_page = "cannot be read: its data on the server is damaged";
+    for ((name, _, how), head) in cases.iter().zip(&heads) {
+        for (path, readable) in [
+            (format!("/{name}"), false),
+            (format!("/{name}/tree/main"), false),
+            (format!("/{name}/blob/main/README.md"), false),
+            (format!("/{name}/commits/main"), false),
+            // With a broken ref the commit itself is sound and is shown.
+            (
+                format!("/{name}/commit/{head}"),
+                matches!(how, Damage::BrokenRef),
+            ),
+        ] {
+            let t = Instant::now();
+            let r = srv.get(&site.target(&path));
+            let took = t.elapsed();
+            eprintln!("{how:?} {path}: {} in {took:?}", r.status);
+            assert!(took.as_secs() < 10, "{path} took {took:?}");
+            srv.assert_forgelet_alive(&path);
+            if readable {
+                assert_eq!(r.status, 200, "{path}: {}", r.describe());
+                continue;
+            }
+            // A history page whose older commits are gone with their pack lists what git
+            // could read (known: it does not say the rest is missing).
+            if matches!(how, Damage::MissingPack) && path.ends_with("/commits/main") {
+                assert!([200, 500].contains(&r.status), "{path}: {}", r.describe());
+                continue;
+            }
+            assert_eq!(r.status, 500, "{path}: {}", r.describe());
+            let text = r.text();
+            assert!(
+                text.contains(damaged_page) && text.contains(&format!("forgelet maintain {name}")),
+                "{path} does not say the repository is damaged: {text}"
+            );
+        }
+        let into = site.dir().join(format!("clone-{}", name.replace('/', "-")));
+        let t = Instant::now();
+        let out = run(smart_git(site.dir())
+            .args(["clone", "-q"])
+            .arg(site.url(&format!("/{name}.git")))
+            .arg(&into));
+        let said = all_output(&out);
+        eprintln!(
+            "{how:?} clone: {} in {:?}:\n{said}",
+            out.status,
+            t.elapsed()
+        );
+        assert!(
+            !out.status.success(),
+            "a clone of {name} succeeded:\n{said}"
+        );
+        let expected = match how {
+            // forgelet's answer when git fails before its first word.
+            Damage::CorruptObject => format!("remote error: {name} is damaged on the server"),
+            // The advertisement names the ref; git refuses the missing object.
+            Damage::BrokenRef => "remote error".to_string(),
+            // git itself says so in the answer's side band.
+            Damage::MissingPack => "repository corruption on the remote side".to_string(),
+        };
+        assert!(
+            said.contains(&expected),
+            "the clone of {name} does not say {expected:?}:\n{said}"
+        );
+        srv.assert_forgelet_alive("the damaged repository's clone");
+
+        let out = run(site.forgelet().args(["maintain", name]));
+        let said = all_output(&out);
+        eprintln!("{how:?} maintain: {}:\n{said}", out.status);
+        assert_eq!(out.status.code(), Some(1), "maintain {name}:\n{said}");
+        for words in [
+            format!("{name}: the repository is damaged, so maintenance left it as it was"),
+            "Restore it from a backup".to_string(),
+        ] {
+            assert!(
+                said.contains(&words),
+                "maintain {name} does not say {words:?}:\n{said}"
+            );
+        }
+        let what = match how {
+            Damage::CorruptObject => {
+                format!("refs/heads/main points at {head}, which cannot be read")
+            }
+            Damage::BrokenRef => {
+                "refs/heads/side holds neither an object id nor a ref name".to_string()
+            }
+            Damage::MissingPack => ".pack is missing (its index".to_string(),
+        };
+        assert!(
+            said.contains(&what),
+            "maintain {name} does not say {what:?}:\n{said}"
+        );
+    }
+
+    // The rest of the site goes on.
+    let front = srv.get(&site.target("/"));
+    assert_eq!(front.status, 200, "{}", front.describe());
+    for path in [
+        "/alice/good",
+        "/alice/good/tree/main",
+        "/alice/good/commits/main",
+    ] {
+        let r = srv.get(&site.target(path));
+        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+    }
+    let into = site.dir().join("clone-good");
+    let out = run(smart_git(site.dir())
+        .args(["clone", "-q"])
+        .arg(site.url("/alice/good.git"))
+        .arg(&into));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_clone_matches(&good, &into);
+    let out = run(site.forgelet().args(["maintain", "alice/good"]));
+    assert!(
+        out.status.success(),
+        "maintain alice/good: {}",
+        all_output(&out)
+    );
+
+    // doctor names each damaged repository, and not the sound one.
+    let t = Instant::now();
+    let out = run(site.forgelet().arg("doctor"));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("doctor took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(1), "doctor:\n{said}");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FAILED") && l.contains(" repositories: "))
+        .unwrap_or_else(|| panic!("no failed repositories line:\n{said}"));
+    for (name, _, _) in cases {
+        assert!(
+            line.contains(&format!("{name}: ")),
+            "doctor does not name {name}:\n{line}"
+        );
+    }
+    assert!(!line.contains("alice/good"), "{line}");
+    assert!(
+        line.contains("forgelet maintain OWNER/NAME") && line.contains("backup"),
+        "{line}"
+    );
+    srv.finish();
+    eprintln!("took {:?}", started.elapsed());
+}
