@@ -34,6 +34,10 @@ pub(crate) enum Error {
     Invalid(String),
     /// The request conflicts with what the server keeps (409); the message is safe to show.
     Conflict(String),
+    /// The repository's data cannot be read (an object or a pack damaged or gone): 500 naming
+    /// the repository (`owner/name`, which the client may read) and what its administrator can
+    /// run; the detail is logged, never shown.
+    Damaged { repo: String, detail: String },
     /// Something broke on our side; the detail is logged, never shown.
     Internal(String),
 }
@@ -56,6 +60,8 @@ impl Error {
             Error::Busy(_) => 503,
             Error::Invalid(_) => 422,
             Error::Conflict(_) => 409,
+            Error::Damaged { .. } => 500,
+            Error::Internal(detail) if disk_full(detail) => 507,
             Error::Internal(_) => 500,
         }
     }
@@ -76,6 +82,14 @@ impl Error {
             Error::Unauthorized { message, .. } => format!("{message}\n"),
             Error::TooMany(secs) => {
                 format!("Too many sign-in attempts; try again in {secs} seconds.\n")
+            }
+            Error::Damaged { repo, detail } => {
+                log::error!("{repo}: damaged: {detail}; `forgelet maintain {repo}` checks it");
+                format!("The repository {repo} cannot be read: its data on the server is damaged. Its administrator can find what is wrong with `forgelet maintain {repo}`.\n")
+            }
+            Error::Internal(detail) if disk_full(detail) => {
+                log::error!("{detail}");
+                "The server could not save this: its disk is full. Nothing was changed; try again later, or tell the site's administrator.\n".to_string()
             }
             Error::Internal(detail) => {
                 log::error!("{detail}");
@@ -115,12 +129,46 @@ impl fmt::Display for Error {
             | Error::Conflict(m) => f.write_str(m),
             Error::Unauthorized { message, .. } => f.write_str(message),
             Error::TooMany(s) => write!(f, "too many attempts (retry after {s} s)"),
+            Error::Damaged { repo, detail } => write!(f, "{repo}: damaged: {detail}"),
             Error::Internal(d) => f.write_str(d),
         }
     }
+}
+
+/// Whether an internal error's detail says the disk is full: the text the system gives a
+/// full disk (`ENOSPC`) or quota (`EDQUOT`), as an io error or a git child prints it. The
+/// client is then told why nothing was saved (507), which it can act on, instead of a bare 500.
+fn disk_full(detail: &str) -> bool {
+    detail.contains("No space left on device") || detail.contains("Disk quota exceeded")
 }
 
 /// How long a client told the server is busy waits before asking again.
 const BUSY_RETRY_SECS: u64 = 5;
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_as_such_and_other_internal_errors_are_not() {
+        let full = Error::internal(
+            "changing the account of alice",
+            "cannot write /srv/users.toml: No space left on device (os error 28)",
+        );
+        assert_eq!(full.status(), 507);
+        let r = full.into_response();
+        let body = match &r.body {
+            crate::response::Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        assert!(body.contains("could not save"), "{body}");
+        assert!(body.contains("disk is full"), "{body}");
+        assert!(!body.contains("users.toml"), "a detail was shown: {body}");
+        let quota = Error::Internal("git: Disk quota exceeded".into());
+        assert_eq!(quota.status(), 507);
+        let other = Error::Internal("cannot write: Permission denied (os error 13)".into());
+        assert_eq!(other.status(), 500);
+    }
+}

@@ -80,8 +80,28 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
+/// Whether `e` says the disk (or the user's quota on it) is full.
+fn disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Why `target` could not be written through its temporary copy: the io error, and when the
+/// disk is full, what that means for the file and what to do.
+fn write_failure(target: &Path, e: &io::Error) -> String {
+    if disk_full(e) {
+        format!(
+            "cannot write {}: {e}: the disk holding it is full, so it was left as it was; free some space there and try again",
+            target.display()
+        )
+    } else {
+        format!("cannot write {}: {e}", target.display())
+    }
+}
+
 /// A temporary file next to `path`, removed when dropped unless it was renamed or linked away.
 struct TempFile {
+    /// The file it is written for.
+    target: PathBuf,
     path: PathBuf,
     file: Option<File>,
     done: bool,
@@ -108,12 +128,14 @@ impl TempFile {
             {
                 Ok(file) => {
                     return Ok(TempFile {
+                        target: target.to_path_buf(),
                         path,
                         file: Some(file),
                         done: false,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+                Err(e) if disk_full(&e) => return Err(write_failure(target, &e)),
                 Err(e) => return Err(format!("cannot create a file in {}: {e}", dir.display())),
             }
         }
@@ -121,7 +143,13 @@ impl TempFile {
 
     /// Writes `bytes`, sets mode (and owner, as far as this process may), syncs and closes.
     fn fill(&mut self, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<(), String> {
-        let what = |e: io::Error| format!("cannot write {}: {e}", self.path.display());
+        let what = |e: io::Error| {
+            if disk_full(&e) {
+                write_failure(&self.target, &e)
+            } else {
+                format!("cannot write {}: {e}", self.path.display())
+            }
+        };
         let mut file = self.file.take().ok_or("temporary file already closed")?;
         file.write_all(bytes).map_err(what)?;
         // The umask may have taken bits away at creation; set exactly what is wanted.

@@ -19,6 +19,7 @@ const ALL_CHECKS: &[&str] = &[
     "secret",
     "repos modes",
     "safe.directory",
+    "repositories",
     "git",
     "socket",
     "ssh",
@@ -207,7 +208,7 @@ fn doctor_passes_a_deployment_behind_nginx() {
     assert!(d.line("web server").1.contains("nginx"), "{}", d.output);
     assert!(d
         .output
-        .contains("0 failed, 0 warning(s), 25 ok, 0 skipped"));
+        .contains("0 failed, 0 warning(s), 26 ok, 0 skipped"));
 
     // Without the web server's config, what cannot be seen from outside is skipped, with why
     // and what to give; that is no failure.

@@ -57,7 +57,13 @@ pub(crate) fn clone_request(wants: &[String], v2: bool, agent: &str) -> Vec<u8> 
     s.into_bytes()
 }
 
-fn fetch(srv: &Server, owner_repo: &str, body: &[u8], v2: bool, auth: Option<&str>) -> Response {
+pub(crate) fn fetch(
+    srv: &Server,
+    owner_repo: &str,
+    body: &[u8],
+    v2: bool,
+    auth: Option<&str>,
+) -> Response {
     let mut headers = vec![(
         "Content-Type",
         "application/x-git-upload-pack-request".to_string(),
@@ -126,7 +132,7 @@ pub(crate) fn assert_pack_complete(dir: &Path, answer: &[u8], wants: &[String]) 
 }
 
 /// The complete entries in the cache.
-fn entries(site: &Site) -> Vec<PathBuf> {
+pub(crate) fn entries(site: &Site) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let dir = site.data_dir.join("repos/.cache");
     for group in fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -146,7 +152,7 @@ fn entries(site: &Site) -> Vec<PathBuf> {
 
 /// The complete entries once `ok` says they are what is expected: an answer is made visible
 /// on a thread of its own after it was sent, so a test looks until it is (at most 10 s).
-fn entries_when(site: &Site, ok: impl Fn(&[PathBuf]) -> bool) -> Vec<PathBuf> {
+pub(crate) fn entries_when(site: &Site, ok: impl Fn(&[PathBuf]) -> bool) -> Vec<PathBuf> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let e = entries(site);

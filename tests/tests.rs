@@ -10,6 +10,7 @@ mod doctor;
 mod dumb;
 mod fastcgi;
 mod faults;
+mod faults_disk;
 mod frontends;
 mod fuzz_corpus;
 mod hardening;

@@ -548,6 +548,10 @@ fn maintenance_steps(
     git: impl Fn() -> Command,
     say: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
+    if plan.kind == Kind::Full {
+        say("checking the packs, the refs and the objects they reach");
+        check(repo, &git)?;
+    }
     let removed = remove_leftovers(repo, plan.stale_after)?;
     if !removed.is_empty() {
         say(&format!(
@@ -654,6 +658,47 @@ fn maintenance_steps(
     }
     say("done");
     Ok(())
+}
+
+/// Lines of git's complaint kept in a message.
+const COMPLAINT_LINES: usize = 6;
+
+/// Finds damage before maintenance touches the repository: the cheap look of
+/// [`super::check::damage`], then `git fsck --connectivity-only` (every object the refs reach
+/// is there, and every commit and tree reads). A damaged repository is left as it is, for the
+/// administrator to restore; the error says what is wrong and what to do.
+fn check(repo: &Path, git: &impl Fn() -> Command) -> Result<(), String> {
+    let mut damage = super::check::damage(repo);
+    if damage.is_empty() {
+        if let Err(e) = run_git(
+            git(),
+            repo,
+            &[
+                "fsck",
+                "--connectivity-only",
+                "--no-reflogs",
+                "--no-dangling",
+                "--no-progress",
+            ],
+        ) {
+            let mut lines: Vec<&str> = e.lines().collect();
+            let more = lines.len().saturating_sub(COMPLAINT_LINES);
+            lines.truncate(COMPLAINT_LINES);
+            let mut text = lines.join(" / ");
+            if more > 0 {
+                text.push_str(&format!(" (and {more} more lines)"));
+            }
+            damage.push(text);
+        }
+    }
+    if damage.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the repository is damaged, so maintenance left it as it was: {}. Restore it from a backup (see the README, \"Damaged repositories\"); `git fsck --full` in {} says more",
+        damage.join("; "),
+        repo.display()
+    ))
 }
 
 /// A ref file below `dir` (a lock file is none): `git pack-refs` has work to do. Checked first

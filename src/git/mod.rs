@@ -3,6 +3,7 @@
 
 pub(crate) mod browse;
 pub(crate) mod cache;
+pub(crate) mod check;
 pub(crate) mod lfs;
 pub(crate) mod listing;
 pub(crate) mod maintenance;

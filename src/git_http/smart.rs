@@ -404,6 +404,15 @@ impl Rpc {
                         r.no_cache();
                         r
                     }
+                    // The repository's own data failed git, not the request: the client is
+                    // told so in words git prints, the administrator what git said.
+                    (Ok(_), s) if damaged(stderr) => {
+                        log::error!(
+                            "{label}: git {command} found the repository damaged ({}): {stderr}; `forgelet maintain {label}` checks it",
+                            child::status_text(s)
+                        );
+                        damaged_answer(self.service, label)
+                    }
                     // Anything else git refuses before its first word is the request's fault
                     // (a well-framed but wrong fetch): 400, and a log line at most now and then.
                     (Ok(_), s) => {
@@ -723,6 +732,32 @@ pub(crate) fn being_purged(label: &str) -> Response {
 }
 
 /// 400 with a message git prints.
+/// Whether git's complaint is about the repository's data (an object it cannot read, a pack
+/// gone or corrupt) rather than about the request.
+fn damaged(stderr: &str) -> bool {
+    [
+        "is corrupt",
+        "inflate:",
+        "unable to unpack",
+        "Could not read ",
+        "unable to read ",
+        "bad object",
+        "cannot be accessed",
+        "possible repository corruption",
+    ]
+    .iter()
+    .any(|sign| stderr.contains(sign))
+}
+
+/// The answer for a repository whose data git cannot read: git's own `ERR` line, which the
+/// client prints as "remote error: ..." (a status other than 200 would show only its number).
+fn damaged_answer(service: Service, label: &str) -> Response {
+    let mut r = result_head(service);
+    let text = format!("ERR {label} is damaged on the server (git cannot read its data); its administrator will find what is wrong with `forgelet maintain {label}`\n");
+    r.body = crate::response::Body::Bytes(format!("{:04x}{text}", text.len() + 4).into_bytes());
+    r
+}
+
 fn bad_request(why: &str) -> Response {
     let mut r = Response::text(400, format!("Bad request: {why}.\n"));
     r.no_cache();

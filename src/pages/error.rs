@@ -31,6 +31,7 @@ pub(crate) fn error_page(site: &Site, req: &Request, ctx: &PageCtx, e: Error) ->
         405 => "Not here",
         429 => "Too many attempts",
         503 => "Busy",
+        507 => "Could not save",
         s if s >= 500 => "Something went wrong",
         _ => "Cannot do that",
     };

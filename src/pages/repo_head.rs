@@ -46,7 +46,10 @@ pub(crate) struct FeedLink {
 pub(crate) fn git_err(repo: &RepoDir) -> impl Fn(BrowseError) -> Error + '_ {
     move |e| match e {
         BrowseError::NotFound => Error::NotFound,
-        BrowseError::Git(m) => Error::Internal(format!("{}/{}: {m}", repo.owner, repo.name)),
+        BrowseError::Git(detail) => Error::Damaged {
+            repo: format!("{}/{}", repo.owner, repo.name),
+            detail,
+        },
     }
 }
 

@@ -37,6 +37,7 @@ pub(super) fn check(config: &Config, r: &mut Report) -> bool {
         }
         repo_modes(config, r);
         ownership(config, uid, r);
+        damage(config, r);
     }
     git_version(r);
     socket(config, r);
@@ -459,6 +460,68 @@ fn ownership(config: &Config, owner: u32, r: &mut Report) {
                 path.display()
             ),
         ),
+    }
+}
+
+/// How long doctor looks at repositories for damage, at most.
+const DAMAGE_BUDGET: Duration = Duration::from_secs(20);
+
+/// Damaged repositories, by the cheap look of [`crate::git::check::damage`]: packs with their
+/// indexes and every ref's object readable (no history is read, so a site of many repositories
+/// is looked through in seconds; `forgelet maintain` adds git's connectivity check).
+fn damage(config: &Config, r: &mut Report) {
+    let store = RepoStore::new(config.repos_dir());
+    let list = match repos::list(&store) {
+        Ok(l) => l,
+        Err(e) => {
+            r.fail("repositories", format!("cannot list the repositories: {e}"));
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut looked = 0;
+    let mut damaged: Vec<String> = Vec::new();
+    for repo in &list {
+        if started.elapsed() > DAMAGE_BUDGET || super::interrupted() {
+            break;
+        }
+        looked += 1;
+        let found = crate::git::check::damage(&repo.path);
+        if !found.is_empty() {
+            damaged.push(format!(
+                "{}/{}: {}",
+                repo.owner,
+                repo.name,
+                found.join("; ")
+            ));
+        }
+    }
+    let counted = if looked < list.len() {
+        format!(
+            " (the first {looked} of {} in {} s; `forgelet maintain` checks them all)",
+            list.len(),
+            DAMAGE_BUDGET.as_secs()
+        )
+    } else {
+        String::new()
+    };
+    if damaged.is_empty() {
+        r.ok(
+            "repositories",
+            format!(
+                "{} read: every pack has its index, every ref's object reads{counted}",
+                count(looked, "repository", "repositories")
+            ),
+        );
+    } else {
+        r.fail(
+            "repositories",
+            format!(
+                "{} damaged{counted}: {}. Run `forgelet maintain OWNER/NAME` for git's check of each, and restore a damaged repository from a backup (see the README, \"Damaged repositories\")",
+                count(damaged.len(), "repository", "repositories"),
+                damaged.join(" | ")
+            ),
+        );
     }
 }
 

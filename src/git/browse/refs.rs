@@ -179,13 +179,23 @@ fn lookup_ref(repo: &Repository, name: &str) -> Result<Option<ResolvedRef>> {
             Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::InvalidSpec) => continue,
             Err(e) => return Err(e.into()),
         };
-        // A tag of a tree or a blob names no commit: it cannot be browsed as one.
-        if let Ok(commit) = reference.peel_to_commit() {
-            return Ok(Some(ResolvedRef {
-                commit: commit.id(),
-                kind,
-                name: name.to_string(),
-            }));
+        // A tag of a tree or a blob names no commit: it cannot be browsed as one. An object
+        // that cannot be read (missing, corrupt) is damage, not a name the user got wrong.
+        match reference.peel_to_commit() {
+            Ok(commit) => {
+                return Ok(Some(ResolvedRef {
+                    commit: commit.id(),
+                    kind,
+                    name: name.to_string(),
+                }))
+            }
+            Err(e) if matches!(e.code(), ErrorCode::Peel | ErrorCode::InvalidSpec) => {}
+            Err(e) => {
+                return Err(BrowseError::Git(format!(
+                    "{full} cannot be read: {}",
+                    e.message()
+                )))
+            }
         }
     }
     if name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
