@@ -731,7 +731,6 @@ pub(crate) fn being_purged(label: &str) -> Response {
     r
 }
 
-/// 400 with a message git prints.
 /// Whether git's complaint is about the repository's data (an object it cannot read, a pack
 /// gone or corrupt) rather than about the request.
 fn damaged(stderr: &str) -> bool {
@@ -758,6 +757,7 @@ fn damaged_answer(service: Service, label: &str) -> Response {
     r
 }
 
+/// 400 with a message git prints.
 fn bad_request(why: &str) -> Response {
     let mut r = Response::text(400, format!("Bad request: {why}.\n"));
     r.no_cache();
