@@ -14,6 +14,28 @@ pub(crate) struct FileLock {
     _file: File,
 }
 
+impl FileLock {
+    /// Makes the child that `c` starts inherit this lock's descriptor, so the lock is held as
+    /// long as that child, and whatever it starts in turn, runs, even if this process dies
+    /// first (a `flock` lasts while any descriptor of the open file does). Only that child
+    /// gets it: the descriptor stays close-on-exec for every other process started here.
+    pub(crate) fn hand_down(&self, c: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let fd = self._file.as_raw_fd();
+        // SAFETY: runs in the child between fork and exec, where only async-signal-safe calls
+        // are allowed: fcntl(2) is one, on a descriptor the parent keeps open until the spawn
+        // returns (the lock outlives the command), and nothing is allocated.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 /// Waits for the exclusive lock on `path` (made with mode 0600 when missing).
 pub(crate) fn lock(path: &Path) -> Result<FileLock, String> {
     lock_with(path, libc::LOCK_EX)?.ok_or_else(|| format!("cannot lock {}", path.display()))

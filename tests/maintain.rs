@@ -319,16 +319,28 @@ fn maintain_removes_what_a_stopped_git_left_and_keeps_what_may_be_in_use() {
     old_file(&repo.join("refs/heads/other.lock"), &main, fresh);
     old_file(&objects.join("incoming-New789/x"), "in use", fresh);
 
-    // The stale lock refuses a push of main, as it would on a real site.
+    // The stale lock refuses a push of main while another push holds the repository (a push
+    // alone in it removes ref locks itself: `faults::a_ref_lock_left_by_a_killed_push_...`).
     let tmp = TempDir::new("maintain_leftovers_work");
     let work = clone(&up, "alice/proj", tmp.path(), "work");
     let url = push_url(&up.site, "alice/proj");
+    let other_push = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(repo.join("forgelet-maintenance.lock"))
+        .unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    let rc = unsafe { libc::flock(other_push.as_raw_fd(), libc::LOCK_SH) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
     let refused = commit_and_push(&work, &url, 1);
     assert!(
         !refused.status.success(),
         "a push went through a stale main.lock: the test would prove nothing\n{}",
         all_output(&refused)
     );
+    drop(other_push);
 
     let said = maintain_ok(&up.site, &["alice/proj"]);
     for gone in [

@@ -528,15 +528,8 @@ impl Site {
             self.start_apache(&mut server, &front_dir, &edit);
             return server;
         }
-        server.forgelet = Some(spawn_forgelet(
-            &self.config,
-            &self.socket,
-            &dir.join("forgelet.stdout"),
-            &server.forgelet_log,
-        ));
-        server.wait_for("forgelet socket", |s| {
-            UnixStream::connect(&s.socket).is_ok()
-        });
+        fs::File::create(&server.forgelet_log).unwrap();
+        self.spawn_forgelet(&mut server);
         match front {
             Front::ApacheFcgi => {
                 self.start_apache(&mut server, &front_dir, &edit);
@@ -668,6 +661,21 @@ impl Site {
         server.front = Some(child);
         server.wait_for("nginx port", |s| {
             TcpStream::connect(("127.0.0.1", s.port)).is_ok()
+        });
+    }
+
+    /// Starts `forgelet serve` on the site's socket for `server` (its stderr appended to
+    /// `server.forgelet_log`) and waits for the socket.
+    fn spawn_forgelet(&self, server: &mut Server) {
+        let child = spawn_forgelet(
+            &self.config,
+            &self.socket,
+            &self.dir().join("forgelet.stdout"),
+            &server.forgelet_log,
+        );
+        server.forgelet = Some(child);
+        server.wait_for("forgelet socket", |s| {
+            UnixStream::connect(&s.socket).is_ok()
         });
     }
 
@@ -992,7 +1000,7 @@ pub struct Frontend {
 }
 
 /// `forgelet serve` with `config`, on the unix socket `socket` (removed first), logging at
-/// debug to `log`.
+/// debug to `log` (appended to: a restarted forgelet's lines follow the killed one's).
 fn spawn_forgelet(config: &Path, socket: &Path, stdout: &Path, log: &Path) -> Child {
     let _ = fs::remove_file(socket);
     Command::new(BIN)
@@ -1004,10 +1012,67 @@ fn spawn_forgelet(config: &Path, socket: &Path, stdout: &Path, log: &Path) -> Ch
         .env_remove("FORGELET_CONFIG")
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
-        .stdout(Stdio::from(fs::File::create(stdout).unwrap()))
-        .stderr(Stdio::from(fs::File::create(log).unwrap()))
+        .stdout(appending(stdout))
+        .stderr(appending(log))
         .spawn()
         .expect("start forgelet serve")
+}
+
+/// A process killed with forgelet: its command line and the files it had open then.
+#[derive(Debug)]
+pub struct Killed {
+    pub command: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// The pids of the children of process `pid` (of all its threads), their children, and so on.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let tasks = fs::read_dir(format!("/proc/{p}/task"))
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for task in tasks {
+            let children = fs::read_to_string(task.join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !out.contains(&c) {
+                    out.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fields of `/proc/PID/stat` after the command's closing parenthesis: state, ppid, pgrp, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The process group of `pid`, if it is there.
+fn process_group_of(pid: u32) -> Option<i32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn is_running(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z" && s != "X"))
+}
+
+/// Every process (by pid) whose process group is one of `groups`.
+fn processes_in_groups(groups: &std::collections::BTreeSet<i32>) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| process_group_of(*p).is_some_and(|g| groups.contains(&g)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A port nobody listens on right now.
@@ -1098,6 +1163,77 @@ impl Server {
     /// The forgelet process's id.
     pub fn forgelet_pid(&self) -> u32 {
         self.forgelet.as_ref().unwrap().id()
+    }
+
+    /// Kills forgelet outright (SIGKILL) and, at the same moment, every process of its
+    /// children's process groups and their descendants: the git it runs for requests (each in a
+    /// group of its own, with what it starts, such as index-pack) and the maintenance runs it
+    /// starts. As a crash of the whole service leaves things: nobody cleans up. forgelet is
+    /// stopped (SIGSTOP) first, so it starts nothing while its children are listed. Returns
+    /// the processes listed (forgelet's descendants), once they are all gone.
+    pub fn kill_forgelet_and_children(&mut self) -> Vec<Killed> {
+        let mut child = self.forgelet.take().expect("a forgelet to kill");
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) and getpgrp(2) with plain integers; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let own_group = unsafe { libc::getpgrp() };
+        let mut descendants = descendants_of(pid as u32);
+        let groups: std::collections::BTreeSet<i32> = descendants
+            .iter()
+            .filter_map(|p| process_group_of(*p))
+            .filter(|g| *g != own_group && *g > 1)
+            .collect();
+        let killed: Vec<Killed> = descendants
+            .iter()
+            .map(|p| Killed {
+                command: fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default(),
+                files: fs::read_dir(format!("/proc/{p}/fd"))
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|e| fs::read_link(e.path()).ok())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect();
+        for g in &groups {
+            // SAFETY: as above; a negative pid names the process group.
+            unsafe { libc::kill(-g, libc::SIGKILL) };
+        }
+        for p in &descendants {
+            // SAFETY: as above.
+            unsafe { libc::kill(*p as libc::pid_t, libc::SIGKILL) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = child.wait();
+        // Whatever was in those groups and not listed (started in the instant before) is gone
+        // too; wait until none of them runs (a killed process is a zombie until its new parent
+        // reaps it).
+        for p in processes_in_groups(&groups) {
+            if !descendants.contains(&p) {
+                descendants.push(p);
+            }
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        while descendants.iter().any(|p| is_running(*p)) {
+            assert!(
+                Instant::now() < until,
+                "processes still running 10 s after SIGKILL: {descendants:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        killed
+    }
+
+    /// Starts forgelet again on the same site and socket after
+    /// [`Server::kill_forgelet_and_children`]; the web server keeps running. Its log goes on in
+    /// the same file.
+    pub fn restart_forgelet(&mut self, site: &Site) {
+        assert!(self.forgelet.is_none(), "forgelet is still running");
+        site.spawn_forgelet(self);
     }
 
     /// The most memory forgelet has used so far (its peak resident set, VmHWM), in MiB.

@@ -36,17 +36,84 @@ const PURGING: &str = "forgelet-purge.lock";
 /// How long a purge waits for running pushes to finish.
 const WAIT_FOR_PUSHES: Duration = Duration::from_secs(600);
 
-/// A push's hold on its repository, released when dropped.
+/// A push's hold on its repository, released when dropped, and handed down to the push's git
+/// ([`PushHold::hand_down`]) so that it lasts as long as that git, whatever happens to the
+/// process that started it.
 pub(crate) struct PushHold {
-    _lock: FileLock,
+    lock: FileLock,
+}
+
+impl PushHold {
+    /// Makes the git that `c` starts (and what it starts, such as index-pack) hold the hold
+    /// too, until its last process ends.
+    pub(crate) fn hand_down(&self, c: &mut Command) {
+        self.lock.hand_down(c);
+    }
 }
 
 /// The hold a push needs; `Ok(None)` while a purge runs or waits to.
+///
+/// A push that finds the repository alone (nobody else holds its lock: no push, maintenance
+/// run, purge or move is under way, and no git any of them started is alive, since each hands
+/// its hold down to its git) first removes the ref lock files git left there, which only a git
+/// killed in the middle of updating refs leaves (forgelet itself writes no refs). Otherwise
+/// such a lock would refuse every push of that branch until maintenance, an hour later at the
+/// soonest, removed it; a kill of the whole service, or of the machine, at the wrong moment of
+/// a push leaves one. Each is logged.
 pub(crate) fn hold_for_push(repo: &Path) -> Result<Option<PushHold>, String> {
     if matches!(status(repo), Status::Running { .. }) {
         return Ok(None);
     }
-    Ok(fsfile::try_lock_shared(&repo.join(LOCK))?.map(|lock| PushHold { _lock: lock }))
+    if let Some(_alone) = fsfile::try_lock(&repo.join(LOCK))? {
+        for removed in remove_ref_locks(repo) {
+            // One that cannot be removed is for the sysadmin; the push goes on (git says which
+            // ref it could not lock, if it needs that one).
+            match removed {
+                Ok(gone) => log::warn!(
+                    "{}: removed {gone}, left by a git stopped while it updated refs",
+                    repo.display()
+                ),
+                Err(why) => log::warn!("{why}, left by a git stopped while it updated refs"),
+            }
+        }
+    }
+    Ok(fsfile::try_lock_shared(&repo.join(LOCK))?.map(|lock| PushHold { lock }))
+}
+
+/// Removes git's lock files of refs in `repo`: `refs/**/*.lock`, `HEAD.lock` (a push of the
+/// branch `HEAD` names locks it for its reflog) and `packed-refs.lock`; what went, by path
+/// inside the repository, or why one could not go. Only for a caller that knows no git writes
+/// refs there.
+fn remove_ref_locks(repo: &Path) -> Vec<Result<String, String>> {
+    let mut found = Vec::new();
+    for top in ["HEAD.lock", "packed-refs.lock"] {
+        found.push(repo.join(top));
+    }
+    let mut stack = vec![repo.join("refs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) if e.file_name().to_string_lossy().ends_with(".lock") => found.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    found
+        .into_iter()
+        .filter_map(|path| match fs::remove_file(&path) {
+            Ok(()) => Some(Ok(path
+                .strip_prefix(repo)
+                .unwrap_or(&path)
+                .display()
+                .to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(format!("cannot remove {}: {e}", path.display()))),
+        })
+        .collect()
 }
 
 /// How long moving a repository's folder (delete, rename, a new owner) waits for running pushes.
@@ -182,7 +249,7 @@ pub(crate) fn purge(
     crate::packcache::identity::forget(repo, &pack_cache)?;
     step("waiting for pushes to finish", &mut say)?;
     let until = Instant::now() + WAIT_FOR_PUSHES;
-    let _lock = loop {
+    let lock = loop {
         if let Some(l) = fsfile::try_lock(&repo.join(LOCK))? {
             break l;
         }
@@ -234,6 +301,13 @@ pub(crate) fn purge(
             ],
         ),
     ];
+    // Its git holds off pushes too, even if this process is killed first: a push never
+    // starts beside a prune that outlived its purge.
+    let git = || {
+        let mut c = git();
+        lock.hand_down(&mut c);
+        c
+    };
     for (what, args) in steps {
         step(what, &mut say)?;
         if let Err(why) = run_git(git(), repo, args) {
@@ -299,7 +373,8 @@ fn run_git(mut c: Command, repo: &Path, args: &[&str]) -> Result<(), String> {
 // - leftovers of a git that was stopped (a push past its deadline, a crash): quarantine
 //   folders, temporary packs and indexes, and lock files, once older than the git deadline (no
 //   git forgelet runs lives longer, so nothing older is in use). A stale ref lock refuses every
-//   later push of that ref;
+//   later push of that ref, so a push that finds the repository alone removes those at once
+//   (`hold_for_push`);
 // - refs packed into `packed-refs`;
 // - packs: after a push, a geometric repack (small packs rolled into larger ones, loose objects
 //   packed); from the timer or the command, everything into one pack and the objects nothing
@@ -517,8 +592,15 @@ pub(crate) fn maintain(
     if matches!(status(repo), Status::Running { .. } | Status::Queued { .. }) {
         return Ok(purging());
     }
-    let Some(_hold) = fsfile::try_lock_shared(&repo.join(LOCK))? else {
+    let Some(hold) = fsfile::try_lock_shared(&repo.join(LOCK))? else {
         return Ok(purging());
+    };
+    // Its git holds the hold too, as a push's does: a push never takes a lock git packing refs
+    // holds for a stale one, even if this process is killed and its git goes on.
+    let git = || {
+        let mut c = git();
+        hold.hand_down(&mut c);
+        c
     };
     let result = maintenance_steps(repo, plan, git, &mut say);
     let now = crate::time::now();
@@ -834,6 +916,63 @@ mod tests {
             .env("GIT_COMMITTER_NAME", "C")
             .env("GIT_COMMITTER_EMAIL", "c@example.org");
         c
+    }
+
+    #[test]
+    fn a_push_alone_removes_ref_locks_and_one_beside_others_keeps_them() {
+        let repo =
+            std::env::temp_dir().join(format!("forgelet-reflocks-{}.git", std::process::id()));
+        let _ = std::fs::remove_dir_all(&repo);
+        std::fs::create_dir_all(repo.join("refs/heads/topic")).unwrap();
+        std::fs::create_dir_all(repo.join("refs/tags")).unwrap();
+        let locks = [
+            "HEAD.lock",
+            "packed-refs.lock",
+            "refs/heads/main.lock",
+            "refs/heads/topic/x.lock",
+            "refs/tags/v1.lock",
+        ];
+        let kept = [
+            "HEAD",
+            "refs/heads/main",
+            "config.lock",
+            "forgelet-maintain.lock",
+        ];
+        for f in locks.iter().chain(kept.iter()) {
+            std::fs::write(repo.join(f), "x\n").unwrap();
+        }
+        let all_there = |when: &str| {
+            for f in locks.iter().chain(kept.iter()) {
+                assert!(repo.join(f).exists(), "{f} went {when}");
+            }
+        };
+        // Beside another push (or a maintenance run), each lock may be its git's: all stay.
+        let other = fsfile::try_lock_shared(&repo.join(LOCK)).unwrap().unwrap();
+        let beside = hold_for_push(&repo).unwrap().expect("shared");
+        all_there("beside another push");
+        drop((other, beside));
+        // Beside a git a push handed its hold to, which outlived the push's own process.
+        let mut c = Command::new("sleep");
+        c.arg("5");
+        let held = fsfile::try_lock_shared(&repo.join(LOCK)).unwrap().unwrap();
+        held.hand_down(&mut c);
+        let mut sleeper = c.spawn().unwrap();
+        drop(held);
+        let beside = hold_for_push(&repo).unwrap().expect("shared");
+        all_there("beside a running git");
+        drop(beside);
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        // Alone: git's ref locks go, nothing else does.
+        let alone = hold_for_push(&repo).unwrap().expect("alone");
+        for f in locks {
+            assert!(!repo.join(f).exists(), "{f} was kept");
+        }
+        for f in kept {
+            assert!(repo.join(f).exists(), "{f} went");
+        }
+        drop(alone);
+        let _ = std::fs::remove_dir_all(&repo);
     }
 
     #[test]

@@ -278,12 +278,12 @@ impl Rpc {
                         return self.through_cache(site, cache, plan, body, out, &label);
                     }
                 }
-                self.exchange(runner, limits, Box::new(body), out, &label, None)
+                self.exchange(runner, limits, Box::new(body), out, &label, None, None)
                     .0
             }
             Service::ReceivePack => {
                 // Held for the whole push: a purge waits for it, and none starts meanwhile.
-                let _hold = match maintenance::hold_for_push(&self.repo.path) {
+                let hold = match maintenance::hold_for_push(&self.repo.path) {
                     Ok(Some(h)) => h,
                     Ok(None) => return being_purged(&label).write_cgi(out, false),
                     Err(e) => {
@@ -293,14 +293,24 @@ impl Rpc {
                     }
                 };
                 let body = CappedReader::new(decoded(input, self.gzip), cap);
-                self.exchange(runner, limits, Box::new(body), out, &label, None)
-                    .0
+                self.exchange(
+                    runner,
+                    limits,
+                    Box::new(body),
+                    out,
+                    &label,
+                    None,
+                    Some(&hold),
+                )
+                .0
             }
         }
     }
 
     /// Takes a slot, starts git, feeds it `body` while its output is streamed to `out` (and to
-    /// `record`, when given). Also says whether git answered in full and succeeded.
+    /// `record`, when given), git holding `hold` (a push's) as long as it runs. Also says whether
+    /// git answered in full and succeeded.
+    #[allow(clippy::too_many_arguments)]
     fn exchange(
         &self,
         runner: &GitRunner,
@@ -309,6 +319,7 @@ impl Rpc {
         out: &mut (dyn Write + Send),
         label: &str,
         record: Option<&mut dyn child::Record>,
+        hold: Option<&maintenance::PushHold>,
     ) -> (io::Result<()>, bool) {
         let slot = match runner.slot(&self.client, self.who.user.is_none()) {
             Ok(s) => s,
@@ -323,6 +334,9 @@ impl Rpc {
             limits,
         );
         c.arg(&self.repo.path);
+        if let Some(hold) = hold {
+            hold.hand_down(&mut c);
+        }
         let child = match runner.spawn(&mut c) {
             Ok(child) => child,
             Err(e) => {
@@ -543,7 +557,7 @@ impl Rpc {
         let (runner, limits) = (&site.git, &site.config.limits);
         let uncached = |body: Spooled, out: &mut (dyn Write + Send)| {
             cache.count(Event::Pass);
-            self.exchange(runner, limits, Box::new(body), out, label, None)
+            self.exchange(runner, limits, Box::new(body), out, label, None, None)
                 .0
         };
         // An entry found is sent; one evicted meanwhile leaves the answer to git.
@@ -573,6 +587,7 @@ impl Rpc {
                     out,
                     label,
                     Some(&mut recording),
+                    None,
                 );
                 // Not finished when git ended (it failed, or it was not known whether it had
                 // all of the request): finished now.

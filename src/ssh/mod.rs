@@ -295,6 +295,9 @@ fn run(config: &Config, session: &Session<'_>) -> Result<Ran, Refused> {
     );
     let mut c = runner.service(service, &label, Some(&user.name), version, &config.limits);
     c.arg(&repo.path);
+    if let Some(hold) = &hold {
+        hold.hand_down(&mut c);
+    }
     let ended = runner
         .attached(&mut c, config.limits.git_deadline)
         .map_err(|e| Refused::Internal(format!("{label}: cannot run git: {e}")))?;
