@@ -35,6 +35,7 @@ const ALL_CHECKS: &[&str] = &[
     "private repository",
     "object files",
     "fetch",
+    "pack cache",
     "buffering",
     "timeouts",
     "cleanup",
@@ -208,7 +209,7 @@ fn doctor_passes_a_deployment_behind_nginx() {
     assert!(d.line("web server").1.contains("nginx"), "{}", d.output);
     assert!(d
         .output
-        .contains("0 failed, 0 warning(s), 26 ok, 0 skipped"));
+        .contains("0 failed, 0 warning(s), 27 ok, 0 skipped"));
 
     // Without the web server's config, what cannot be seen from outside is skipped, with why
     // and what to give; that is no failure.
@@ -297,6 +298,33 @@ fn doctor_names_an_internal_location_reachable_from_outside() {
         &["answered 200", "add `internal;`", "/.forgelet-repos/"],
     );
     assert_eq!(d.failed(), ["internal location"], "{}", d.output);
+    srv.finish();
+}
+
+/// A web server that does not send the pack cache's entries fails every clone of something seen
+/// before, and nothing else: doctor repeats a clone until the cache answers it.
+#[test]
+fn doctor_names_a_web_server_that_does_not_send_the_pack_cache() {
+    let site = site("doctor_nginx_pack_cache", "x-accel-redirect");
+    let srv = site.start_behind_with(Front::Nginx, |text| {
+        let repos = "location ^~ /.forgelet-repos/ {";
+        assert!(text.contains(repos));
+        text.replace(
+            repos,
+            &format!("location ^~ /.forgelet-repos/.cache/ {{\n    internal;\n    return 404;\n}}\n{repos}"),
+        )
+    });
+    let d = doctor(&site, &[]);
+    assert!(!d.success, "{}", d.output);
+    d.assert_failed(
+        "pack cache",
+        &[
+            "404",
+            "clones of anything seen before fail",
+            "/.forgelet-repos/.cache/",
+        ],
+    );
+    assert_eq!(d.failed(), ["pack cache"], "{}", d.output);
     srv.finish();
 }
 

@@ -44,6 +44,9 @@ const MEASURABLE: Duration = Duration::from_secs(1);
 /// The object the LFS check sends: larger than the pages' body cap (256 KiB).
 const LFS_CHECK_BYTES: usize = 300 << 10;
 
+/// Identical clones the pack cache check makes at most, past the first.
+const PACK_CACHE_TRIES: u64 = 4;
+
 const WEB_CHECKS: &[&str] = &[
     "credentials",
     "info/refs dumb",
@@ -55,6 +58,7 @@ const WEB_CHECKS: &[&str] = &[
     "object files",
     "git lfs",
     "fetch",
+    "pack cache",
 ];
 
 /// The web server in front, as its `Server` header names it: each fix is said for it alone.
@@ -465,6 +469,7 @@ impl Web<'_, '_> {
                 "object files",
                 "git lfs",
                 "fetch",
+                "pack cache",
             ] {
                 self.r
                     .skip(c, "needs a token to reach forgelet (see credentials above)");
@@ -482,7 +487,12 @@ impl Web<'_, '_> {
         if interrupted() {
             return None;
         }
-        want.and_then(|oid| self.fetch(&made, &oid))
+        let oid = want?;
+        let times = self.fetch(&made, &oid);
+        if times.is_some() && !interrupted() {
+            self.pack_cache(&made, &oid);
+        }
+        times
     }
 
     fn send(&mut self, req: &Request<'_>) -> Result<Reply, String> {
@@ -1346,8 +1356,8 @@ impl Web<'_, '_> {
 
     /// A fetch of `want` over smart HTTP (protocol v0, which needs no Git-Protocol header):
     /// the answer carries a pack; its (first byte, whole answer) times.
-    fn fetch(&mut self, m: &Made, want: &str) -> Option<(Duration, Duration)> {
-        let check = "fetch";
+    /// A clone's POST of `want` (protocol v0, as `git clone` of one branch sends it).
+    fn clone_post(&mut self, m: &Made, want: &str) -> (String, Result<Reply, String>) {
         let path = format!("{}/git-upload-pack", m.git_path);
         let full = self.full(&path);
         let body = format!(
@@ -1368,7 +1378,100 @@ impl Web<'_, '_> {
             headers: &headers,
             body: Some(body.as_bytes()),
         };
-        match self.send(&req) {
+        let reply = self.send(&req);
+        (full, reply)
+    }
+
+    /// The same clone again until the pack cache answers it (it keeps an answer once it has seen
+    /// the request `min_hits` times), then whether that answer reached the client: the web
+    /// server sends it from `[pack_cache] dir` through its own internal location, which a
+    /// misconfigured web server answers 404, and clones then fail only once an answer is kept.
+    fn pack_cache(&mut self, m: &Made, want: &str) {
+        let check = "pack cache";
+        let pc = &self.config.pack_cache;
+        if pc.max_bytes == 0 {
+            self.r.skip(check, "off ([pack_cache] max_mib = 0)");
+            return;
+        }
+        if pc.min_hits > PACK_CACHE_TRIES {
+            self.r.skip(
+                check,
+                format!(
+                    "[pack_cache] min_hits = {}: doctor does not repeat a clone that often",
+                    pc.min_hits
+                ),
+            );
+            return;
+        }
+        let (dir, prefix) = (pc.dir.clone(), pc.internal_prefix.clone());
+        let hits = || crate::packcache::counts(&dir).hits;
+        for _ in 0..=PACK_CACHE_TRIES {
+            let before = hits();
+            let (full, reply) = self.clone_post(m, want);
+            // The hit is counted once forgelet has handed the answer over: a moment after.
+            let until = Instant::now() + Duration::from_secs(2);
+            let mut hit = hits() > before;
+            while !hit && Instant::now() < until && reply.is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+                hit = hits() > before;
+            }
+            match reply {
+                Err(e) => {
+                    self.r.fail(check, format!("POST {full}: {e}"));
+                    return;
+                }
+                Ok(r) if hit && r.status == 200 && contains(&r.body, b"PACK") => {
+                    self.r.ok(
+                        check,
+                        format!(
+                            "a repeated clone was answered from {} ({} bytes)",
+                            dir.display(),
+                            r.body.len()
+                        ),
+                    );
+                    return;
+                }
+                Ok(r) if hit => {
+                    self.r.fail(
+                        check,
+                        format!(
+                            "a clone answered from the pack cache reached the client as {}: clones of anything seen before fail. The web server must send the files of {dir}/ at its internal location {prefix}/{}",
+                            r.describe(),
+                            self.pack_cache_fix(&dir, &prefix),
+                            dir = dir.display(),
+                        ),
+                    );
+                    return;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        self.r.warn(
+            check,
+            format!(
+                "{} identical clones and none was answered from the pack cache in {}: forgelet's log says why (a folder it cannot write, or [pack_cache] free_mib)",
+                PACK_CACHE_TRIES + 1,
+                dir.display()
+            ),
+        );
+    }
+
+    /// How the web server in front sends the pack cache's entries.
+    fn pack_cache_fix(&self, dir: &Path, prefix: &str) -> String {
+        let d = dir.display();
+        match self.front {
+            Front::Nginx | Front::Unknown => {
+                format!(" (nginx: `location ^~ {prefix}/ {{ internal; alias {d}/; }}`)")
+            }
+            Front::Apache => format!(" (Apache: `XSendFilePath {d}`)"),
+            Front::Lighttpd => format!(" (lighttpd: {d} among `x-sendfile-docroot`)"),
+        }
+    }
+
+    fn fetch(&mut self, m: &Made, want: &str) -> Option<(Duration, Duration)> {
+        let check = "fetch";
+        let (full, reply) = self.clone_post(m, want);
+        match reply {
             Err(e) => {
                 self.r.fail(check, format!("POST {full}: {e}"));
                 None
