@@ -393,6 +393,8 @@ fn a_busy_site_keeps_every_push_and_answers_everyone() {
                             .push((k % PUSH_REPOS, branch.clone(), commit));
                         200
                     } else if text.contains("503") {
+                        // None is expected under this site's limits: say what it was.
+                        tally.wrong(format!("push {n} of {k} answered 503: {text}"));
                         503
                     } else {
                         tally.wrong(format!("push {n} of {k}: {text}"));

@@ -60,6 +60,10 @@ impl PushHold {
 /// such a lock would refuse every push of that branch until maintenance, an hour later at the
 /// soonest, removed it; a kill of the whole service, or of the machine, at the wrong moment of
 /// a push leaves one. Each is logged.
+///
+/// That look holds the lock exclusively for a moment, so a push (or maintenance run) that comes
+/// beside it waits for it ([`shared_lock`]) instead of taking it for a purge: concurrent pushes
+/// were refused as "being purged" now and then.
 pub(crate) fn hold_for_push(repo: &Path) -> Result<Option<PushHold>, String> {
     if matches!(status(repo), Status::Running { .. }) {
         return Ok(None);
@@ -77,7 +81,26 @@ pub(crate) fn hold_for_push(repo: &Path) -> Result<Option<PushHold>, String> {
             }
         }
     }
-    Ok(fsfile::try_lock_shared(&repo.join(LOCK))?.map(|lock| PushHold { lock }))
+    Ok(shared_lock(repo)?.map(|lock| PushHold { lock }))
+}
+
+/// How long a push's look for stale ref locks may hold the repository's lock alone, at most;
+/// a purge or a move holds it far longer.
+const BRIEF_LOOK: Duration = Duration::from_secs(2);
+
+/// The repository's lock, shared, waiting up to [`BRIEF_LOOK`] while another push looks for
+/// stale ref locks; `None` when it is still held alone then (a purge, or a move of the folder).
+fn shared_lock(repo: &Path) -> Result<Option<FileLock>, String> {
+    let until = Instant::now() + BRIEF_LOOK;
+    loop {
+        if let Some(l) = fsfile::try_lock_shared(&repo.join(LOCK))? {
+            return Ok(Some(l));
+        }
+        if matches!(status(repo), Status::Running { .. }) || Instant::now() >= until {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Removes git's lock files of refs in `repo`: `refs/**/*.lock`, `HEAD.lock` (a push of the
@@ -592,7 +615,7 @@ pub(crate) fn maintain(
     if matches!(status(repo), Status::Running { .. } | Status::Queued { .. }) {
         return Ok(purging());
     }
-    let Some(hold) = fsfile::try_lock_shared(&repo.join(LOCK))? else {
+    let Some(hold) = shared_lock(repo)? else {
         return Ok(purging());
     };
     // Its git holds the hold too, as a push's does: a push never takes a lock git packing refs
@@ -963,6 +986,17 @@ mod tests {
         drop(beside);
         let _ = sleeper.kill();
         let _ = sleeper.wait();
+        // Beside another push's look for stale locks (the lock held alone for a moment): the
+        // push waits for the moment to pass instead of being refused as during a purge.
+        let look = fsfile::try_lock(&repo.join(LOCK)).unwrap().unwrap();
+        let looking = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(look);
+        });
+        let beside = hold_for_push(&repo).unwrap();
+        assert!(beside.is_some(), "refused beside another push's look");
+        looking.join().unwrap();
+        drop(beside);
         // Alone: git's ref locks go, nothing else does.
         let alone = hold_for_push(&repo).unwrap().expect("alone");
         for f in locks {
