@@ -12,6 +12,29 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
+/// How long a pusher whose server was killed may take to give up.
+const PUSHER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits for `child` (started in a process group of its own) up to `patience`; past it, stops
+/// its whole group. Its exit status, and whether it had to be stopped.
+fn wait_or_stop(
+    child: &mut std::process::Child,
+    patience: Duration,
+) -> (std::process::ExitStatus, bool) {
+    let until = Instant::now() + patience;
+    while Instant::now() < until {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) of the child's own process group (it was started with process_group(0)).
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    (child.wait().unwrap(), true)
+}
+
 /// xorshift64: the kill delays, the same on every run.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -338,6 +361,7 @@ fn kill_9_of_forgelet_and_its_git_during_pushes_keeps_repositories_sound() {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
     let mut locks_left = Vec::new();
+    let mut hung_pushers = 0;
     for i in 0..20 {
         let old = branch(&repo, "main").expect("main on the server");
         let new = commit_data(&work, i);
@@ -364,7 +388,14 @@ fn kill_9_of_forgelet_and_its_git_during_pushes_keeps_repositories_sound() {
         let done_before = push.try_wait().unwrap().is_some();
         let killed = srv.kill_forgelet_and_children();
         srv.restart_forgelet(&site);
-        let status = push.wait().unwrap();
+        let (status, hung) = wait_or_stop(&mut push, PUSHER_PATIENCE);
+        if hung {
+            // Seen once in a CI run: git's client (remote-http and send-pack waiting on each
+            // other's pipe, no connection left) never ended after its server died mid-answer.
+            // That is the client's own; what the server kept is checked below as for the rest.
+            hung_pushers += 1;
+            eprintln!("push {i}: git's client still waited {PUSHER_PATIENCE:?} after its server was killed: stopped");
+        }
         let said = std::fs::read_to_string(&log).unwrap_or_default();
 
         // The git of a push or of maintenance held the repository's hold itself, so a push
@@ -449,7 +480,8 @@ fn kill_9_of_forgelet_and_its_git_during_pushes_keeps_repositories_sound() {
     }
     eprintln!(
         "a push took {push_time:?} from its receive-pack's start; kills by phase: {phases:?}; \
-         ref locks left by kills (each removed by the next push): {locks_left:?}"
+         ref locks left by kills (each removed by the next push): {locks_left:?}; pushers \
+         stopped after waiting {PUSHER_PATIENCE:?}: {hung_pushers}"
     );
 
     // What the killed git left, once older than any git forgelet runs may live, goes with
