@@ -405,19 +405,27 @@ fn searches_and_blames_past_their_caps_are_told_to_come_back_and_cut_short_say_s
 
     // A short expression of nested repeats: the C library writes repeats out, so compiling
     // `(a{32767}){32767}` to check it made forgelet allocate 24 GB until the kernel killed it.
-    // Only git compiles it now, under its memory limit: refused, and the site goes on.
+    // Only git compiles it now, under its memory limit: refused when git gives up within the
+    // deadline, cut short by the deadline when git is still at it (a busy machine), and the
+    // site goes on either way.
     for q in [
         "%28a%7B32767%7D%29%7B32767%7D",
         "%28a%7B%2C32767%7D%29%7B%2C32767%7D",
     ] {
         let r = srv.get(&site.target(&format!("/alice/slow/search?regex=1&q={q}")));
-        assert_eq!(r.status, 400, "{}", r.describe());
-        assert!(
-            r.text()
-                .contains("not a valid regular expression, or git could not compile it"),
-            "{}",
-            r.text()
-        );
+        let text = r.text();
+        match r.status {
+            400 => assert!(
+                text.contains("not a valid regular expression, or git could not compile it"),
+                "{text}"
+            ),
+            200 => assert!(
+                text.contains("The search stopped after 3 seconds")
+                    && text.contains("Nothing found."),
+                "{text}"
+            ),
+            _ => panic!("{}", r.describe()),
+        }
     }
     let r = srv.get(&site.target("/alice/slow/search?q=a"));
     assert_eq!(r.status, 200, "{}", r.describe());
