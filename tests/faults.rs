@@ -35,6 +35,17 @@ fn wait_or_stop(
     (child.wait().unwrap(), true)
 }
 
+/// The visibility `repo list` shows for alice/notes after write `i`.
+fn listed_visibility(site: &Site, i: impl std::fmt::Display) -> String {
+    let repos = ok(site.forgelet().args(["repo", "list"]));
+    repos
+        .lines()
+        .find_map(|l| l.strip_prefix("alice/notes\t"))
+        .and_then(|rest| rest.split('\t').next())
+        .unwrap_or_else(|| panic!("after write {i}: alice/notes is not listed:\n{repos}"))
+        .to_string()
+}
+
 /// xorshift64: the kill delays, the same on every run.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -115,13 +126,7 @@ fn kill_9_during_users_file_and_settings_writes_loses_nothing() {
                 "after write {i}: token {t} is gone:\n{tokens}"
             );
         }
-        let repos = ok(site.forgelet().args(["repo", "list"]));
-        let shown = repos
-            .lines()
-            .find_map(|l| l.strip_prefix("alice/notes\t"))
-            .and_then(|rest| rest.split('\t').next())
-            .unwrap_or_else(|| panic!("after write {i}: alice/notes is not listed:\n{repos}"))
-            .to_string();
+        let shown = listed_visibility(&site, i);
         assert!(
             shown == visibility || maybe_visibility.contains(&shown),
             "after write {i}: visibility {shown}, expected {visibility} or one of {maybe_visibility:?}"
@@ -762,13 +767,7 @@ fn kill_9_during_web_writes_loses_nothing_confirmed() {
         if kind == 0 && !ok_answer && listed(&token) {
             applied_unanswered += 1;
         }
-        let repos = ok(site.forgelet().args(["repo", "list"]));
-        let shown = repos
-            .lines()
-            .find_map(|l| l.strip_prefix("alice/notes\t"))
-            .and_then(|rest| rest.split('\t').next())
-            .unwrap_or_else(|| panic!("after write {i}: alice/notes is not listed:\n{repos}"))
-            .to_string();
+        let shown = listed_visibility(&site, i);
         assert!(
             shown == visibility || maybe_visibility.contains(&shown),
             "after write {i}: visibility {shown}, expected {visibility} or one of {maybe_visibility:?}"
