@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
 use crate::util::*;
+use crate::web::new_token_of;
 
 /// The README's section these tests follow.
 const SECTION: &str = "### Several frontends and several machines";
@@ -615,14 +616,4 @@ fn pack_of(answer: &[u8]) -> Vec<u8> {
         "the answer does not end with a whole pkt-line"
     );
     pack
-}
-
-/// The value of the readonly input holding a new token.
-fn new_token_of(page: &Response) -> String {
-    let t = page.text();
-    let at = t
-        .find("class=\"mono\" readonly value=\"flt_")
-        .expect("no token shown");
-    let rest = &t[at + "class=\"mono\" readonly value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
 }

@@ -1266,7 +1266,7 @@ fn ok_status(c: &mut std::process::Command) -> bool {
 }
 
 /// The value of the readonly input holding a new token.
-fn new_token_of(page: &Response) -> String {
+pub(crate) fn new_token_of(page: &Response) -> String {
     let t = page.text();
     let at = t
         .find("class=\"mono\" readonly value=\"flt_")
