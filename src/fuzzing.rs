@@ -15,6 +15,7 @@ use crate::fcgi::params::{decode_pairs, ParamsCollector};
 use crate::fcgi::record::{self, split_record, HEADER_LEN, MAX_CONTENT};
 use crate::forms::{field, form_fields};
 use crate::gateway::Params;
+use crate::git::browse::grep::{GrepReader, LINE_SHOWN as GREP_LINE_SHOWN};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::smart;
 use crate::lfs::{self, batch};
@@ -298,18 +299,57 @@ pub fn lfs_batch(data: &[u8]) {
     }
 }
 
-/// A code search's query string, read as the search page reads it and checked as it checks the
-/// text (only git compiles a regular expression, in its own process).
+/// A code search: the bytes read as the page's query string and checked as the page checks
+/// them (only git compiles a regular expression, in its own process), and read as `git grep`'s
+/// output, which carries the repository's files: fed whole or in pieces, the reader keeps the
+/// same files and lines, never more than its caps, and no line longer than it shows.
 pub fn code_search(data: &[u8]) {
     let fields = form_fields(data);
     let q = field(&fields, "q").unwrap_or_default();
     let path = field(&fields, "path").unwrap_or_default().trim();
-    if q.is_empty() || q.len() > code_search::MAX_QUERY {
-        return;
+    if !q.is_empty() && q.len() <= code_search::MAX_QUERY {
+        // The page's last check before git runs: any bytes get an answer, never a panic.
+        let _refused = q.contains(['\0', '\n', '\r']) || path.contains(['\0', '\n', '\r']);
     }
-    // The page's last check before git runs: any bytes get an answer, never a panic.
-    let _refused = q.contains(['\0', '\n', '\r']) || path.contains(['\0', '\n', '\r']);
+    let (max_files, max_matches) = (3, 5);
+    let read = |piece: usize| {
+        let mut reader = GrepReader::new(GREP_PREFIX, max_files, max_matches);
+        let went_on = data.chunks(piece.max(1)).all(|part| reader.feed(part));
+        (went_on, reader)
+    };
+    let (whole_went_on, whole) = read(data.len());
+    let piece = 1 + usize::from(data.first().copied().unwrap_or(0) % 16);
+    let (pieces_went_on, pieces) = read(piece);
+    assert_eq!(
+        whole_went_on, pieces_went_on,
+        "read whole and in pieces of {piece}: not the same end"
+    );
+    assert!(
+        whole.files == pieces.files && whole.matches == pieces.matches && whole.more == pieces.more,
+        "read whole and in pieces of {piece}: not the same results"
+    );
+    assert!(whole.files.len() <= max_files && whole.matches <= max_matches);
+    assert_eq!(
+        whole.more, !whole_went_on,
+        "a cap reached but not told, or told but not reached"
+    );
+    let lines = whole.files.iter().flat_map(|f| f.runs.iter().flatten());
+    let mut matched = 0;
+    for line in lines {
+        assert!(
+            line.text.chars().count() <= GREP_LINE_SHOWN,
+            "a line kept whole"
+        );
+        matched += usize::from(line.matched);
+    }
+    assert_eq!(
+        matched, whole.matches,
+        "matching lines kept and counted differ"
+    );
 }
+
+/// What the search puts before each file's name in `git grep`'s output: the commit searched.
+const GREP_PREFIX: &str = "0123456789abcdef0123456789abcdef01234567:";
 
 /// The config file.
 pub fn config(data: &[u8]) {

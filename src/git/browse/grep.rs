@@ -22,7 +22,7 @@ pub(crate) struct GrepFile {
 /// Bytes of a line kept (the rest is not shown).
 const LINE_KEPT: usize = 8 << 10;
 /// Characters of a line shown.
-const LINE_SHOWN: usize = 400;
+pub(crate) const LINE_SHOWN: usize = 400;
 
 /// Reads git's output in parts as they come.
 pub(crate) struct GrepReader {
