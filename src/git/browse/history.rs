@@ -111,10 +111,13 @@ impl<'r> DateWalk<'r> {
             if !self.seen.insert(parent) {
                 continue;
             }
-            // A parent a shallow repository does not have ends that line of history.
             let time = match repo.find_commit(parent) {
                 Ok(p) => p.time().seconds(),
-                Err(e) if e.code() == git2::ErrorCode::NotFound => continue,
+                Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                    // A parent a shallow repository does not have ends that line of history.
+                    missing_parent(repo, &commit, parent, e)?;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             self.met += 1;
@@ -122,6 +125,25 @@ impl<'r> DateWalk<'r> {
         }
         Ok(Some(commit))
     }
+}
+
+/// A parent commit the object database does not have: the end of the history a shallow
+/// repository keeps, and damage anywhere else (a pack or an object gone), which a history
+/// page must not pass off as the first commit.
+fn missing_parent(
+    repo: &Repository,
+    commit: &Commit<'_>,
+    parent: Oid,
+    e: git2::Error,
+) -> Result<()> {
+    if repo.is_shallow() {
+        return Ok(());
+    }
+    Err(BrowseError::Git(format!(
+        "commit {parent}, a parent of {}, cannot be read: {}",
+        commit.id(),
+        e.message()
+    )))
 }
 
 /// What two commits share and where they part: the compare page's view of `base...head`.
@@ -286,7 +308,10 @@ fn changed_folder(
         Ok(parent) => match repo.find_commit(parent) {
             Ok(p) => Some((p.tree_id(), MODE_TREE)),
             // A parent a shallow repository does not have: as for a root commit.
-            Err(e) if e.code() == ErrorCode::NotFound => None,
+            Err(e) if e.code() == ErrorCode::NotFound => {
+                missing_parent(repo, commit, parent, e)?;
+                None
+            }
             Err(e) => return Err(e.into()),
         },
         Err(_) => None,
@@ -329,6 +354,52 @@ fn touches(repo: &Repository, commit: &Commit<'_>, comps: &[&[u8]]) -> Result<bo
 mod tests {
     use super::super::fixture::*;
     use super::*;
+
+    /// A parent commit whose object is gone was taken for the end of a shallow history: the
+    /// history page of a repository that lost a pack listed the commits it could read as if
+    /// they were all, with 200.
+    #[test]
+    fn a_commit_gone_from_the_history_is_damage_and_only_a_shallow_history_ends_there() {
+        let f = Fixture::new();
+        let mut ids = Vec::new();
+        f.write("b.txt", "made by the first commit alone");
+        for i in 0..3 {
+            f.write("a.txt", format!("{i}"));
+            ids.push(f.commit(&format!("commit {i}")));
+        }
+        let hex = ids[0].to_string();
+        let object = f
+            .path()
+            .join(".git/objects")
+            .join(&hex[..2])
+            .join(&hex[2..]);
+        std::fs::remove_file(&object).unwrap();
+        let repo = f.repo();
+        for path in ["", "a.txt"] {
+            match log(&repo, ids[2], path, 0, 10) {
+                Err(BrowseError::Git(detail)) => assert!(
+                    detail.contains(&format!(
+                        "commit {hex}, a parent of {}, cannot be read",
+                        ids[1]
+                    )),
+                    "{detail}"
+                ),
+                other => panic!("the history of {path:?} without its first commit: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            last_changes(&repo, ids[2], "", &[b"b.txt".as_slice()]),
+            Err(BrowseError::Git(_))
+        ));
+        // The same history, shallow at its second commit: it ends there.
+        std::fs::write(f.path().join(".git/shallow"), format!("{}\n", ids[1])).unwrap();
+        let repo = f.repo();
+        let page = log(&repo, ids[2], "", 0, 10).unwrap();
+        let got: Vec<Oid> = page.commits.iter().map(|c| c.id).collect();
+        assert_eq!(got, vec![ids[2], ids[1]]);
+        let changes = last_changes(&repo, ids[2], "", &[b"b.txt".as_slice()]).unwrap();
+        assert_eq!(changes.commits.first().map(|c| c.id), Some(ids[1]));
+    }
 
     #[test]
     fn log_pages_and_path_filter() {
