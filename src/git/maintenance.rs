@@ -800,7 +800,7 @@ fn check(repo: &Path, git: &impl Fn() -> Command) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "the repository is damaged, so maintenance left it as it was: {}. Restore it from a backup (see the README, \"Damaged repositories\"); `git fsck --full` in {} says more",
+        "the repository is damaged, so maintenance left it as it was: {}. Restore it from a backup (see the README, \"A full disk, and damaged repositories\"); `git fsck --full` in {} says more",
         damage.join("; "),
         repo.display()
     ))

@@ -517,7 +517,7 @@ fn damage(config: &Config, r: &mut Report) {
         r.fail(
             "repositories",
             format!(
-                "{} damaged{counted}: {}. Run `forgelet maintain OWNER/NAME` for git's check of each, and restore a damaged repository from a backup (see the README, \"Damaged repositories\")",
+                "{} damaged{counted}: {}. Run `forgelet maintain OWNER/NAME` for git's check of each, and restore a damaged repository from a backup (see the README, \"A full disk, and damaged repositories\")",
                 count(damaged.len(), "repository", "repositories"),
                 damaged.join(" | ")
             ),
