@@ -1,8 +1,9 @@
 //! The architecture's rules, checked by reading `src/` and `templates/` (ARCHITECTURE.md explains
 //! each): which module may use which, read from every `crate::` path in code that is not a
 //! test; that only `request.rs` reads CGI variables; that the one value printed unescaped is the
-//! markup renderers' trusted HTML; that request code does not panic or exit; and that code cites
-//! no document outside the repository. A rule broken names the file and the line.
+//! markup renderers' trusted HTML; that request code does not panic or exit; that code cites
+//! no document outside the repository; and that every README section a message or a document
+//! sends the reader to exists. A rule broken names the file and the line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -976,4 +977,72 @@ fn every_test_security_md_names_exists() {
         missing.is_empty(),
         "SECURITY.md names what is not a function there: {missing:#?}"
     );
+}
+
+/// A heading's anchor as GitHub makes it: lower case, spaces to `-`, other punctuation dropped.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The headings of a Markdown document, outside fenced code blocks.
+fn headings(doc: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            out.push(line.trim_start_matches('#').trim().to_string());
+        }
+    }
+    out
+}
+
+/// Messages that send a sysadmin to a section of the README (`see the README, "TITLE"`, `the
+/// README's "TITLE"`) and the documents' own links to a section (`](#anchor)`) name a section
+/// that exists: maintain and doctor once sent readers to a "Damaged repositories" the README
+/// does not have (its title is "A full disk, and damaged repositories").
+#[test]
+fn every_section_the_messages_and_documents_send_the_reader_to_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let titles = headings(&readme);
+    let mut broken = Vec::new();
+    let mut named = 0;
+    for s in sources() {
+        for (line, text) in &s.strings {
+            let text = text.replace("\\\"", "\"");
+            for start in ["README, \"", "README's \""] {
+                for (at, _) in text.match_indices(start) {
+                    let rest = &text[at + start.len()..];
+                    let title = rest.split('"').next().unwrap_or_default();
+                    named += 1;
+                    if !titles.iter().any(|t| t == title) {
+                        broken.push(format!("{}:{line}: {title:?}", s.path));
+                    }
+                }
+            }
+        }
+    }
+    assert!(named >= 2, "no message names a README section ({named})");
+    for doc in ["README.md", "ARCHITECTURE.md", "SECURITY.md"] {
+        let text = fs::read_to_string(root.join(doc)).unwrap();
+        let anchors: Vec<String> = headings(&text).iter().map(|h| anchor_of(h)).collect();
+        for (at, _) in text.match_indices("](#") {
+            let anchor = text[at + 3..].split(')').next().unwrap_or_default();
+            if !anchors.iter().any(|a| a == anchor) {
+                broken.push(format!("{doc}: a link to #{anchor}"));
+            }
+        }
+    }
+    report("sections named that do not exist", broken);
 }
