@@ -4,7 +4,8 @@
 //! X-Sendfile). nginx runs every other test. Each runs the same checks: a smart
 //! clone that really speaks protocol v2, a dumb clone, a push of more than 100 MB in chunks,
 //! a push and a clone with Git LFS objects (the real git-lfs), a private repository refused to
-//! anonymous clients on every git route of the route table, and signing in to see a page.
+//! anonymous clients on every git route of the route table, and signing in to see a page. And
+//! a pack cache kept outside the data directory (`[pack_cache] dir`), sent by Apache and lighttpd.
 
 use std::fs;
 use std::path::Path;
@@ -292,4 +293,111 @@ fn apache_cgi_serves_git_and_pages() {
 #[test]
 fn lighttpd_serves_git_and_pages() {
     host_serves_git_and_pages("host_lighttpd", Front::Lighttpd, "x-sendfile");
+}
+
+/// `[pack_cache] dir` outside the data directory (as each machine of several keeps its own),
+/// behind Apache over FastCGI and behind lighttpd, the folder added to the web server's
+/// X-Sendfile paths as the README's "Several frontends and several machines" says: a repeated
+/// clone is answered from that folder and reaches the client whole. Without the added path the
+/// web server refuses to send the file, so the line matters (clones of anything seen before
+/// would fail).
+#[test]
+fn apache_and_lighttpd_send_a_pack_cache_kept_outside_the_data_directory() {
+    for (front, name) in [
+        (Front::ApacheFcgi, "host_apache_cache_dir"),
+        (Front::Lighttpd, "host_lighttpd_cache_dir"),
+    ] {
+        for told in [true, false] {
+            let site = Site::new(
+                &format!("{name}_{}", if told { "told" } else { "untold" }),
+                SiteOptions {
+                    sendfile: "x-sendfile",
+                    ..SiteOptions::default()
+                },
+            );
+            let public = site.import_fixture("mixed", "alice/pub");
+            let cache = site.dir().join("local-cache");
+            fs::create_dir_all(&cache).unwrap();
+            let mut config = fs::read_to_string(&site.config).unwrap();
+            assert!(config.trim_end().ends_with("free_mib = 0"), "{config}");
+            config.push_str(&format!("dir = \"{}\"\n", cache.display()));
+            fs::write(&site.config, config).unwrap();
+            let cache_path = cache.display().to_string();
+            let srv = site.start_behind_with(front, |text| {
+                if !told {
+                    return text;
+                }
+                let (old, new) = match front {
+                    Front::Lighttpd => (
+                        "( var.forgelet.repos )".to_string(),
+                        format!("( var.forgelet.repos, \"{cache_path}\" )"),
+                    ),
+                    _ => (
+                        "XSendFilePath \"${FORGELET_REPOS}\"".to_string(),
+                        format!(
+                            "XSendFilePath \"${{FORGELET_REPOS}}\"\n        XSendFilePath \"{cache_path}\""
+                        ),
+                    ),
+                };
+                assert!(text.contains(&old), "the shipped config has no {old}:\n{text}");
+                text.replace(&old, &new)
+            });
+            let what = format!(
+                "{front:?} {}",
+                if told {
+                    "with the folder"
+                } else {
+                    "without it"
+                }
+            );
+            let tmp = site.dir().to_path_buf();
+            let clone = |n: usize| {
+                let into = tmp.join(format!("clone-{n}"));
+                let out = run(smart_git(&tmp)
+                    .args(["-c", "protocol.version=2", "clone"])
+                    .arg(site.url("/alice/pub.git"))
+                    .arg(&into));
+                (out, into)
+            };
+            let (first, into) = clone(1);
+            assert!(
+                first.status.success(),
+                "{what}: the first clone: {}",
+                all_output(&first)
+            );
+            assert_clone_matches(&public, &into);
+            let before = pack_cache_counts_in(&cache)[0];
+            let (second, into) = clone(2);
+            assert_eq!(
+                pack_cache_counts_in(&cache)[0],
+                before + 1,
+                "{what}: the second clone was not a hit in {cache_path}"
+            );
+            if told {
+                assert!(
+                    second.status.success(),
+                    "{what}: the second clone: {}",
+                    all_output(&second)
+                );
+                assert_clone_matches(&public, &into);
+            } else {
+                assert!(
+                    !second.status.success(),
+                    "{what}: a web server not told of the folder sent its file"
+                );
+                let log = fs::read_to_string(&srv.front_log).unwrap_or_default();
+                assert!(
+                    log.contains(&cache_path),
+                    "{what}: the web server's log does not name the file it refused:\n{log}"
+                );
+                continue;
+            }
+            assert!(
+                fs::read_dir(site.data_dir.join("repos/.cache"))
+                    .map_or(true, |mut d| d.next().is_none()),
+                "{what}: an entry was kept in the data directory"
+            );
+            srv.finish();
+        }
+    }
 }
