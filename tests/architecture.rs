@@ -1007,33 +1007,79 @@ fn headings(doc: &str) -> Vec<String> {
     out
 }
 
-/// Messages that send a sysadmin to a section of the README (`see the README, "TITLE"`, `the
-/// README's "TITLE"`) and the documents' own links to a section (`](#anchor)`) name a section
-/// that exists: maintain and doctor once sent readers to a "Damaged repositories" the README
-/// does not have (its title is "A full disk, and damaged repositories").
+/// The titles of the README's sections a reader can be sent to: its headings and the bold
+/// words that open a paragraph (`**Who reads the repositories.**`), without their last stop.
+fn readme_titles(readme: &str) -> Vec<String> {
+    let mut titles = headings(readme);
+    for line in readme.lines() {
+        if let Some(bold) = line.strip_prefix("**").and_then(|l| l.split("**").next()) {
+            titles.push(bold.trim_end_matches(['.', ':']).to_string());
+        }
+    }
+    titles
+}
+
+/// The README titles `text` names as `README, "TITLE"` or `README's "TITLE"` (a title may run
+/// over a line break).
+fn readme_titles_named(text: &str) -> Vec<String> {
+    let text = text.replace("\\\"", "\"");
+    let mut out = Vec::new();
+    for start in ["README, \"", "README's \""] {
+        for (at, _) in text.match_indices(start) {
+            let rest = &text[at + start.len()..];
+            let title = rest.split('"').next().unwrap_or_default();
+            out.push(title.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    out
+}
+
+/// Messages and documents that send the reader to a section of the README (`see the README,
+/// "TITLE"`, `the README's "TITLE"`) and the documents' links to a section (`](#anchor)`) name a
+/// section that exists: maintain and doctor once sent sysadmins to a "Damaged repositories" the
+/// README does not have (its title is "A full disk, and damaged repositories").
 #[test]
 fn every_section_the_messages_and_documents_send_the_reader_to_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = fs::read_to_string(root.join("README.md")).unwrap();
-    let titles = headings(&readme);
+    let titles = readme_titles(&readme);
     let mut broken = Vec::new();
     let mut named = 0;
-    for s in sources() {
-        for (line, text) in &s.strings {
-            let text = text.replace("\\\"", "\"");
-            for start in ["README, \"", "README's \""] {
-                for (at, _) in text.match_indices(start) {
-                    let rest = &text[at + start.len()..];
-                    let title = rest.split('"').next().unwrap_or_default();
-                    named += 1;
-                    if !titles.iter().any(|t| t == title) {
-                        broken.push(format!("{}:{line}: {title:?}", s.path));
-                    }
-                }
+    let mut check = |place: String, text: &str| {
+        for title in readme_titles_named(text) {
+            named += 1;
+            if !titles.contains(&title) {
+                broken.push(format!("{place}: {title:?}"));
             }
         }
+    };
+    for s in sources() {
+        for (line, text) in &s.strings {
+            check(format!("{}:{line}", s.path), text);
+        }
     }
-    assert!(named >= 2, "no message names a README section ({named})");
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("ARCHITECTURE.md"),
+        root.join("SECURITY.md"),
+    ];
+    walk_all(&root.join("deploy"), &mut files);
+    for f in &files {
+        let Ok(text) = fs::read_to_string(f) else {
+            continue;
+        };
+        // Comments' line breaks and leading `#` do not end a title.
+        let joined: String = text
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches('#'))
+            .collect::<Vec<_>>()
+            .join(" ");
+        check(f.strip_prefix(root).unwrap().display().to_string(), &joined);
+    }
+    assert!(
+        named >= 5,
+        "only {named} references to README sections were found"
+    );
     for doc in ["README.md", "ARCHITECTURE.md", "SECURITY.md"] {
         let text = fs::read_to_string(root.join(doc)).unwrap();
         let anchors: Vec<String> = headings(&text).iter().map(|h| anchor_of(h)).collect();
@@ -1045,4 +1091,16 @@ fn every_section_the_messages_and_documents_send_the_reader_to_exists() {
         }
     }
     report("sections named that do not exist", broken);
+}
+
+/// Every file under `dir`, whatever its kind.
+fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk_all(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
 }
