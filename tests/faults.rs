@@ -217,22 +217,6 @@ fn all_repos(site: &Site) -> Vec<PathBuf> {
     out
 }
 
-/// `git fsck --no-progress` finds nothing wrong in `repo` (dangling objects are fine).
-fn assert_fsck(repo: &Path, after: &str) {
-    let out = run(git(repo).args(["fsck", "--no-progress"]));
-    let text = all_output(&out);
-    let bad: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("dangling ") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && bad.is_empty(),
-        "after {after}: git fsck of {} ({}):\n{text}",
-        repo.display(),
-        out.status
-    );
-}
-
 /// What killed git leaves in a repository: quarantine folders of pushes, temporary packs and
 /// objects, `.keep` files of pushed packs, and git's lock files (not forgelet's own
 /// `forgelet-*.lock`, which are held with `flock` and stay), by path inside the repository.
@@ -463,7 +447,10 @@ fn kill_9_of_forgelet_and_its_git_during_pushes_keeps_repositories_sound() {
             );
         }
         for r in all_repos(&site) {
-            assert_fsck(&r, &format!("push {i} killed {delay:?} in"));
+            assert_fsck(
+                &r,
+                &format!("the repository after push {i} killed {delay:?} in"),
+            );
         }
 
         // The next push to the branch goes through.
@@ -505,7 +492,7 @@ fn kill_9_of_forgelet_and_its_git_during_pushes_keeps_repositories_sound() {
         "left after maintenance:\n{said}"
     );
     for r in all_repos(&site) {
-        assert_fsck(&r, "maintenance");
+        assert_fsck(&r, "the repository after maintenance");
     }
     let check = tmp.join("check");
     ok(smart_git(&tmp).args(["clone", "-q", &url]).arg(&check));
@@ -583,7 +570,7 @@ fn a_ref_lock_left_by_a_killed_push_refuses_no_later_push() {
     );
     assert_eq!(branch(&repo, "main"), Some(new));
     assert_eq!(ref_locks(&repo), Vec::<String>::new());
-    assert_fsck(&repo, "the push");
+    assert_fsck(&repo, "the repository after the push");
     let log = srv.forgelet_stderr();
     for gone in ["refs/heads/main.lock", "HEAD.lock", "packed-refs.lock"] {
         assert!(

@@ -113,16 +113,6 @@ fn alice_url(site: &Site, path: &str) -> String {
         .replace("://", &format!("://alice:{TEST_PASSWORD}@"))
 }
 
-/// `git fsck --full` of `repo` finds nothing wrong (dangling objects are fine).
-fn assert_fsck_clean(repo: &Path, what: &str) {
-    let out = run(git(repo).args(["fsck", "--full", "--no-progress", "--no-dangling"]));
-    assert!(
-        out.status.success() && all_output(&out).trim().is_empty(),
-        "git fsck of {what}: {}",
-        all_output(&out)
-    );
-}
-
 /// Every file below `dir`, as paths below it.
 fn files_below(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -193,7 +183,7 @@ fn a_push_to_a_full_disk_fails_clearly_and_changes_nothing() {
         );
     }
     assert_eq!(refs_of(&repo), before, "a ref moved in a failed push");
-    assert_fsck_clean(&repo, "the repository after the failed push");
+    assert_fsck(&repo, "the repository after the failed push");
     // What is new in the repository after the failed push: nothing but what maintenance removes
     // (its leftovers, once older than the git deadline) or forgelet's own bookkeeping.
     let new: Vec<String> = files_below(&repo)
@@ -226,7 +216,7 @@ fn a_push_to_a_full_disk_fails_clearly_and_changes_nothing() {
             Some(&git_ok(&work, &["rev-parse", branch]).trim().to_string())
         );
     }
-    assert_fsck_clean(&repo, "the repository after the push");
+    assert_fsck(&repo, "the repository after the push");
     srv.finish();
     drop(disk);
     eprintln!("took {:?}", started.elapsed());

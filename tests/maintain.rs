@@ -94,20 +94,6 @@ fn pack_files(repo: &Path) -> Vec<String> {
     names
 }
 
-/// `git fsck --full` finds nothing wrong (dangling objects are fine).
-fn assert_fsck(repo: &Path, what: &str) {
-    let out = run(git(repo).args(["fsck", "--full", "--no-progress"]));
-    let text = all_output(&out);
-    let bad: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("dangling ") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && bad.is_empty(),
-        "git fsck --full {what}: {text}"
-    );
-}
-
 /// The version of the changed-path Bloom filters in a commit-graph file (its `BDAT` chunk), or
 /// `None` when it has none.
 fn bloom_version(graph: &Path) -> Option<u32> {
@@ -259,7 +245,7 @@ fn maintain_leaves_bitmaps_a_commit_graph_and_packed_refs_and_clones_stay_the_sa
         "refs left unpacked"
     );
     assert_eq!(refs_of(&repo), refs_before, "maintenance changed the refs");
-    assert_fsck(&repo, "after maintenance");
+    assert_fsck(&repo, "the repository after maintenance");
     let verify = run(git(&repo).args(["multi-pack-index", "verify", "--no-progress"]));
     assert!(verify.status.success(), "{}", all_output(&verify));
     let graph = run(git(&repo).args(["commit-graph", "verify", "--no-progress"]));
@@ -378,7 +364,7 @@ fn maintain_removes_what_a_stopped_git_left_and_keeps_what_may_be_in_use() {
         git_ok(&repo, &["rev-parse", "refs/heads/main"]),
         git_ok(&work, &["rev-parse", "HEAD"])
     );
-    assert_fsck(&repo, "after the push");
+    assert_fsck(&repo, "the repository after the push");
 }
 
 #[test]
@@ -426,7 +412,7 @@ fn unreachable_objects_wait_in_a_cruft_pack_and_go_after_their_grace_period() {
         !loose(&recent).exists(),
         "the unreachable object stayed loose"
     );
-    assert_fsck(&repo, "after maintenance");
+    assert_fsck(&repo, "the repository after maintenance");
     // Clones (counted from the bitmap now) do not carry it.
     let tmp = TempDir::new("maintain_cruft_work");
     let c = clone(&up, "alice/proj", tmp.path(), "before-purge");
@@ -441,7 +427,7 @@ fn unreachable_objects_wait_in_a_cruft_pack_and_go_after_their_grace_period() {
     // A purge still drops it at once.
     ok(up.site.forgelet().args(["repo", "purge", "alice/proj"]));
     assert!(!exists(&recent), "a purge left the cruft pack's object");
-    assert_fsck(&repo, "after a purge");
+    assert_fsck(&repo, "the repository after a purge");
     let c = clone(&up, "alice/proj", tmp.path(), "clone");
     assert_clone_matches(&repo, &c);
 }
@@ -484,10 +470,10 @@ fn maintain_while_a_push_runs_loses_nothing() {
         git_ok(&work, &["rev-parse", "HEAD"]),
         "the push's commit is not on main"
     );
-    assert_fsck(&repo, "after a push beside maintenance");
+    assert_fsck(&repo, "the repository after a push beside maintenance");
     // And once more, now that the pushed pack is there to be repacked.
     maintain_ok(&up.site, &["alice/proj"]);
-    assert_fsck(&repo, "after maintenance of the pushed pack");
+    assert_fsck(&repo, "the repository after maintenance of the pushed pack");
     let c = clone(&up, "alice/proj", tmp.path(), "clone");
     assert_clone_matches(&repo, &c);
     assert_eq!(
@@ -574,7 +560,7 @@ fn pushes_start_maintenance_once_worth_it_and_never_wait_for_it() {
         "{packs:?}"
     );
     assert!(repo.join("objects/info/commit-graph").is_file());
-    assert_fsck(&repo, "after the maintenance a push started");
+    assert_fsck(&repo, "the repository after the maintenance a push started");
     let c = clone(&up, "alice/proj", tmp.path(), "clone");
     assert_clone_matches(&repo, &c);
     assert_eq!(
@@ -620,7 +606,7 @@ fn a_push_to_forgelet_as_cgi_starts_maintenance_that_outlives_it() {
     let status = fs::read_to_string(repo.join("forgelet-maintain.status")).unwrap();
     assert!(status.starts_with("done\n"), "{status}");
     assert!(pack_files(&repo).iter().any(|n| n == "multi-pack-index"));
-    assert_fsck(&repo, "after maintenance under CGI");
+    assert_fsck(&repo, "the repository after maintenance under CGI");
     srv.finish();
 }
 

@@ -103,22 +103,6 @@ fn assert_same_refs(repo: &Path, clone: &Path, after: &str) {
     );
 }
 
-/// `git fsck --full` finds nothing wrong (dangling objects are fine).
-fn assert_fsck(repo: &Path, what: &str) {
-    let out = run(git(repo).args(["fsck", "--full", "--no-progress"]));
-    let text = all_output(&out);
-    let bad: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("dangling ") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && bad.is_empty(),
-        "git fsck --full of {what} ({}): {}",
-        repo.display(),
-        text
-    );
-}
-
 fn rev(dir: &Path, what: &str) -> String {
     git_ok(dir, &["rev-parse", "--verify", what])
         .trim()

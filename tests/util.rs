@@ -2348,3 +2348,17 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// `git fsck --full` of `repo` finds nothing wrong (dangling objects, which pushes and
+/// force-pushes leave, are not wrong); `what` names the repository and the moment for the
+/// failure's message.
+pub fn assert_fsck(repo: &Path, what: &str) {
+    let out = run(git(repo).args(["fsck", "--full", "--no-dangling", "--no-progress"]));
+    let text = all_output(&out);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "git fsck --full of {what} ({}, {}):\n{text}",
+        repo.display(),
+        out.status
+    );
+}
