@@ -19,6 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
+use crate::packcache::pack_of;
 use crate::util::*;
 use crate::web::new_token_of;
 
@@ -584,36 +585,4 @@ fn each_frontend_answers_clones_from_a_pack_cache_of_its_own() {
         assert!(!contains(&r.body, b"PACK"), "GET {target} sent a pack");
     }
     t.srv.finish();
-}
-
-/// The pack a protocol v2 fetch answer carries: the data of side band 1 after its `packfile`
-/// section header, pkt-lines joined.
-fn pack_of(answer: &[u8]) -> Vec<u8> {
-    let mut pack = Vec::new();
-    let mut in_pack = false;
-    let mut at = 0;
-    while at + 4 <= answer.len() {
-        let len = usize::from_str_radix(std::str::from_utf8(&answer[at..at + 4]).unwrap(), 16)
-            .expect("a pkt-line length");
-        if len < 4 {
-            // A flush, delimiter or end-of-response packet.
-            at += 4;
-            continue;
-        }
-        let payload = &answer[at + 4..at + len];
-        if in_pack {
-            if payload[0] == 1 {
-                pack.extend_from_slice(&payload[1..]);
-            }
-        } else if payload == b"packfile\n" {
-            in_pack = true;
-        }
-        at += len;
-    }
-    assert_eq!(
-        at,
-        answer.len(),
-        "the answer does not end with a whole pkt-line"
-    );
-    pack
 }

@@ -83,17 +83,22 @@ pub(crate) fn fetch(
     )
 }
 
-/// The pack in an upload-pack answer (side band 1), its progress (band 2) dropped.
-fn pack_of(answer: &[u8]) -> Vec<u8> {
+/// The pack in an upload-pack answer, v0 (after `NAK`) or v2 (after the `packfile` section
+/// header): the data of side band 1, pkt-lines joined, progress (band 2) dropped. The answer
+/// must end with a whole pkt-line.
+pub(crate) fn pack_of(answer: &[u8]) -> Vec<u8> {
     let mut pack = Vec::new();
     let mut rest = answer;
     let mut in_pack = false;
     while rest.len() >= 4 {
-        let len = usize::from_str_radix(std::str::from_utf8(&rest[..4]).unwrap(), 16).unwrap();
+        let len = usize::from_str_radix(std::str::from_utf8(&rest[..4]).unwrap(), 16)
+            .expect("a pkt-line length");
         if len < 4 {
+            // A flush, delimiter or end-of-response packet.
             rest = &rest[4..];
             continue;
         }
+        assert!(len <= rest.len(), "the answer ends inside a pkt-line");
         let data = &rest[4..len];
         rest = &rest[len..];
         if data == b"packfile\n" || data == b"NAK\n" {
@@ -104,6 +109,10 @@ fn pack_of(answer: &[u8]) -> Vec<u8> {
             pack.extend_from_slice(&data[1..]);
         }
     }
+    assert!(
+        rest.is_empty(),
+        "the answer does not end with a whole pkt-line"
+    );
     assert!(pack.starts_with(b"PACK"), "no pack in the answer");
     pack
 }
