@@ -15,6 +15,7 @@ use crate::fcgi::params::{decode_pairs, ParamsCollector};
 use crate::fcgi::record::{self, split_record, HEADER_LEN, MAX_CONTENT};
 use crate::forms::{field, form_fields};
 use crate::gateway::Params;
+use crate::git::browse::blame::parse_incremental;
 use crate::git::browse::grep::{GrepReader, LINE_SHOWN as GREP_LINE_SHOWN};
 use crate::git::names::{valid_name, valid_owner};
 use crate::git_http::smart;
@@ -44,6 +45,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("code_search", code_search),
     ("config", config),
     ("markdown", markdown),
+    ("blame", blame),
 ];
 
 /// A stream of FastCGI records as a web server sends them: each record split from the front,
@@ -350,6 +352,36 @@ pub fn code_search(data: &[u8]) {
 
 /// What the search puts before each file's name in `git grep`'s output: the commit searched.
 const GREP_PREFIX: &str = "0123456789abcdef0123456789abcdef01234567:";
+
+/// `git blame --incremental`'s output, which carries the repository's author names, commit
+/// summaries and file names: every run names a commit that was read, the runs by line stay
+/// within the file and the runs, and the output cut after any line reads as the start of what
+/// the whole reads (the page shows what a blame stopped at its deadline had found).
+pub fn blame(data: &[u8]) {
+    let whole = parse_incremental(data);
+    for run in &whole.runs {
+        assert!(
+            run.commit < whole.commits.len(),
+            "a run names commit {} of {}",
+            run.commit,
+            whole.commits.len()
+        );
+    }
+    let lines = usize::from(data.first().copied().unwrap_or(0)) * 4;
+    let by_line = whole.by_line(lines);
+    assert_eq!(by_line.len(), lines);
+    assert!(
+        by_line.iter().flatten().all(|&r| r < whole.runs.len()),
+        "a line in no run"
+    );
+    if let Some(cut) = data[..data.len() / 2].iter().rposition(|&b| b == b'\n') {
+        let part = parse_incremental(&data[..=cut]);
+        assert!(
+            whole.runs.starts_with(&part.runs) && whole.commits.starts_with(&part.commits),
+            "the output cut after byte {cut} reads otherwise than its start in the whole"
+        );
+    }
+}
 
 /// The config file.
 pub fn config(data: &[u8]) {
