@@ -377,3 +377,64 @@ fn repo_import_move_removes_source() {
     let list = ok(site.forgelet().args(["repo", "list"]));
     assert!(list.contains("alice/moved"), "repo list: {list}");
 }
+
+/// A pack cache folder of its own (`[pack_cache] dir`) that forgelet cannot write to is said
+/// by `check` (a warning: clones go on, answered by git), with the fix: the folder missing
+/// (the README's `install -d` line forgotten), or read-only, as it is inside systemd's sandbox
+/// when the folder is not among the unit's `ReadWritePaths=` (here a read-only bind mount in a
+/// mount namespace of its own, as systemd makes).
+#[test]
+fn check_warns_of_a_pack_cache_folder_it_cannot_write() {
+    let site = Site::new("check_cache_dir", SiteOptions::default());
+    let cache = site.dir().join("packs");
+    let text = fs::read_to_string(&site.config).unwrap();
+    assert!(text.trim_end().ends_with("free_mib = 0"), "{text}");
+    fs::write(
+        &site.config,
+        format!("{text}dir = \"{}\"\n", cache.display()),
+    )
+    .unwrap();
+
+    let out = run(site.forgelet().arg("check"));
+    let said = all_output(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "warning: [pack_cache] dir {} does not exist",
+            cache.display()
+        )) && said.contains(&format!(
+            "install -d -o forgelet -g www-data -m 2750 {}",
+            cache.display()
+        )),
+        "{said}"
+    );
+
+    fs::create_dir(&cache).unwrap();
+    let out = run(site.forgelet().arg("check"));
+    let said = all_output(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("warning"), "{said}");
+    assert_eq!(
+        fs::read_dir(&cache).unwrap().count(),
+        0,
+        "check left a file"
+    );
+
+    let dir = cache.display().to_string();
+    let script = format!(
+        "mount --bind -o ro '{dir}' '{dir}' && exec '{BIN}' --config '{}' check",
+        site.config.display()
+    );
+    let out = run(std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env_remove("FORGELET_CONFIG"));
+    let said = all_output(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "warning: [pack_cache] dir {dir} is read-only here"
+        )) && said.contains(&format!("ReadWritePaths={dir}"))
+            && said.contains("forgelet-maintain.service"),
+        "{said}"
+    );
+}

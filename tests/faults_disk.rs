@@ -579,8 +579,8 @@ fn damaged_repositories_are_told_as_such_and_the_rest_of_the_site_goes_on() {
         let expected = match how {
             // forgelet's answer when git fails before its first word.
             Damage::CorruptObject => format!("remote error: {name} is damaged on the server"),
-            // The advertisement names the ref; git refuses the missing object.
-            Damage::BrokenRef => "remote error".to_string(),
+            // The advertisement names the ref; git refuses the missing object in its words.
+            Damage::BrokenRef => "remote error: upload-pack: not our ref ".to_string(),
             // git itself says so in the answer's side band.
             Damage::MissingPack => "repository corruption on the remote side".to_string(),
         };

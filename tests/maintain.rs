@@ -687,3 +687,52 @@ fn maintain_of_the_whole_site_empties_old_trash_and_refuses_bad_names() {
         assert!(err.contains(says), "forgelet maintain {args:?} said: {err}");
     }
 }
+
+/// A damaged repository is named once per run, not twice: the failure the last run kept in
+/// `forgelet-maintain.status` is said again only when this run did not fail the same way. A
+/// failure this run does not repeat (a run a push started, which prints nowhere) is still
+/// told by the next run, after its own steps, as the one before it.
+#[test]
+fn maintain_says_a_damaged_repository_once_and_an_earlier_failure_once() {
+    let site = site_with("maintain_damage_once", "");
+    let repo = site.import_fixture("packs-only", "alice/broken");
+    let sound = site.import_fixture("packs-only", "alice/sound");
+    fs::remove_file(repo.join(largest_pack(&repo))).unwrap();
+    let told = "the repository is damaged, so maintenance left it as it was";
+    for args in [&["alice/broken"][..], &["alice/broken"], &[]] {
+        let out = maintain(&site, args);
+        let text = all_output(&out);
+        assert_eq!(out.status.code(), Some(1), "maintain {args:?}:\n{text}");
+        assert_eq!(
+            text.matches(told).count(),
+            1,
+            "maintain {args:?} does not say the damage exactly once:\n{text}"
+        );
+        assert!(!text.contains("before this one"), "{text}");
+    }
+
+    // A failure kept by an earlier run, which this run does not repeat.
+    let why = "git repack failed: fatal: No space left on device";
+    fs::write(
+        sound.join("forgelet-maintain.status"),
+        format!("failed\n1796511495\n{why}\n"),
+    )
+    .unwrap();
+    let out = maintain(&site, &["alice/sound"]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("alice/sound: the maintenance before this one (at 2026-12-05 ")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches(why).count(), 1, "{text}");
+    assert!(
+        text.contains("alice/sound: done"),
+        "the run itself did not end:\n{text}"
+    );
+    // It is said once: this run's success replaced it.
+    let again = maintain_ok(&site, &["alice/sound"]);
+    assert!(!again.contains(why), "{again}");
+}

@@ -84,6 +84,9 @@ pub(super) fn run(config: &Config) -> Outcome {
     if let Err(e) = repos::check_git() {
         problems.push(e.to_string());
     }
+    if let Some(w) = pack_cache_folder(config) {
+        warnings.push(w);
+    }
     for w in &warnings {
         println!("warning: {w}");
     }
@@ -139,5 +142,37 @@ fn check_users_files(config: &Config, problems: &mut Vec<String>) -> Option<auth
             problems.push(format!("cannot read {}: {e}", path.display()));
             None
         }
+    }
+}
+
+/// A pack cache folder of its own (`[pack_cache] dir`) this process cannot write to: the site
+/// works without it (git answers every clone), so a warning, naming the fix. Under systemd it
+/// is seen by the `forgelet check` the unit runs before each start, inside the unit's sandbox,
+/// where a folder missing from `ReadWritePaths=` is read-only.
+fn pack_cache_folder(config: &Config) -> Option<String> {
+    let c = &config.pack_cache;
+    if c.max_bytes == 0 || c.dir.starts_with(&config.data_dir) {
+        return None;
+    }
+    let dir = c.dir.display();
+    let probe = c.dir.join(format!(".check-{}", std::process::id()));
+    let made = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe);
+    match made {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            None
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(format!(
+            "[pack_cache] dir {dir} does not exist, so clones are never answered from the cache: create it with `install -d -o forgelet -g www-data -m 2750 {dir}` (the user forgelet runs as, the web server's group)"
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => Some(format!(
+            "[pack_cache] dir {dir} is read-only here ({e}), so clones are never answered from the cache: under systemd, add it to ReadWritePaths= of forgelet.service and forgelet-maintain.service (`systemctl edit forgelet`, then `[Service]` and `ReadWritePaths={dir}`)"
+        )),
+        Err(e) => Some(format!(
+            "[pack_cache] dir {dir}: cannot write in it ({e}), so clones are never answered from the cache: it should belong to the user forgelet runs as (`chown forgelet {dir}`)"
+        )),
     }
 }

@@ -77,23 +77,34 @@ fn maintain_repo(
     plan: &Plan,
 ) -> Result<(), String> {
     let label = format!("{}/{}", repo.owner, repo.name);
-    // A run a push started prints nowhere: its failure is said here, by the next run.
-    if let Some((state, at)) = maintenance::last_maintenance(&repo.path) {
-        if state.starts_with("failed") {
-            eprintln!(
-                "forgelet: {label}: the last maintenance (at {} UTC) {state}",
-                crate::time::date(at as i64, 0)
-            );
-        }
-    }
+    // A run a push started prints nowhere: its failure is said here, by the next run, once
+    // this run has ended (and not when this run failed the same way: that says it already).
+    let earlier =
+        maintenance::last_maintenance(&repo.path).filter(|(state, _)| state.starts_with("failed"));
     let outcome = maintenance::maintain(
         &config.data_dir,
         &repo.path,
         plan,
         || runner.git(),
         |step| println!("{label}: {step}"),
-    )
-    .map_err(|e| format!("{label}: {e}"))?;
+    );
+    if let Some((state, at)) = earlier {
+        let same = match &outcome {
+            // (The status file keeps the reason without its control characters.)
+            Err(e) => {
+                let e: String = e.chars().filter(|c| !c.is_control()).collect();
+                state.strip_prefix("failed: ") == Some(e.as_str())
+            }
+            Ok(_) => false,
+        };
+        if !same {
+            eprintln!(
+                "forgelet: {label}: the maintenance before this one (at {} UTC) {state}",
+                crate::time::date(at as i64, 0)
+            );
+        }
+    }
+    let outcome = outcome.map_err(|e| format!("{label}: {e}"))?;
     if let maintenance::Outcome::Skipped(why) = outcome {
         println!("{label}: skipped: {why}");
     }

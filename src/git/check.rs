@@ -33,14 +33,16 @@ pub(crate) fn damage(path: &Path) -> Vec<String> {
             return found;
         }
     };
-    loose_refs(path, &mut found);
-    refs(&repo, &mut found);
+    let garbage = loose_refs(path, &mut found);
+    refs(&repo, &garbage, &mut found);
     found
 }
 
 /// Loose ref files that hold neither an object id nor a symbolic ref (git and libgit2 skip
-/// them when they list refs, so a branch would silently vanish).
-fn loose_refs(repo: &Path, found: &mut Vec<String>) {
+/// them when they list refs, so a branch would silently vanish); their names.
+fn loose_refs(repo: &Path, found: &mut Vec<String>) -> Vec<String> {
+    let mut garbage = Vec::new();
+    let packed = fs::read_to_string(repo.join("packed-refs")).unwrap_or_default();
     let mut stack = vec![repo.join("refs")];
     let mut seen = 0;
     while let Some(dir) = stack.pop() {
@@ -56,7 +58,7 @@ fn loose_refs(repo: &Path, found: &mut Vec<String>) {
             }
             seen += 1;
             if seen > MAX_REFS {
-                return;
+                return garbage;
             }
             let mut head = [0u8; 41];
             let n = fs::File::open(&p)
@@ -66,13 +68,25 @@ fn loose_refs(repo: &Path, found: &mut Vec<String>) {
             let id = n >= 40 && text[..40].iter().all(u8::is_ascii_hexdigit);
             if !(id || text.starts_with(b"ref: ")) {
                 let rel = p.strip_prefix(repo).unwrap_or(&p);
-                found.push(format!(
-                    "{} holds neither an object id nor a ref name: git ignores it, so that ref is lost",
-                    rel.display()
-                ));
+                let rel = rel.to_string_lossy().into_owned();
+                // The file hides the value packed-refs may keep for the same ref.
+                let kept = packed.lines().find_map(|l| {
+                    let (id, name) = l.split_once(' ')?;
+                    (name == rel && id.len() >= 40).then_some(id)
+                });
+                found.push(match kept {
+                    Some(id) => format!(
+                        "{rel} holds neither an object id nor a ref name: git ignores it, and with it the value packed-refs keeps for that ref ({id}, perhaps older than the one lost): removing the file brings that value back"
+                    ),
+                    None => format!(
+                        "{rel} holds neither an object id nor a ref name: git ignores it, so that ref is lost"
+                    ),
+                });
+                garbage.push(rel);
             }
         }
     }
+    garbage
 }
 
 /// The last `n` bytes of the file at `path`.
@@ -129,8 +143,9 @@ fn packs(repo: &Path) -> Vec<String> {
     found
 }
 
-/// Refs that cannot be read, or whose object (down to a commit's tree) cannot be.
-fn refs(repo: &Repository, found: &mut Vec<String>) {
+/// Refs that cannot be read, or whose object (down to a commit's tree) cannot be; the loose
+/// refs of `garbage` are said already.
+fn refs(repo: &Repository, garbage: &[String], found: &mut Vec<String>) {
     let names: Vec<String> = match repo.references() {
         Ok(it) => it
             .take(MAX_REFS)
@@ -149,6 +164,9 @@ fn refs(repo: &Repository, found: &mut Vec<String>) {
     };
     // A ref file git2's listing skipped as unreadable is still named by its file.
     for name in names {
+        if garbage.contains(&name) {
+            continue;
+        }
         let target = match repo.find_reference(&name).and_then(|r| r.resolve()) {
             Ok(r) => r.target(),
             Err(e) => {
@@ -225,6 +243,33 @@ mod tests {
         bare
     }
 
+    /// A loose ref file of garbage over a ref packed-refs keeps is named once, with the value
+    /// removing the file brings back (git ignores the file and, with it, that value).
+    #[test]
+    fn a_garbage_ref_over_a_packed_one_is_named_once_with_the_packed_value() {
+        let r = packed("garbage-over-packed");
+        git(&r, &["pack-refs", "--all"]);
+        let main = git(&r, &["rev-parse", "refs/heads/main"])
+            .trim()
+            .to_string();
+        assert!(!r.join("refs/heads/main").exists());
+        fs::write(r.join("refs/heads/main"), "not an id\n").unwrap();
+        let d = damage(&r);
+        assert_eq!(
+            d.iter().filter(|l| l.contains("refs/heads/main")).count(),
+            1,
+            "{d:?}"
+        );
+        assert!(
+            d[0].contains(&format!("packed-refs keeps for that ref ({main}"))
+                && d[0].contains("removing the file brings that value back"),
+            "{d:?}"
+        );
+        fs::remove_file(r.join("refs/heads/main")).unwrap();
+        assert_eq!(damage(&r), Vec::<String>::new());
+        let _ = fs::remove_dir_all(r.parent().unwrap());
+    }
+
     #[test]
     fn a_sound_repository_has_no_damage_and_each_kind_is_named() {
         let r = packed("sound");
@@ -240,6 +285,11 @@ mod tests {
             "{d:?}"
         );
         assert!(d.iter().any(|l| l.contains("junk")), "{d:?}");
+        assert!(
+            d.iter()
+                .any(|l| l.contains("refs/heads/junk") && l.contains("so that ref is lost")),
+            "{d:?}"
+        );
         fs::remove_file(r.join("refs/heads/lost")).unwrap();
         fs::remove_file(r.join("refs/heads/junk")).unwrap();
         assert_eq!(damage(&r), Vec::<String>::new());
