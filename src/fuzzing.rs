@@ -274,31 +274,37 @@ pub fn ssh_command(data: &[u8]) {
     }
 }
 
-/// An LFS batch request body, read as `lfs::batch` reads it, and a pointer file.
+/// An LFS batch request body read by the batch route's own reader, and the same bytes read as a
+/// pointer file: a request read asks to download or upload at most `OBJECTS_MAX` objects, each valid
+/// one named by 64 lowercase hex digits, and reads the same twice.
 pub fn lfs_batch(data: &[u8]) {
     let _ = lfs::pointer::parse(data);
-    let Ok(request) = batch::read_json(&mut &data[..]) else {
+    let Ok(request) = batch::read_request(&mut &data[..]) else {
         return;
     };
-    let _ = request.get("operation").and_then(|v| v.as_str());
-    if let Some(t) = request.get("transfers") {
-        let _ = t
-            .as_array()
-            .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("basic")));
-    }
-    let _ = request.get("hash_algo").and_then(|v| v.as_str());
-    if let Some(objects) = request.get("objects").and_then(|v| v.as_array()) {
-        for o in objects {
-            let oid = o.get("oid").and_then(|v| v.as_str()).unwrap_or_default();
-            let _ = o.get("size").and_then(|v| v.as_u64());
-            if crate::git::lfs::valid_oid(oid) {
-                assert!(
-                    oid.len() == 64 && oid.bytes().all(|b| b.is_ascii_hexdigit()),
-                    "oid {oid:?} taken as valid"
-                );
-            }
+    assert!(matches!(
+        request.op,
+        lfs::token::Op::Download | lfs::token::Op::Upload
+    ));
+    assert!(
+        request.objects.len() <= batch::OBJECTS_MAX,
+        "{} objects",
+        request.objects.len()
+    );
+    for named in &request.objects {
+        if let batch::Named::Valid { oid, .. } = named {
+            assert!(
+                oid.len() == 64 && oid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "oid {oid:?} taken as valid"
+            );
         }
     }
+    let again = batch::read_request(&mut &data[..]).ok();
+    assert_eq!(
+        again.as_ref(),
+        Some(&request),
+        "read twice, read differently"
+    );
 }
 
 /// A code search: the bytes read as the page's query string and checked as the page checks

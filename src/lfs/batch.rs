@@ -16,7 +16,7 @@ use crate::urls;
 /// The largest batch or verify request read (git-lfs sends 100 objects, about 10 KiB).
 const BODY_MAX: u64 = 1 << 20;
 /// Objects one batch may name.
-const OBJECTS_MAX: usize = 1000;
+pub(crate) const OBJECTS_MAX: usize = 1000;
 
 /// Reads a JSON request body of at most [`BODY_MAX`] bytes.
 pub(crate) fn read_json(body: &mut dyn Read) -> Result<Value> {
@@ -32,6 +32,80 @@ pub(crate) fn read_json(body: &mut dyn Read) -> Result<Value> {
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::Invalid(format!("The request is not valid JSON: {e}.")))
+}
+
+/// A batch request as read: what is asked, and each object as named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchRequest {
+    pub(crate) op: Op,
+    pub(crate) objects: Vec<Named>,
+}
+
+/// An object of a batch request: a valid id (64 lowercase hex digits) and a size, or what the
+/// client sent instead (answered with an error of its own, the other objects still served).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Named {
+    Valid { oid: String, size: u64 },
+    Invalid { oid: String, size: u64 },
+}
+
+/// Reads a batch request: `operation` download or upload, the `basic` transfer among
+/// `transfers` (when the client lists them), SHA-256 objects, at most [`OBJECTS_MAX`] objects.
+pub(crate) fn read_request(body: &mut dyn Read) -> Result<BatchRequest> {
+    let request = read_json(body)?;
+    let op = match request.get("operation").and_then(Value::as_str) {
+        Some("download") => Op::Download,
+        Some("upload") => Op::Upload,
+        Some(_) | None => {
+            return Err(Error::Invalid(
+                "\"operation\" must be \"download\" or \"upload\".".into(),
+            ))
+        }
+    };
+    if let Some(transfers) = request.get("transfers") {
+        let basic = transfers
+            .as_array()
+            .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("basic")));
+        if !basic {
+            return Err(Error::Invalid(
+                "This server offers only the \"basic\" transfer.".into(),
+            ));
+        }
+    }
+    match request.get("hash_algo").and_then(Value::as_str) {
+        None | Some("sha256") => {}
+        Some(_) => {
+            return Err(Error::Conflict(
+                "This server keeps objects by SHA-256 only.".into(),
+            ))
+        }
+    }
+    let objects = request
+        .get("objects")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::Invalid("\"objects\" must be a list.".into()))?;
+    if objects.len() > OBJECTS_MAX {
+        return Err(Error::Invalid(format!(
+            "A batch may name at most {OBJECTS_MAX} objects."
+        )));
+    }
+    let objects = objects
+        .iter()
+        .map(|o| {
+            let oid = o.get("oid").and_then(Value::as_str).unwrap_or_default();
+            match o.get("size").and_then(Value::as_u64) {
+                Some(size) if valid_oid(oid) => Named::Valid {
+                    oid: oid.to_string(),
+                    size,
+                },
+                size => Named::Invalid {
+                    oid: oid.to_string(),
+                    size: size.unwrap_or(0),
+                },
+            }
+        })
+        .collect();
+    Ok(BatchRequest { op, objects })
 }
 
 /// `host` without its port (`[::1]:8080` is `[::1]`).
@@ -77,45 +151,10 @@ pub(crate) fn batch<'s>(
     c: &LfsCall<'_>,
     body: &mut dyn Read,
 ) -> Result<Answer<'s>> {
-    let request = read_json(body)?;
-    let op = match request.get("operation").and_then(Value::as_str) {
-        Some("download") => Op::Download,
-        Some("upload") => Op::Upload,
-        Some(_) | None => {
-            return Err(Error::Invalid(
-                "\"operation\" must be \"download\" or \"upload\".".into(),
-            ))
-        }
-    };
+    let request = read_request(body)?;
+    let op = request.op;
     if op == Op::Upload {
         c.write.clone()?;
-    }
-    if let Some(transfers) = request.get("transfers") {
-        let basic = transfers
-            .as_array()
-            .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("basic")));
-        if !basic {
-            return Err(Error::Invalid(
-                "This server offers only the \"basic\" transfer.".into(),
-            ));
-        }
-    }
-    match request.get("hash_algo").and_then(Value::as_str) {
-        None | Some("sha256") => {}
-        Some(_) => {
-            return Err(Error::Conflict(
-                "This server keeps objects by SHA-256 only.".into(),
-            ))
-        }
-    }
-    let objects = request
-        .get("objects")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Invalid("\"objects\" must be a list.".into()))?;
-    if objects.len() > OBJECTS_MAX {
-        return Err(Error::Invalid(format!(
-            "A batch may name at most {OBJECTS_MAX} objects."
-        )));
     }
     let repo_name = format!("{}/{}", c.repo.owner, c.repo.name);
     let base = urls::clone_url(&origin(site, c), &c.repo.owner, &c.repo.name);
@@ -134,17 +173,18 @@ pub(crate) fn batch<'s>(
         who,
         expires,
     );
-    let mut answers = Vec::with_capacity(objects.len());
-    for o in objects {
-        let oid = o.get("oid").and_then(Value::as_str).unwrap_or_default();
-        let size = o.get("size").and_then(Value::as_u64);
-        let (true, Some(size)) = (valid_oid(oid), size) else {
-            answers.push(json!({
-                "oid": oid,
-                "size": size.unwrap_or(0),
-                "error": { "code": 422, "message": "An object is named by \"oid\" (64 hex digits) and \"size\" (bytes)." }
-            }));
-            continue;
+    let mut answers = Vec::with_capacity(request.objects.len());
+    for named in &request.objects {
+        let (oid, size) = match named {
+            Named::Valid { oid, size } => (oid.as_str(), *size),
+            Named::Invalid { oid, size } => {
+                answers.push(json!({
+                    "oid": oid,
+                    "size": size,
+                    "error": { "code": 422, "message": "An object is named by \"oid\" (64 hex digits) and \"size\" (bytes)." }
+                }));
+                continue;
+            }
         };
         let href = format!("{base}/info/lfs/objects/{oid}");
         let header = |op| token::sign(site.accounts.secret(), op, &repo_name, oid, who, expires);
