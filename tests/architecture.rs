@@ -277,15 +277,14 @@ fn sources() -> Vec<Source> {
         .collect()
 }
 
+/// Every `.rs` file under `dir`.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
+    let mut all = Vec::new();
+    walk_all(dir, &mut all);
+    out.extend(
+        all.into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "rs")),
+    );
 }
 
 /// Blanks comments and the insides of string and character literals (keeping newlines), and
