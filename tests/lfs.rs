@@ -473,6 +473,16 @@ fn a_private_repositorys_lfs_routes_are_closed_to_strangers() {
     // A reader may not ask to upload.
     let r = batch(&srv, &site, "alice/secret", &basic("reader"), &upload);
     assert_eq!(r.status, 403, "{}", r.describe());
+    // Refused before the rest of the request is judged: a reader's upload with a hash the
+    // server does not keep is refused as an upload, not answered as a bad request.
+    let r = batch(
+        &srv,
+        &site,
+        "alice/secret",
+        &basic("reader"),
+        r#"{"operation":"upload","hash_algo":"sha512","objects":[]}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.describe());
     // The LFS folder is never one of the dumb protocol's files.
     for path in [
         format!(

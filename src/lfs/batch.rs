@@ -51,7 +51,12 @@ pub(crate) enum Named {
 
 /// Reads a batch request: `operation` download or upload, the `basic` transfer among
 /// `transfers` (when the client lists them), SHA-256 objects, at most [`OBJECTS_MAX`] objects.
-pub(crate) fn read_request(body: &mut dyn Read) -> Result<BatchRequest> {
+/// `allowed` judges the operation as soon as it is read, before the rest of the request (the
+/// route refuses an upload to a reader there).
+pub(crate) fn read_request(
+    body: &mut dyn Read,
+    allowed: impl FnOnce(Op) -> Result<()>,
+) -> Result<BatchRequest> {
     let request = read_json(body)?;
     let op = match request.get("operation").and_then(Value::as_str) {
         Some("download") => Op::Download,
@@ -62,6 +67,7 @@ pub(crate) fn read_request(body: &mut dyn Read) -> Result<BatchRequest> {
             ))
         }
     };
+    allowed(op)?;
     if let Some(transfers) = request.get("transfers") {
         let basic = transfers
             .as_array()
@@ -151,11 +157,11 @@ pub(crate) fn batch<'s>(
     c: &LfsCall<'_>,
     body: &mut dyn Read,
 ) -> Result<Answer<'s>> {
-    let request = read_request(body)?;
+    let request = read_request(body, |op| match op {
+        Op::Upload => c.write.clone(),
+        _ => Ok(()),
+    })?;
     let op = request.op;
-    if op == Op::Upload {
-        c.write.clone()?;
-    }
     let repo_name = format!("{}/{}", c.repo.owner, c.repo.name);
     let base = urls::clone_url(&origin(site, c), &c.repo.owner, &c.repo.name);
     let expires = crate::time::now() + token::LIFETIME_SECS;
